@@ -1,0 +1,68 @@
+/*
+ * direct.c - the `direct` connector: passes each reading's value on unchanged. The daemon turns it
+ * into a desired count for a scaler target (rounded up, held to the scaler's min/max) or into
+ * "run now" for a trigger target. Labels and payload travel with it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "scalebus/plugin.h"
+
+typedef struct direct_state {
+    sb_instance *inst;
+    const sb_host *host;
+} direct_state;
+
+static const sb_option_spec direct_options[] = {
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static int direct_create(sb_instance *inst, const sb_host *host, const sb_value *values,
+                         void **state, char *err, size_t errlen)
+{
+    (void)values;
+    (void)err;
+    (void)errlen;
+    direct_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->inst = inst;
+    s->host = host;
+    *state = s;
+    return 0;
+}
+
+static void direct_on_event(void *state, const sb_event *ev)
+{
+    direct_state *s = state;
+    sb_publish out = {
+        .topic = SB_TOPIC_DESIRED,
+        .value = ev->value,
+        .labels = ev->labels,
+        .nlabels = ev->nlabels,
+    };
+    int rc = s->host->publish(s->inst, &out);
+    if (rc != 0)
+        s->host->log(s->inst, SB_LOG_WARN, "could not pass on %g from %s (error %d)", ev->value,
+                     ev->source_id, rc);
+}
+
+static void direct_destroy(void *state)
+{
+    free(state);
+}
+
+static const sb_plugin_descriptor direct_descriptor = {
+    .abi_version = SB_ABI_VERSION,
+    .size = sizeof(sb_plugin_descriptor),
+    .type = "direct",
+    .kind = SB_KIND_CONNECTOR,
+    .version = "1.0.0",
+    .description = "passes each reading on unchanged: a desired count to scalers, run-now to triggers",
+    .options = direct_options,
+    .create = direct_create,
+    .destroy = direct_destroy,
+    .on_event = direct_on_event,
+};
+
+SB_PLUGIN_EXPORT(direct_descriptor)

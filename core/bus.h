@@ -1,0 +1,68 @@
+/*
+ * bus.h - the event bus: one bounded queue drained on the loop thread, fed from any thread.
+ *
+ * Publishing copies the event (labels into one block, the payload by reference) into a ring under
+ * a short lock and wakes the loop with a uv_async; the loop drains in batches and calls each
+ * subscriber of the event's source. Order is kept per publisher. An event flagged
+ * SB_EVENT_COALESCE replaces the undelivered event with the same source, topic and labels, so a
+ * slow consumer sees the newest reading, never a backlog. Full queue: the event is dropped and
+ * counted. Subscribers are found by source number (an array index), never by a scan.
+ */
+#ifndef SCALEBUS_BUS_H
+#define SCALEBUS_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "scalebus/plugin.h"
+
+typedef struct bus bus;
+
+#define BUS_DEFAULT_CAPACITY 65536u
+#define BUS_BATCH 256u  /* events taken per lock */
+#define BUS_BUDGET 8192u /* events delivered per loop iteration before timers and I/O get a turn */
+
+typedef struct bus_stats {
+    uint64_t published; /* accepted into the queue */
+    uint64_t delivered; /* events taken off the queue and dispatched */
+    uint64_t coalesced; /* replaced by a newer event before delivery */
+    uint64_t dropped;   /* refused because the queue was full */
+    size_t queued;      /* waiting now */
+} bus_stats;
+
+/* capacity: the most events waiting at once (rounded up to a power of two). NULL on ENOMEM. */
+bus *bus_new(uv_loop_t *loop, size_t capacity);
+
+/* Close the bus's handles; the bus is freed once libuv has closed them (run the loop). Events
+ * still queued are released undelivered: call bus_flush first to deliver them. */
+void bus_close(bus *b);
+
+/* A publishing source. The id string is copied. Returns the source number (>= 1) or 0 on ENOMEM.
+ * Numbers are never reused, so an event queued by a removed source reaches no one. */
+uint32_t bus_source_add(bus *b, const char *id);
+/* Remove a source and every subscription to it (loop thread). */
+void bus_source_remove(bus *b, uint32_t source);
+
+/* Subscribe to a source (topic NULL: every topic; the string must outlive the subscription).
+ * Returns a subscription number (> 0) or a negative error. Loop thread only. */
+int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb, void *arg);
+void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription);
+
+/* Publish from any thread. Returns 0, or -ENOBUFS (full, counted as dropped), -ENOMEM, -EINVAL. */
+int bus_publish(bus *b, uint32_t source, const sb_publish *pub);
+
+/* Deliver everything queued now, on the loop thread (graceful stop). */
+void bus_flush(bus *b);
+
+void bus_get_stats(bus *b, bus_stats *out);
+
+/* Payload references, for host->payload_retain/release (loop thread). */
+const struct cJSON *bus_payload_retain(bus *b, const struct cJSON *payload);
+void bus_payload_release(bus *b, const struct cJSON *payload);
+
+/* Clocks used for event stamps. */
+uint64_t bus_now_mono_ns(void);
+int64_t bus_now_wall_ns(void);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * config.h - YAML pipeline files: parsing (libyaml, keeping every node's line:col), `${VAR}`
+ * expansion, durations, the structure checks (ids, from/to, cycles) and validation of each
+ * component's options against its plugin's options table.
+ *
+ * Two phases, because the plugin search path is itself in the file:
+ *   config_parse_file()       syntax, limits, top-level structure, ids, edges, cycles
+ *   config_validate_plugins() each component's type and options, using a lookup into the loader
+ * Both append every error they find to a config_errors list and go on; neither stops at the first.
+ */
+#ifndef SCALEBUS_CONFIG_H
+#define SCALEBUS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalebus/plugin.h"
+
+/* Limits that keep a hostile file from being followed. */
+#define CONFIG_MAX_FILE_BYTES (4u * 1024u * 1024u)
+#define CONFIG_MAX_DEPTH 64
+#define CONFIG_MAX_NODES 200000 /* counting every alias expansion */
+
+typedef enum config_node_kind {
+    CONFIG_SCALAR = 1,
+    CONFIG_SEQUENCE,
+    CONFIG_MAPPING
+} config_node_kind;
+
+typedef struct config_node {
+    config_node_kind kind;
+    int line, col; /* 1-based, where the node starts in the file */
+    char *scalar;  /* SCALAR: the text after ${VAR} expansion */
+    int quoted;    /* SCALAR: written with quotes (never null/bool by accident) */
+    struct config_node **keys;  /* MAPPING: key scalars, parallel to items */
+    struct config_node **items; /* SEQUENCE items, or MAPPING values */
+    size_t count;
+} config_node;
+
+typedef struct config_error {
+    char *file;
+    int line, col;
+    char *message;
+} config_error;
+
+typedef struct config_errors {
+    config_error *items;
+    size_t count, cap;
+} config_errors;
+
+typedef struct config_component {
+    sb_kind kind;
+    char *id;
+    char *type;
+    int line, col;           /* of the component's mapping */
+    const config_node *node; /* the whole mapping, owned by the config's tree */
+
+    /* Connectors: the edges. */
+    char **from;
+    size_t nfrom;
+    char **to;
+    size_t nto;
+    char **match_keys; /* match: {label: value-or-glob} */
+    char **match_values;
+    size_t nmatch;
+
+    /* Scalers: bounds, handled by the host for every scaler type. */
+    int64_t min, max;
+
+    /* Filled by config_validate_plugins(): one value per row of the plugin's options table. */
+    const sb_plugin_descriptor *plugin;
+    sb_value *values;
+    size_t nvalues;
+
+    /* Canonical text of type and every option: equal fingerprints mean an unchanged component
+     * across a reload. */
+    char *fingerprint;
+
+    void *arena; /* strings referenced by values, owned by the component */
+} config_component;
+
+typedef struct config {
+    char *path;
+    config_node *root;
+    char **plugin_paths; /* plugins.path, resolved against the file's folder */
+    size_t nplugin_paths;
+    sb_log_level log_level;
+    int log_level_set;
+    config_component *components; /* triggers, then connectors, then scalers, in file order */
+    size_t ncomponents;
+    void *arena; /* everything else the tree owns */
+} config;
+
+typedef const sb_plugin_descriptor *(*config_plugin_lookup)(void *ctx, const char *type);
+
+void config_errors_init(config_errors *errs);
+void config_errors_free(config_errors *errs);
+void config_error_add(config_errors *errs, const char *file, int line, int col, const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
+/* Prints each error as "FILE:LINE:COL: message\n". */
+void config_errors_print(const config_errors *errs, void *stdio_file);
+
+/* Parse and check structure. Returns a config (possibly partial) or NULL when the file cannot be
+ * read or parsed at all; errs gets every problem. A config with errs->count > 0 must not run. */
+config *config_parse_file(const char *path, config_errors *errs);
+config *config_parse_string(const char *text, size_t len, const char *name, config_errors *errs);
+
+/* Resolve each component's plugin and validate its options; fills values and fingerprint.
+ * kind mismatches ("cron is a trigger, not a scaler") and unknown types are errors. */
+int config_validate_plugins(config *cfg, config_plugin_lookup lookup, void *ctx,
+                            config_errors *errs);
+
+void config_free(config *cfg);
+
+/* Free option storage a running instance took over from a component (its values and arena; the
+ * daemon sets the component's pointers to NULL when it takes them, and config_free skips NULLs). */
+void config_component_values_free(sb_value *values, void *arena);
+
+const config_component *config_find(const config *cfg, const char *id);
+
+/* "500ms", "10s", "5m", "1h", "1d", combinations like "1m30s", or a bare number of seconds.
+ * Returns 0 or -EINVAL. */
+int config_parse_duration(const char *text, uint64_t *ms);
+
+/* Glob with * ? and [...] as fnmatch(3); used by connectors' match. */
+int config_glob_match(const char *pattern, const char *text);
+
+#endif

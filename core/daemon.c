@@ -1,0 +1,1049 @@
+/*
+ * daemon.c - the running daemon (see daemon.h): instances, the host table plugins call, the wiring
+ * of connectors' edges onto the bus, graceful stop and reload.
+ *
+ * Every component of the file becomes one sb_instance with its own bus source. Edges are bus
+ * subscriptions the daemon owns: a connector subscribes to the readings of its `from` triggers
+ * (filtered by `match`), and each `to` target subscribes to the connector's desired counts, which
+ * the daemon turns into a clamped desired count for a scaler or into "run now" for a trigger.
+ * Instances are found by id through a hash map, so nothing here scans all pipelines per event.
+ */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus.h"
+#include "loader.h"
+#include "log.h"
+
+/* ---- a string -> pointer map (open addressing) ---------------------------------------------- */
+
+typedef struct strmap {
+    const char **keys;
+    void **vals;
+    size_t cap, count;
+} strmap;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void *strmap_get(const strmap *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = str_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i])
+            return NULL;
+        if (strcmp(m->keys[i], key) == 0)
+            return m->vals[i];
+    }
+}
+
+static int strmap_put(strmap *m, const char *key, void *val);
+
+static int strmap_grow(strmap *m)
+{
+    strmap n = {0};
+    n.cap = m->cap ? m->cap * 2 : 64;
+    n.keys = calloc(n.cap, sizeof *n.keys);
+    n.vals = calloc(n.cap, sizeof *n.vals);
+    if (!n.keys || !n.vals) {
+        free(n.keys);
+        free(n.vals);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i])
+            strmap_put(&n, m->keys[i], m->vals[i]);
+    free(m->keys);
+    free(m->vals);
+    *m = n;
+    return 0;
+}
+
+/* key must outlive its entry (it is the instance's own id). */
+static int strmap_put(strmap *m, const char *key, void *val)
+{
+    if ((m->count + 1) * 2 > m->cap && strmap_grow(m) != 0)
+        return -ENOMEM;
+    size_t i = str_hash(key) & (m->cap - 1);
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i])
+        m->count++;
+    m->keys[i] = key;
+    m->vals[i] = val;
+    return 0;
+}
+
+static void strmap_del(strmap *m, const char *key)
+{
+    if (!m->cap)
+        return;
+    size_t i = str_hash(key) & (m->cap - 1);
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i])
+        return;
+    m->keys[i] = NULL;
+    m->count--;
+    /* Re-insert the rest of the probe run so later lookups still find it. */
+    for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+        const char *k = m->keys[j];
+        void *v = m->vals[j];
+        m->keys[j] = NULL;
+        m->count--;
+        strmap_put(m, k, v);
+    }
+}
+
+static void strmap_free(strmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- instances ---------------------------------------------------------------------------- */
+
+struct sb_timer {
+    uv_timer_t handle;
+    sb_instance *inst;
+    sb_timer_cb cb;
+    void *arg;
+    sb_timer *prev, *next; /* the instance's live timers */
+};
+
+typedef struct sub_ref {
+    uint32_t source;
+    int64_t id;
+} sub_ref;
+
+typedef enum inst_state { INST_CREATED, INST_RUNNING, INST_STOPPING, INST_STOPPED } inst_state;
+
+struct sb_instance {
+    sb_daemon *d;
+    char *id;
+    char *type;
+    sb_kind kind;
+    const sb_plugin_descriptor *desc;
+    void *state;
+    uint32_t source;
+    int64_t min, max;
+    inst_state st;
+    char *fingerprint;
+    /* Option storage taken over from the config component that created the instance. */
+    sb_value *values;
+    void *values_arena;
+    /* Connector filter. */
+    char **match_keys, **match_values;
+    size_t nmatch;
+    /* Subscriptions made by the plugin through host->subscribe. */
+    sub_ref *subs;
+    size_t nsubs, subs_cap;
+    sb_timer *timers;
+    double last_desired; /* scalers: last clamped desired count delivered, NAN if none */
+    int kept;            /* scratch flag during a reload */
+    sb_instance *next_retiring;
+};
+
+typedef struct edge {
+    uint32_t source;
+    int64_t sub;
+    sb_instance *from_inst; /* connector, for messages */
+    sb_instance *target;
+} edge;
+
+struct sb_daemon {
+    uv_loop_t *loop;
+    bus *bus;
+    loader *loader;
+    sb_logger logger;
+    daemon_options opts;
+    char **extra_dirs;
+    size_t nextra_dirs;
+    int loaded_builtin;
+
+    strmap by_id;
+    sb_instance **insts; /* in start order: scalers, connectors, triggers */
+    size_t ninsts, insts_cap;
+    edge *edges;
+    size_t nedges, edges_cap;
+
+    sb_instance *retiring; /* stopping or stopped, not yet destroyed */
+    size_t pending_stops;
+
+    int stopping;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    uv_idle_t finish; /* runs the stop's completion outside plugin callbacks */
+    int finish_init;
+};
+
+static const sb_host host_table;
+
+static void inst_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void inst_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(&inst->d->logger, level, inst->id, fmt, ap);
+    va_end(ap);
+}
+
+#define dlog(d, level, ...) log_write(&(d)->logger, level, NULL, __VA_ARGS__)
+
+/* ---- host table ---------------------------------------------------------------------------- */
+
+static int host_publish(sb_instance *inst, const sb_publish *ev)
+{
+    if (!inst || inst->source == 0)
+        return -EINVAL;
+    return bus_publish(inst->d->bus, inst->source, ev);
+}
+
+static void host_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(&inst->d->logger, level, inst->id, fmt, ap);
+    va_end(ap);
+}
+
+static void timer_fired(uv_timer_t *h)
+{
+    sb_timer *t = h->data;
+    t->cb(t->arg);
+}
+
+static sb_timer *host_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                                sb_timer_cb cb, void *arg)
+{
+    if (!cb)
+        return NULL;
+    sb_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->inst = inst;
+    t->cb = cb;
+    t->arg = arg;
+    uv_timer_init(inst->d->loop, &t->handle);
+    t->handle.data = t;
+    t->next = inst->timers;
+    if (inst->timers)
+        inst->timers->prev = t;
+    inst->timers = t;
+    uv_timer_start(&t->handle, timer_fired, timeout_ms, repeat_ms);
+    return t;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void host_timer_free(sb_timer *t)
+{
+    if (!t)
+        return;
+    sb_instance *inst = t->inst;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        inst->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    uv_timer_stop(&t->handle);
+    uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+static void *host_loop(sb_instance *inst)
+{
+    return inst->d->loop;
+}
+
+static const char *host_instance_id(sb_instance *inst)
+{
+    return inst->id;
+}
+
+static int host_dry_run(sb_instance *inst)
+{
+    return inst->d->opts.dry_run;
+}
+
+static void inst_stopped(sb_instance *inst);
+
+static void host_stopped(sb_instance *inst)
+{
+    if (inst->st == INST_STOPPING)
+        inst_stopped(inst);
+}
+
+static int host_subscribe(sb_instance *inst, const char *source_id, const char *topic,
+                          sb_event_cb cb, void *arg)
+{
+    sb_instance *src = strmap_get(&inst->d->by_id, source_id);
+    if (!src)
+        return -ENOENT;
+    if (inst->nsubs == inst->subs_cap) {
+        size_t ncap = inst->subs_cap ? inst->subs_cap * 2 : 4;
+        sub_ref *n = realloc(inst->subs, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        inst->subs = n;
+        inst->subs_cap = ncap;
+    }
+    int64_t id = bus_subscribe(inst->d->bus, src->source, topic, cb, arg);
+    if (id < 0)
+        return (int)id;
+    inst->subs[inst->nsubs++] = (sub_ref){src->source, id};
+    return 0;
+}
+
+static const struct cJSON *host_payload_retain(sb_instance *inst, const struct cJSON *p)
+{
+    return bus_payload_retain(inst->d->bus, p);
+}
+
+static void host_payload_release(sb_instance *inst, const struct cJSON *p)
+{
+    bus_payload_release(inst->d->bus, p);
+}
+
+static void host_bounds(sb_instance *inst, int64_t *min, int64_t *max)
+{
+    if (min)
+        *min = inst->min;
+    if (max)
+        *max = inst->max;
+}
+
+static const sb_host host_table = {
+    .size = sizeof(sb_host),
+    .version = SB_HOST_VERSION,
+    .publish = host_publish,
+    .log = host_log,
+    .timer_new = host_timer_new,
+    .timer_free = host_timer_free,
+    .loop = host_loop,
+    .instance_id = host_instance_id,
+    .dry_run = host_dry_run,
+    .stopped = host_stopped,
+    .subscribe = host_subscribe,
+    .payload_retain = host_payload_retain,
+    .payload_release = host_payload_release,
+    .bounds = host_bounds,
+};
+
+/* ---- instance lifecycle ---------------------------------------------------------------------- */
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char **dup_strv(char *const *v, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    char **out = calloc(n, sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!(out[i] = strdup(v[i]))) {
+            free_strv(out, i);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* An error from create() that starts with "OPTION:" is placed at that option's value. */
+static void create_error_position(const config_component *c, const char *msg, int *line, int *col)
+{
+    *line = c->line;
+    *col = c->col;
+    const char *colon = strchr(msg, ':');
+    if (!colon || !c->node || c->node->kind != CONFIG_MAPPING)
+        return;
+    size_t klen = (size_t)(colon - msg);
+    for (size_t i = 0; i < c->node->count; i++) {
+        const config_node *k = c->node->keys[i];
+        if (k->scalar && strlen(k->scalar) == klen && strncmp(k->scalar, msg, klen) == 0) {
+            *line = c->node->items[i]->line;
+            *col = c->node->items[i]->col;
+            return;
+        }
+    }
+}
+
+/* Build an instance from a validated component; takes over its option storage on success. */
+static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *file,
+                                config_errors *errs)
+{
+    sb_instance *inst = calloc(1, sizeof *inst);
+    if (!inst)
+        goto oom;
+    inst->d = d;
+    inst->kind = c->kind;
+    inst->desc = c->plugin;
+    inst->min = c->min;
+    inst->max = c->max;
+    inst->last_desired = NAN;
+    inst->id = xstrdup(c->id);
+    inst->type = xstrdup(c->type);
+    inst->fingerprint = xstrdup(c->fingerprint ? c->fingerprint : "");
+    if (!inst->id || !inst->type || !inst->fingerprint)
+        goto oom;
+    if (c->nmatch) {
+        inst->match_keys = dup_strv(c->match_keys, c->nmatch);
+        inst->match_values = dup_strv(c->match_values, c->nmatch);
+        if (!inst->match_keys || !inst->match_values)
+            goto oom;
+        inst->nmatch = c->nmatch;
+    }
+    char err[512] = "";
+    int rc = c->plugin->create(inst, &host_table, c->values, &inst->state, err, sizeof err);
+    if (rc != 0) {
+        int line, col;
+        create_error_position(c, err, &line, &col);
+        config_error_add(errs, file, line, col, "%s '%s': %s", c->type, c->id,
+                         err[0] ? err : strerror(rc < 0 ? -rc : rc));
+        goto fail;
+    }
+    inst->values = c->values;
+    inst->values_arena = c->arena;
+    c->values = NULL;
+    c->arena = NULL;
+    return inst;
+oom:
+    config_error_add(errs, file, c->line, c->col, "out of memory creating '%s'", c->id);
+fail:
+    if (inst) {
+        /* Timers a failed create left behind. */
+        while (inst->timers)
+            host_timer_free(inst->timers);
+        free(inst->id);
+        free(inst->type);
+        free(inst->fingerprint);
+        free_strv(inst->match_keys, inst->nmatch ? inst->nmatch : 0);
+        free_strv(inst->match_values, inst->nmatch ? inst->nmatch : 0);
+        free(inst);
+    }
+    return NULL;
+}
+
+static void inst_destroy(sb_instance *inst)
+{
+    sb_daemon *d = inst->d;
+    if (inst->desc && inst->state)
+        inst->desc->destroy(inst->state);
+    while (inst->timers)
+        host_timer_free(inst->timers);
+    for (size_t i = 0; i < inst->nsubs; i++)
+        bus_unsubscribe(d->bus, inst->subs[i].source, inst->subs[i].id);
+    if (inst->source)
+        bus_source_remove(d->bus, inst->source);
+    config_component_values_free(inst->values, inst->values_arena);
+    free(inst->subs);
+    free_strv(inst->match_keys, inst->nmatch);
+    free_strv(inst->match_values, inst->nmatch);
+    free(inst->id);
+    free(inst->type);
+    free(inst->fingerprint);
+    free(inst);
+}
+
+static int inst_start(sb_instance *inst)
+{
+    inst->source = bus_source_add(inst->d->bus, inst->id);
+    if (!inst->source)
+        return -ENOMEM;
+    int rc = inst->desc->start ? inst->desc->start(inst->state) : 0;
+    if (rc != 0) {
+        inst_log(inst, SB_LOG_ERROR, "start failed: %s", strerror(rc < 0 ? -rc : rc));
+        return rc;
+    }
+    inst->st = INST_RUNNING;
+    inst_log(inst, SB_LOG_DEBUG, "started (%s %s)", loader_kind_name(inst->kind), inst->type);
+    return 0;
+}
+
+static void daemon_maybe_finish(sb_daemon *d);
+
+static void inst_stopped(sb_instance *inst)
+{
+    inst->st = INST_STOPPED;
+    sb_daemon *d = inst->d;
+    if (d->pending_stops > 0)
+        d->pending_stops--;
+    inst_log(inst, SB_LOG_DEBUG, "stopped");
+    daemon_maybe_finish(d);
+}
+
+/* Ask an instance to stop; it moves to the retiring list and is destroyed once stopped. */
+static void inst_retire(sb_daemon *d, sb_instance *inst)
+{
+    /* No more events reach it, and it no longer appears by id. */
+    if (strmap_get(&d->by_id, inst->id) == inst)
+        strmap_del(&d->by_id, inst->id);
+    if (inst->source) {
+        bus_source_remove(d->bus, inst->source);
+    }
+    inst->next_retiring = d->retiring;
+    d->retiring = inst;
+    if (inst->st != INST_RUNNING) {
+        inst->st = INST_STOPPED;
+        return;
+    }
+    inst->st = INST_STOPPING;
+    d->pending_stops++;
+    int rc = inst->desc->stop ? inst->desc->stop(inst->state) : 0;
+    if (rc != SB_PENDING && inst->st == INST_STOPPING)
+        inst_stopped(inst);
+}
+
+/* Destroy retired instances whose stop has finished. */
+static void daemon_reap_retired(sb_daemon *d)
+{
+    sb_instance **pp = &d->retiring;
+    while (*pp) {
+        sb_instance *inst = *pp;
+        if (inst->st == INST_STOPPED) {
+            *pp = inst->next_retiring;
+            inst_destroy(inst);
+        } else {
+            pp = &inst->next_retiring;
+        }
+    }
+}
+
+static void finish_cb(uv_idle_t *h)
+{
+    sb_daemon *d = h->data;
+    uv_idle_stop(h);
+    daemon_reap_retired(d);
+    if (d->stopping && d->pending_stops == 0 && d->ninsts == 0 && !d->retiring) {
+        void (*done)(void *) = d->stop_done;
+        d->stop_done = NULL;
+        if (done)
+            done(d->stop_arg);
+    }
+}
+
+/* Completion runs from an idle callback, never inside the plugin's own stopped() call. */
+static void daemon_maybe_finish(sb_daemon *d)
+{
+    if (d->finish_init)
+        uv_idle_start(&d->finish, finish_cb);
+}
+
+/* ---- edges --------------------------------------------------------------------------------- */
+
+static int labels_match(const sb_instance *conn, const sb_event *ev)
+{
+    for (size_t m = 0; m < conn->nmatch; m++) {
+        const char *want = conn->match_values[m];
+        const char *have = NULL;
+        for (size_t i = 0; i < ev->nlabels; i++) {
+            if (strcmp(ev->labels[i].key, conn->match_keys[m]) == 0) {
+                have = ev->labels[i].value;
+                break;
+            }
+        }
+        if (!have || !config_glob_match(want, have))
+            return 0;
+    }
+    return 1;
+}
+
+/* trigger -> connector: a reading, filtered by the connector's match. */
+static void edge_to_connector(void *arg, const sb_event *ev)
+{
+    sb_instance *conn = arg;
+    if (conn->st != INST_RUNNING || !labels_match(conn, ev))
+        return;
+    conn->desc->on_event(conn->state, ev);
+}
+
+static void deliver_desired(sb_instance *scaler, const sb_event *ev)
+{
+    if (isnan(ev->value)) {
+        inst_log(scaler, SB_LOG_WARN, "ignored a desired count that is not a number from %s",
+                 ev->source_id);
+        return;
+    }
+    /* Rounded up, then held to [min, max]: no input can scale outside the bounds. */
+    double want = ceil(ev->value - 1e-9);
+    double clamped = want;
+    if (clamped < (double)scaler->min)
+        clamped = (double)scaler->min;
+    if (clamped > (double)scaler->max)
+        clamped = (double)scaler->max;
+    if (clamped != want)
+        inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s held to %.0f (min %lld, max %lld)",
+                 want, ev->source_id, clamped, (long long)scaler->min, (long long)scaler->max);
+    else if (clamped != scaler->last_desired)
+        inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s", clamped, ev->source_id);
+    scaler->last_desired = clamped;
+    sb_event out = *ev;
+    out.topic = SB_TOPIC_DESIRED;
+    out.value = clamped;
+    scaler->desc->on_event(scaler->state, &out);
+}
+
+/* connector -> target: a desired count for a scaler, or "run now" for a trigger. */
+static void edge_to_target(void *arg, const sb_event *ev)
+{
+    sb_instance *target = arg;
+    if (target->st != INST_RUNNING)
+        return;
+    if (target->kind == SB_KIND_SCALER) {
+        deliver_desired(target, ev);
+    } else if (target->kind == SB_KIND_TRIGGER && target->desc->on_event) {
+        sb_event out = *ev;
+        out.topic = SB_TOPIC_RUN;
+        target->desc->on_event(target->state, &out);
+    }
+}
+
+static void edges_clear(sb_daemon *d)
+{
+    for (size_t i = 0; i < d->nedges; i++)
+        bus_unsubscribe(d->bus, d->edges[i].source, d->edges[i].sub);
+    d->nedges = 0;
+}
+
+static int edge_add(sb_daemon *d, sb_instance *from, const char *topic, sb_event_cb cb,
+                    sb_instance *target)
+{
+    if (d->nedges == d->edges_cap) {
+        size_t ncap = d->edges_cap ? d->edges_cap * 2 : 64;
+        edge *n = realloc(d->edges, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        d->edges = n;
+        d->edges_cap = ncap;
+    }
+    int64_t sub = bus_subscribe(d->bus, from->source, topic, cb, target);
+    if (sub < 0)
+        return (int)sub;
+    d->edges[d->nedges++] = (edge){from->source, sub, from, target};
+    return 0;
+}
+
+static int edges_build(sb_daemon *d, const config *cfg)
+{
+    edges_clear(d);
+    for (size_t i = 0; i < cfg->ncomponents; i++) {
+        const config_component *c = &cfg->components[i];
+        if (c->kind != SB_KIND_CONNECTOR)
+            continue;
+        sb_instance *conn = strmap_get(&d->by_id, c->id);
+        if (!conn)
+            continue;
+        for (size_t f = 0; f < c->nfrom; f++) {
+            sb_instance *src = strmap_get(&d->by_id, c->from[f]);
+            if (src && edge_add(d, src, SB_TOPIC_READING, edge_to_connector, conn) != 0)
+                return -ENOMEM;
+        }
+        for (size_t t = 0; t < c->nto; t++) {
+            sb_instance *dst = strmap_get(&d->by_id, c->to[t]);
+            if (dst && edge_add(d, conn, SB_TOPIC_DESIRED, edge_to_target, dst) != 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ---- loading and reloading ------------------------------------------------------------------ */
+
+typedef struct report_ctx {
+    sb_daemon *d;
+} report_ctx;
+
+static void report_plugin_error(void *arg, const char *line)
+{
+    sb_daemon *d = arg;
+    dlog(d, SB_LOG_ERROR, "%s", line);
+}
+
+static void daemon_load_builtin(sb_daemon *d)
+{
+    if (d->loaded_builtin)
+        return;
+    d->loaded_builtin = 1;
+    char dir[PATH_MAX];
+    loader_builtin_dir(dir, sizeof dir);
+    loader_load_dir(d->loader, dir, report_plugin_error, d);
+    for (size_t i = 0; i < d->nextra_dirs; i++)
+        loader_load_dir(d->loader, d->extra_dirs[i], report_plugin_error, d);
+}
+
+static const sb_plugin_descriptor *lookup_plugin(void *ctx, const char *type)
+{
+    return loader_find(ctx, type);
+}
+
+/* Parse and validate a file: NULL (errors in errs) or a config ready to run. */
+static config *daemon_prepare(sb_daemon *d, const char *path, config_errors *errs)
+{
+    config *cfg = config_parse_file(path, errs);
+    if (!cfg)
+        return NULL;
+    daemon_load_builtin(d);
+    for (size_t i = 0; i < cfg->nplugin_paths; i++)
+        loader_load_dir(d->loader, cfg->plugin_paths[i], report_plugin_error, d);
+    config_validate_plugins(cfg, lookup_plugin, d->loader, errs);
+    if (errs->count > 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static int insts_push(sb_daemon *d, sb_instance *inst)
+{
+    if (d->ninsts == d->insts_cap) {
+        size_t ncap = d->insts_cap ? d->insts_cap * 2 : 64;
+        sb_instance **n = realloc(d->insts, ncap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        d->insts = n;
+        d->insts_cap = ncap;
+    }
+    d->insts[d->ninsts++] = inst;
+    return 0;
+}
+
+static int kind_order(sb_kind k)
+{
+    return k == SB_KIND_SCALER ? 0 : k == SB_KIND_CONNECTOR ? 1 : 2;
+}
+
+static void send_initial_desired(sb_instance *scaler)
+{
+    sb_event ev = {.source_id = "scalebus", .topic = SB_TOPIC_DESIRED,
+                   .mono_ns = bus_now_mono_ns(), .wall_ns = bus_now_wall_ns(),
+                   .value = (double)scaler->min};
+    deliver_desired(scaler, &ev);
+}
+
+int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
+{
+    if (d->stopping)
+        return -ECANCELED;
+    config *cfg = daemon_prepare(d, path, errs);
+    if (!cfg) {
+        dlog(d, SB_LOG_ERROR, "%s: %zu error(s); %s", path, errs->count,
+             d->ninsts ? "the running pipelines carry on unchanged" : "nothing started");
+        for (size_t i = 0; i < errs->count; i++)
+            dlog(d, SB_LOG_ERROR, "%s:%d:%d: %s", errs->items[i].file, errs->items[i].line,
+                 errs->items[i].col, errs->items[i].message);
+        return -EINVAL;
+    }
+    if (!d->opts.log_level_set && cfg->log_level_set)
+        d->logger.level = cfg->log_level;
+
+    /* Decide per component: keep (same id, kind, type and fingerprint) or create anew. Every new
+     * instance is created before anything running is touched, so a failing create leaves the
+     * running pipelines as they were. */
+    size_t n = cfg->ncomponents;
+    sb_instance **plan = calloc(n ? n : 1, sizeof *plan);
+    char *keep = calloc(n ? n : 1, 1);
+    if (!plan || !keep) {
+        free(plan);
+        free(keep);
+        config_free(cfg);
+        config_error_add(errs, path, 0, 0, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        config_component *c = &cfg->components[i];
+        sb_instance *old = strmap_get(&d->by_id, c->id);
+        if (old && old->kind == c->kind && strcmp(old->type, c->type) == 0 &&
+            strcmp(old->fingerprint, c->fingerprint ? c->fingerprint : "") == 0 &&
+            old->st == INST_RUNNING) {
+            plan[i] = old;
+            keep[i] = 1;
+            continue;
+        }
+        plan[i] = inst_create(d, c, cfg->path, errs);
+    }
+    if (errs->count > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (!keep[i] && plan[i])
+                inst_destroy(plan[i]);
+        free(plan);
+        free(keep);
+        dlog(d, SB_LOG_ERROR, "%s: %zu error(s); %s", path, errs->count,
+             d->ninsts ? "the running pipelines carry on unchanged" : "nothing started");
+        for (size_t i = 0; i < errs->count; i++)
+            dlog(d, SB_LOG_ERROR, "%s:%d:%d: %s", errs->items[i].file, errs->items[i].line,
+                 errs->items[i].col, errs->items[i].message);
+        config_free(cfg);
+        return -EINVAL;
+    }
+
+    /* Retire what is not kept: removed components and changed ones. */
+    size_t kept = 0, added = 0, removed = 0;
+    sb_instance **old_insts = d->insts;
+    size_t old_n = d->ninsts;
+    d->insts = NULL;
+    d->ninsts = d->insts_cap = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            plan[i]->kept = 1;
+    for (size_t i = 0; i < old_n; i++) {
+        if (old_insts[i]->kept) {
+            old_insts[i]->kept = 0;
+            continue;
+        }
+        inst_log(old_insts[i], SB_LOG_INFO, "removed or changed: stopping");
+        inst_retire(d, old_insts[i]);
+        removed++;
+    }
+    free(old_insts);
+
+    /* Register, then start new instances: scalers first so nothing publishes into the void. */
+    int rc = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            if (kind_order(cfg->components[i].kind) != pass)
+                continue;
+            sb_instance *inst = plan[i];
+            insts_push(d, inst);
+            if (keep[i]) {
+                kept++;
+                continue;
+            }
+            strmap_put(&d->by_id, inst->id, inst);
+            added++;
+            if (inst_start(inst) != 0) {
+                rc = -EIO;
+                continue;
+            }
+            if (inst->kind == SB_KIND_SCALER)
+                send_initial_desired(inst);
+        }
+    }
+    edges_build(d, cfg);
+    dlog(d, SB_LOG_INFO, "%s: %zu component(s) running (%zu kept, %zu started, %zu stopped)", path,
+         d->ninsts, kept, added, removed);
+    free(plan);
+    free(keep);
+    config_free(cfg);
+    daemon_maybe_finish(d);
+    return rc;
+}
+
+int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_errors *errs)
+{
+    config *cfg = daemon_prepare(d, path, errs);
+    if (!cfg)
+        return -EINVAL;
+    /* Create every component (never started) so errors only a plugin can see, such as a cron
+     * schedule's, are reported too, at their file positions. */
+    sb_instance **made = calloc(cfg->ncomponents ? cfg->ncomponents : 1, sizeof *made);
+    if (!made) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->ncomponents; i++)
+        made[i] = inst_create(d, &cfg->components[i], cfg->path, errs);
+    if (errs->count == 0 && next_n > 0) {
+        int64_t now = bus_now_wall_ns() / 1000000000ll;
+        int64_t *times = calloc((size_t)next_n, sizeof *times);
+        int32_t *offs = calloc((size_t)next_n, sizeof *offs);
+        for (size_t i = 0; times && offs && i < cfg->ncomponents; i++) {
+            sb_instance *inst = made[i];
+            if (!inst || inst->kind != SB_KIND_TRIGGER || !inst->desc->next_fire_times)
+                continue;
+            int got = inst->desc->next_fire_times(inst->state, now, times, offs, next_n);
+            for (int k = 0; k < got; k++) {
+                time_t local = (time_t)(times[k] + offs[k]);
+                struct tm tm;
+                gmtime_r(&local, &tm);
+                int32_t o = offs[k] < 0 ? -offs[k] : offs[k];
+                fprintf(out, "%s %04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d\n", inst->id,
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, offs[k] < 0 ? '-' : '+', o / 3600, (o % 3600) / 60);
+            }
+        }
+        free(times);
+        free(offs);
+    }
+    for (size_t i = 0; i < cfg->ncomponents; i++)
+        if (made[i])
+            inst_destroy(made[i]);
+    free(made);
+    config_free(cfg);
+    return errs->count ? -EINVAL : 0;
+}
+
+void daemon_describe_plugins(sb_daemon *d)
+{
+    daemon_load_builtin(d);
+}
+
+const void *daemon_loader(sb_daemon *d)
+{
+    return d->loader;
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
+{
+    sb_daemon *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->loop = loop;
+    if (opts)
+        d->opts = *opts;
+    d->opts.plugin_dirs = NULL;
+    log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
+    d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
+    d->loader = loader_new();
+    if (opts && opts->nplugin_dirs) {
+        d->extra_dirs = dup_strv((char *const *)opts->plugin_dirs, opts->nplugin_dirs);
+        d->nextra_dirs = d->extra_dirs ? opts->nplugin_dirs : 0;
+    }
+    if (!d->bus || !d->loader || uv_idle_init(loop, &d->finish) != 0) {
+        if (d->bus)
+            bus_close(d->bus);
+        loader_free(d->loader);
+        free_strv(d->extra_dirs, d->nextra_dirs);
+        free(d);
+        return NULL;
+    }
+    d->finish.data = d;
+    d->finish_init = 1;
+    return d;
+}
+
+static void stop_kind(sb_daemon *d, sb_kind kind)
+{
+    /* Retire from the end of the array so removal keeps the rest in order. */
+    size_t w = 0;
+    for (size_t i = 0; i < d->ninsts; i++) {
+        sb_instance *inst = d->insts[i];
+        if (inst->kind == kind)
+            inst_retire(d, inst);
+        else
+            d->insts[w++] = inst;
+    }
+    d->ninsts = w;
+}
+
+void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
+{
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = 1;
+    d->stop_done = done;
+    d->stop_arg = arg;
+    dlog(d, SB_LOG_INFO, "stopping: triggers, then queued events, then connectors and scalers");
+    /* Triggers first so nothing new arrives, then deliver what is queued, so the last readings
+     * still reach the connectors and their decisions reach the scalers. */
+    stop_kind(d, SB_KIND_TRIGGER);
+    bus_flush(d->bus);
+    stop_kind(d, SB_KIND_CONNECTOR);
+    bus_flush(d->bus);
+    edges_clear(d);
+    stop_kind(d, SB_KIND_SCALER);
+    daemon_maybe_finish(d);
+}
+
+static void finish_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void daemon_free(sb_daemon *d)
+{
+    if (!d)
+        return;
+    /* Anything still running or stopping is destroyed now (a caller that skipped daemon_stop). */
+    for (size_t i = 0; i < d->ninsts; i++) {
+        d->insts[i]->st = INST_STOPPED;
+        inst_destroy(d->insts[i]);
+    }
+    while (d->retiring) {
+        sb_instance *inst = d->retiring;
+        d->retiring = inst->next_retiring;
+        inst_destroy(inst);
+    }
+    free(d->insts);
+    free(d->edges);
+    strmap_free(&d->by_id);
+    bus_close(d->bus);
+    loader_free(d->loader);
+    free_strv(d->extra_dirs, d->nextra_dirs);
+    uv_close((uv_handle_t *)&d->finish, finish_closed);
+    /* The idle handle is embedded: free only after libuv is done with it. */
+    d->finish.data = NULL;
+    uv_run(d->loop, UV_RUN_NOWAIT);
+    free(d);
+}
+
+int daemon_send(sb_daemon *d, const char *target_id, const char *topic, double value)
+{
+    sb_instance *t = strmap_get(&d->by_id, target_id);
+    if (!t || t->st != INST_RUNNING)
+        return -ENOENT;
+    sb_event ev = {.source_id = "scalebus", .topic = topic, .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(), .value = value};
+    if (t->kind == SB_KIND_SCALER)
+        deliver_desired(t, &ev);
+    else if (t->desc->on_event)
+        t->desc->on_event(t->state, &ev);
+    return 0;
+}
+
+int daemon_subscribe(sb_daemon *d, const char *source_id, const char *topic, sb_event_cb cb,
+                     void *arg)
+{
+    sb_instance *src = strmap_get(&d->by_id, source_id);
+    if (!src)
+        return -ENOENT;
+    int64_t id = bus_subscribe(d->bus, src->source, topic, cb, arg);
+    return id < 0 ? (int)id : 0;
+}
+
+void daemon_get_stats(const sb_daemon *d, daemon_stats *out)
+{
+    bus_stats bs;
+    bus_get_stats(d->bus, &bs);
+    out->published = bs.published;
+    out->delivered = bs.delivered;
+    out->coalesced = bs.coalesced;
+    out->dropped = bs.dropped;
+    out->instances = d->ninsts;
+}

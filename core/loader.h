@@ -1,0 +1,40 @@
+/*
+ * loader.h - finds plugin shared objects, dlopens them and checks their descriptors. Built-in
+ * plugins load through exactly this path, like anyone else's. A file that fails a check gives one
+ * line naming the file and the reason, and is not loaded; the others still are.
+ */
+#ifndef SCALEBUS_LOADER_H
+#define SCALEBUS_LOADER_H
+
+#include <stddef.h>
+
+#include "scalebus/plugin.h"
+
+typedef struct loader loader;
+
+/* Receives one line per refused file: "PATH: reason". */
+typedef void (*loader_report_fn)(void *arg, const char *line);
+
+loader *loader_new(void);
+void loader_free(loader *l); /* dlcloses every plugin: free every instance first */
+
+/* Load one file. Returns 0, or a negative code with the reason in err ("PATH: reason"). A file
+ * already loaded (same real path) is skipped with 0. */
+int loader_load_file(loader *l, const char *path, char *err, size_t errlen);
+
+/* Load every *.so in a folder, in name order. Returns how many files were refused (each one
+ * reported), or a negative code when the folder itself cannot be used (also reported). */
+int loader_load_dir(loader *l, const char *dir, loader_report_fn report, void *arg);
+
+/* The folder holding the built-in plugins: <exe dir>/plugins in a build tree, else
+ * <exe dir>/../lib/scalebus/plugins, else the configured install folder. Writes into buf. */
+const char *loader_builtin_dir(char *buf, size_t buflen);
+
+const sb_plugin_descriptor *loader_find(const loader *l, const char *type);
+const char *loader_path_of(const loader *l, const char *type);
+size_t loader_count(const loader *l);
+const sb_plugin_descriptor *loader_at(const loader *l, size_t i);
+
+const char *loader_kind_name(sb_kind kind);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * log.h - the daemon's log lines: "TIME LEVEL [who] message" on stderr, filtered by level.
+ * One logger belongs to the daemon's top-level context; nothing here is global.
+ */
+#ifndef SCALEBUS_LOG_H
+#define SCALEBUS_LOG_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "scalebus/plugin.h"
+
+typedef struct sb_logger {
+    sb_log_level level;
+    FILE *out;
+} sb_logger;
+
+void log_init(sb_logger *lg, sb_log_level level, FILE *out);
+void log_vwrite(const sb_logger *lg, sb_log_level level, const char *who, const char *fmt,
+                va_list ap) __attribute__((format(printf, 4, 0)));
+void log_write(const sb_logger *lg, sb_log_level level, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "error", "warn", "info", "debug" -> level; returns 0 or -EINVAL. */
+int log_level_parse(const char *name, sb_log_level *out);
+const char *log_level_name(sb_log_level level);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * main.c - the scalebus command line: run, check, plugins, --version, --help.
+ *
+ * `run` owns the process: one libuv loop, SIGINT/SIGTERM for a graceful stop (a second one stops
+ * at once), SIGHUP to re-read the file. Everything else is a short command that exits with 0 on
+ * success, 1 on invalid input and 2 on a usage error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "loader.h"
+#include "log.h"
+
+#ifndef SB_VERSION
+#define SB_VERSION "0.0.0"
+#endif
+
+#define MAX_PLUGIN_DIRS 32
+
+static const char usage_main[] =
+    "usage: scalebus <command> [options]\n"
+    "\n"
+    "An event-bus autoscaler: triggers read load, connectors decide, scalers act.\n"
+    "\n"
+    "commands:\n"
+    "  run FILE          run the pipelines in FILE in the foreground\n"
+    "  check FILE        validate FILE and print every error as FILE:LINE:COL: message\n"
+    "  plugins           list the plugins scalebus can load\n"
+    "\n"
+    "options:\n"
+    "  --version         print the version\n"
+    "  --help            this text; `scalebus COMMAND --help` for a command's\n";
+
+static const char usage_run[] =
+    "usage: scalebus run FILE [--dry-run] [--log-level LEVEL] [--plugin-dir DIR]...\n"
+    "\n"
+    "Runs the pipelines in FILE until SIGINT or SIGTERM (graceful stop: triggers stop, queued\n"
+    "events are delivered, scalers stop their instances; a second signal exits at once).\n"
+    "SIGHUP re-reads FILE: a file with errors is refused and the running pipelines carry on;\n"
+    "unchanged components keep their state.\n"
+    "\n"
+    "  --dry-run           scalers log each action they would take, and take none\n"
+    "  --log-level LEVEL   error, warn, info (default, or log.level from FILE) or debug\n"
+    "  --plugin-dir DIR    also load plugins from DIR (before plugins.path from FILE)\n";
+
+static const char usage_check[] =
+    "usage: scalebus check FILE [--next N] [--plugin-dir DIR]...\n"
+    "\n"
+    "Validates FILE: YAML syntax, plugin types, each plugin's options, dangling from/to and\n"
+    "cycles. Prints every error as FILE:LINE:COL: message. Exit 0 when valid, 1 when not.\n"
+    "\n"
+    "  --next N            also print each cron trigger's next N firing times, one per line,\n"
+    "                      as ID TIME (ISO 8601 with the UTC offset of the trigger's timezone)\n"
+    "  --plugin-dir DIR    also load plugins from DIR\n";
+
+static const char usage_plugins[] =
+    "usage: scalebus plugins [--describe TYPE] [--plugin-dir DIR]...\n"
+    "\n"
+    "Lists the plugins scalebus finds (built-in folder, then each --plugin-dir), or with\n"
+    "--describe TYPE prints the plugin's options: name, type, default, required, help.\n";
+
+typedef struct cli {
+    const char *file;
+    int dry_run;
+    int next_n;
+    const char *describe;
+    const char *plugin_dirs[MAX_PLUGIN_DIRS];
+    size_t nplugin_dirs;
+    sb_log_level level;
+    int level_set;
+} cli;
+
+/* Options common to the subcommands; returns 0, 1 (--help printed) or -1 (usage error). */
+static int parse_args(int argc, char **argv, cli *c, const char *usage, int want_file)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            c->dry_run = 1;
+        } else if (strcmp(a, "--log-level") == 0 && val) {
+            if (log_level_parse(val, &c->level) != 0) {
+                fprintf(stderr, "scalebus: --log-level: '%s' is not error, warn, info or debug\n",
+                        val);
+                return -1;
+            }
+            c->level_set = 1;
+            i++;
+        } else if (strcmp(a, "--next") == 0 && val) {
+            char *end;
+            long n = strtol(val, &end, 10);
+            if (*end || n < 1 || n > 10000) {
+                fprintf(stderr, "scalebus: --next: expected a count from 1 to 10000, got '%s'\n",
+                        val);
+                return -1;
+            }
+            c->next_n = (int)n;
+            i++;
+        } else if (strcmp(a, "--describe") == 0 && val) {
+            c->describe = val;
+            i++;
+        } else if (strcmp(a, "--plugin-dir") == 0 && val) {
+            if (c->nplugin_dirs == MAX_PLUGIN_DIRS) {
+                fprintf(stderr, "scalebus: at most %d --plugin-dir\n", MAX_PLUGIN_DIRS);
+                return -1;
+            }
+            c->plugin_dirs[c->nplugin_dirs++] = val;
+            i++;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "scalebus: unknown or incomplete option '%s'\n\n%s", a, usage);
+            return -1;
+        } else if (want_file && !c->file) {
+            c->file = a;
+        } else {
+            fprintf(stderr, "scalebus: unexpected argument '%s'\n\n%s", a, usage);
+            return -1;
+        }
+    }
+    if (want_file && !c->file) {
+        fprintf(stderr, "scalebus: missing FILE\n\n%s", usage);
+        return -1;
+    }
+    return 0;
+}
+
+static daemon_options make_options(const cli *c)
+{
+    daemon_options o = {0};
+    o.dry_run = c->dry_run;
+    o.log_level = c->level;
+    o.log_level_set = c->level_set;
+    o.plugin_dirs = c->plugin_dirs;
+    o.nplugin_dirs = c->nplugin_dirs;
+    return o;
+}
+
+/* ---- run ----------------------------------------------------------------------------------- */
+
+typedef struct run_ctx {
+    uv_loop_t *loop;
+    sb_daemon *d;
+    const char *file;
+    uv_signal_t sigint, sigterm, sighup;
+    int signals;
+} run_ctx;
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_stopped(void *arg)
+{
+    run_ctx *r = arg;
+    uv_signal_stop(&r->sigint);
+    uv_signal_stop(&r->sigterm);
+    uv_signal_stop(&r->sighup);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->sighup, NULL);
+    /* The bus's wake-up handle stays active for the daemon's life: leave the loop explicitly. */
+    uv_stop(r->loop);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    run_ctx *r = h->data;
+    if (++r->signals > 1) {
+        fprintf(stderr, "scalebus: %s again: exiting now\n", strsignal(signum));
+        /* Instances run in their own process groups with a parent-death signal: they go too. */
+        exit(130);
+    }
+    fprintf(stderr, "scalebus: %s: stopping (again to exit at once)\n", strsignal(signum));
+    daemon_stop(r->d, on_stopped, r);
+}
+
+static void on_reload_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    run_ctx *r = h->data;
+    config_errors errs;
+    config_errors_init(&errs);
+    daemon_load(r->d, r->file, &errs); /* logs its outcome either way */
+    config_errors_free(&errs);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    cli c = {.level = SB_LOG_INFO};
+    int rc = parse_args(argc, argv, &c, usage_run, 1);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    run_ctx r = {.file = c.file};
+    r.loop = uv_default_loop();
+    daemon_options o = make_options(&c);
+    r.d = daemon_new(r.loop, &o);
+    if (!r.d) {
+        fprintf(stderr, "scalebus: out of memory\n");
+        return 1;
+    }
+    /* A write to a closed pipe is an error return, not a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
+    config_errors errs;
+    config_errors_init(&errs);
+    if (daemon_load(r.d, c.file, &errs) != 0) {
+        config_errors_print(&errs, stderr);
+        config_errors_free(&errs);
+        daemon_stop(r.d, NULL, NULL);
+        uv_run(r.loop, UV_RUN_DEFAULT);
+        daemon_free(r.d);
+        uv_loop_close(r.loop);
+        return 1;
+    }
+    config_errors_free(&errs);
+    uv_signal_init(r.loop, &r.sigint);
+    uv_signal_init(r.loop, &r.sigterm);
+    uv_signal_init(r.loop, &r.sighup);
+    r.sigint.data = r.sigterm.data = r.sighup.data = &r;
+    uv_signal_start(&r.sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&r.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&r.sighup, on_reload_signal, SIGHUP);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    daemon_free(r.d);
+    uv_walk(r.loop, close_handle, NULL);
+    uv_run(r.loop, UV_RUN_DEFAULT);
+    uv_loop_close(r.loop);
+    return 0;
+}
+
+/* ---- check --------------------------------------------------------------------------------- */
+
+static int cmd_check(int argc, char **argv)
+{
+    cli c = {.level = SB_LOG_WARN, .level_set = 1};
+    int rc = parse_args(argc, argv, &c, usage_check, 1);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    daemon_options o = make_options(&c);
+    sb_daemon *d = daemon_new(&loop, &o);
+    if (!d) {
+        fprintf(stderr, "scalebus: out of memory\n");
+        return 1;
+    }
+    config_errors errs;
+    config_errors_init(&errs);
+    rc = daemon_check(d, c.file, c.next_n, stdout, &errs);
+    config_errors_print(&errs, stdout);
+    if (rc == 0 && c.next_n == 0)
+        printf("%s: ok\n", c.file);
+    config_errors_free(&errs);
+    daemon_free(d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ---- plugins ------------------------------------------------------------------------------- */
+
+static const char *opt_type_name(sb_option_type t)
+{
+    switch (t) {
+    case SB_OPT_STRING:
+        return "string";
+    case SB_OPT_INT:
+        return "integer";
+    case SB_OPT_NUMBER:
+        return "number";
+    case SB_OPT_BOOL:
+        return "bool";
+    case SB_OPT_DURATION:
+        return "duration";
+    case SB_OPT_LIST:
+        return "list";
+    case SB_OPT_MAP:
+        return "map";
+    }
+    return "?";
+}
+
+static void describe_common(sb_kind kind)
+{
+    if (kind == SB_KIND_CONNECTOR) {
+        printf("  %-14s %-9s %-10s %-8s %s\n", "from", "list", "-", "yes",
+               "trigger id(s) whose readings this connector receives");
+        printf("  %-14s %-9s %-10s %-8s %s\n", "to", "list", "-", "yes",
+               "scaler id(s) to send the desired count to, or trigger id(s) to run now");
+        printf("  %-14s %-9s %-10s %-8s %s\n", "match", "map", "-", "no",
+               "only events whose labels match (exact or glob, e.g. queue: \"build-*\")");
+    } else if (kind == SB_KIND_SCALER) {
+        printf("  %-14s %-9s %-10s %-8s %s\n", "min", "integer", "0", "no",
+               "fewest instances; every desired count is held to [min, max]");
+        printf("  %-14s %-9s %-10s %-8s %s\n", "max", "integer", "-", "yes",
+               "most instances");
+    }
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+    cli c = {.level = SB_LOG_WARN, .level_set = 1};
+    int rc = parse_args(argc, argv, &c, usage_plugins, 0);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    daemon_options o = make_options(&c);
+    sb_daemon *d = daemon_new(&loop, &o);
+    if (!d)
+        return 1;
+    daemon_describe_plugins(d);
+    const loader *l = daemon_loader(d);
+    rc = 0;
+    if (c.describe) {
+        const sb_plugin_descriptor *p = loader_find(l, c.describe);
+        if (!p) {
+            fprintf(stderr, "scalebus: no plugin of type '%s' (see `scalebus plugins`)\n",
+                    c.describe);
+            rc = 1;
+        } else {
+            printf("%s (%s %s) - %s\n", p->type, loader_kind_name(p->kind), p->version,
+                   p->description);
+            printf("file: %s\n\noptions:\n", loader_path_of(l, p->type));
+            printf("  %-14s %-9s %-10s %-8s %s\n", "NAME", "TYPE", "DEFAULT", "REQUIRED", "HELP");
+            printf("  %-14s %-9s %-10s %-8s %s\n", "id", "string", "-", "yes",
+                   "unique name of this component in the file");
+            describe_common(p->kind);
+            for (const sb_option_spec *op = p->options; op && op->name; op++)
+                printf("  %-14s %-9s %-10s %-8s %s\n", op->name, opt_type_name(op->type),
+                       op->default_value ? op->default_value : "-", op->required ? "yes" : "no",
+                       op->help ? op->help : "");
+        }
+    } else {
+        printf("%-12s %-10s %-8s %s\n", "TYPE", "KIND", "VERSION", "DESCRIPTION");
+        for (size_t i = 0; i < loader_count(l); i++) {
+            const sb_plugin_descriptor *p = loader_at(l, i);
+            printf("%-12s %-10s %-8s %s\n", p->type, loader_kind_name(p->kind), p->version,
+                   p->description);
+        }
+    }
+    daemon_free(d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("scalebus %s (plugin ABI %d, host table %d, libuv %s)\n", SB_VERSION,
+               SB_ABI_VERSION, SB_HOST_VERSION, uv_version_string());
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "plugins") == 0)
+        return cmd_plugins(argc - 2, argv + 2);
+    fprintf(stderr, "scalebus: unknown command '%s'\n\n%s", cmd, usage_main);
+    return 2;
+}
