@@ -218,6 +218,9 @@ static int host_publish(sb_instance *inst, const sb_publish *ev)
 }
 
 static void host_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void host_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

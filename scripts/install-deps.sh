@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs everything scalebus needs to build and test on Debian 12, as root. Safe to re-run.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+# build: compiler, cmake, ninja, pkg-config; libraries: libuv (event loop), libyaml (pipeline
+# files), libcurl (HTTP triggers and scalers), cJSON (event payloads), Check (tests); test tools:
+# valgrind, clang (second compiler), tzdata (cron time zones), procps (ps in the end-to-end test).
+PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
+libcjson-dev check valgrind clang tzdata procps"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The whole test suite, from a fresh Debian 12 (as root): installs the dependencies, then
+#   1. gcc build with -Werror, every test (unit and end-to-end)
+#   2. clang build with -Werror (warning-free with both compilers)
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
+#   4. the unit tests under valgrind (memcheck, leaks included)
+# and finally prints the bus benchmark (a figure beside its baseline; it never fails the run).
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh
+JOBS=$(nproc 2>/dev/null || echo 2)
+export CTEST_OUTPUT_ON_FAILURE=1
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "gcc -Werror: build and test"
+cmake -S . -B build-ci -G Ninja -DCMAKE_C_COMPILER=gcc -DSB_WERROR=ON >/dev/null
+cmake --build build-ci
+(cd build-ci && ctest -j"$JOBS" --timeout 600)
+
+step "clang -Werror: build"
+cmake -S . -B build-clang -G Ninja -DCMAKE_C_COMPILER=clang -DSB_WERROR=ON >/dev/null
+cmake --build build-clang
+
+step "ASan + UBSan: build and test"
+cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \
+  -DSB_SANITIZE=ON -DSB_WERROR=ON -DSB_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan
+(cd build-asan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest -j"$JOBS" --timeout 900)
+
+step "valgrind: unit tests"
+tests=$(cd build-ci && ctest -N -L unit | sed -n 's/^ *Test *#[0-9]*: *//p')
+for t in $tests; do
+  echo "valgrind $t"
+  CK_FORK=no SB_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+    "build-ci/tests/$t" >"build-ci/valgrind-$t.log" 2>&1 || {
+      cat "build-ci/valgrind-$t.log"; echo "valgrind: $t failed"; exit 1; }
+done
+
+step "benchmark (figures only)"
+build-ci/tests/bench_bus 1000000 || echo "benchmark did not run (not a test failure)"
+echo
+echo "all tests passed"
