@@ -1,0 +1,853 @@
+/*
+ * test_loader.c - the plugin loader against the test plugins of tests/plugins/ (one folder per
+ * case under SB_BINARY_DIR/tests/plugins): every refused file gives exactly one line that names
+ * the file and the reason, and the other files still load; a valid plugin is found by type under
+ * its real path, loading a file twice is a no-op, descriptors may grow but not shrink, files and
+ * folders writable by other users are refused, and a loaded plugin runs its whole lifecycle
+ * against a stub host table, without any symbol from the daemon.
+ */
+#define _DEFAULT_SOURCE /* mkdtemp, realpath, readlink */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loader.h"
+
+/* Room for a path in a temporary folder plus a file name. */
+#define PATH_BUF (PATH_MAX + 64)
+
+#define CASE_DIR(c) SB_BINARY_DIR "/tests/plugins/" c
+#define GOOD_SO CASE_DIR("good") "/good_trigger.so"
+
+/* The expected ABI lines below spell the numbers out. */
+_Static_assert(SB_ABI_VERSION == 1, "update the ABI numbers in the expected messages");
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+#define MAX_REPORTS 8
+
+/* The lines a loader_load_dir call reported. */
+typedef struct reports {
+    int n;
+    char line[MAX_REPORTS][PATH_MAX + 256];
+} reports;
+
+static void collect(void *arg, const char *line)
+{
+    reports *r = arg;
+    if (r->n < MAX_REPORTS)
+        snprintf(r->line[r->n], sizeof r->line[0], "%s", line);
+    r->n++;
+}
+
+/* One line, "PATH: ..." with the reason somewhere after the path. */
+static void assert_line_names(const char *line, const char *path, const char *reason)
+{
+    size_t len = strlen(path);
+    ck_assert_msg(strncmp(line, path, len) == 0 && strncmp(line + len, ": ", 2) == 0,
+                  "\"%s\" does not start with \"%s: \"", line, path);
+    ck_assert_msg(strstr(line + len, reason) != NULL, "\"%s\" does not say \"%s\"", line, reason);
+    ck_assert_msg(strchr(line, '\n') == NULL, "\"%s\" is more than one line", line);
+}
+
+static void real_path_of(const char *path, char *out)
+{
+    ck_assert_msg(realpath(path, out) != NULL, "%s: %s", path, strerror(errno));
+}
+
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    FILE *in = fopen(from, "rb");
+    ck_assert_msg(in != NULL, "%s: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wb");
+    ck_assert_msg(out != NULL, "%s: %s", to, strerror(errno));
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    ck_assert_int_eq(ferror(in), 0);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+    ck_assert_int_eq(chmod(to, mode), 0);
+}
+
+/* rm -rf, for the temporary folders (which the tests may have left with odd modes). */
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0700);
+        DIR *dp = opendir(path);
+        if (dp) {
+            struct dirent *de;
+            while ((de = readdir(dp)) != NULL) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                    continue;
+                char child[PATH_MAX];
+                snprintf(child, sizeof child, "%s/%s", path, de->d_name);
+                remove_tree(child);
+            }
+            closedir(dp);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* Temporary folders: tmp_base lives as long as a test case (an unchecked fixture, so it is
+ * removed even when a forked test fails); each test gets a fresh, empty tmp_dir inside it. Both
+ * are real paths, so they match what the loader reports. */
+static char tmp_base[PATH_MAX];
+static char tmp_dir[PATH_MAX];
+
+static void tmp_base_setup(void)
+{
+    const char *t = getenv("TMPDIR");
+    char templ[PATH_MAX];
+    snprintf(templ, sizeof templ, "%s/sb-test-loader-XXXXXX", t && *t ? t : "/tmp");
+    ck_assert_msg(mkdtemp(templ) != NULL, "mkdtemp %s: %s", templ, strerror(errno));
+    real_path_of(templ, tmp_base);
+}
+
+static void tmp_base_teardown(void)
+{
+    remove_tree(tmp_base);
+}
+
+static void tmp_dir_setup(void)
+{
+    char templ[PATH_BUF];
+    snprintf(templ, sizeof templ, "%s/case-XXXXXX", tmp_base);
+    ck_assert_msg(mkdtemp(templ) != NULL, "mkdtemp %s: %s", templ, strerror(errno));
+    real_path_of(templ, tmp_dir);
+    ck_assert_int_eq(chmod(tmp_dir, 0755), 0);
+}
+
+static void tmp_dir_teardown(void)
+{
+    remove_tree(tmp_dir);
+}
+
+/* tmp_dir/NAME, in buf[PATH_BUF] */
+static const char *tmp_path(const char *name, char *buf)
+{
+    snprintf(buf, PATH_BUF, "%s/%s", tmp_dir, name);
+    return buf;
+}
+
+/* ---- refused files ---------------------------------------------------------------------- */
+
+typedef struct refusal {
+    const char *dir;
+    const char *file;
+    const char *reason;
+} refusal;
+
+static const refusal refusals[] = {
+    {CASE_DIR("nosym"), "nosym.so", "no sb_plugin_entry symbol (not a scalebus plugin?)"},
+    {CASE_DIR("nulldesc"), "nulldesc.so", "sb_plugin_entry returned no descriptor"},
+    {CASE_DIR("badabi"), "badabi.so", "built for plugin ABI 2, this scalebus speaks ABI 1"},
+    {CASE_DIR("smalldesc"), "smalldesc.so", "is too small for ABI 1"},
+    {CASE_DIR("badkind"), "badkind.so", "bad plugin kind 7"},
+    {CASE_DIR("badtype"), "badtype.so", "bad type name 'Bad-Type!'"},
+    {CASE_DIR("nocreate"), "nocreate.so", "plugin 'nocreate' has no create callback"},
+    {CASE_DIR("nodestroy"), "nodestroy.so", "plugin 'nodestroy' has no destroy callback"},
+    {CASE_DIR("noevent"), "noevent.so", "connector plugin 'noevent' has no on_event callback"},
+    {CASE_DIR("badopt"), "badopt.so", "plugin 'badopt' option 'level' has bad type 99"},
+    {CASE_DIR("undef"), "undef.so", "cannot load: "},
+    {CASE_DIR("notelf"), "notaplugin.so", "cannot load: "},
+};
+
+/* Loading the folder refuses its one file with one line naming it; loading the file alone gives
+ * a negative code and the same line. */
+START_TEST(test_refused_with_one_line)
+{
+    const refusal *c = &refusals[_i];
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", c->dir, c->file);
+
+    loader *l = loader_new();
+    ck_assert_ptr_nonnull(l);
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, c->dir, collect, &r), 1);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], path, c->reason);
+    ck_assert_uint_eq(loader_count(l), 0);
+
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_lt(loader_load_file(l, path, err, sizeof err), 0);
+    ck_assert_str_eq(err, r.line[0]);
+    ck_assert_uint_eq(loader_count(l), 0);
+    loader_free(l);
+}
+END_TEST
+
+/* dlopen's own reason follows "cannot load": here the symbol the plugin wanted from the daemon. */
+START_TEST(test_undefined_symbol_named)
+{
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_lt(loader_load_file(l, CASE_DIR("undef") "/undef.so", err, sizeof err), 0);
+    assert_line_names(err, CASE_DIR("undef") "/undef.so", "cannot load: ");
+    ck_assert_msg(strstr(err, "sb_daemon_internal_function") != NULL, "%s", err);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_report_is_optional)
+{
+    loader *l = loader_new();
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("badabi"), NULL, NULL), 1);
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("good"), NULL, NULL), 0);
+    ck_assert_uint_eq(loader_count(l), 1);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_duplicate_type_refused)
+{
+    char first[PATH_MAX];
+    real_path_of(CASE_DIR("dup") "/dup_a.so", first);
+    char expected[PATH_MAX + 64];
+    snprintf(expected, sizeof expected, "type 'dupe' is already loaded from %s", first);
+
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("dup"), collect, &r), 1);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], CASE_DIR("dup") "/dup_b.so", expected);
+    ck_assert_uint_eq(loader_count(l), 1);
+    ck_assert_str_eq(loader_path_of(l, "dupe"), first);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_missing_file_and_folder)
+{
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    const char *file = CASE_DIR("good") "/no_such_plugin.so";
+    ck_assert_int_eq(loader_load_file(l, file, err, sizeof err), -ENOENT);
+    assert_line_names(err, file, strerror(ENOENT));
+
+    reports r = {0};
+    const char *dir = CASE_DIR("no_such_case");
+    ck_assert_int_lt(loader_load_dir(l, dir, collect, &r), 0);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], dir, strerror(ENOENT));
+
+    /* a file where a folder should be */
+    r.n = 0;
+    ck_assert_int_lt(loader_load_dir(l, GOOD_SO, collect, &r), 0);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], GOOD_SO, strerror(ENOTDIR));
+    ck_assert_uint_eq(loader_count(l), 0);
+    loader_free(l);
+}
+END_TEST
+
+/* ---- loaded plugins --------------------------------------------------------------------- */
+
+START_TEST(test_good_plugin_loads)
+{
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("good"), collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_uint_eq(loader_count(l), 1);
+
+    const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_eq(loader_at(l, 0), d);
+    ck_assert_ptr_null(loader_at(l, 1));
+    ck_assert_str_eq(d->type, "good_trigger");
+    ck_assert_str_eq(loader_kind_name(d->kind), "trigger");
+    ck_assert_uint_eq(d->abi_version, SB_ABI_VERSION);
+    ck_assert_uint_eq(d->size, sizeof(sb_plugin_descriptor));
+
+    /* one option of each type, in table order */
+    static const char *const names[] = {"name",     "level",   "scale", "enabled",
+                                        "interval", "command", "env"};
+    size_t n = 0;
+    for (const sb_option_spec *o = d->options; o->name; o++, n++) {
+        ck_assert_uint_lt(n, 7);
+        ck_assert_str_eq(o->name, names[n]);
+        ck_assert_int_eq(o->type, SB_OPT_STRING + (int)n);
+    }
+    ck_assert_uint_eq(n, 7);
+
+    char real[PATH_MAX];
+    real_path_of(GOOD_SO, real);
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), real);
+    ck_assert_ptr_null(loader_find(l, "no_such_type"));
+    ck_assert_ptr_null(loader_path_of(l, "no_such_type"));
+    loader_free(l);
+}
+END_TEST
+
+/* The path kept is the real one, whatever path the file was loaded by. */
+START_TEST(test_path_of_is_real_path)
+{
+    const char *roundabout = CASE_DIR("nosym") "/../good/./good_trigger.so";
+    char real[PATH_MAX];
+    real_path_of(GOOD_SO, real);
+
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_eq(loader_load_file(l, roundabout, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), real);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_loading_twice_is_noop)
+{
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_eq(loader_load_file(l, GOOD_SO, err, sizeof err), 0);
+    const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
+    ck_assert_ptr_nonnull(d);
+
+    ck_assert_int_eq(loader_load_file(l, GOOD_SO, err, sizeof err), 0);
+    ck_assert_int_eq(loader_load_file(l, CASE_DIR("good") "/./good_trigger.so", err, sizeof err),
+                     0);
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("good"), collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_uint_eq(loader_count(l), 1);
+    ck_assert_ptr_eq(loader_find(l, "good_trigger"), d);
+    loader_free(l);
+}
+END_TEST
+
+/* A descriptor may grow at its end (a plugin built against a newer header) and may end after
+ * on_event (an older ABI 1 header), but not earlier. */
+START_TEST(test_descriptor_size)
+{
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("bigdesc"), collect, &r), 0);
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("olddesc"), collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    const sb_plugin_descriptor *big = loader_find(l, "bigdesc");
+    ck_assert_ptr_nonnull(big);
+    ck_assert_uint_gt(big->size, sizeof(sb_plugin_descriptor));
+    const sb_plugin_descriptor *old = loader_find(l, "olddesc");
+    ck_assert_ptr_nonnull(old);
+    ck_assert_uint_eq(old->size, offsetof(sb_plugin_descriptor, next_fire_times));
+
+    char expected[128];
+    snprintf(expected, sizeof expected, "descriptor size %u is too small for ABI 1",
+             (unsigned)offsetof(sb_plugin_descriptor, on_event));
+    ck_assert_int_eq(loader_load_dir(l, CASE_DIR("smalldesc"), collect, &r), 1);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], CASE_DIR("smalldesc") "/smalldesc.so", expected);
+    ck_assert_uint_eq(loader_count(l), 2);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_builtin_dir)
+{
+    /* <exe dir>/plugins, else <exe dir>/../lib/scalebus/plugins, else the install folder */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert_int_gt(n, 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    char beside[PATH_MAX + 32], lib[PATH_MAX + 32];
+    snprintf(beside, sizeof beside, "%s/plugins", exe);
+    snprintf(lib, sizeof lib, "%s/../lib/scalebus/plugins", exe);
+    struct stat st;
+
+    char buf[PATH_MAX];
+    ck_assert_ptr_eq(loader_builtin_dir(buf, sizeof buf), buf);
+    if (stat(beside, &st) == 0 && S_ISDIR(st.st_mode))
+        ck_assert_str_eq(buf, beside);
+    else if (stat(lib, &st) == 0 && S_ISDIR(st.st_mode))
+        ck_assert_str_eq(buf, lib);
+    else
+        ck_assert_msg(buf[0] == '/' && strlen(buf) > 17 &&
+                          strcmp(buf + strlen(buf) - 17, "/scalebus/plugins") == 0,
+                      "install folder \"%s\"", buf);
+
+    char small[6];
+    ck_assert_ptr_eq(loader_builtin_dir(small, sizeof small), small);
+    ck_assert_uint_lt(strlen(small), sizeof small);
+}
+END_TEST
+
+START_TEST(test_kind_names)
+{
+    ck_assert_str_eq(loader_kind_name(SB_KIND_TRIGGER), "trigger");
+    ck_assert_str_eq(loader_kind_name(SB_KIND_CONNECTOR), "connector");
+    ck_assert_str_eq(loader_kind_name(SB_KIND_SCALER), "scaler");
+    ck_assert_str_eq(loader_kind_name((sb_kind)0), "unknown");
+    ck_assert_str_eq(loader_kind_name((sb_kind)7), "unknown");
+}
+END_TEST
+
+START_TEST(test_empty_loader)
+{
+    loader_free(NULL);
+    loader *l = loader_new();
+    ck_assert_uint_eq(loader_count(l), 0);
+    ck_assert_ptr_null(loader_at(l, 0));
+    ck_assert_ptr_null(loader_find(l, "good_trigger"));
+    ck_assert_ptr_null(loader_path_of(l, "good_trigger"));
+    loader_free(l);
+}
+END_TEST
+
+/* ---- files and folders in a temporary folder --------------------------------------------- */
+
+START_TEST(test_world_writable_file_refused)
+{
+    char so[PATH_BUF];
+    tmp_path("good_trigger.so", so);
+    copy_file(GOOD_SO, so, 0646);
+
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 1);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], so,
+                      "not loaded: the file is writable by other users (mode 0646)");
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), -EPERM);
+    ck_assert_str_eq(err, r.line[0]);
+    ck_assert_uint_eq(loader_count(l), 0);
+
+    ck_assert_int_eq(chmod(so, 0644), 0);
+    r.n = 0;
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_ptr_nonnull(loader_find(l, "good_trigger"));
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), so);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_world_writable_folder_refused)
+{
+    char so[PATH_BUF];
+    tmp_path("good_trigger.so", so);
+    copy_file(GOOD_SO, so, 0644);
+    ck_assert_int_eq(chmod(tmp_dir, 0757), 0);
+
+    /* the folder is refused as a whole, before any file in it */
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), -EPERM);
+    ck_assert_int_eq(r.n, 1);
+    assert_line_names(r.line[0], tmp_dir,
+                      "not loaded: the folder is writable by other users (mode 0757)");
+
+    /* a file loaded by itself names the file and its folder */
+    char err[PATH_MAX + 256] = "", expected[PATH_MAX + 64];
+    snprintf(expected, sizeof expected, "not loaded: its folder %s is writable by other users",
+             tmp_dir);
+    ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), -EPERM);
+    assert_line_names(err, so, expected);
+    ck_assert_uint_eq(loader_count(l), 0);
+
+    ck_assert_int_eq(chmod(tmp_dir, 0755), 0);
+    r.n = 0;
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), so);
+    loader_free(l);
+}
+END_TEST
+
+/* Files owned by someone other than root or this user are refused too (needs root to set up). */
+START_TEST(test_foreign_owner_refused)
+{
+    if (geteuid() != 0)
+        return;
+    char so[PATH_BUF];
+    tmp_path("good_trigger.so", so);
+    copy_file(GOOD_SO, so, 0644);
+    ck_assert_int_eq(chown(so, 4242, 4242), 0);
+
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), -EPERM);
+    assert_line_names(err, so, "not loaded: the file belongs to uid 4242, not root or this user");
+
+    /* the file is fine, its folder is not */
+    ck_assert_int_eq(chown(so, 0, 0), 0);
+    ck_assert_int_eq(chown(tmp_dir, 4242, 4242), 0);
+    char expected[PATH_MAX + 64];
+    snprintf(expected, sizeof expected, "not loaded: its folder %s", tmp_dir);
+    ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), -EPERM);
+    assert_line_names(err, so, expected);
+    ck_assert_uint_eq(loader_count(l), 0);
+
+    ck_assert_int_eq(chown(tmp_dir, 0, 0), 0);
+    ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), 0);
+    ck_assert_uint_eq(loader_count(l), 1);
+    loader_free(l);
+}
+END_TEST
+
+/* One bad file does not stop the others; refusals come in name order, one line each. */
+START_TEST(test_mixed_folder)
+{
+    char p[PATH_BUF];
+    copy_file(GOOD_SO, tmp_path("good_trigger.so", p), 0644);
+    copy_file(CASE_DIR("badabi") "/badabi.so", tmp_path("c_badabi.so", p), 0644);
+    copy_file(CASE_DIR("nosym") "/nosym.so", tmp_path("a_nosym.so", p), 0644);
+    copy_file(CASE_DIR("notelf") "/notaplugin.so", tmp_path("z_notaplugin.so", p), 0644);
+
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 3);
+    ck_assert_int_eq(r.n, 3);
+    assert_line_names(r.line[0], tmp_path("a_nosym.so", p), "no sb_plugin_entry symbol");
+    assert_line_names(r.line[1], tmp_path("c_badabi.so", p), "built for plugin ABI 2");
+    assert_line_names(r.line[2], tmp_path("z_notaplugin.so", p), "cannot load: ");
+    ck_assert_uint_eq(loader_count(l), 1);
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), tmp_path("good_trigger.so", p));
+    loader_free(l);
+}
+END_TEST
+
+/* Only visible *.so files are plugins: the rest of the folder is never opened. */
+START_TEST(test_other_names_skipped)
+{
+    char p[PATH_BUF];
+    const char *junk = CASE_DIR("notelf") "/notaplugin.so";
+    copy_file(junk, tmp_path(".hidden.so", p), 0644);
+    copy_file(junk, tmp_path(".so", p), 0644);
+    copy_file(junk, tmp_path("README.txt", p), 0644);
+    copy_file(junk, tmp_path("plugin.so.1", p), 0644);
+    copy_file(junk, tmp_path("plugin.so~", p), 0644);
+
+    loader *l = loader_new();
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 0);
+    ck_assert_int_eq(r.n, 0);
+    ck_assert_uint_eq(loader_count(l), 0);
+    loader_free(l);
+}
+END_TEST
+
+/* A second file of a loaded type is refused with the first one's path; a symlink to a loaded file
+ * is the same file. */
+START_TEST(test_copy_refused_symlink_skipped)
+{
+    char real[PATH_MAX], p[PATH_BUF];
+    real_path_of(GOOD_SO, real);
+    copy_file(GOOD_SO, tmp_path("copy.so", p), 0644);
+    ck_assert_int_eq(symlink(real, tmp_path("link.so", p)), 0);
+
+    loader *l = loader_new();
+    char err[PATH_MAX + 256] = "";
+    ck_assert_int_eq(loader_load_file(l, GOOD_SO, err, sizeof err), 0);
+    reports r = {0};
+    ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 1);
+    ck_assert_int_eq(r.n, 1);
+    char expected[PATH_MAX + 64];
+    snprintf(expected, sizeof expected, "type 'good_trigger' is already loaded from %s", real);
+    assert_line_names(r.line[0], tmp_path("copy.so", p), expected);
+    ck_assert_uint_eq(loader_count(l), 1);
+    ck_assert_str_eq(loader_path_of(l, "good_trigger"), real);
+    loader_free(l);
+}
+END_TEST
+
+/* ---- a loaded plugin against a stub host table ------------------------------------------- */
+
+/* The host side of one instance, as the stubs below see it (the SDK leaves the type opaque). */
+struct sb_instance {
+    const char *id;
+    int published;
+    char topic[32];
+    double value;
+    char label[64];
+    int logged;
+    char log[512];
+    int timers;
+    sb_timer *timer;
+    uint64_t timeout_ms, repeat_ms;
+};
+
+struct sb_timer {
+    sb_instance *inst;
+    sb_timer_cb cb;
+    void *arg;
+};
+
+static int stub_publish(sb_instance *inst, const sb_publish *ev)
+{
+    inst->published++;
+    snprintf(inst->topic, sizeof inst->topic, "%s", ev->topic);
+    inst->value = ev->value;
+    snprintf(inst->label, sizeof inst->label, "%s=%s", ev->nlabels ? ev->labels[0].key : "",
+             ev->nlabels ? ev->labels[0].value : "");
+    return 0;
+}
+
+static void stub_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void stub_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+{
+    (void)level;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(inst->log, sizeof inst->log, fmt, ap);
+    va_end(ap);
+    inst->logged++;
+}
+
+static sb_timer *stub_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                                sb_timer_cb cb, void *arg)
+{
+    sb_timer *t = calloc(1, sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    *t = (sb_timer){.inst = inst, .cb = cb, .arg = arg};
+    inst->timers++;
+    inst->timer = t;
+    inst->timeout_ms = timeout_ms;
+    inst->repeat_ms = repeat_ms;
+    return t;
+}
+
+static void stub_timer_free(sb_timer *t)
+{
+    t->inst->timers--;
+    if (t->inst->timer == t)
+        t->inst->timer = NULL;
+    free(t);
+}
+
+static void *stub_loop(sb_instance *inst)
+{
+    (void)inst;
+    return NULL;
+}
+
+static const char *stub_instance_id(sb_instance *inst)
+{
+    return inst->id;
+}
+
+static int stub_dry_run(sb_instance *inst)
+{
+    (void)inst;
+    return 0;
+}
+
+static void stub_stopped(sb_instance *inst)
+{
+    (void)inst;
+}
+
+static int stub_subscribe(sb_instance *inst, const char *source_id, const char *topic,
+                          sb_event_cb cb, void *arg)
+{
+    (void)inst;
+    (void)source_id;
+    (void)topic;
+    (void)cb;
+    (void)arg;
+    return -ENOENT;
+}
+
+static const struct cJSON *stub_payload_retain(sb_instance *inst, const struct cJSON *payload)
+{
+    (void)inst;
+    return payload;
+}
+
+static void stub_payload_release(sb_instance *inst, const struct cJSON *payload)
+{
+    (void)inst;
+    (void)payload;
+}
+
+static void stub_bounds(sb_instance *inst, int64_t *min, int64_t *max)
+{
+    (void)inst;
+    *min = 0;
+    *max = 0;
+}
+
+static const sb_host stub_host = {
+    .size = sizeof(sb_host),
+    .version = SB_HOST_VERSION,
+    .publish = stub_publish,
+    .log = stub_log,
+    .timer_new = stub_timer_new,
+    .timer_free = stub_timer_free,
+    .loop = stub_loop,
+    .instance_id = stub_instance_id,
+    .dry_run = stub_dry_run,
+    .stopped = stub_stopped,
+    .subscribe = stub_subscribe,
+    .payload_retain = stub_payload_retain,
+    .payload_release = stub_payload_release,
+    .bounds = stub_bounds,
+};
+
+static const char *const command_words[] = {"/bin/true", "--quiet"};
+static const char *const env_keys[] = {"LANG"};
+static const char *const env_values[] = {"C"};
+
+/* Parsed values for good_trigger's options table, as the host would build them. */
+static void good_values(sb_value v[7])
+{
+    v[0] = (sb_value){.is_set = 1, .str = "alpha"};
+    v[1] = (sb_value){.is_set = 1, .str = "4", .integer = 4, .number = 4.0};
+    v[2] = (sb_value){.is_set = 1, .str = "2.5", .number = 2.5};
+    v[3] = (sb_value){.is_set = 1, .str = "yes", .integer = 1};
+    v[4] = (sb_value){.is_set = 1, .str = "250ms", .duration_ms = 250};
+    v[5] = (sb_value){.is_set = 1, .items = command_words, .count = 2};
+    v[6] = (sb_value){.is_set = 1, .items = env_keys, .values = env_values, .count = 1};
+}
+
+START_TEST(test_plugin_runs_on_stub_host)
+{
+    loader *l = loader_new();
+    char err[256] = "";
+    ck_assert_int_eq(loader_load_file(l, GOOD_SO, err, sizeof err), 0);
+    const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
+    ck_assert_ptr_nonnull(d);
+
+    sb_instance inst = {.id = "t1"};
+    sb_value values[7];
+    good_values(values);
+    void *state = NULL;
+    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(state);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(inst.logged, 1);
+    ck_assert_str_eq(inst.log, "good_trigger t1 ready: reading 10 every 250ms, enabled, "
+                               "2 command words, 1 env entries");
+    ck_assert_int_eq(inst.published, 0);
+
+    /* start publishes one reading at once and arms a repeating timer */
+    ck_assert_int_eq(d->start(state), 0);
+    ck_assert_int_eq(inst.published, 1);
+    ck_assert_str_eq(inst.topic, SB_TOPIC_READING);
+    ck_assert_double_eq(inst.value, 10.0);
+    ck_assert_str_eq(inst.label, "name=alpha");
+    ck_assert_int_eq(inst.timers, 1);
+    ck_assert_uint_eq(inst.timeout_ms, 250);
+    ck_assert_uint_eq(inst.repeat_ms, 250);
+
+    inst.timer->cb(inst.timer->arg);
+    ck_assert_int_eq(inst.published, 2);
+    sb_event run = {.source_id = "c1", .topic = SB_TOPIC_RUN, .value = 1};
+    d->on_event(state, &run);
+    ck_assert_int_eq(inst.published, 3);
+    sb_event other = {.source_id = "c1", .topic = SB_TOPIC_DESIRED, .value = 1};
+    d->on_event(state, &other);
+    ck_assert_int_eq(inst.published, 3);
+
+    ck_assert_int_eq(d->stop(state), 0);
+    ck_assert_int_eq(inst.timers, 0);
+    d->destroy(state);
+    loader_free(l);
+}
+END_TEST
+
+START_TEST(test_plugin_create_error_on_stub_host)
+{
+    loader *l = loader_new();
+    char err[256] = "";
+    ck_assert_int_eq(loader_load_file(l, GOOD_SO, err, sizeof err), 0);
+    const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
+    ck_assert_ptr_nonnull(d);
+
+    sb_instance inst = {.id = "t2"};
+    sb_value values[7];
+    good_values(values);
+    values[0] = (sb_value){.is_set = 0};
+    void *state = NULL;
+    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), -EINVAL);
+    ck_assert_str_eq(err, "option 'name' must be set to a non-empty string");
+    ck_assert_ptr_null(state);
+    ck_assert_int_eq(inst.logged, 0);
+
+    /* disabled: starts and stops without a timer or a reading */
+    good_values(values);
+    values[3] = (sb_value){.is_set = 1, .str = "off", .integer = 0};
+    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), 0);
+    ck_assert_int_eq(d->start(state), 0);
+    ck_assert_int_eq(d->stop(state), 0);
+    ck_assert_int_eq(inst.published, 0);
+    ck_assert_int_eq(inst.timers, 0);
+    d->destroy(state);
+    loader_free(l);
+}
+END_TEST
+
+static Suite *loader_suite(void)
+{
+    Suite *s = suite_create("loader");
+
+    TCase *tc = tcase_create("refused");
+    tcase_add_loop_test(tc, test_refused_with_one_line, 0,
+                        (int)(sizeof refusals / sizeof refusals[0]));
+    tcase_add_test(tc, test_undefined_symbol_named);
+    tcase_add_test(tc, test_report_is_optional);
+    tcase_add_test(tc, test_duplicate_type_refused);
+    tcase_add_test(tc, test_missing_file_and_folder);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("loaded");
+    tcase_add_test(tc, test_good_plugin_loads);
+    tcase_add_test(tc, test_path_of_is_real_path);
+    tcase_add_test(tc, test_loading_twice_is_noop);
+    tcase_add_test(tc, test_descriptor_size);
+    tcase_add_test(tc, test_builtin_dir);
+    tcase_add_test(tc, test_kind_names);
+    tcase_add_test(tc, test_empty_loader);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("folders");
+    tcase_add_unchecked_fixture(tc, tmp_base_setup, tmp_base_teardown);
+    tcase_add_checked_fixture(tc, tmp_dir_setup, tmp_dir_teardown);
+    tcase_add_test(tc, test_world_writable_file_refused);
+    tcase_add_test(tc, test_world_writable_folder_refused);
+    tcase_add_test(tc, test_foreign_owner_refused);
+    tcase_add_test(tc, test_mixed_folder);
+    tcase_add_test(tc, test_other_names_skipped);
+    tcase_add_test(tc, test_copy_refused_symlink_skipped);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lifecycle");
+    tcase_add_test(tc, test_plugin_runs_on_stub_host);
+    tcase_add_test(tc, test_plugin_create_error_on_stub_host);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    if (access(GOOD_SO, R_OK) != 0) {
+        fprintf(stderr, "test_loader: %s: %s (build the sb_test_plugins target first)\n", GOOD_SO,
+                strerror(errno));
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(loader_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
