@@ -19,7 +19,10 @@
 /* Limits that keep a hostile file from being followed. */
 #define CONFIG_MAX_FILE_BYTES (4u * 1024u * 1024u)
 #define CONFIG_MAX_DEPTH 64
-#define CONFIG_MAX_NODES 200000 /* counting every alias expansion */
+/* Nodes, counting every alias expansion: 10,000 pipelines shaped like the example file
+ * (trigger, connector, scaler with a 3-item command) are ~320,000 nodes, so this leaves room for
+ * them and still stops an alias bomb long before it costs much. */
+#define CONFIG_MAX_NODES 1000000
 
 typedef enum config_node_kind {
     CONFIG_SCALAR = 1,
@@ -112,9 +115,10 @@ int config_validate_plugins(config *cfg, config_plugin_lookup lookup, void *ctx,
 
 void config_free(config *cfg);
 
-/* Free option storage a running instance took over from a component (its values and arena; the
- * daemon sets the component's pointers to NULL when it takes them, and config_free skips NULLs). */
-void config_component_values_free(sb_value *values, void *arena);
+/* Frees a component's arena (its values, their strings and its fingerprint). config_free() frees
+ * every component's arena; to keep an instance's values beyond it (a reload that keeps the
+ * component), take comp->arena, set it to NULL, and free it later with this. */
+void config_component_arena_free(void *component_arena);
 
 const config_component *config_find(const config *cfg, const char *id);
 

@@ -1,0 +1,1148 @@
+/*
+ * test_config.c - the pipeline file: parsing, structure checks, options validation against fake
+ * plugins' tables, defaults, ${VAR}, durations, limits, fingerprints, and a 30,000-component
+ * file. Every error case asserts the exact printed "FILE:LINE:COL: message" lines, because those
+ * lines are the user's interface.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* ---- Fake plugins ------------------------------------------------------------------------- */
+
+static const sb_option_spec cron_options[] = {
+    {.name = "schedule", .type = SB_OPT_STRING, .required = 1, .help = "cron expression"},
+    {.name = "value", .type = SB_OPT_NUMBER, .default_value = "1", .help = "reading value"},
+    {.name = "timezone", .type = SB_OPT_STRING, .default_value = "UTC", .help = "zone"},
+    {.name = "jitter", .type = SB_OPT_DURATION, .default_value = "0s", .help = "random delay"},
+    {.name = "enabled", .type = SB_OPT_BOOL, .default_value = "true", .help = "on or off"},
+    {.name = "labels", .type = SB_OPT_MAP, .default_value = "{}", .help = "event labels"},
+    {.name = NULL}};
+
+static const sb_option_spec direct_options[] = {
+    {.name = "factor", .type = SB_OPT_NUMBER, .default_value = "1", .help = "multiplier"},
+    {.name = "cooldown", .type = SB_OPT_DURATION, .default_value = "30s", .help = "between"},
+    {.name = NULL}};
+
+static const sb_option_spec process_options[] = {
+    {.name = "command", .type = SB_OPT_LIST, .required = 1, .help = "argv"},
+    {.name = "env", .type = SB_OPT_MAP, .help = "environment"},
+    {.name = "stop_timeout", .type = SB_OPT_DURATION, .default_value = "10s", .help = "grace"},
+    {.name = "restart", .type = SB_OPT_BOOL, .default_value = "on", .help = "restart"},
+    {.name = "workdir", .type = SB_OPT_STRING, .help = "cwd"},
+    {.name = "grace", .type = SB_OPT_INT, .default_value = "5", .help = "seconds"},
+    {.name = "extra_args", .type = SB_OPT_LIST, .default_value = "[--verbose, -x]", .help = "more"},
+    {.name = NULL}};
+
+/* A plugin with a broken default, to see that the user hears of it. */
+static const sb_option_spec badplug_options[] = {
+    {.name = "period", .type = SB_OPT_DURATION, .default_value = "soon", .help = "broken"},
+    {.name = NULL}};
+
+static const sb_plugin_descriptor fake_plugins[] = {
+    {.abi_version = SB_ABI_VERSION,
+     .size = sizeof(sb_plugin_descriptor),
+     .type = "cron",
+     .kind = SB_KIND_TRIGGER,
+     .version = "1.0.0",
+     .options = cron_options},
+    {.abi_version = SB_ABI_VERSION,
+     .size = sizeof(sb_plugin_descriptor),
+     .type = "direct",
+     .kind = SB_KIND_CONNECTOR,
+     .version = "1.0.0",
+     .options = direct_options},
+    {.abi_version = SB_ABI_VERSION,
+     .size = sizeof(sb_plugin_descriptor),
+     .type = "process",
+     .kind = SB_KIND_SCALER,
+     .version = "1.0.0",
+     .options = process_options},
+    {.abi_version = SB_ABI_VERSION,
+     .size = sizeof(sb_plugin_descriptor),
+     .type = "badplug",
+     .kind = SB_KIND_TRIGGER,
+     .version = "0.1",
+     .options = badplug_options},
+};
+
+static const sb_plugin_descriptor *fake_lookup(void *ctx, const char *type)
+{
+    size_t *calls = ctx;
+    if (calls != NULL)
+        (*calls)++;
+    for (size_t i = 0; i < sizeof fake_plugins / sizeof fake_plugins[0]; i++)
+        if (strcmp(fake_plugins[i].type, type) == 0)
+            return &fake_plugins[i];
+    return NULL;
+}
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+static char *errors_text(const config_errors *errs)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    config_errors_print(errs, f);
+    fclose(f);
+    return buf;
+}
+
+/* Parses text as test.yaml and, when that gave a config, validates it: both phases' errors. */
+static char *check_text(const char *text)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(text, strlen(text), "test.yaml", &errs);
+    if (cfg != NULL)
+        config_validate_plugins(cfg, fake_lookup, NULL, &errs);
+    char *out = errors_text(&errs);
+    config_free(cfg);
+    config_errors_free(&errs);
+    return out;
+}
+
+/* A config that must be valid in both phases. */
+static config *load_ok(const char *text, const char *name)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(text, strlen(text), name, &errs);
+    ck_assert_ptr_nonnull(cfg);
+    int rc = config_validate_plugins(cfg, fake_lookup, NULL, &errs);
+    char *out = errors_text(&errs);
+    ck_assert_msg(errs.count == 0 && rc == 0, "unexpected errors:\n%s", out);
+    free(out);
+    config_errors_free(&errs);
+    return cfg;
+}
+
+static const sb_value *option(const config_component *c, const char *name)
+{
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(c->plugin);
+    for (size_t i = 0; i < c->nvalues; i++)
+        if (strcmp(c->plugin->options[i].name, name) == 0)
+            return &c->values[i];
+    ck_abort_msg("no option %s", name);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A temporary folder for the tests that need real files; removed by the caller. */
+static char *make_tmpdir(void)
+{
+    char *dir = strdup("/tmp/sb_test_config_XXXXXX");
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+/* ---- A valid file ------------------------------------------------------------------------- */
+
+static const char valid_file[] =
+    "plugins: { path: [./my-plugins, /opt/sb/plugins] }\n"
+    "log: { level: debug }\n"
+    "triggers:\n"
+    "  - { id: every-5s, type: cron, schedule: \"*/5 * * * * *\", value: 3 }\n"
+    "  - id: nightly\n"
+    "    type: cron\n"
+    "    schedule: \"0 0 3 * * *\"\n"
+    "    jitter: 1m30s\n"
+    "    enabled: Off\n"
+    "    labels: { team: data }\n"
+    "connectors:\n"
+    "  - { id: ticks-to-workers, type: direct, from: every-5s, to: [workers, nightly] }\n"
+    "  - id: fan\n"
+    "    type: direct\n"
+    "    from: [every-5s, nightly]\n"
+    "    to: [workers, single]\n"
+    "    match: { queue: \"build-*\", env: prod }\n"
+    "    factor: 2.5\n"
+    "scalers:\n"
+    "  - { id: workers, type: process, command: [\"./worker\", \"--queue\", \"jobs\"], min: 0, "
+    "max: 10 }\n"
+    "  - id: single\n"
+    "    type: process\n"
+    "    command: ./one\n"
+    "    env: { A: \"1\", B: two }\n"
+    "    grace: -3\n"
+    "    stop_timeout: 0.5\n"
+    "    workdir: 42\n"
+    "    min: 2\n"
+    "    max: 2\n";
+
+START_TEST(test_valid_file)
+{
+    config *cfg = load_ok(valid_file, "/etc/scalebus/pipes.yaml");
+    ck_assert_str_eq(cfg->path, "/etc/scalebus/pipes.yaml");
+    ck_assert_uint_eq(cfg->nplugin_paths, 2);
+    ck_assert_str_eq(cfg->plugin_paths[0], "/etc/scalebus/my-plugins");
+    ck_assert_str_eq(cfg->plugin_paths[1], "/opt/sb/plugins");
+    ck_assert_int_eq(cfg->log_level_set, 1);
+    ck_assert_int_eq(cfg->log_level, SB_LOG_DEBUG);
+
+    /* Triggers, then connectors, then scalers, each in file order. */
+    ck_assert_uint_eq(cfg->ncomponents, 6);
+    static const char *const order[] = {"every-5s", "nightly", "ticks-to-workers",
+                                        "fan",      "workers", "single"};
+    for (size_t i = 0; i < 6; i++) {
+        ck_assert_str_eq(cfg->components[i].id, order[i]);
+        ck_assert_ptr_eq(config_find(cfg, order[i]), &cfg->components[i]);
+    }
+    ck_assert_ptr_null(config_find(cfg, "nope"));
+
+    const config_component *t = config_find(cfg, "every-5s");
+    ck_assert_int_eq(t->kind, SB_KIND_TRIGGER);
+    ck_assert_str_eq(t->type, "cron");
+    ck_assert_int_eq(t->line, 4);
+    ck_assert_int_eq(t->col, 5);
+    ck_assert_ptr_eq(t->plugin, &fake_plugins[0]);
+    ck_assert_uint_eq(t->nvalues, 6);
+    ck_assert_str_eq(option(t, "schedule")->str, "*/5 * * * * *");
+    ck_assert(option(t, "value")->number == 3.0);
+    ck_assert_str_eq(option(t, "value")->str, "3");
+    /* Defaults, parsed like a value in the file would be. */
+    ck_assert_int_eq(option(t, "timezone")->is_set, 1);
+    ck_assert_str_eq(option(t, "timezone")->str, "UTC");
+    ck_assert_int_eq(option(t, "jitter")->is_set, 1);
+    ck_assert_uint_eq(option(t, "jitter")->duration_ms, 0);
+    ck_assert_int_eq(option(t, "enabled")->integer, 1);
+    ck_assert_int_eq(option(t, "labels")->is_set, 1);
+    ck_assert_uint_eq(option(t, "labels")->count, 0);
+    ck_assert_ptr_nonnull(t->fingerprint);
+
+    const config_component *n = config_find(cfg, "nightly");
+    ck_assert_int_eq(n->line, 5);
+    ck_assert_int_eq(n->col, 5);
+    ck_assert_uint_eq(option(n, "jitter")->duration_ms, 90000);
+    ck_assert_int_eq(option(n, "enabled")->integer, 0);
+    ck_assert(option(n, "value")->number == 1.0);
+    ck_assert_uint_eq(option(n, "labels")->count, 1);
+    ck_assert_str_eq(option(n, "labels")->items[0], "team");
+    ck_assert_str_eq(option(n, "labels")->values[0], "data");
+
+    const config_component *c = config_find(cfg, "ticks-to-workers");
+    ck_assert_int_eq(c->kind, SB_KIND_CONNECTOR);
+    ck_assert_uint_eq(c->nfrom, 1);
+    ck_assert_str_eq(c->from[0], "every-5s");
+    ck_assert_uint_eq(c->nto, 2);
+    ck_assert_str_eq(c->to[0], "workers");
+    ck_assert_str_eq(c->to[1], "nightly"); /* trigger -> trigger, no cycle */
+    ck_assert_uint_eq(c->nmatch, 0);
+    ck_assert_uint_eq(option(c, "cooldown")->duration_ms, 30000);
+
+    c = config_find(cfg, "fan");
+    ck_assert_uint_eq(c->nfrom, 2);
+    ck_assert_str_eq(c->from[1], "nightly");
+    ck_assert_uint_eq(c->nto, 2);
+    ck_assert_str_eq(c->to[1], "single");
+    ck_assert_uint_eq(c->nmatch, 2);
+    ck_assert_str_eq(c->match_keys[0], "queue");
+    ck_assert_str_eq(c->match_values[0], "build-*");
+    ck_assert_str_eq(c->match_keys[1], "env");
+    ck_assert_str_eq(c->match_values[1], "prod");
+    ck_assert(option(c, "factor")->number == 2.5);
+
+    const config_component *w = config_find(cfg, "workers");
+    ck_assert_int_eq(w->kind, SB_KIND_SCALER);
+    ck_assert_int_eq(w->min, 0);
+    ck_assert_int_eq(w->max, 10);
+    const sb_value *cmd = option(w, "command");
+    ck_assert_uint_eq(cmd->count, 3);
+    ck_assert_str_eq(cmd->items[0], "./worker");
+    ck_assert_str_eq(cmd->items[2], "jobs");
+    ck_assert_ptr_null(cmd->items[3]); /* NULL-terminated for execvp */
+    ck_assert_int_eq(option(w, "env")->is_set, 0);
+    ck_assert_int_eq(option(w, "workdir")->is_set, 0);
+    ck_assert_uint_eq(option(w, "stop_timeout")->duration_ms, 10000);
+    ck_assert_int_eq(option(w, "restart")->integer, 1);
+    ck_assert_int_eq(option(w, "grace")->integer, 5);
+    const sb_value *extra = option(w, "extra_args"); /* a LIST default read as YAML */
+    ck_assert_uint_eq(extra->count, 2);
+    ck_assert_str_eq(extra->items[0], "--verbose");
+    ck_assert_str_eq(extra->items[1], "-x");
+
+    const config_component *s = config_find(cfg, "single");
+    ck_assert_int_eq(s->min, 2);
+    ck_assert_int_eq(s->max, 2);
+    ck_assert_uint_eq(option(s, "command")->count, 1); /* one scalar: a one-item list */
+    ck_assert_str_eq(option(s, "command")->items[0], "./one");
+    ck_assert_uint_eq(option(s, "env")->count, 2);
+    ck_assert_str_eq(option(s, "env")->items[1], "B");
+    ck_assert_str_eq(option(s, "env")->values[1], "two");
+    ck_assert_int_eq(option(s, "grace")->integer, -3);
+    ck_assert(option(s, "grace")->number == -3.0);
+    ck_assert_uint_eq(option(s, "stop_timeout")->duration_ms, 500);
+    ck_assert_str_eq(option(s, "workdir")->str, "42"); /* STRING takes a number's text */
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_empty_and_defaults)
+{
+    config *cfg = load_ok("", "empty.yaml");
+    ck_assert_uint_eq(cfg->ncomponents, 0);
+    ck_assert_int_eq(cfg->log_level_set, 0);
+    ck_assert_uint_eq(cfg->nplugin_paths, 0);
+    config_free(cfg);
+    cfg = load_ok("triggers:\nconnectors: []\nscalers: ~\n", "sections.yaml");
+    ck_assert_uint_eq(cfg->ncomponents, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_validate_twice_and_keep_arena)
+{
+    config *cfg = load_ok(valid_file, "v.yaml");
+    config_errors errs;
+    config_errors_init(&errs);
+    size_t calls = 0;
+    ck_assert_int_eq(config_validate_plugins(cfg, fake_lookup, &calls, &errs), 0);
+    ck_assert_uint_eq(calls, 6);
+    ck_assert_uint_eq(errs.count, 0);
+
+    /* The daemon keeps an unchanged instance's values across a reload by taking the arena. */
+    config_component *w = &cfg->components[4];
+    ck_assert_str_eq(w->id, "workers");
+    void *kept = w->arena;
+    sb_value *values = w->values;
+    char *fp = w->fingerprint;
+    w->arena = NULL;
+    config_free(cfg);
+    ck_assert_str_eq(values[0].items[0], "./worker");
+    ck_assert_ptr_nonnull(strstr(fp, "command=[\"./worker\",\"--queue\",\"jobs\"]"));
+    config_component_arena_free(kept);
+    config_errors_free(&errs);
+}
+END_TEST
+
+/* ---- Every error, with its exact position ------------------------------------------------- */
+
+typedef struct error_case {
+    const char *name;
+    const char *yaml;
+    const char *expect;
+} error_case;
+
+static const error_case error_cases[] = {
+    {"unknown top-level key", "trigers: []\n",
+     "test.yaml:1:1: unknown top-level key 'trigers' (did you mean 'triggers'?)\n"},
+    {"unknown top-level key, no suggestion", "pipelines: []\n",
+     "test.yaml:1:1: unknown top-level key 'pipelines' (expected plugins, log, triggers, "
+     "connectors or scalers)\n"},
+    {"top level not a mapping", "- a\n",
+     "test.yaml:1:1: the top level must be a mapping (plugins, log, triggers, connectors, "
+     "scalers), got a sequence\n"},
+    {"section not a sequence", "triggers: {id: a}\n",
+     "test.yaml:1:11: 'triggers' must be a sequence of mappings, got a mapping\n"},
+    {"entry not a mapping", "triggers:\n  - just-a-string\n",
+     "test.yaml:2:5: each entry of 'triggers' must be a mapping, got a scalar\n"},
+    {"missing id", "triggers:\n  - {type: cron, schedule: x}\n",
+     "test.yaml:2:5: trigger #1 has no id\n"},
+    {"invalid id", "triggers:\n  - {id: \"a b\", type: cron, schedule: x}\n",
+     "test.yaml:2:10: invalid id 'a b' (use letters, digits, '_', '.' and '-')\n"},
+    {"missing type", "triggers:\n  - id: a\n    schedule: x\n",
+     "test.yaml:2:5: trigger 'a': missing type\n"},
+    {"unknown plugin type lists nothing else", "triggers:\n  - {id: a, type: foo, bogus: 1}\n",
+     "test.yaml:2:19: unknown plugin type 'foo'\n"},
+    {"wrong kind", "scalers:\n  - {id: w, type: cron, max: 1}\n",
+     "test.yaml:2:19: 'cron' is a trigger plugin, not a scaler\n"},
+    {"unknown option with suggestion", "triggers:\n  - {id: a, type: cron, schedul: x}\n",
+     "test.yaml:2:5: cron 'a': missing required option 'schedule'\n"
+     "test.yaml:2:25: unknown option 'schedul' for cron (did you mean 'schedule'?)\n"},
+    {"suggestion among common keys", "scalers:\n  - {id: w, type: process, command: x, mxa: 1}\n",
+     "test.yaml:2:5: scaler 'w': missing required option 'max'\n"
+     "test.yaml:2:40: unknown option 'mxa' for process (did you mean 'max'?)\n"},
+    {"unknown option", "triggers:\n  - {id: a, type: cron, schedule: x, colour: red}\n",
+     "test.yaml:2:38: unknown option 'colour' for cron\n"},
+    {"wrong type", "triggers:\n  - {id: a, type: cron, schedule: x, value: abc}\n",
+     "test.yaml:2:45: option 'value' of cron: expected a number, got 'abc'\n"},
+    {"number must be finite", "triggers:\n  - {id: a, type: cron, schedule: x, value: inf}\n",
+     "test.yaml:2:45: option 'value' of cron: expected a number, got 'inf'\n"},
+    {"types in block style",
+     "scalers:\n"
+     "  - id: w\n"
+     "    type: process\n"
+     "    command: ./worker\n"
+     "    max: 1\n"
+     "    grace: 1.5\n"
+     "    restart: maybe\n"
+     "    stop_timeout: 10x\n"
+     "    env: [a]\n",
+     "test.yaml:6:12: option 'grace' of process: expected an integer, got '1.5'\n"
+     "test.yaml:7:14: option 'restart' of process: expected true or false, got 'maybe'\n"
+     "test.yaml:8:19: option 'stop_timeout' of process: expected a duration like 500ms, 10s or "
+     "1m30s, got '10x'\n"
+     "test.yaml:9:10: option 'env' of process: expected a mapping of strings, got a sequence\n"},
+    {"int overflow",
+     "scalers:\n  - {id: w, type: process, command: [x], max: 1, grace: 99999999999999999999}\n",
+     "test.yaml:2:57: option 'grace' of process: expected an integer, got '99999999999999999999' "
+     "(out of range)\n"},
+    {"list item not a scalar", "scalers:\n  - {id: w, type: process, command: [a, [b]], max: 1}\n",
+     "test.yaml:2:41: option 'command' of process: expected a list of strings, got a sequence in "
+     "it\n"},
+    {"list given a mapping", "scalers:\n  - {id: w, type: process, command: {a: b}, max: 1}\n",
+     "test.yaml:2:37: option 'command' of process: expected a list of strings, got a mapping\n"},
+    {"string given a list", "triggers:\n  - {id: a, type: cron, schedule: [x]}\n",
+     "test.yaml:2:35: option 'schedule' of cron: expected a string, got a sequence\n"},
+    {"missing required options", "scalers:\n  - {id: w, type: process}\n",
+     "test.yaml:2:5: scaler 'w': missing required option 'max'\n"
+     "test.yaml:2:5: process 'w': missing required option 'command'\n"},
+    {"bounds below zero and one",
+     "scalers:\n  - {id: w, type: process, command: x, min: -1, max: 0}\n",
+     "test.yaml:2:45: scaler 'w': min must be >= 0, got -1\n"
+     "test.yaml:2:54: scaler 'w': max must be >= 1, got 0\n"},
+    {"max below min", "scalers:\n  - {id: w, type: process, command: x, min: 5, max: 2}\n",
+     "test.yaml:2:53: scaler 'w': max (2) is less than min (5)\n"},
+    {"bounds not integers",
+     "scalers:\n  - {id: w, type: process, command: x, min: lots, max: [1]}\n",
+     "test.yaml:2:45: scaler 'w': min must be an integer, got 'lots'\n"
+     "test.yaml:2:56: scaler 'w': max must be an integer, got a sequence\n"},
+    {"dangling and wrong-kind edges",
+     "triggers:\n"
+     "  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: c1, type: direct, from: nope, to: w}\n"
+     "  - {id: c2, type: direct, from: [t, w], to: [c1, ghost]}\n"
+     "scalers:\n"
+     "  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:4:34: connector 'c1': from 'nope' is not a trigger in this file\n"
+     "test.yaml:5:38: connector 'c2': from 'w' is not a trigger in this file (it is a scaler)\n"
+     "test.yaml:5:47: connector 'c2': to 'c1' is not a scaler or trigger in this file (it is a "
+     "connector)\n"
+     "test.yaml:5:51: connector 'c2': to 'ghost' is not a scaler or trigger in this file\n"},
+    {"missing from and to", "connectors:\n  - {id: c, type: direct}\n",
+     "test.yaml:2:5: connector 'c': missing 'from' (a trigger id or a list of them)\n"
+     "test.yaml:2:5: connector 'c': missing 'to' (a scaler or trigger id, or a list of them)\n"},
+    {"id listed twice",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {id: c, type: direct, from: [t, t], to: t}\n",
+     "test.yaml:4:37: connector 'c': from lists 't' twice\n"
+     "test.yaml:4:45: trigger cycle: t -> c -> t\n"},
+    {"match not a mapping",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {id: c, type: direct, from: t, to: w, match: [a]}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:4:50: connector 'c': match must be a mapping of label: value, got a sequence\n"},
+    {"duplicate id across sections",
+     "triggers:\n  - {id: x, type: cron, schedule: a}\n"
+     "scalers:\n  - {id: x, type: process, command: b, max: 1}\n",
+     "test.yaml:4:10: duplicate id 'x' (first used at 2:10)\n"},
+    {"duplicate key", "triggers:\n  - {id: a, type: cron, schedule: x, schedule: y}\n",
+     "test.yaml:2:38: duplicate key 'schedule' (first at 2:25)\n"},
+    {"trigger cycle",
+     "triggers:\n"
+     "  - {id: a, type: cron, schedule: x}\n"
+     "  - {id: b, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: c, type: direct, from: a, to: b}\n"
+     "  - {id: c2, type: direct, from: b, to: a}\n",
+     "test.yaml:6:41: trigger cycle: a -> c -> b -> c2 -> a\n"},
+    {"unset variable", "triggers:\n  - {id: a, type: cron, schedule: \"${SB_TEST_UNSET_VAR}\"}\n",
+     "test.yaml:2:35: environment variable 'SB_TEST_UNSET_VAR' is not set\n"},
+    {"bad variable reference", "log: {level: \"${1X}\"}\n",
+     "test.yaml:1:14: bad variable reference '${1X}' (use ${NAME} or ${NAME:-default}, or $$ for "
+     "a literal $)\n"
+     "test.yaml:1:14: log.level must be error, warn, info or debug, got ''\n"},
+    {"unterminated variable", "log: {level: \"${LEVEL\"}\n",
+     "test.yaml:1:14: unterminated '${' in '${LEVEL'\n"
+     "test.yaml:1:14: log.level must be error, warn, info or debug, got ''\n"},
+    {"log level", "log: {level: verbose}\n",
+     "test.yaml:1:14: log.level must be error, warn, info or debug, got 'verbose'\n"},
+    {"plugins key", "plugins: {paths: [x]}\n",
+     "test.yaml:1:11: unknown key 'paths' in plugins (expected path)\n"},
+    {"plugins path entry", "plugins: {path: [x, {a: b}, \"\"]}\n",
+     "test.yaml:1:21: plugins.path entries must be folder names, got a mapping\n"
+     "test.yaml:1:29: plugins.path entries must be folder names, got an empty string\n"},
+    {"syntax error", "triggers: [a, b\nlog: {}\n",
+     "test.yaml:2:4: did not find expected ',' or ']' (while parsing a flow sequence at 1:11)\n"},
+    {"tab indentation", "triggers:\n\t- {id: a}\n",
+     "test.yaml:2:1: found character that cannot start any token (while scanning for the next "
+     "token at 2:1)\n"},
+    {"two documents", "log: {level: info}\n---\nlog: {level: info}\n",
+     "test.yaml:2:1: a pipeline file holds one YAML document, not several\n"},
+    {"unknown anchor", "triggers: *nope\n",
+     "test.yaml:1:11: unknown anchor 'nope' (an alias must follow its anchor)\n"},
+    {"mapping key not a scalar", "? [a]\n: b\n",
+     "test.yaml:1:3: a mapping key must be a scalar, not a sequence\n"},
+    {"bad plugin default", "triggers:\n  - {id: a, type: badplug}\n",
+     "test.yaml:2:19: plugin badplug: the default of option 'period' is invalid: expected a "
+     "duration like 500ms, 10s or 1m30s, got 'soon'\n"},
+    {"invalid utf-8", "log: {level: \"\xff\"}\n", "test.yaml:1:15: invalid leading UTF-8 octet\n"},
+};
+
+START_TEST(test_error_cases)
+{
+    const error_case *tc = &error_cases[_i];
+    char *out = check_text(tc->yaml);
+    ck_assert_msg(strcmp(out, tc->expect) == 0, "case '%s':\nexpected:\n%sgot:\n%s", tc->name,
+                  tc->expect, out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_many_errors_together)
+{
+    static const char text[] = "trigger:\n"                                              /* 1 */
+                               "triggers:\n"                                             /* 2 */
+                               "  - {id: a, type: cron, schedule: x, value: high}\n"     /* 3 */
+                               "  - {id: a, type: cron}\n"                               /* 4 */
+                               "  - {id: b, type: cronn, schedule: x}\n"                 /* 5 */
+                               "connectors:\n"                                           /* 6 */
+                               "  - {id: c, type: direct, from: zzz, to: w, factr: 2}\n" /* 7 */
+                               "scalers:\n"                                              /* 8 */
+                               "  - {id: w, type: direct, max: 1}\n"                     /* 9 */
+                               "  - {id: v, type: process, command: x, max: 0}\n";       /* 10 */
+    char *out = check_text(text);
+    /* Each phase's errors in file order: the structure's first, then the options'. */
+    ck_assert_str_eq(out,
+                     "test.yaml:1:1: unknown top-level key 'trigger' (did you mean 'triggers'?)\n"
+                     "test.yaml:4:10: duplicate id 'a' (first used at 3:10)\n"
+                     "test.yaml:7:33: connector 'c': from 'zzz' is not a trigger in this file\n"
+                     "test.yaml:10:45: scaler 'v': max must be >= 1, got 0\n"
+                     "test.yaml:3:45: option 'value' of cron: expected a number, got 'high'\n"
+                     "test.yaml:4:5: cron 'a': missing required option 'schedule'\n"
+                     "test.yaml:5:19: unknown plugin type 'cronn'\n"
+                     "test.yaml:7:45: unknown option 'factr' for direct (did you mean 'factor'?)\n"
+                     "test.yaml:9:19: 'direct' is a connector plugin, not a scaler\n");
+    free(out);
+}
+END_TEST
+
+/* ---- ${VAR} ------------------------------------------------------------------------------- */
+
+START_TEST(test_env_expansion)
+{
+    setenv("SB_T_QUEUE", "jobs", 1);
+    setenv("SB_T_EMPTY", "", 1);
+    setenv("SB_T_MAX", "7", 1);
+    unsetenv("SB_T_MISSING");
+    static const char text[] = "scalers:\n"
+                               "  - id: w\n"
+                               "    type: process\n"
+                               "    max: ${SB_T_MAX}\n"
+                               "    command:\n"
+                               "      - ${SB_T_QUEUE}\n"
+                               "      - pre-${SB_T_QUEUE}-post\n"
+                               "      - ${SB_T_MISSING:-fall back}\n"
+                               "      - ${SB_T_EMPTY:-empty means default}\n"
+                               "      - \"$${SB_T_QUEUE} costs $5 or $$5\"\n"
+                               "      - '${SB_T_EMPTY}'\n"
+                               "      - ${SB_T_QUEUE}${SB_T_QUEUE}\n";
+    config *cfg = load_ok(text, "env.yaml");
+    const config_component *w = config_find(cfg, "w");
+    ck_assert_int_eq(w->max, 7);
+    const sb_value *cmd = option(w, "command");
+    ck_assert_uint_eq(cmd->count, 7);
+    ck_assert_str_eq(cmd->items[0], "jobs");
+    ck_assert_str_eq(cmd->items[1], "pre-jobs-post");
+    ck_assert_str_eq(cmd->items[2], "fall back");
+    ck_assert_str_eq(cmd->items[3], "empty means default");
+    ck_assert_str_eq(cmd->items[4], "${SB_T_QUEUE} costs $5 or $5");
+    ck_assert_str_eq(cmd->items[5], "");
+    ck_assert_str_eq(cmd->items[6], "jobsjobs");
+    config_free(cfg);
+
+    /* Every unset variable is reported, each at its own scalar. */
+    char *out = check_text("scalers:\n"
+                           "  - id: w\n"
+                           "    type: process\n"
+                           "    max: 1\n"
+                           "    command: [\"${SB_T_MISSING}\", ok, \"${SB_T_MISSING}x\"]\n");
+    ck_assert_str_eq(out, "test.yaml:5:15: environment variable 'SB_T_MISSING' is not set\n"
+                          "test.yaml:5:38: environment variable 'SB_T_MISSING' is not set\n");
+    free(out);
+}
+END_TEST
+
+/* ---- Durations ---------------------------------------------------------------------------- */
+
+START_TEST(test_durations)
+{
+    static const struct {
+        const char *text;
+        uint64_t ms;
+    } good[] = {
+        {"500ms", 500},
+        {"10s", 10000},
+        {"5m", 300000},
+        {"1h", 3600000},
+        {"1d", 86400000},
+        {"1m30s", 90000},
+        {"1h1m1s1ms", 3661001},
+        {"0", 0},
+        {"0s", 0},
+        {"10", 10000},
+        {"0.5", 500},
+        {"1.5h", 5400000},
+        {"0.25s", 250},
+        {"2d12h", 216000000},
+        {"007s", 7000},
+        {"1.0005", 1000},
+        {"18446744073709551s", 18446744073709551000u},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t ms = 12345;
+        ck_assert_msg(config_parse_duration(good[i].text, &ms) == 0, "%s refused", good[i].text);
+        ck_assert_msg(ms == good[i].ms, "%s gave %llu", good[i].text, (unsigned long long)ms);
+    }
+    static const char *const bad[] = {
+        "",
+        "-5s",
+        "+5s",
+        " 5s",
+        "5s ",
+        "5 s",
+        "s",
+        "ms",
+        "5x",
+        "5sec",
+        "1m30",
+        "1.s",
+        ".5s",
+        "1e3",
+        "5S",
+        "18446744073709552s",
+        "99999999999999999999",
+        "213503982335d",
+        "18446744073709551615ms1ms",
+        "1..5s",
+        "--1s",
+        "1m-30s",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t ms = 777;
+        ck_assert_msg(config_parse_duration(bad[i], &ms) == -EINVAL, "'%s' accepted", bad[i]);
+        ck_assert_uint_eq(ms, 777);
+    }
+    uint64_t ms;
+    ck_assert_int_eq(config_parse_duration(NULL, &ms), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_option_types)
+{
+    static const char text[] =
+        "triggers:\n"
+        "  - {id: a, type: cron, schedule: 5, value: -1.5e3, enabled: YES, jitter: 2}\n"
+        "  - {id: b, type: cron, schedule: x, value: 7, enabled: on, timezone: ~}\n"
+        "  - {id: c, type: cron, schedule: x, enabled: False, labels: {k: \"\", j: ~}}\n";
+    config *cfg = load_ok(text, "types.yaml");
+    const config_component *a = config_find(cfg, "a");
+    ck_assert_str_eq(option(a, "schedule")->str, "5");
+    ck_assert(option(a, "value")->number == -1500.0);
+    ck_assert_int_eq(option(a, "enabled")->integer, 1);
+    ck_assert_uint_eq(option(a, "jitter")->duration_ms, 2000);
+    const config_component *b = config_find(cfg, "b");
+    ck_assert(option(b, "value")->number == 7.0);
+    ck_assert_int_eq(option(b, "enabled")->integer, 1);
+    ck_assert_str_eq(option(b, "timezone")->str, "UTC"); /* null: not set, so the default */
+    const config_component *c = config_find(cfg, "c");
+    ck_assert_int_eq(option(c, "enabled")->integer, 0);
+    ck_assert_uint_eq(option(c, "labels")->count, 2);
+    ck_assert_str_eq(option(c, "labels")->values[0], "");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_glob)
+{
+    ck_assert_int_eq(config_glob_match("build-*", "build-42"), 1);
+    ck_assert_int_eq(config_glob_match("build-*", "test-42"), 0);
+    ck_assert_int_eq(config_glob_match("b?ild", "build"), 1);
+    ck_assert_int_eq(config_glob_match("[ab]x", "bx"), 1);
+    ck_assert_int_eq(config_glob_match("[ab]x", "cx"), 0);
+    ck_assert_int_eq(config_glob_match("prod", "prod"), 1);
+    ck_assert_int_eq(config_glob_match("prod", "production"), 0);
+    ck_assert_int_eq(config_glob_match(NULL, "x"), 0);
+}
+END_TEST
+
+/* ---- Limits ------------------------------------------------------------------------------- */
+
+static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix)
+{
+    size_t len = strlen(prefix) + strlen(unit) * n + strlen(suffix) + 1;
+    char *s = malloc(len);
+    ck_assert_ptr_nonnull(s);
+    char *p = s;
+    p += sprintf(p, "%s", prefix);
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s", unit);
+    sprintf(p, "%s", suffix);
+    return s;
+}
+
+START_TEST(test_deep_nesting)
+{
+    /* The root mapping is level 1, so 63 brackets are fine and the 64th is one too many. */
+    char *ok = repeat("a: ", "[", 63, "");
+    char *tail = repeat(ok, "]", 63, "\n");
+    char *out = check_text(tail);
+    ck_assert_str_eq(out, "test.yaml:1:1: unknown top-level key 'a' (expected plugins, log, "
+                          "triggers, connectors or scalers)\n");
+    free(out);
+    free(ok);
+    free(tail);
+
+    char *deep = repeat("a: ", "[", 100000, "\n"); /* never closed: nothing after it is read */
+    out = check_text(deep);
+    ck_assert_str_eq(out, "test.yaml:1:67: nested deeper than 64 levels: the rest of the file "
+                          "is not read\n");
+    free(out);
+    free(deep);
+}
+END_TEST
+
+START_TEST(test_alias_bomb)
+{
+    /* Each level is ten of the one before: g alone would stand for 10^7 strings. */
+    static const char bomb[] = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                               "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                               "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                               "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                               "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                               "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                               "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+                               "triggers: [*g]\n";
+    double t0 = now_s();
+    char *out = check_text(bomb);
+    /* Weights: a 11, b 111, ... e 111,111: after a..e and f's key and bracket the count is
+     * 123,463, so f's eighth *e (column 36) is the one that goes over 1,000,000. */
+    ck_assert_str_eq(out, "test.yaml:6:36: more than 1000000 nodes (counting alias "
+                          "expansions): the rest of the file is not read\n");
+    free(out);
+    ck_assert_msg(now_s() - t0 < 5.0, "the bomb was followed");
+
+    /* Below the limit, aliases work and share the anchored nodes. */
+    static const char shared[] = "triggers:\n"
+                                 "  - &base {id: a, type: cron, schedule: &s \"0 * * * * *\"}\n"
+                                 "  - {id: b, type: cron, schedule: *s}\n";
+    config *cfg = load_ok(shared, "alias.yaml");
+    ck_assert_str_eq(option(config_find(cfg, "b"), "schedule")->str, "0 * * * * *");
+    config_free(cfg);
+
+    /* An alias repeating a whole component repeats its id too. */
+    out = check_text("triggers:\n  - &t {id: a, type: cron, schedule: x}\n  - *t\n");
+    ck_assert_str_eq(out, "test.yaml:3:5: duplicate id 'a' (first used at 2:13)\n");
+    free(out);
+}
+END_TEST
+
+START_TEST(test_too_many_plain_nodes)
+{
+    /* Two bytes a node: 1,000,001 of them fit in the size limit but not in the node limit. The
+     * root mapping, its key and the sequence are 3 nodes, so scalar 999,998 is one too many. */
+    char *text = repeat("log: [", "1,", 1000001, "1]\n");
+    char *out = check_text(text);
+    ck_assert_str_eq(out, "test.yaml:1:2000001: more than 1000000 nodes (counting alias "
+                          "expansions): the rest of the file is not read\n");
+    free(out);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_huge_file)
+{
+    size_t n = CONFIG_MAX_FILE_BYTES + 1;
+    char *text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    memset(text, '#', n); /* one long comment: valid YAML, just too much of it */
+    config_errors errs;
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_string(text, n, "big.yaml", &errs));
+    char *out = errors_text(&errs);
+    ck_assert_str_eq(out, "big.yaml:0:0: file is larger than 4194304 bytes: not read\n");
+    free(out);
+    config_errors_free(&errs);
+
+    char *dir = make_tmpdir();
+    char *path = path_in(dir, "big.yaml");
+    write_file(path, text, n);
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_file(path, &errs));
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].file, path);
+    ck_assert_int_eq(errs.items[0].line, 0);
+    ck_assert_str_eq(errs.items[0].message, "file is larger than 4194304 bytes: not read");
+    config_errors_free(&errs);
+
+    /* Exactly at the limit is read. */
+    write_file(path, text, n - 1);
+    config_errors_init(&errs);
+    config *cfg = config_parse_file(path, &errs);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(errs.count, 0);
+    config_free(cfg);
+    config_errors_free(&errs);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+    free(text);
+}
+END_TEST
+
+/* ---- Files -------------------------------------------------------------------------------- */
+
+START_TEST(test_unreadable_file)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_file("/nonexistent/sb/pipes.yaml", &errs));
+    char *out = errors_text(&errs);
+    ck_assert_str_eq(out, "/nonexistent/sb/pipes.yaml:0:0: cannot read: No such file or "
+                          "directory\n");
+    free(out);
+    config_errors_free(&errs);
+
+    char *dir = make_tmpdir();
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_file(dir, &errs));
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].message, "cannot read: Is a directory");
+    config_errors_free(&errs);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_file_and_plugin_paths)
+{
+    char *dir = make_tmpdir();
+    char *path = path_in(dir, "pipes.yaml");
+    static const char text[] = "plugins: { path: [./my-plugins, /abs/plugins, sub/dir] }\n"
+                               "triggers:\n"
+                               "  - { id: t, type: cron, schedule: x, value: nope }\n";
+    write_file(path, text, strlen(text));
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_file(path, &errs);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(errs.count, 0);
+    ck_assert_uint_eq(cfg->nplugin_paths, 3);
+    char *want = path_in(dir, "my-plugins");
+    ck_assert_str_eq(cfg->plugin_paths[0], want);
+    free(want);
+    ck_assert_str_eq(cfg->plugin_paths[1], "/abs/plugins");
+    want = path_in(dir, "sub/dir");
+    ck_assert_str_eq(cfg->plugin_paths[2], want);
+    free(want);
+    /* Phase 2 errors name the file too. */
+    ck_assert_int_eq(config_validate_plugins(cfg, fake_lookup, NULL, &errs), -EINVAL);
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].file, path);
+    ck_assert_int_eq(errs.items[0].line, 3);
+    ck_assert_int_eq(errs.items[0].col, 46);
+    config_free(cfg);
+    config_errors_free(&errs);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
+
+    /* A single string, and a file named without a folder. */
+    config_errors_init(&errs);
+    cfg = config_parse_string("plugins: {path: x}\n", 19, "conf/p.yaml", &errs);
+    ck_assert_str_eq(cfg->plugin_paths[0], "conf/x");
+    config_free(cfg);
+    cfg = config_parse_string("plugins: {path: ./x}\n", 21, "p.yaml", &errs);
+    ck_assert_str_eq(cfg->plugin_paths[0], "./x");
+    config_free(cfg);
+    ck_assert_uint_eq(errs.count, 0);
+    config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(test_error_add_and_print)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    for (int i = 0; i < 100; i++)
+        config_error_add(&errs, "f.yaml", i + 1, 2, "problem %d of %s", i, "many");
+    ck_assert_uint_eq(errs.count, 100);
+    ck_assert_str_eq(errs.items[99].message, "problem 99 of many");
+    ck_assert_int_eq(errs.items[99].line, 100);
+    config_errors_free(&errs);
+    ck_assert_uint_eq(errs.count, 0);
+    config_error_add(&errs, "x.yaml", 3, 4, "%s", "one");
+    char *out = errors_text(&errs);
+    ck_assert_str_eq(out, "x.yaml:3:4: one\n");
+    free(out);
+    config_errors_free(&errs);
+}
+END_TEST
+
+/* ---- Fingerprints ------------------------------------------------------------------------- */
+
+static char *fingerprint_of(const char *text, const char *id)
+{
+    config *cfg = load_ok(text, "fp.yaml");
+    const config_component *c = config_find(cfg, id);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(c->fingerprint);
+    char *fp = strdup(c->fingerprint);
+    config_free(cfg);
+    return fp;
+}
+
+#define FP_TRIGGERS                                                                                \
+    "triggers:\n  - {id: t, type: cron, schedule: x}\n  - {id: u, type: cron, schedule: y}\n"
+#define FP_SCALERS                                                                                 \
+    "scalers:\n  - {id: w, type: process, command: x, max: 1}\n  - {id: v, type: process, "        \
+    "command: x, max: 1}\n"
+
+START_TEST(test_fingerprints)
+{
+    static const struct {
+        const char *a, *b, *id;
+        int equal;
+    } cases[] = {
+        /* Same meaning, different spelling: unchanged. */
+        {"scalers:\n  - {id: w, type: process, command: [./w, -q], max: 3, stop_timeout: 10s}\n",
+         "scalers:\n  - id: w\n    max: 3\n    stop_timeout: 10000ms\n    type: process\n"
+         "    command: [\"./w\", '-q']\n",
+         "w", 1},
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: [x], max: 3, min: 0, restart: yes, grace: "
+         "05}\n",
+         "w", 1},
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3, env: {A: 1, B: 2}}\n",
+         "scalers:\n  - {id: w, type: process, command: x, max: 3, env: {B: 2, A: 1}}\n", "w", 1},
+        {FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: [t, u], to: [w, v]}\n" FP_SCALERS,
+         FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: [u, t], to: [v, w]}\n" FP_SCALERS,
+         "c", 1},
+        {"triggers:\n  - {id: t, type: cron, schedule: x, value: 3}\n",
+         "triggers:\n  - {id: t, type: cron, schedule: x, value: 3.0}\n", "t", 1},
+        /* Any option changed: changed. */
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: x, max: 4}\n", "w", 0},
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: x, max: 3, min: 1}\n", "w", 0},
+        {"scalers:\n  - {id: w, type: process, command: [a, b], max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: [b, a], max: 3}\n", "w", 0},
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: x, max: 3, workdir: /srv}\n", "w", 0},
+        {"scalers:\n  - {id: w, type: process, command: x, max: 3, env: {A: 1}}\n",
+         "scalers:\n  - {id: w, type: process, command: x, max: 3, env: {A: 2}}\n", "w", 0},
+        {"triggers:\n  - {id: t, type: cron, schedule: x}\n",
+         "triggers:\n  - {id: t, type: cron, schedule: \"x \"}\n", "t", 0},
+        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
+         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: u, to: w}\n" FP_SCALERS, "c", 0},
+        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
+         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: [w, v]}\n" FP_SCALERS,
+         "c", 0},
+        {FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: a}}\n" FP_SCALERS,
+         FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: b}}\n" FP_SCALERS,
+         "c", 0},
+        /* A value with a quote in it cannot pass for a list of two. */
+        {"scalers:\n  - {id: w, type: process, command: ['a\",\"b'], max: 3}\n",
+         "scalers:\n  - {id: w, type: process, command: [a, b], max: 3}\n", "w", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *fa = fingerprint_of(cases[i].a, cases[i].id);
+        char *fb = fingerprint_of(cases[i].b, cases[i].id);
+        ck_assert_msg((strcmp(fa, fb) == 0) == cases[i].equal, "case %zu:\n%s\nvs\n%s", i, fa, fb);
+        free(fa);
+        free(fb);
+    }
+    /* Two components of a file with equal settings have equal fingerprints whatever their id. */
+    config *cfg = load_ok(FP_SCALERS, "two.yaml");
+    ck_assert_str_eq(config_find(cfg, "w")->fingerprint, config_find(cfg, "v")->fingerprint);
+    config_free(cfg);
+}
+END_TEST
+
+/* A component that failed validation gets no fingerprint: it must not look "unchanged". */
+START_TEST(test_no_fingerprint_on_error)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    const char *text = "triggers:\n  - {id: t, type: cron, schedule: x, value: abc}\n";
+    config *cfg = config_parse_string(text, strlen(text), "e.yaml", &errs);
+    ck_assert_int_eq(config_validate_plugins(cfg, fake_lookup, NULL, &errs), -EINVAL);
+    ck_assert_ptr_null(config_find(cfg, "t")->fingerprint);
+    config_free(cfg);
+    config_errors_free(&errs);
+}
+END_TEST
+
+/* ---- Scale -------------------------------------------------------------------------------- */
+
+START_TEST(test_30000_components)
+{
+    enum { PIPELINES = 10000 };
+    size_t cap = (size_t)PIPELINES * 300 + 64, len = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text + len, cap - len, "triggers:\n");
+    for (int i = 0; i < PIPELINES; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "  - { id: t%05d, type: cron, schedule: \"*/5 * * * * *\", "
+                                "value: 3 }\n",
+                                i);
+    len += (size_t)snprintf(text + len, cap - len, "connectors:\n");
+    for (int i = 0; i < PIPELINES; i++)
+        len +=
+            (size_t)snprintf(text + len, cap - len,
+                             "  - { id: c%05d, type: direct, from: t%05d, to: w%05d }\n", i, i, i);
+    len += (size_t)snprintf(text + len, cap - len, "scalers:\n");
+    for (int i = 0; i < PIPELINES; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "  - { id: w%05d, type: process, command: [\"./worker\", "
+                                "\"--queue\", \"jobs\"], min: 0, max: 10 }\n",
+                                i);
+    ck_assert_uint_lt(len, CONFIG_MAX_FILE_BYTES);
+
+    config_errors errs;
+    config_errors_init(&errs);
+    double t0 = now_s();
+    config *cfg = config_parse_string(text, len, "big.yaml", &errs);
+    double t1 = now_s();
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(config_validate_plugins(cfg, fake_lookup, NULL, &errs), 0);
+    double t2 = now_s();
+    ck_assert_uint_eq(errs.count, 0);
+    ck_assert_uint_eq(cfg->ncomponents, 3 * PIPELINES);
+
+    char id[16];
+    for (int i = 0; i < PIPELINES; i++) {
+        snprintf(id, sizeof id, "w%05d", i);
+        const config_component *w = config_find(cfg, id);
+        ck_assert_ptr_nonnull(w);
+        ck_assert_str_eq(w->id, id);
+        ck_assert_int_eq(w->max, 10);
+    }
+    double t3 = now_s();
+    fprintf(stderr,
+            "test_config: %d components (%zu bytes): parse %.3f s, validate %.3f s, "
+            "%d lookups %.3f s\n",
+            3 * PIPELINES, len, t1 - t0, t2 - t1, PIPELINES, t3 - t2);
+    /* Natively this must stay well under a second; sanitizers and valgrind (scripts/test.sh sets
+     * SB_UNDER_VALGRIND) slow it down many times over. */
+    double limit = SANITIZED || getenv("SB_UNDER_VALGRIND") != NULL ? 60.0 : 1.0;
+    ck_assert_msg(t2 - t0 < limit, "parse + validate took %.2f s", t2 - t0);
+    config_free(cfg);
+    config_errors_free(&errs);
+    free(text);
+}
+END_TEST
+
+/* A 10,000-long chain of trigger -> connector -> trigger runs, closed into one cycle: the
+ * search must not recurse, and the message stays short. */
+START_TEST(test_long_cycle)
+{
+    enum { N = 10000 };
+    size_t cap = (size_t)N * 120 + 64, len = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text + len, cap - len, "triggers:\n");
+    for (int i = 0; i < N; i++)
+        len +=
+            (size_t)snprintf(text + len, cap - len, "  - {id: t%d, type: cron, schedule: x}\n", i);
+    len += (size_t)snprintf(text + len, cap - len, "connectors:\n");
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(text + len, cap - len,
+                                "  - {id: c%d, type: direct, from: t%d, to: t%d}\n", i, i,
+                                (i + 1) % N);
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(text, len, "chain.yaml", &errs);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].message,
+                     "trigger cycle: t0 -> c0 -> t1 -> c1 -> t2 -> c2 -> "
+                     "t3 -> c3 -> ... -> t9996 -> c9996 -> t9997 -> c9997 -> t9998 "
+                     "-> c9998 -> t9999 -> c9999 -> t0");
+    config_free(cfg);
+    config_errors_free(&errs);
+    free(text);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("parse");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_valid_file);
+    tcase_add_test(tc, test_empty_and_defaults);
+    tcase_add_test(tc, test_validate_twice_and_keep_arena);
+    tcase_add_loop_test(tc, test_error_cases, 0, (int)(sizeof error_cases / sizeof error_cases[0]));
+    tcase_add_test(tc, test_many_errors_together);
+    tcase_add_test(tc, test_env_expansion);
+    tcase_add_test(tc, test_durations);
+    tcase_add_test(tc, test_option_types);
+    tcase_add_test(tc, test_glob);
+    tcase_add_test(tc, test_deep_nesting);
+    tcase_add_test(tc, test_alias_bomb);
+    tcase_add_test(tc, test_too_many_plain_nodes);
+    tcase_add_test(tc, test_huge_file);
+    tcase_add_test(tc, test_unreadable_file);
+    tcase_add_test(tc, test_file_and_plugin_paths);
+    tcase_add_test(tc, test_error_add_and_print);
+    tcase_add_test(tc, test_fingerprints);
+    tcase_add_test(tc, test_no_fingerprint_on_error);
+    tcase_add_test(tc, test_30000_components);
+    tcase_add_test(tc, test_long_cycle);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
