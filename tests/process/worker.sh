@@ -1,0 +1,20 @@
+#!/bin/sh
+# Test worker for tests/test_process.c. Records who it is in OUT_DIR/w.<pid> (written to a
+# temporary name first so the test never reads half a line), then behaves as MODE says:
+#   worker.sh OUT_DIR [MODE]
+#   term    (default) sleep; SIGTERM ends it at once
+#   ignore  ignore SIGTERM (inherited by the exec'd sleep), so only SIGKILL ends it
+#   crash   exit 1 straight away
+out=$1
+mode=${2:-term}
+printf '%s %s %s %s %s\n' "$SCALEBUS_INSTANCE" "${PORT:-0}" "$$" "$SCALEBUS_SCALER" \
+    "${SB_TEST_EXTRA:-unset}" >"$out/w.$$.tmp"
+mv "$out/w.$$.tmp" "$out/w.$$"
+echo "stdout of $$"
+echo "stderr of $$" >&2
+case $mode in
+crash) exit 1 ;;
+ignore) trap '' TERM ;;
+esac
+# exec: the instance stays one process, so its pid is the one the test watches.
+exec sleep 600
