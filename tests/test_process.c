@@ -60,6 +60,7 @@ typedef struct harness {
     char conf[128];
     watch w;
     int stop_done;
+    pid_t child; /* test_no_orphans_on_sigkill's daemon process */
 } harness;
 
 static harness H;
@@ -332,6 +333,12 @@ static void teardown(void)
                 kill(recs[i].pid, SIGKILL);
         /* The daemon and loop are left as they are: the test has already failed. */
     }
+    if (H.child > 0) {
+        /* Its workers die with it (that is what the test is about). */
+        kill(H.child, SIGKILL);
+        waitpid(H.child, NULL, 0);
+        H.child = 0;
+    }
     if (H.dir[0])
         nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     H.dir[0] = '\0';
@@ -576,6 +583,7 @@ START_TEST(test_no_orphans_on_sigkill)
     ck_assert_int_ge(child, 0);
     if (child == 0)
         run_daemon_child(H.conf);
+    H.child = child;
 
     /* Wait (bounded) for both workers to record their pids. */
     record recs[MAX_REC];
@@ -583,8 +591,10 @@ START_TEST(test_no_orphans_on_sigkill)
     double t0 = now_s();
     while ((n = read_records(H.out, recs, MAX_REC)) < 2 && now_s() - t0 < 20.0) {
         int status;
-        if (waitpid(child, &status, WNOHANG) == child)
+        if (waitpid(child, &status, WNOHANG) == child) {
+            H.child = 0;
             ck_abort_msg("daemon child exited early (status 0x%x)", (unsigned)status);
+        }
         nap_ms(20);
     }
     ck_assert_int_eq(n, 2);
@@ -595,6 +605,7 @@ START_TEST(test_no_orphans_on_sigkill)
     ck_assert_int_eq(kill(child, SIGKILL), 0);
     int status;
     ck_assert_int_eq(waitpid(child, &status, 0), child);
+    H.child = 0;
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
     t0 = now_s();
