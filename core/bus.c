@@ -494,7 +494,13 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
             }
         }
     }
-    if (b->tail - b->head > b->mask) {
+    /* Other threads may fill only three quarters of the ring: the rest is kept for events the
+     * loop thread derives while dispatching (a connector's decision on a reading), so a flood of
+     * readings cannot starve the next hop of a pipeline. */
+    uv_thread_t self = uv_thread_self();
+    int on_loop = uv_thread_equal(&b->loop_thread, &self);
+    uint64_t limit = on_loop ? b->mask + 1 : (b->mask + 1) - (b->mask + 1) / 4;
+    if (b->tail - b->head >= limit) {
         b->dropped++;
         rc = -ENOBUFS;
         goto refuse;
@@ -521,8 +527,7 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     b->published++;
     uv_mutex_unlock(&b->lock);
     /* A publish from inside dispatch is picked up by the running drain without a wake-up. */
-    uv_thread_t self = uv_thread_self();
-    if (wake && !(uv_thread_equal(&b->loop_thread, &self) && b->draining))
+    if (wake && !(on_loop && b->draining))
         uv_async_send(&b->wake);
     return 0;
 

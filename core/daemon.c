@@ -472,7 +472,7 @@ static void inst_destroy(sb_instance *inst)
         bus_unsubscribe(d->bus, inst->subs[i].source, inst->subs[i].id);
     if (inst->source)
         bus_source_remove(d->bus, inst->source);
-    config_component_values_free(inst->values, inst->values_arena);
+    config_component_arena_free(inst->values_arena); /* holds inst->values too */
     free(inst->subs);
     free_strv(inst->match_keys, inst->nmatch);
     free_strv(inst->match_values, inst->nmatch);
@@ -602,7 +602,7 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
         return;
     }
     /* Rounded up, then held to [min, max]: no input can scale outside the bounds. */
-    double want = ceil(ev->value - 1e-9);
+    double want = ceil(ev->value - 1e-9) + 0.0; /* + 0.0: no "-0" in the log */
     double clamped = want;
     if (clamped < (double)scaler->min)
         clamped = (double)scaler->min;

@@ -26,7 +26,9 @@
 typedef struct loaded_plugin {
     char *path; /* real path */
     void *handle;
-    const sb_plugin_descriptor *desc;
+    /* A copy, zero-filled past what the plugin's own (possibly older, shorter) descriptor has,
+     * so fields added later read as NULL instead of past the end of the plugin's struct. */
+    sb_plugin_descriptor *desc;
 } loaded_plugin;
 
 struct loader {
@@ -49,6 +51,7 @@ void loader_free(loader *l)
         dlclose(l->items[i].handle);
 #endif
         free(l->items[i].path);
+        free(l->items[i].desc);
     }
     free(l->items);
     free(l);
@@ -77,22 +80,23 @@ static int valid_type_name(const char *t)
     return 1;
 }
 
-/* Refuse what other users could have replaced. */
-static int check_not_world_writable(const char *path, const char *what, char *err, size_t errlen)
+/* Refuse what other users could have replaced. Writes why into reason ("is writable by other
+ * users (mode 0646)"), or the stat error; returns 0 when the path is safe. */
+static int unsafe_reason(const char *path, char *reason, size_t len)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
+        int e = errno;
+        snprintf(reason, len, "%s", strerror(e));
+        return -e;
     }
     if (st.st_mode & S_IWOTH) {
-        snprintf(err, errlen, "%s: not loaded: the %s is writable by other users (mode %04o)",
-                 path, what, (unsigned)(st.st_mode & 07777));
+        snprintf(reason, len, "is writable by other users (mode %04o)",
+                 (unsigned)(st.st_mode & 07777));
         return -EPERM;
     }
     if (st.st_uid != 0 && st.st_uid != geteuid()) {
-        snprintf(err, errlen, "%s: not loaded: the %s belongs to uid %u, not root or this user",
-                 path, what, (unsigned)st.st_uid);
+        snprintf(reason, len, "belongs to uid %u, not root or this user", (unsigned)st.st_uid);
         return -EPERM;
     }
     return 0;
@@ -150,34 +154,37 @@ int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
 {
     char real[PATH_MAX];
     if (!realpath(path, real)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
     }
     for (size_t i = 0; i < l->count; i++)
         if (strcmp(l->items[i].path, real) == 0)
             return 0;
 
-    int rc = check_not_world_writable(real, "file", err, errlen);
-    if (rc)
+    char why[256];
+    int rc = unsafe_reason(real, why, sizeof why);
+    if (rc) {
+        if (rc == -EPERM)
+            snprintf(err, errlen, "%s: not loaded: the file %s", path, why);
+        else
+            snprintf(err, errlen, "%s: %s", path, why);
         return rc;
+    }
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", real);
     char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
-        *slash = '\0';
-    if ((rc = check_not_world_writable(dir, "folder", err, errlen)) != 0) {
-        /* name the plugin file, not only its folder */
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "%s: not loaded: its folder %s is writable by other users", path,
-                 dir);
-        snprintf(err, errlen, "%s", tmp);
+    if (slash)
+        slash[slash == dir ? 1 : 0] = '\0'; /* a file right under / lives in "/" */
+    if ((rc = unsafe_reason(dir, why, sizeof why)) != 0) {
+        snprintf(err, errlen, "%s: not loaded: its folder %s %s", path, dir, why);
         return rc;
     }
 
     void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        const char *why = dlerror();
-        snprintf(err, errlen, "%s: cannot load: %s", path, why ? why : "unknown dlopen error");
+        const char *dl = dlerror();
+        snprintf(err, errlen, "%s: cannot load: %s", path, dl ? dl : "unknown dlopen error");
         return -ENOEXEC;
     }
     dlerror();
@@ -215,12 +222,16 @@ int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
         l->cap = ncap;
     }
     char *p = strdup(real);
-    if (!p) {
+    sb_plugin_descriptor *copy = calloc(1, sizeof *copy);
+    if (!p || !copy) {
+        free(p);
+        free(copy);
         dlclose(h);
         snprintf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
-    l->items[l->count++] = (loaded_plugin){.path = p, .handle = h, .desc = d};
+    memcpy(copy, d, d->size < sizeof *copy ? d->size : sizeof *copy);
+    l->items[l->count++] = (loaded_plugin){.path = p, .handle = h, .desc = copy};
     return 0;
 }
 
@@ -231,18 +242,25 @@ static int name_cmp(const void *a, const void *b)
 
 int loader_load_dir(loader *l, const char *dir, loader_report_fn report, void *arg)
 {
-    char err[1200];
-    if (check_not_world_writable(dir, "folder", err, sizeof err) != 0) {
+    char err[PATH_MAX + 256];
+    char why[256];
+    int rc = unsafe_reason(dir, why, sizeof why);
+    if (rc != 0) {
+        if (rc == -EPERM)
+            snprintf(err, sizeof err, "%s: not loaded: the folder %s", dir, why);
+        else
+            snprintf(err, sizeof err, "%s: %s", dir, why);
         if (report)
             report(arg, err);
-        return -EPERM;
+        return rc;
     }
     DIR *dp = opendir(dir);
     if (!dp) {
-        snprintf(err, sizeof err, "%s: %s", dir, strerror(errno));
+        rc = -errno;
+        snprintf(err, sizeof err, "%s: %s", dir, strerror(-rc));
         if (report)
             report(arg, err);
-        return -errno;
+        return rc;
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -254,8 +272,11 @@ int loader_load_dir(loader *l, const char *dir, loader_report_fn report, void *a
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn)
+            if (!nn) {
+                if (report)
+                    report(arg, "out of memory listing plugins; some were not loaded");
                 break;
+            }
             names = nn;
             cap = ncap;
         }

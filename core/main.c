@@ -218,9 +218,8 @@ static int cmd_run(int argc, char **argv)
     if (daemon_load(r.d, c.file, &errs) != 0) {
         config_errors_print(&errs, stderr);
         config_errors_free(&errs);
-        daemon_stop(r.d, NULL, NULL);
+        daemon_free(r.d); /* nothing was started: nothing to stop */
         uv_run(r.loop, UV_RUN_DEFAULT);
-        daemon_free(r.d);
         uv_loop_close(r.loop);
         return 1;
     }
