@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,18 +125,47 @@ static void u64map_free(u64map *m)
 
 /* ---- the bus --------------------------------------------------------------------------- */
 
+#define BUS_INLINE_LABELS 96 /* label blocks up to this size live in the slot: no malloc */
+#define BUS_MAX_RINGS 256    /* the loop thread's ring plus one per publishing thread */
+#define BUS_THREAD_RING 8192 /* slots in each other thread's ring */
+
+enum { SLOT_READY = 0, SLOT_CLAIMED = 1, SLOT_UPDATING = 2 };
+
 typedef struct bus_slot {
+    _Atomic uint32_t state; /* guards coalescing against the consumer taking the slot */
     uint32_t source;
     uint32_t flags;
-    const char *topic;
+    uint32_t nlabels;
+    const char *topic; /* interned */
     uint64_t mono_ns;
     int64_t wall_ns;
     double value;
-    sb_label *labels; /* one block: the label array, then its strings */
-    size_t nlabels;
+    sb_label *labels; /* into inline_labels, or a heap block */
     cJSON *payload;
-    uint64_t key; /* coalescing key, 0 when not registered */
+    uint64_t key; /* coalescing key, 0 when not coalescible */
+    union {
+        sb_label align;
+        char bytes[BUS_INLINE_LABELS];
+    } inline_labels;
 } bus_slot;
+
+/* One producer thread, one consumer (the loop thread): a lock-free ring. The loop thread's own
+ * publishes (a connector deciding inside a dispatch) use ring 0, so a flood from one thread
+ * cannot crowd out the next hop of a pipeline. */
+typedef struct bus_ring {
+    _Atomic uint64_t head; /* written by the consumer */
+    char pad1[56];
+    _Atomic uint64_t tail; /* written by the producer */
+    char pad2[56];
+    bus_slot *slots;
+    uint64_t mask;
+    uint64_t cached_head; /* producer side: last head seen, re-read only when the ring looks full */
+    uv_thread_t owner;
+    u64map coalesce; /* producer side: key -> sequence number of the waiting event */
+    const char *topics[16]; /* producer side: topics this thread has interned */
+    size_t ntopics;
+    _Atomic uint64_t published, coalesced, dropped;
+} bus_ring;
 
 typedef struct bus_subscriber {
     int64_t id;
@@ -157,17 +187,16 @@ struct bus {
     uv_loop_t *loop;
     uv_async_t wake;
     uv_thread_t loop_thread;
-    uv_mutex_t lock;
+    uint64_t uid; /* tells thread-local ring caches of a freed bus from a new one */
+    _Atomic int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, in ns */
 
-    /* guarded by lock */
-    bus_slot *ring;
-    size_t mask;
-    uint64_t head, tail; /* sequence numbers: head is the next to deliver */
-    u64map coalesce;     /* key -> sequence number of the waiting event */
-    u64map payloads;     /* cJSON pointer -> reference count */
+    uv_mutex_t lock; /* ring registration, topic interning, payload counts */
+    bus_ring *rings[BUS_MAX_RINGS];
+    _Atomic size_t nrings;
+    size_t capacity;
+    u64map payloads; /* cJSON pointer -> reference count */
     const char *topics[BUS_MAX_TOPICS];
     size_t ntopics;
-    uint64_t published, coalesced, dropped;
 
     /* loop thread only */
     bus_source *sources; /* index 0 unused */
@@ -176,7 +205,32 @@ struct bus {
     uint64_t delivered;
     int draining;
     int subs_dirty;
+    uint64_t drain_clock; /* CLOCK_MONOTONIC during a drain, refreshed every 16 events */
 };
+
+/* Each thread remembers its ring for the last bus it published to. */
+static _Thread_local struct {
+    const bus *b;
+    uint64_t uid;
+    bus_ring *ring;
+} tls_ring;
+
+static _Atomic uint64_t bus_uids = 1;
+
+static bus_ring *bus_ring_new(size_t capacity, uv_thread_t owner)
+{
+    bus_ring *r = calloc(1, sizeof *r);
+    size_t cap = 16;
+    while (cap < capacity)
+        cap <<= 1;
+    if (!r || !(r->slots = calloc(cap, sizeof *r->slots))) {
+        free(r);
+        return NULL;
+    }
+    r->mask = cap - 1;
+    r->owner = owner;
+    return r;
+}
 
 uint64_t bus_now_mono_ns(void)
 {
@@ -193,34 +247,36 @@ int64_t bus_now_wall_ns(void)
 }
 
 static void bus_on_wake(uv_async_t *h);
+static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic);
 
 bus *bus_new(uv_loop_t *loop, size_t capacity)
 {
     bus *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    size_t cap = 16;
-    if (capacity == 0)
-        capacity = BUS_DEFAULT_CAPACITY;
-    while (cap < capacity)
-        cap <<= 1;
-    b->ring = calloc(cap, sizeof *b->ring);
+    b->capacity = capacity ? capacity : BUS_DEFAULT_CAPACITY;
+    b->loop = loop;
+    b->loop_thread = uv_thread_self();
+    b->uid = atomic_fetch_add(&bus_uids, 1);
+    b->next_sub_id = 1;
+    atomic_store(&b->wall_offset, bus_now_wall_ns() - (int64_t)bus_now_mono_ns());
     b->sources = calloc(16, sizeof *b->sources);
-    if (!b->ring || !b->sources || uv_mutex_init(&b->lock) != 0) {
-        free(b->ring);
+    b->rings[0] = bus_ring_new(b->capacity, b->loop_thread);
+    if (!b->sources || !b->rings[0] || uv_mutex_init(&b->lock) != 0) {
         free(b->sources);
+        if (b->rings[0])
+            free(b->rings[0]->slots);
+        free(b->rings[0]);
         free(b);
         return NULL;
     }
+    atomic_store(&b->nrings, 1);
     b->sources_cap = 16;
     b->nsources = 1;
-    b->mask = cap - 1;
-    b->loop = loop;
-    b->loop_thread = uv_thread_self();
-    b->next_sub_id = 1;
     if (uv_async_init(loop, &b->wake, bus_on_wake) != 0) {
         uv_mutex_destroy(&b->lock);
-        free(b->ring);
+        free(b->rings[0]->slots);
+        free(b->rings[0]);
         free(b->sources);
         free(b);
         return NULL;
@@ -241,13 +297,32 @@ static void bus_payload_unref_locked(bus *b, cJSON *payload)
     }
 }
 
+static void bus_slot_release(bus *b, bus_slot *s, int locked)
+{
+    if (s->labels && (char *)s->labels != s->inline_labels.bytes)
+        free(s->labels);
+    s->labels = NULL;
+    if (s->payload) {
+        if (!locked)
+            uv_mutex_lock(&b->lock);
+        bus_payload_unref_locked(b, s->payload);
+        if (!locked)
+            uv_mutex_unlock(&b->lock);
+        s->payload = NULL;
+    }
+}
+
 static void bus_on_closed(uv_handle_t *h)
 {
     bus *b = h->data;
-    for (uint64_t seq = b->head; seq != b->tail; seq++) {
-        bus_slot *s = &b->ring[seq & b->mask];
-        free(s->labels);
-        bus_payload_unref_locked(b, s->payload);
+    size_t nrings = atomic_load(&b->nrings);
+    for (size_t i = 0; i < nrings; i++) {
+        bus_ring *r = b->rings[i];
+        for (uint64_t seq = atomic_load(&r->head); seq != atomic_load(&r->tail); seq++)
+            bus_slot_release(b, &r->slots[seq & r->mask], 1);
+        u64map_free(&r->coalesce);
+        free(r->slots);
+        free(r);
     }
     for (size_t i = 1; i < b->nsources; i++) {
         free(b->sources[i].id);
@@ -259,11 +334,9 @@ static void bus_on_closed(uv_handle_t *h)
             cJSON_Delete((cJSON *)(uintptr_t)b->payloads.keys[i]);
     for (size_t i = 0; i < b->ntopics; i++)
         free((char *)b->topics[i]);
-    u64map_free(&b->coalesce);
     u64map_free(&b->payloads);
     uv_mutex_destroy(&b->lock);
     free(b->sources);
-    free(b->ring);
     free(b);
 }
 
@@ -333,9 +406,13 @@ int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb
         s->subs = n;
         s->cap = ncap;
     }
+    /* Interned, so dispatch compares topics by pointer. */
+    const char *interned = topic ? bus_intern_topic(b, b->rings[0], topic) : NULL;
+    if (topic && !interned)
+        return -ENOMEM;
     bus_subscriber *sub = &s->subs[s->nsubs++];
     sub->id = b->next_sub_id++;
-    sub->topic = topic;
+    sub->topic = interned;
     sub->cb = cb;
     sub->arg = arg;
     return sub->id;
@@ -367,19 +444,27 @@ void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription)
         bus_compact_source(s);
 }
 
-/* Caller holds the lock. Topics are interned so a queued event needs no copy of its topic. */
-static const char *bus_intern_topic_locked(bus *b, const char *topic)
+/* Topics are interned so a queued event needs no copy of its topic. Each ring keeps the few its
+ * thread uses; only a topic new to that thread takes the lock. */
+static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic)
 {
-    for (size_t i = 0; i < b->ntopics; i++)
-        if (b->topics[i] == topic || strcmp(b->topics[i], topic) == 0)
-            return b->topics[i];
-    if (b->ntopics == BUS_MAX_TOPICS)
-        return NULL;
-    char *copy = strdup(topic);
-    if (!copy)
-        return NULL;
-    b->topics[b->ntopics++] = copy;
-    return copy;
+    for (size_t i = 0; i < r->ntopics; i++)
+        if (r->topics[i] == topic || strcmp(r->topics[i], topic) == 0)
+            return r->topics[i];
+    const char *found = NULL;
+    uv_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->ntopics && !found; i++)
+        if (strcmp(b->topics[i], topic) == 0)
+            found = b->topics[i];
+    if (!found && b->ntopics < BUS_MAX_TOPICS) {
+        char *copy = strdup(topic);
+        if (copy)
+            found = b->topics[b->ntopics++] = copy;
+    }
+    uv_mutex_unlock(&b->lock);
+    if (found && r->ntopics < sizeof r->topics / sizeof r->topics[0])
+        r->topics[r->ntopics++] = found;
+    return found;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s)
@@ -417,8 +502,8 @@ static int bus_same_labels(const bus_slot *s, const sb_publish *pub)
     return 1;
 }
 
-/* One allocation holding the label array and all its strings. */
-static sb_label *bus_copy_labels(const sb_label *labels, size_t n)
+/* The label array and all its strings in one block: the slot's own bytes when they fit. */
+static sb_label *bus_copy_labels(const sb_label *labels, size_t n, char *inline_buf)
 {
     if (n == 0)
         return NULL;
@@ -426,7 +511,7 @@ static sb_label *bus_copy_labels(const sb_label *labels, size_t n)
     for (size_t i = 0; i < n; i++)
         bytes += strlen(labels[i].key ? labels[i].key : "") +
                  strlen(labels[i].value ? labels[i].value : "") + 2;
-    sb_label *out = malloc(bytes);
+    sb_label *out = bytes <= BUS_INLINE_LABELS ? (sb_label *)(void *)inline_buf : malloc(bytes);
     if (!out)
         return NULL;
     char *p = (char *)(out + n);
@@ -444,98 +529,144 @@ static sb_label *bus_copy_labels(const sb_label *labels, size_t n)
     return out;
 }
 
+/* The calling thread's ring: ring 0 on the loop thread, else one made for this thread. */
+static bus_ring *bus_ring_for_thread(bus *b, int *on_loop)
+{
+    uv_thread_t self = uv_thread_self();
+    *on_loop = uv_thread_equal(&b->loop_thread, &self);
+    if (*on_loop)
+        return b->rings[0];
+    if (tls_ring.b == b && tls_ring.uid == b->uid)
+        return tls_ring.ring;
+    bus_ring *r = NULL;
+    uv_mutex_lock(&b->lock);
+    size_t n = atomic_load(&b->nrings);
+    for (size_t i = 1; i < n && !r; i++)
+        if (uv_thread_equal(&b->rings[i]->owner, &self))
+            r = b->rings[i];
+    if (!r && n < BUS_MAX_RINGS) {
+        size_t cap = b->capacity < BUS_THREAD_RING ? b->capacity : BUS_THREAD_RING;
+        r = bus_ring_new(cap, self);
+        if (r) {
+            b->rings[n] = r;
+            atomic_store_explicit(&b->nrings, n + 1, memory_order_release);
+        }
+    }
+    uv_mutex_unlock(&b->lock);
+    if (r) {
+        tls_ring.b = b;
+        tls_ring.uid = b->uid;
+        tls_ring.ring = r;
+    }
+    return r;
+}
+
+/* Replace a waiting event with the same key in place. Returns 1 when it did. */
+static int bus_try_coalesce(bus *b, bus_ring *r, uint32_t source, const char *topic, uint64_t key,
+                            const sb_publish *pub, uint64_t mono, int64_t wall)
+{
+    uint64_t *seq = u64map_find(&r->coalesce, key);
+    if (!seq || *seq < atomic_load_explicit(&r->head, memory_order_acquire))
+        return 0;
+    bus_slot *s = &r->slots[*seq & r->mask];
+    /* Only the producer writes a slot's fields, so reading them here is safe; the state word
+     * decides whether the consumer has taken the slot already. */
+    if (s->source != source || s->topic != topic || s->key != key || !bus_same_labels(s, pub))
+        return 0;
+    uint32_t expect = SLOT_READY;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &expect, SLOT_UPDATING,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return 0; /* being delivered: queue a new one */
+    cJSON *stale = s->payload;
+    s->value = pub->value;
+    s->mono_ns = mono;
+    s->wall_ns = wall;
+    s->payload = NULL;
+    if (pub->payload || stale) {
+        uv_mutex_lock(&b->lock);
+        if (stale)
+            bus_payload_unref_locked(b, stale);
+        if (pub->payload && u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1) == 0)
+            s->payload = pub->payload;
+        else
+            cJSON_Delete(pub->payload);
+        uv_mutex_unlock(&b->lock);
+    }
+    atomic_store_explicit(&s->state, SLOT_READY, memory_order_release);
+    atomic_fetch_add_explicit(&r->coalesced, 1, memory_order_relaxed);
+    return 1;
+}
+
 int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
 {
-    if (!b || !pub || !pub->topic || (pub->nlabels && !pub->labels))
+    if (!b || !pub || !pub->topic || (pub->nlabels && !pub->labels)) {
+        if (pub)
+            cJSON_Delete(pub->payload);
         return -EINVAL;
-    uint64_t mono = bus_now_mono_ns();
-    int64_t wall = bus_now_wall_ns();
-    int coalesce = (pub->flags & SB_EVENT_COALESCE) != 0;
-    uint64_t key = coalesce ? bus_coalesce_key(source, pub) : 0;
-    /* Copy labels before taking the lock: the allocation is the slow part. */
-    sb_label *labels = bus_copy_labels(pub->labels, pub->nlabels);
-    if (pub->nlabels && !labels) {
+    }
+    int on_loop;
+    bus_ring *r = bus_ring_for_thread(b, &on_loop);
+    const char *topic = r ? bus_intern_topic(b, r, pub->topic) : NULL;
+    if (!r || !topic) {
+        cJSON_Delete(pub->payload);
+        return r ? -ENOMEM : -EMFILE;
+    }
+    /* Inside a dispatch the loop thread stamps with the drain's clock, read every few events:
+     * a decision made on a reading is stamped within a microsecond or so of the real time. */
+    uint64_t mono = (on_loop && b->draining) ? b->drain_clock : bus_now_mono_ns();
+    /* Wall time from the monotonic stamp and an offset the loop refreshes each wake-up: one
+     * clock read per publish instead of two. */
+    int64_t wall = (int64_t)mono + atomic_load_explicit(&b->wall_offset, memory_order_relaxed);
+    uint64_t key = 0;
+    if (pub->flags & SB_EVENT_COALESCE) {
+        key = bus_coalesce_key(source, pub);
+        if (bus_try_coalesce(b, r, source, topic, key, pub, mono, wall))
+            return 0;
+    }
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (tail - r->cached_head > r->mask)
+        r->cached_head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - r->cached_head > r->mask) {
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        cJSON_Delete(pub->payload);
+        return -ENOBUFS;
+    }
+    bus_slot *s = &r->slots[tail & r->mask];
+    s->labels = bus_copy_labels(pub->labels, pub->nlabels, s->inline_labels.bytes);
+    if (pub->nlabels && !s->labels) {
         cJSON_Delete(pub->payload);
         return -ENOMEM;
     }
-
-    int rc = 0, wake = 0;
-    cJSON *stale_payload = NULL;
-    sb_label *stale_labels = NULL;
-    uv_mutex_lock(&b->lock);
-    const char *topic = bus_intern_topic_locked(b, pub->topic);
-    if (!topic) {
-        rc = -ENOMEM;
-        goto refuse;
-    }
-    if (coalesce) {
-        uint64_t *seq = u64map_find(&b->coalesce, key);
-        if (seq && *seq >= b->head && *seq < b->tail) {
-            bus_slot *s = &b->ring[*seq & b->mask];
-            if (s->source == source && s->topic == topic && s->key == key &&
-                bus_same_labels(s, pub)) {
-                /* Newest reading wins; the waiting slot keeps its place in the order. */
-                s->value = pub->value;
-                s->mono_ns = mono;
-                s->wall_ns = wall;
-                stale_payload = s->payload;
-                s->payload = pub->payload;
-                if (pub->payload && u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1)) {
-                    s->payload = NULL;
-                    cJSON_Delete(pub->payload);
-                }
-                b->coalesced++;
-                stale_labels = labels;
-                if (stale_payload)
-                    bus_payload_unref_locked(b, stale_payload);
-                uv_mutex_unlock(&b->lock);
-                free(stale_labels);
-                return 0;
-            }
+    s->payload = NULL;
+    if (pub->payload) {
+        uv_mutex_lock(&b->lock);
+        int rc = u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1);
+        uv_mutex_unlock(&b->lock);
+        if (rc != 0) {
+            bus_slot_release(b, s, 0);
+            cJSON_Delete(pub->payload);
+            return -ENOMEM;
         }
+        s->payload = pub->payload;
     }
-    /* Other threads may fill only three quarters of the ring: the rest is kept for events the
-     * loop thread derives while dispatching (a connector's decision on a reading), so a flood of
-     * readings cannot starve the next hop of a pipeline. */
-    uv_thread_t self = uv_thread_self();
-    int on_loop = uv_thread_equal(&b->loop_thread, &self);
-    uint64_t limit = on_loop ? b->mask + 1 : (b->mask + 1) - (b->mask + 1) / 4;
-    if (b->tail - b->head >= limit) {
-        b->dropped++;
-        rc = -ENOBUFS;
-        goto refuse;
-    }
-    if (pub->payload && u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1) != 0) {
-        rc = -ENOMEM;
-        goto refuse;
-    }
-    bus_slot *s = &b->ring[b->tail & b->mask];
     s->source = source;
     s->flags = pub->flags;
+    s->nlabels = (uint32_t)pub->nlabels;
     s->topic = topic;
     s->mono_ns = mono;
     s->wall_ns = wall;
     s->value = pub->value;
-    s->labels = labels;
-    s->nlabels = pub->nlabels;
-    s->payload = pub->payload;
     s->key = 0;
-    if (coalesce && u64map_put(&b->coalesce, key, b->tail) == 0)
+    if (key && u64map_put(&r->coalesce, key, tail) == 0)
         s->key = key;
-    wake = (b->tail == b->head);
-    b->tail++;
-    b->published++;
-    uv_mutex_unlock(&b->lock);
-    /* A publish from inside dispatch is picked up by the running drain without a wake-up. */
-    if (wake && !(on_loop && b->draining))
+    atomic_store_explicit(&s->state, SLOT_READY, memory_order_relaxed);
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    atomic_fetch_add_explicit(&r->published, 1, memory_order_relaxed);
+    /* A publish from inside dispatch is picked up by the running drain without a wake-up;
+     * uv_async_send itself is one atomic test when a wake-up is already pending. */
+    if (!(on_loop && b->draining))
         uv_async_send(&b->wake);
     return 0;
-
-refuse:
-    uv_mutex_unlock(&b->lock);
-    free(labels);
-    cJSON_Delete(pub->payload);
-    return rc;
 }
 
 static void bus_dispatch_one(bus *b, const bus_slot *s)
@@ -560,50 +691,70 @@ static void bus_dispatch_one(bus *b, const bus_slot *s)
         bus_subscriber sub = b->sources[s->source].subs[i];
         if (!sub.cb)
             continue;
-        if (sub.topic && sub.topic != s->topic && strcmp(sub.topic, s->topic) != 0)
+        if (sub.topic && sub.topic != s->topic) /* both interned */
             continue;
         sub.cb(sub.arg, &ev);
     }
 }
 
-/* Deliver up to `budget` events; returns how many. */
+/* Take the slot from its producer: wait out a coalescing update in progress. */
+static void bus_claim(bus_slot *s)
+{
+    for (;;) {
+        uint32_t expect = SLOT_READY;
+        if (atomic_compare_exchange_weak_explicit(&s->state, &expect, SLOT_CLAIMED,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return;
+    }
+}
+
+/* Deliver up to `budget` events from one ring, in place; returns how many. */
+static size_t bus_drain_ring(bus *b, bus_ring *r, size_t budget)
+{
+    size_t done = 0;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    while (done < budget) {
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (head == tail)
+            break;
+        for (; head != tail && done < budget; head++, done++) {
+            bus_slot *s = &r->slots[head & r->mask];
+            if ((done & 15) == 0)
+                b->drain_clock = bus_now_mono_ns();
+            /* Only a coalescible event can still be touched by its producer. */
+            if (s->key)
+                bus_claim(s);
+            bus_dispatch_one(b, s);
+            bus_slot_release(b, s, 0);
+            /* Hand space back now and then, not per event: the head's cache line is shared. */
+            if ((head & 63) == 63)
+                atomic_store_explicit(&r->head, head + 1, memory_order_release);
+        }
+        atomic_store_explicit(&r->head, head, memory_order_release);
+    }
+    return done;
+}
+
+/* Deliver up to `budget` events over all rings; returns how many. */
 static size_t bus_drain(bus *b, size_t budget)
 {
-    bus_slot batch[BUS_BATCH];
     size_t done = 0;
     int was_draining = b->draining;
     b->draining = 1;
-    while (done < budget) {
-        size_t n = 0;
-        uv_mutex_lock(&b->lock);
-        while (n < BUS_BATCH && b->head != b->tail && done + n < budget) {
-            bus_slot *s = &b->ring[b->head & b->mask];
-            batch[n++] = *s;
-            if (s->key) {
-                uint64_t *seq = u64map_find(&b->coalesce, s->key);
-                if (seq && *seq == b->head)
-                    u64map_del(&b->coalesce, s->key);
-            }
-            b->head++;
+    for (;;) {
+        size_t before = done;
+        size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+        for (size_t i = 0; i < nrings && done < budget; i++) {
+            size_t quota = budget - done < BUS_BATCH ? budget - done : BUS_BATCH;
+            done += bus_drain_ring(b, b->rings[i], quota);
+            /* What those deliveries published on the loop thread goes next, before more input. */
+            if (i != 0 && done < budget)
+                done += bus_drain_ring(b, b->rings[0], budget - done);
         }
-        uv_mutex_unlock(&b->lock);
-        if (n == 0)
+        if (done == before || done >= budget)
             break;
-        int any_payload = 0;
-        for (size_t i = 0; i < n; i++) {
-            bus_dispatch_one(b, &batch[i]);
-            free(batch[i].labels);
-            any_payload |= batch[i].payload != NULL;
-        }
-        if (any_payload) {
-            uv_mutex_lock(&b->lock);
-            for (size_t i = 0; i < n; i++)
-                bus_payload_unref_locked(b, batch[i].payload);
-            uv_mutex_unlock(&b->lock);
-        }
-        b->delivered += n;
-        done += n;
     }
+    b->delivered += done;
     b->draining = was_draining;
     if (!b->draining && b->subs_dirty) {
         b->subs_dirty = 0;
@@ -619,15 +770,25 @@ static size_t bus_drain(bus *b, size_t budget)
     return done;
 }
 
+static int bus_has_queued(bus *b)
+{
+    size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+    for (size_t i = 0; i < nrings; i++)
+        if (atomic_load_explicit(&b->rings[i]->head, memory_order_relaxed) !=
+            atomic_load_explicit(&b->rings[i]->tail, memory_order_acquire))
+            return 1;
+    return 0;
+}
+
 static void bus_on_wake(uv_async_t *h)
 {
     bus *b = h->data;
+    /* Follow clock steps (NTP, an operator's date) within one wake-up. */
+    atomic_store_explicit(&b->wall_offset, bus_now_wall_ns() - (int64_t)bus_now_mono_ns(),
+                          memory_order_relaxed);
     bus_drain(b, BUS_BUDGET);
-    uv_mutex_lock(&b->lock);
-    int more = b->head != b->tail;
-    uv_mutex_unlock(&b->lock);
     /* Come back next iteration so timers and I/O are not starved by a flood. */
-    if (more)
+    if (bus_has_queued(b))
         uv_async_send(&b->wake);
 }
 
@@ -639,12 +800,16 @@ void bus_flush(bus *b)
 
 void bus_get_stats(bus *b, bus_stats *out)
 {
-    uv_mutex_lock(&b->lock);
-    out->published = b->published;
-    out->coalesced = b->coalesced;
-    out->dropped = b->dropped;
-    out->queued = (size_t)(b->tail - b->head);
-    uv_mutex_unlock(&b->lock);
+    memset(out, 0, sizeof *out);
+    size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+    for (size_t i = 0; i < nrings; i++) {
+        bus_ring *r = b->rings[i];
+        out->published += atomic_load_explicit(&r->published, memory_order_relaxed);
+        out->coalesced += atomic_load_explicit(&r->coalesced, memory_order_relaxed);
+        out->dropped += atomic_load_explicit(&r->dropped, memory_order_relaxed);
+        out->queued += (size_t)(atomic_load_explicit(&r->tail, memory_order_acquire) -
+                                atomic_load_explicit(&r->head, memory_order_acquire));
+    }
     out->delivered = b->delivered;
 }
 

@@ -1,12 +1,14 @@
 /*
- * bus.h - the event bus: one bounded queue drained on the loop thread, fed from any thread.
+ * bus.h - the event bus: bounded lock-free rings drained on the loop thread, fed from any thread.
  *
- * Publishing copies the event (labels into one block, the payload by reference) into a ring under
- * a short lock and wakes the loop with a uv_async; the loop drains in batches and calls each
- * subscriber of the event's source. Order is kept per publisher. An event flagged
- * SB_EVENT_COALESCE replaces the undelivered event with the same source, topic and labels, so a
- * slow consumer sees the newest reading, never a backlog. Full queue: the event is dropped and
- * counted. Subscribers are found by source number (an array index), never by a scan.
+ * Each publishing thread gets its own single-producer ring (the loop thread's publishes use ring
+ * 0), so publishing takes no lock: the event is copied into a slot (labels inline when small, the
+ * payload by reference) and the loop is woken with a uv_async. The loop drains the rings in
+ * batches, in place, and calls each subscriber of the event's source. Order is kept per
+ * publishing thread. An event flagged SB_EVENT_COALESCE replaces the undelivered event with the
+ * same source, topic and labels, so a slow consumer sees the newest reading, never a backlog.
+ * A full ring refuses the event (-ENOBUFS) and counts it. Subscribers are found by source number
+ * (an array index), never by a scan.
  */
 #ifndef SCALEBUS_BUS_H
 #define SCALEBUS_BUS_H
@@ -19,8 +21,8 @@
 
 typedef struct bus bus;
 
-#define BUS_DEFAULT_CAPACITY 65536u
-#define BUS_BATCH 256u  /* events taken per lock */
+#define BUS_DEFAULT_CAPACITY 16384u /* slots in the loop thread's ring */
+#define BUS_BATCH 256u  /* events taken from one ring before the next gets a turn */
 #define BUS_BUDGET 8192u /* events delivered per loop iteration before timers and I/O get a turn */
 
 typedef struct bus_stats {
@@ -31,7 +33,9 @@ typedef struct bus_stats {
     size_t queued;      /* waiting now */
 } bus_stats;
 
-/* capacity: the most events waiting at once (rounded up to a power of two). NULL on ENOMEM. */
+/* capacity: slots in the loop thread's ring (rounded up to a power of two); each other
+ * publishing thread's ring has min(capacity, 8192). At most 255 other threads may publish.
+ * NULL on ENOMEM. */
 bus *bus_new(uv_loop_t *loop, size_t capacity);
 
 /* Close the bus's handles; the bus is freed once libuv has closed them (run the loop). Events
@@ -49,7 +53,8 @@ void bus_source_remove(bus *b, uint32_t source);
 int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb, void *arg);
 void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription);
 
-/* Publish from any thread. Returns 0, or -ENOBUFS (full, counted as dropped), -ENOMEM, -EINVAL. */
+/* Publish from any thread. Returns 0, or -ENOBUFS (full, counted as dropped), -ENOMEM, -EINVAL,
+ * -EMFILE (too many publishing threads). The payload, if any, is the bus's in every case. */
 int bus_publish(bus *b, uint32_t source, const sb_publish *pub);
 
 /* Deliver everything queued now, on the loop thread (graceful stop). */

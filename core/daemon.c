@@ -608,7 +608,9 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
         clamped = (double)scaler->min;
     if (clamped > (double)scaler->max)
         clamped = (double)scaler->max;
-    if (clamped != want)
+    if (scaler->d->logger.level < SB_LOG_INFO)
+        ; /* nothing to log: skip the formatting on this hot path */
+    else if (clamped != want)
         inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s held to %.0f (min %lld, max %lld)",
                  want, ev->source_id, clamped, (long long)scaler->min, (long long)scaler->max);
     else if (clamped != scaler->last_desired)

@@ -361,6 +361,85 @@ START_TEST(test_labels_copied_at_publish)
 }
 END_TEST
 
+typedef struct flood_arg {
+    bus *b;
+    uint32_t source;
+    int refused;
+} flood_arg;
+
+static void flood_thread(void *arg)
+{
+    flood_arg *f = arg;
+    for (int i = 0; i < 100; i++) {
+        sb_publish p = {.topic = SB_TOPIC_READING, .value = i};
+        if (bus_publish(f->b, f->source, &p) == -ENOBUFS)
+            f->refused++;
+    }
+}
+
+/* A flood from another thread fills that thread's ring only: the loop thread can still publish
+ * (a connector's decision is never crowded out by readings). */
+START_TEST(test_flood_from_thread_leaves_loop_room)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 16);
+    uint32_t t = bus_source_add(b, "trigger"), c = bus_source_add(b, "connector");
+    static seen s;
+    memset(&s, 0, sizeof s);
+    bus_subscribe(b, c, NULL, record, &s);
+    flood_arg f = {b, t, 0};
+    uv_thread_t th;
+    uv_thread_create(&th, flood_thread, &f);
+    uv_thread_join(&th);
+    ck_assert_int_eq(f.refused, 100 - 16);
+    sb_publish d = {.topic = SB_TOPIC_DESIRED, .value = 7};
+    ck_assert_int_eq(bus_publish(b, c, &d), 0);
+    bus_stats st;
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.dropped, 84);
+    ck_assert_uint_eq(st.queued, 17);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(s.n, 1);
+    ck_assert(s.values[0] == 7);
+    close_bus(&loop, b);
+}
+END_TEST
+
+/* Coalescing works for readings published from another thread too. */
+static void coalesce_thread(void *arg)
+{
+    flood_arg *f = arg;
+    sb_label l = {"queue", "jobs"};
+    for (int i = 0; i <= 500; i++) {
+        sb_publish p = {.topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE, .value = i,
+                        .labels = &l, .nlabels = 1};
+        if (bus_publish(f->b, f->source, &p) != 0)
+            f->refused++;
+    }
+}
+
+START_TEST(test_coalescing_from_thread)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 16);
+    uint32_t t = bus_source_add(b, "trigger");
+    static seen s;
+    memset(&s, 0, sizeof s);
+    bus_subscribe(b, t, NULL, record, &s);
+    flood_arg f = {b, t, 0};
+    uv_thread_t th;
+    uv_thread_create(&th, coalesce_thread, &f);
+    uv_thread_join(&th);
+    ck_assert_int_eq(f.refused, 0);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(s.n, 1);
+    ck_assert(s.values[0] == 500);
+    close_bus(&loop, b);
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
     Suite *s = suite_create("bus");
@@ -374,6 +453,8 @@ static Suite *bus_suite(void)
     tcase_add_test(tc, test_payload_shared_and_refcounted);
     tcase_add_test(tc, test_unsubscribe_during_dispatch);
     tcase_add_test(tc, test_labels_copied_at_publish);
+    tcase_add_test(tc, test_flood_from_thread_leaves_loop_room);
+    tcase_add_test(tc, test_coalescing_from_thread);
     suite_add_tcase(s, tc);
     return s;
 }
