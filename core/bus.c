@@ -613,7 +613,9 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     }
     /* Inside a dispatch the loop thread stamps with the drain's clock, read every few events:
      * a decision made on a reading is stamped within a microsecond or so of the real time. */
-    uint64_t mono = (on_loop && b->draining) ? b->drain_clock : bus_now_mono_ns();
+    uint64_t mono = pub->time_ns                  ? pub->time_ns
+                    : (on_loop && b->draining) ? b->drain_clock
+                                               : bus_now_mono_ns();
     /* Wall time from the monotonic stamp and an offset the loop refreshes each wake-up: one
      * clock read per publish instead of two. */
     int64_t wall = (int64_t)mono + atomic_load_explicit(&b->wall_offset, memory_order_relaxed);

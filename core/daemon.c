@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "bus.h"
 #include "loader.h"
 #include "log.h"
@@ -430,6 +432,16 @@ static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *f
             goto oom;
         inst->nmatch = c->nmatch;
     }
+    if (d->opts.simulate && c->kind != SB_KIND_CONNECTOR) {
+        /* Simulation: triggers are replaced by the trace, scalers by a model. The instance
+         * keeps its id, bounds and edges but runs no plugin. */
+        inst->desc = NULL;
+        inst->values = c->values;
+        inst->values_arena = c->arena;
+        c->values = NULL;
+        c->arena = NULL;
+        return inst;
+    }
     char err[512] = "";
     int rc = c->plugin->create(inst, &host_table, c->values, &inst->state, err, sizeof err);
     if (rc != 0) {
@@ -487,7 +499,7 @@ static int inst_start(sb_instance *inst)
     inst->source = bus_source_add(inst->d->bus, inst->id);
     if (!inst->source)
         return -ENOMEM;
-    int rc = inst->desc->start ? inst->desc->start(inst->state) : 0;
+    int rc = (inst->desc && inst->desc->start) ? inst->desc->start(inst->state) : 0;
     if (rc != 0) {
         inst_log(inst, SB_LOG_ERROR, "start failed: %s", strerror(rc < 0 ? -rc : rc));
         return rc;
@@ -526,7 +538,7 @@ static void inst_retire(sb_daemon *d, sb_instance *inst)
     }
     inst->st = INST_STOPPING;
     d->pending_stops++;
-    int rc = inst->desc->stop ? inst->desc->stop(inst->state) : 0;
+    int rc = (inst->desc && inst->desc->stop) ? inst->desc->stop(inst->state) : 0;
     if (rc != SB_PENDING && inst->st == INST_STOPPING)
         inst_stopped(inst);
 }
@@ -619,7 +631,18 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     sb_event out = *ev;
     out.topic = SB_TOPIC_DESIRED;
     out.value = clamped;
-    scaler->desc->on_event(scaler->state, &out);
+    if (scaler->desc)
+        scaler->desc->on_event(scaler->state, &out);
+    else if (scaler->d->opts.sim_desired) /* simulation: a model stands in for the scaler */
+        scaler->d->opts.sim_desired(scaler->d->opts.sim_arg, scaler->id, &out);
+}
+
+/* scaler -> connector: the scaler's instance list (value: running count), no label filter. */
+static void edge_instances_to_connector(void *arg, const sb_event *ev)
+{
+    sb_instance *conn = arg;
+    if (conn->st == INST_RUNNING)
+        conn->desc->on_event(conn->state, ev);
 }
 
 /* connector -> target: a desired count for a scaler, or "run now" for a trigger. */
@@ -630,7 +653,7 @@ static void edge_to_target(void *arg, const sb_event *ev)
         return;
     if (target->kind == SB_KIND_SCALER) {
         deliver_desired(target, ev);
-    } else if (target->kind == SB_KIND_TRIGGER && target->desc->on_event) {
+    } else if (target->kind == SB_KIND_TRIGGER && target->desc && target->desc->on_event) {
         sb_event out = *ev;
         out.topic = SB_TOPIC_RUN;
         target->desc->on_event(target->state, &out);
@@ -674,12 +697,19 @@ static int edges_build(sb_daemon *d, const config *cfg)
             continue;
         for (size_t f = 0; f < c->nfrom; f++) {
             sb_instance *src = strmap_get(&d->by_id, c->from[f]);
-            if (src && edge_add(d, src, SB_TOPIC_READING, edge_to_connector, conn) != 0)
+            /* A trigger's readings, or another connector's decisions (policies in a chain). */
+            const char *topic = (src && src->kind == SB_KIND_CONNECTOR) ? SB_TOPIC_DESIRED
+                                                                        : SB_TOPIC_READING;
+            if (src && edge_add(d, src, topic, edge_to_connector, conn) != 0)
                 return -ENOMEM;
         }
         for (size_t t = 0; t < c->nto; t++) {
             sb_instance *dst = strmap_get(&d->by_id, c->to[t]);
             if (dst && edge_add(d, conn, SB_TOPIC_DESIRED, edge_to_target, dst) != 0)
+                return -ENOMEM;
+            /* The policy learns the scaler's running count from its instance list. */
+            if (dst && dst->kind == SB_KIND_SCALER &&
+                edge_add(d, dst, SB_TOPIC_INSTANCES, edge_instances_to_connector, conn) != 0)
                 return -ENOMEM;
         }
     }
@@ -887,7 +917,8 @@ int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_e
         int32_t *offs = calloc((size_t)next_n, sizeof *offs);
         for (size_t i = 0; times && offs && i < cfg->ncomponents; i++) {
             sb_instance *inst = made[i];
-            if (!inst || inst->kind != SB_KIND_TRIGGER || !inst->desc->next_fire_times)
+            if (!inst || inst->kind != SB_KIND_TRIGGER || !inst->desc ||
+                !inst->desc->next_fire_times)
                 continue;
             int got = inst->desc->next_fire_times(inst->state, now, times, offs, next_n);
             for (int k = 0; k < got; k++) {
@@ -919,6 +950,21 @@ void daemon_describe_plugins(sb_daemon *d)
 const void *daemon_loader(sb_daemon *d)
 {
     return d->loader;
+}
+
+int daemon_inject(sb_daemon *d, const char *source_id, const sb_publish *pub)
+{
+    sb_instance *src = strmap_get(&d->by_id, source_id);
+    if (!src || !src->source) {
+        cJSON_Delete(pub->payload);
+        return -ENOENT;
+    }
+    return bus_publish(d->bus, src->source, pub);
+}
+
+void daemon_flush(sb_daemon *d)
+{
+    bus_flush(d->bus);
 }
 
 /* ---- public API ---------------------------------------------------------------------------- */
@@ -1027,7 +1073,7 @@ int daemon_send(sb_daemon *d, const char *target_id, const char *topic, double v
                    .wall_ns = bus_now_wall_ns(), .value = value};
     if (t->kind == SB_KIND_SCALER)
         deliver_desired(t, &ev);
-    else if (t->desc->on_event)
+    else if (t->desc && t->desc->on_event)
         t->desc->on_event(t->state, &ev);
     return 0;
 }

@@ -22,6 +22,11 @@ typedef struct daemon_options {
     int log_level_set;
     const char *const *plugin_dirs; /* extra folders searched before plugins.path (tests) */
     size_t nplugin_dirs;
+    /* Simulation (`scalebus simulate`): triggers and scalers run no plugin. Readings come from
+     * daemon_inject(); each clamped desired count for a scaler goes to sim_desired(). */
+    int simulate;
+    void (*sim_desired)(void *arg, const char *scaler_id, const sb_event *ev);
+    void *sim_arg;
 } daemon_options;
 
 typedef struct daemon_stats {
@@ -53,6 +58,12 @@ int daemon_subscribe(sb_daemon *d, const char *source_id, const char *topic, sb_
                      void *arg);
 
 void daemon_get_stats(const sb_daemon *d, daemon_stats *out);
+
+/* Publish an event as if component source_id had (a trigger's reading in simulation, or a model
+ * scaler's SB_TOPIC_INSTANCES). Set pub->time_ns for virtual time. Returns 0 or -ENOENT. */
+int daemon_inject(sb_daemon *d, const char *source_id, const sb_publish *pub);
+/* Deliver everything queued now, on the calling (loop) thread. */
+void daemon_flush(sb_daemon *d);
 
 /* `scalebus check`: parse, validate and create (never start) every component, appending every
  * error to errs. With next_n > 0, prints each scheduled trigger's next firing times to out as

@@ -114,6 +114,10 @@ typedef struct sb_publish {
     const sb_label *labels;
     size_t nlabels;
     struct cJSON *payload; /* ownership passes to the host (freed after the last subscriber) */
+    /* 0: stamp the event now. Otherwise the CLOCK_MONOTONIC time (ns) the event stands for: a
+     * policy passes the time of the reading it decided on, so decisions replayed by
+     * `scalebus simulate` on virtual time carry virtual time too. */
+    uint64_t time_ns;
 } sb_publish;
 
 /* ---- Host table -------------------------------------------------------------------------- */
@@ -193,8 +197,10 @@ typedef struct sb_plugin_descriptor {
     int (*stop)(void *state);
     /* Free everything; called after stop has finished. */
     void (*destroy)(void *state);
-    /* An event for this instance: a reading (connectors), a desired count (scalers, already
-     * clamped to the scaler's min/max), or "run" (triggers). May be NULL for pure sources. */
+    /* An event for this instance: a reading (connectors; also a desired count from a connector
+     * named in `from`, and SB_TOPIC_INSTANCES from each scaler in `to`, whose value is its
+     * running count), a desired count (scalers, already clamped to the scaler's min/max), or
+     * "run" (triggers). May be NULL for pure sources. */
     void (*on_event)(void *state, const sb_event *ev);
 
     /* Optional, for scheduled triggers: the next n firing times strictly after `after` (Unix
