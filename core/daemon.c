@@ -388,20 +388,32 @@ static char **dup_strv(char *const *v, size_t n)
     return out;
 }
 
-/* An error from create() that starts with "OPTION:" is placed at that option's value. */
+/* An error from create() that starts with "OPTION:" is placed at that option's value, and one
+ * that starts with "OPTION@N:" at the N-th character (0-based) inside that value's text. */
 static void create_error_position(const config_component *c, const char *msg, int *line, int *col)
 {
     *line = c->line;
     *col = c->col;
-    const char *colon = strchr(msg, ':');
-    if (!colon || !c->node || c->node->kind != CONFIG_MAPPING)
+    size_t klen = strcspn(msg, ":@");
+    if (!msg[klen] || !c->node || c->node->kind != CONFIG_MAPPING)
         return;
-    size_t klen = (size_t)(colon - msg);
+    long offset = -1;
+    if (msg[klen] == '@') {
+        char *end;
+        offset = strtol(msg + klen + 1, &end, 10);
+        if (end == msg + klen + 1 || *end != ':' || offset < 0)
+            offset = -1;
+    }
     for (size_t i = 0; i < c->node->count; i++) {
         const config_node *k = c->node->keys[i];
         if (k->scalar && strlen(k->scalar) == klen && strncmp(k->scalar, msg, klen) == 0) {
-            *line = c->node->items[i]->line;
-            *col = c->node->items[i]->col;
+            const config_node *v = c->node->items[i];
+            *line = v->line;
+            *col = v->col;
+            /* Only a single-line plain or quoted scalar maps characters to columns. */
+            if (offset >= 0 && v->kind == CONFIG_SCALAR && v->scalar &&
+                !strchr(v->scalar, '\n') && (size_t)offset <= strlen(v->scalar))
+                *col += (int)offset + (v->quoted ? 1 : 0);
             return;
         }
     }
