@@ -533,15 +533,15 @@ static void inst_stopped(sb_instance *inst)
     daemon_maybe_finish(d);
 }
 
-/* Ask an instance to stop; it moves to the retiring list and is destroyed once stopped. */
-static void inst_retire(sb_daemon *d, sb_instance *inst)
+/* Ask an instance to stop; it moves to the retiring list and is destroyed once stopped. With
+ * keep_source, what it already published still reaches its subscribers (graceful stop). */
+static void inst_retire(sb_daemon *d, sb_instance *inst, int keep_source)
 {
-    /* No more events reach it, and it no longer appears by id. */
+    /* It no longer appears by id, and (unless kept for a flush) nothing it queued is delivered. */
     if (strmap_get(&d->by_id, inst->id) == inst)
         strmap_del(&d->by_id, inst->id);
-    if (inst->source) {
+    if (inst->source && !keep_source)
         bus_source_remove(d->bus, inst->source);
-    }
     inst->next_retiring = d->retiring;
     d->retiring = inst;
     if (inst->st != INST_RUNNING) {
@@ -872,7 +872,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
             continue;
         }
         inst_log(old_insts[i], SB_LOG_INFO, "removed or changed: stopping");
-        inst_retire(d, old_insts[i]);
+        inst_retire(d, old_insts[i], 0);
         removed++;
     }
     free(old_insts);
@@ -1012,16 +1012,23 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
 
 static void stop_kind(sb_daemon *d, sb_kind kind)
 {
-    /* Retire from the end of the array so removal keeps the rest in order. */
     size_t w = 0;
     for (size_t i = 0; i < d->ninsts; i++) {
         sb_instance *inst = d->insts[i];
         if (inst->kind == kind)
-            inst_retire(d, inst);
+            inst_retire(d, inst, 1);
         else
             d->insts[w++] = inst;
     }
     d->ninsts = w;
+}
+
+/* After the flush that delivered their last events: detach retired instances from the bus. */
+static void detach_retired(sb_daemon *d)
+{
+    for (sb_instance *inst = d->retiring; inst; inst = inst->next_retiring)
+        if (inst->source)
+            bus_source_remove(d->bus, inst->source);
 }
 
 void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
@@ -1041,6 +1048,7 @@ void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
     bus_flush(d->bus);
     edges_clear(d);
     stop_kind(d, SB_KIND_SCALER);
+    detach_retired(d);
     daemon_maybe_finish(d);
 }
 

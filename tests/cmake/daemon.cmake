@@ -1,0 +1,17 @@
+# test_daemon: the daemon's wiring (match, fan-in/out, run-now, clamping, reload, stop) observed
+# through two probe plugins built only for it.
+set(SB_PROBE_PLUGIN_DIR ${CMAKE_CURRENT_BINARY_DIR}/daemon/plugins)
+foreach(kind trigger scaler)
+  string(TOUPPER ${kind} KIND)
+  add_library(probe_${kind} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/daemon/probe.c)
+  set_target_properties(probe_${kind} PROPERTIES PREFIX "" OUTPUT_NAME probe_${kind}
+    LIBRARY_OUTPUT_DIRECTORY ${SB_PROBE_PLUGIN_DIR} C_VISIBILITY_PRESET hidden)
+  if(${kind} STREQUAL trigger)
+    target_compile_definitions(probe_${kind} PRIVATE PROBE_TRIGGER)
+  endif()
+  target_include_directories(probe_${kind} PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
+  sb_target_warnings(probe_${kind})
+endforeach()
+sb_add_unit_test(test_daemon SOURCES test_daemon.c LIBRARIES sbcore)
+target_compile_definitions(test_daemon PRIVATE SB_PROBE_PLUGIN_DIR="${SB_PROBE_PLUGIN_DIR}")
+add_dependencies(test_daemon probe_trigger probe_scaler plugin_direct)

@@ -1,0 +1,325 @@
+/*
+ * test_daemon.c - the daemon's wiring, seen from the plugins' side: readings reach only the
+ * connectors whose `match` fits, fan-in and fan-out, a connector whose target is a trigger makes
+ * it run, desired counts are rounded up and held to [min, max], scalers start at min, a reload
+ * keeps unchanged components (and refuses a broken file without touching anything), policies can
+ * chain, and a graceful stop still delivers what was queued. The probe plugins record what they
+ * were given (tests/daemon/probe.c).
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon.h"
+
+#define PROBE_MAX 16
+#define PROBE_VALUES 64
+
+typedef struct probe_record {
+    char id[32];
+    int creates, destroys, starts, stops, runs;
+    double values[PROBE_VALUES];
+    int nvalues;
+    char last_option[32];
+} probe_record;
+
+typedef struct probe_results {
+    probe_record rec[PROBE_MAX];
+    int n;
+} probe_results;
+
+static probe_results *trig_stats, *scaler_stats;
+static void *trig_handle, *scaler_handle;
+static char dir[64];
+static uv_loop_t loop;
+static sb_daemon *d;
+
+static void load_probes(void)
+{
+    trig_handle = dlopen(SB_PROBE_PLUGIN_DIR "/probe_trigger.so", RTLD_NOW);
+    scaler_handle = dlopen(SB_PROBE_PLUGIN_DIR "/probe_scaler.so", RTLD_NOW);
+    ck_assert_msg(trig_handle && scaler_handle, "probe plugins: %s", dlerror());
+    trig_stats = dlsym(trig_handle, "probe_stats");
+    scaler_stats = dlsym(scaler_handle, "probe_stats");
+    ck_assert_ptr_nonnull(trig_stats);
+    ck_assert_ptr_nonnull(scaler_stats);
+    memset(trig_stats, 0, sizeof *trig_stats);
+    memset(scaler_stats, 0, sizeof *scaler_stats);
+}
+
+static probe_record *rec(probe_results *r, const char *id)
+{
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->rec[i].id, id) == 0)
+            return &r->rec[i];
+    ck_abort_msg("no probe record for '%s'", id);
+    return NULL;
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sb-daemon-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    load_probes();
+    uv_loop_init(&loop);
+    static const char *dirs[] = {SB_PLUGIN_BUILD_DIR, SB_PROBE_PLUGIN_DIR};
+    daemon_options o = {.plugin_dirs = dirs, .nplugin_dirs = 2, .log_level = SB_LOG_ERROR,
+                        .log_level_set = 1};
+    d = daemon_new(&loop, &o);
+    ck_assert_ptr_nonnull(d);
+}
+
+static void stopped(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+static int stopped_by_test;
+
+static void teardown(void)
+{
+    int done = stopped_by_test;
+    stopped_by_test = 0;
+    if (!done)
+        daemon_stop(d, stopped, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(done, 1);
+    daemon_free(d);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    dlclose(trig_handle);
+    dlclose(scaler_handle);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void load_ok(const char *path)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    int rc = daemon_load(d, path, &errs);
+    if (rc != 0)
+        config_errors_print(&errs, stderr);
+    ck_assert_int_eq(rc, 0);
+    config_errors_free(&errs);
+}
+
+static void reading(const char *trigger, double value, const char *queue)
+{
+    sb_label l = {"queue", queue};
+    sb_publish p = {.topic = SB_TOPIC_READING, .value = value, .labels = queue ? &l : NULL,
+                    .nlabels = queue ? 1 : 0};
+    ck_assert_int_eq(daemon_inject(d, trigger, &p), 0);
+    daemon_flush(d);
+}
+
+static const char pipeline[] =
+    "triggers:\n"
+    "  - { id: queues, type: probe_trigger }\n"
+    "  - { id: other, type: probe_trigger }\n"
+    "  - { id: poller, type: probe_trigger }\n"
+    "connectors:\n"
+    "  - { id: builds, type: direct, from: queues, to: build-agents, match: { queue: \"build-*\" } }\n"
+    "  - { id: deploys, type: direct, from: queues, to: [deploy-agents, all], match: { queue: deploy } }\n"
+    "  - { id: others, type: direct, from: other, to: all }\n"
+    "  - { id: kick, type: direct, from: other, to: poller }\n"
+    "scalers:\n"
+    "  - { id: build-agents, type: probe_scaler, min: 1, max: 5 }\n"
+    "  - { id: deploy-agents, type: probe_scaler, min: 0, max: 3 }\n"
+    "  - { id: all, type: probe_scaler, max: 100, tag: first }\n";
+
+START_TEST(test_scalers_start_at_min)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    ck_assert_int_eq(rec(scaler_stats, "build-agents")->starts, 1);
+    ck_assert_int_eq(rec(scaler_stats, "build-agents")->nvalues, 1);
+    ck_assert(rec(scaler_stats, "build-agents")->values[0] == 1);
+    ck_assert(rec(scaler_stats, "deploy-agents")->values[0] == 0);
+}
+END_TEST
+
+START_TEST(test_match_routes_by_label)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    probe_record *b = rec(scaler_stats, "build-agents"), *dp = rec(scaler_stats, "deploy-agents");
+    reading("queues", 3, "build-x");
+    reading("queues", 2, "deploy");
+    reading("queues", 4, "build-y");
+    reading("queues", 9, "other-queue");
+    reading("queues", 9, NULL); /* no label: matches nothing */
+    ck_assert_int_eq(b->nvalues, 3); /* min at start, then 3 and 4 */
+    ck_assert(b->values[1] == 3 && b->values[2] == 4);
+    ck_assert_int_eq(dp->nvalues, 2);
+    ck_assert(dp->values[1] == 2);
+}
+END_TEST
+
+START_TEST(test_fan_in_fan_out)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    probe_record *all = rec(scaler_stats, "all");
+    reading("queues", 2, "deploy"); /* deploys -> deploy-agents and all */
+    reading("other", 7, NULL);      /* others -> all */
+    ck_assert_int_eq(all->nvalues, 3);
+    ck_assert(all->values[1] == 2 && all->values[2] == 7);
+    ck_assert(rec(scaler_stats, "deploy-agents")->values[1] == 2);
+}
+END_TEST
+
+START_TEST(test_connector_to_trigger_runs_it)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    reading("other", 1, NULL);
+    reading("other", 0, NULL);
+    ck_assert_int_eq(rec(trig_stats, "poller")->runs, 2);
+    ck_assert_int_eq(rec(trig_stats, "queues")->runs, 0);
+}
+END_TEST
+
+START_TEST(test_desired_rounded_up_and_clamped)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    probe_record *b = rec(scaler_stats, "build-agents");
+    reading("queues", 2.2, "build-a");
+    reading("queues", 99, "build-a");
+    reading("queues", -4, "build-a");
+    reading("queues", NAN, "build-a"); /* not a number: ignored */
+    ck_assert(daemon_send(d, "build-agents", SB_TOPIC_DESIRED, 1e300) == 0);
+    ck_assert_int_eq(b->nvalues, 5);
+    ck_assert(b->values[1] == 3);
+    ck_assert(b->values[2] == 5);
+    ck_assert(b->values[3] == 1);
+    ck_assert(b->values[4] == 5);
+    ck_assert_int_eq(daemon_send(d, "nope", SB_TOPIC_DESIRED, 1), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_reload_keeps_unchanged_and_replaces_changed)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    /* Change one scaler's option and drop the `kick` connector and the poller trigger. */
+    char next[sizeof pipeline + 64];
+    snprintf(next, sizeof next, "%s", pipeline);
+    char *tag = strstr(next, "tag: first");
+    memcpy(tag, "tag: again", 10);
+    char *kick = strstr(next, "  - { id: kick");
+    char *eol = strchr(kick, '\n');
+    memmove(kick, eol + 1, strlen(eol + 1) + 1);
+    char *poll = strstr(next, "  - { id: poller");
+    eol = strchr(poll, '\n');
+    memmove(poll, eol + 1, strlen(eol + 1) + 1);
+    load_ok(write_file("p.yaml", next));
+    ck_assert_int_eq(rec(scaler_stats, "build-agents")->creates, 1);
+    ck_assert_int_eq(rec(scaler_stats, "build-agents")->stops, 0);
+    ck_assert_int_eq(rec(scaler_stats, "all")->creates, 2);
+    ck_assert_str_eq(rec(scaler_stats, "all")->last_option, "again");
+    for (int i = 0; i < 10; i++)
+        uv_run(&loop, UV_RUN_NOWAIT); /* retired instances are destroyed off the stack */
+    ck_assert_int_eq(rec(scaler_stats, "all")->destroys, 1);
+    ck_assert_int_eq(rec(trig_stats, "poller")->destroys, 1);
+    /* The kept scaler still receives decisions through the rebuilt edges. */
+    reading("queues", 4, "build-z");
+    probe_record *b = rec(scaler_stats, "build-agents");
+    ck_assert(b->values[b->nvalues - 1] == 4);
+}
+END_TEST
+
+START_TEST(test_broken_reload_changes_nothing)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    config_errors errs;
+    config_errors_init(&errs);
+    const char *bad = write_file("p.yaml", "scalers:\n  - { id: all, type: probe_scaler }\n");
+    ck_assert_int_eq(daemon_load(d, bad, &errs), -EINVAL);
+    ck_assert_uint_ge(errs.count, 1);
+    ck_assert_int_eq(errs.items[0].line, 2);
+    ck_assert_ptr_nonnull(strstr(errs.items[0].message, "max"));
+    config_errors_free(&errs);
+    ck_assert_int_eq(rec(scaler_stats, "all")->creates, 1);
+    ck_assert_int_eq(rec(scaler_stats, "all")->stops, 0);
+    reading("other", 6, NULL);
+    probe_record *all = rec(scaler_stats, "all");
+    ck_assert(all->values[all->nvalues - 1] == 6);
+}
+END_TEST
+
+START_TEST(test_stop_delivers_queued_events)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    sb_publish p = {.topic = SB_TOPIC_READING, .value = 8};
+    ck_assert_int_eq(daemon_inject(d, "other", &p), 0); /* queued, not yet delivered */
+    probe_record *all = rec(scaler_stats, "all");
+    int before = all->nvalues;
+    int done = 0;
+    daemon_stop(d, stopped, &done);
+    ck_assert_int_eq(all->nvalues, before + 1);
+    ck_assert(all->values[all->nvalues - 1] == 8);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(done, 1);
+    ck_assert_int_eq(all->stops, 1);
+    ck_assert_int_eq(all->destroys, 1);
+    stopped_by_test = 1;
+}
+END_TEST
+
+START_TEST(test_stats_count_events)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    reading("other", 3, NULL);
+    daemon_stats st;
+    daemon_get_stats(d, &st);
+    ck_assert_uint_eq(st.instances, 10);
+    /* one reading, then two decisions (others -> all, kick -> poller) */
+    ck_assert_uint_eq(st.published, 3);
+    ck_assert_uint_eq(st.delivered, 3);
+    ck_assert_uint_eq(st.dropped, 0);
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("wiring");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_scalers_start_at_min);
+    tcase_add_test(tc, test_match_routes_by_label);
+    tcase_add_test(tc, test_fan_in_fan_out);
+    tcase_add_test(tc, test_connector_to_trigger_runs_it);
+    tcase_add_test(tc, test_desired_rounded_up_and_clamped);
+    tcase_add_test(tc, test_reload_keeps_unchanged_and_replaces_changed);
+    tcase_add_test(tc, test_broken_reload_changes_nothing);
+    tcase_add_test(tc, test_stop_delivers_queued_events);
+    tcase_add_test(tc, test_stats_count_events);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(daemon_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
