@@ -637,6 +637,9 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     else if (clamped != want)
         inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s held to %.0f (min %lld, max %lld)",
                  want, ev->source_id, clamped, (long long)scaler->min, (long long)scaler->max);
+    else if (clamped != scaler->last_desired && isnan(scaler->last_desired))
+        inst_log(scaler, SB_LOG_INFO, "desired %.0f (%s)", clamped,
+                 strcmp(ev->source_id, "scalebus") == 0 ? "min, at start" : ev->source_id);
     else if (clamped != scaler->last_desired)
         inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s", clamped, ev->source_id);
     scaler->last_desired = clamped;

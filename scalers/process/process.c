@@ -778,7 +778,7 @@ static int slot_exited(proc_state *st, slot *s, int status)
     /* Nothing the instance started may outlive it (the group id stays reserved while any
      * member lives, so this cannot hit an unrelated process). */
     if (kill(-pid, SIGKILL) == 0)
-        st->host->log(st->inst, SB_LOG_WARN, "instance %u (pid %d): killed what was left of its "
+        st->host->log(st->inst, SB_LOG_INFO, "instance %u (pid %d): killed what was left of its "
                       "process group", s->index, (int)pid);
     if (s->state == SLOT_STOPPING) {
         st->host->log(st->inst, SB_LOG_INFO, "instance %u stopped (pid %d, %s)", s->index, (int)pid,

@@ -146,7 +146,7 @@ static void sink_on_event(void *state, const sb_event *ev)
     static uint64_t now;
     if (r->delivered % sink_clock_every == 0 || now == 0)
         now = mono_ns();
-    if (strcmp(ev->source_id, "scalebus") != 0) { /* skip the daemon's initial desired = min */
+    if (strcmp(ev->source_id, "scalebus") != 0) { /* skip the daemon's initial desired */
         if (r->delivered < r->cap)
             r->latencies[r->delivered] = now > (uint64_t)ev->value ? now - (uint64_t)ev->value : 0;
         r->delivered++;
