@@ -18,21 +18,7 @@
 
 #include "daemon.h"
 
-#define PROBE_MAX 16
-#define PROBE_VALUES 64
-
-typedef struct probe_record {
-    char id[32];
-    int creates, destroys, starts, stops, runs;
-    double values[PROBE_VALUES];
-    int nvalues;
-    char last_option[32];
-} probe_record;
-
-typedef struct probe_results {
-    probe_record rec[PROBE_MAX];
-    int n;
-} probe_results;
+#include "daemon/probe.h"
 
 static probe_results *trig_stats, *scaler_stats;
 static void *trig_handle, *scaler_handle;

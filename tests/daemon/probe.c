@@ -10,21 +10,7 @@
 
 #include "scalebus/plugin.h"
 
-#define PROBE_MAX 16
-#define PROBE_VALUES 64
-
-typedef struct probe_record {
-    char id[32];
-    int creates, destroys, starts, stops, runs;
-    double values[PROBE_VALUES];
-    int nvalues;
-    char last_option[32];
-} probe_record;
-
-typedef struct probe_results {
-    probe_record rec[PROBE_MAX];
-    int n;
-} probe_results;
+#include "probe.h"
 
 __attribute__((visibility("default"))) probe_results probe_stats;
 
@@ -95,28 +81,22 @@ static void probe_on_event(void *state, const sb_event *ev)
 }
 
 #ifdef PROBE_TRIGGER
-static const sb_plugin_descriptor probe_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
-    .type = "probe_trigger",
-    .kind = SB_KIND_TRIGGER,
-    .version = "1.0.0",
-    .description = "test trigger: counts run-now events",
-    .options = probe_options,
-    .create = probe_create,
-    .start = probe_start,
-    .stop = probe_stop,
-    .destroy = probe_destroy,
-    .on_event = probe_on_event,
-};
+#define PROBE_TYPE "probe_trigger"
+#define PROBE_KIND SB_KIND_TRIGGER
+#define PROBE_DESCRIPTION "test trigger: counts run-now events"
 #else
+#define PROBE_TYPE "probe_scaler"
+#define PROBE_KIND SB_KIND_SCALER
+#define PROBE_DESCRIPTION "test scaler: records desired counts"
+#endif
+
 static const sb_plugin_descriptor probe_descriptor = {
     .abi_version = SB_ABI_VERSION,
     .size = sizeof(sb_plugin_descriptor),
-    .type = "probe_scaler",
-    .kind = SB_KIND_SCALER,
+    .type = PROBE_TYPE,
+    .kind = PROBE_KIND,
     .version = "1.0.0",
-    .description = "test scaler: records desired counts",
+    .description = PROBE_DESCRIPTION,
     .options = probe_options,
     .create = probe_create,
     .start = probe_start,
@@ -124,5 +104,4 @@ static const sb_plugin_descriptor probe_descriptor = {
     .destroy = probe_destroy,
     .on_event = probe_on_event,
 };
-#endif
 SB_PLUGIN_EXPORT(probe_descriptor)
