@@ -8,8 +8,9 @@
  * Aliases share the anchored subtree instead of copying it: memory stays proportional to the
  * file and only the count grows.
  *
- * Phase 1 (config_parse_*) checks the structure: sections, ids, from/to edges and trigger
- * cycles. Phase 2 (config_validate_plugins) checks each component's options against its
+ * Phase 1 (config_parse_*) checks the structure: sections, ids, from/to edges (a connector's
+ * `from` names triggers or other connectors: policies in a chain) and cycles through triggers
+ * or connectors. Phase 2 (config_validate_plugins) checks each component's options against its
  * plugin's options table and fills sb_values and a fingerprint. Both phases report every error
  * they find, sorted by position, and go on.
  *
@@ -1160,6 +1161,8 @@ typedef struct comp_side {
     const config_node *id_node;
     const config_node **from_nodes, **to_nodes;
     size_t *from_idx, *to_idx; /* resolved component index, or NO_COMP */
+    int has_to;                /* connectors: the file gives `to` (it may be left out when
+                                * another connector names this one in its `from`) */
 } comp_side;
 
 #define NO_COMP SIZE_MAX
@@ -1294,15 +1297,18 @@ static void check_log(checker *c, const config_node *v)
     }
 }
 
-/* A connector's from or to: one id or a list of ids. Returns -1 when out of memory. */
+/* A connector's from or to: one id or a list of ids. `from` is required; `to` may be left out
+ * (resolve_edges then checks that another connector takes this one's decisions). Returns -1
+ * when out of memory. */
 static int load_refs(checker *c, const comp_side *s, const config_node *m, const char *what,
                      char ***names, const config_node ***nodes, size_t *n)
 {
     const config_node *v = map_get(m, what);
     if (is_null(v)) {
-        report_at(c->rep, m, "%s: missing '%s' (%s)", s->label, what,
-                  strcmp(what, "from") == 0 ? "a trigger id or a list of them"
-                                            : "a scaler or trigger id, or a list of them");
+        if (strcmp(what, "from") == 0)
+            report_at(c->rep, m,
+                      "%s: missing 'from' (a trigger or connector id, or a list of them)",
+                      s->label);
         return 0;
     }
     if (v->kind == CONFIG_MAPPING) {
@@ -1451,6 +1457,7 @@ static int load_component(checker *c, config_component *comp, comp_side *s, sb_k
             load_refs(c, s, m, "to", &comp->to, &s->to_nodes, &comp->nto) != 0 ||
             load_match(c, comp, s) != 0)
             return -1;
+        s->has_to = !is_null(map_get(m, "to"));
         s->from_idx = arena_alloc(c->mem, (comp->nfrom + 1) * sizeof *s->from_idx);
         s->to_idx = arena_alloc(c->mem, (comp->nto + 1) * sizeof *s->to_idx);
         if (s->from_idx == NULL || s->to_idx == NULL)
@@ -1486,7 +1493,8 @@ static void index_ids(checker *c)
 }
 
 /* Resolves every connector's from and to; marks with stamps (one per connector and direction)
- * catch an id listed twice without comparing lists pairwise. */
+ * catch an id listed twice without comparing lists pairwise. A connector in `from` feeds its
+ * decisions to this one; a connector without `to` must feed another (check_leads_somewhere). */
 static void resolve_edges(checker *c)
 {
     config *cfg = c->cfg;
@@ -1506,12 +1514,13 @@ static void resolve_edges(checker *c)
             const char *name = conn->from[j];
             s->from_idx[j] = NO_COMP;
             if (!strmap_get(c->ids, name, &t))
-                report_at(c->rep, s->from_nodes[j], "%s: from '%s' is not a trigger in this file",
-                          s->label, clip(&cb, name));
-            else if (cfg->components[t].kind != SB_KIND_TRIGGER)
                 report_at(c->rep, s->from_nodes[j],
-                          "%s: from '%s' is not a trigger in this file (it is a %s)", s->label,
-                          clip(&cb, name), kind_word(cfg->components[t].kind));
+                          "%s: from '%s' is not a trigger or connector in this file", s->label,
+                          clip(&cb, name));
+            else if (cfg->components[t].kind == SB_KIND_SCALER)
+                report_at(c->rep, s->from_nodes[j],
+                          "%s: from '%s' is not a trigger or connector in this file (it is a %s)",
+                          s->label, clip(&cb, name), kind_word(cfg->components[t].kind));
             else if (stamp[t] == 2 * ci + 1)
                 report_at(c->rep, s->from_nodes[j], "%s: from lists '%s' twice", s->label,
                           clip(&cb, name));
@@ -1545,9 +1554,45 @@ static void resolve_edges(checker *c)
     free(stamp);
 }
 
-/* The run graph: trigger -> connector (the connector's from) and connector -> trigger (its
- * to, when it names a trigger). Edges in compressed rows; each remembers the scalar that made
- * it, for the error's position. */
+/* A connector without `to` must hand its decisions to another connector (one that names it in
+ * its `from`); otherwise nothing would ever act on them. Feeding only itself does not count. */
+static void check_leads_somewhere(checker *c)
+{
+    const config *cfg = c->cfg;
+    size_t n = cfg->ncomponents;
+    int needed = 0;
+    for (size_t ci = 0; ci < n && !needed; ci++)
+        needed = cfg->components[ci].kind == SB_KIND_CONNECTOR && !c->side[ci].has_to;
+    if (!needed)
+        return;
+    unsigned char *fed = calloc(n, 1);
+    if (fed == NULL) {
+        c->rep->oom = 1;
+        return;
+    }
+    for (size_t ci = 0; ci < n; ci++) {
+        const config_component *conn = &cfg->components[ci];
+        if (conn->kind != SB_KIND_CONNECTOR)
+            continue;
+        for (size_t j = 0; j < conn->nfrom; j++) {
+            size_t t = c->side[ci].from_idx[j];
+            if (t != NO_COMP && t != ci && cfg->components[t].kind == SB_KIND_CONNECTOR)
+                fed[t] = 1;
+        }
+    }
+    for (size_t ci = 0; ci < n; ci++) {
+        const config_component *conn = &cfg->components[ci];
+        if (conn->kind == SB_KIND_CONNECTOR && !c->side[ci].has_to && !fed[ci])
+            report_at(c->rep, conn->node,
+                      "%s leads nowhere: give it `to` or name it in another connector's `from`",
+                      c->side[ci].label);
+    }
+    free(fed);
+}
+
+/* The run graph: trigger -> connector and connector -> connector (the connector's from), and
+ * connector -> trigger (its to, when it names a trigger). Edges in compressed rows; each
+ * remembers the scalar that made it, for the error's position. */
 typedef struct run_graph {
     size_t *first; /* ncomponents + 1 offsets */
     size_t *to;
@@ -1561,24 +1606,27 @@ static int build_run_graph(checker *c, run_graph *g, size_t *nedges)
     g->first = calloc(n + 2, sizeof *g->first);
     if (g->first == NULL)
         return -1;
-    int any_run = 0;
+    int any_back = 0; /* an edge into a trigger or a connector: only those can close a cycle */
     for (size_t ci = 0; ci < n; ci++) {
         const config_component *conn = &cfg->components[ci];
         const comp_side *s = &c->side[ci];
         if (conn->kind != SB_KIND_CONNECTOR)
             continue;
         for (size_t j = 0; j < conn->nfrom; j++)
-            if (s->from_idx[j] != NO_COMP)
+            if (s->from_idx[j] != NO_COMP) {
                 g->first[s->from_idx[j] + 1]++;
+                if (cfg->components[s->from_idx[j]].kind == SB_KIND_CONNECTOR)
+                    any_back = 1;
+            }
         for (size_t j = 0; j < conn->nto; j++)
             if (s->to_idx[j] != NO_COMP && cfg->components[s->to_idx[j]].kind == SB_KIND_TRIGGER) {
                 g->first[ci + 1]++;
-                any_run = 1;
+                any_back = 1;
             }
     }
     *nedges = 0;
-    if (!any_run)
-        return 0; /* no connector runs a trigger: no cycle is possible */
+    if (!any_back)
+        return 0; /* no connector runs a trigger or feeds a connector: no cycle is possible */
     for (size_t i = 1; i <= n; i++)
         g->first[i] += g->first[i - 1];
     e = g->first[n];
@@ -1615,13 +1663,17 @@ static int build_run_graph(checker *c, run_graph *g, size_t *nedges)
     return 0;
 }
 
-/* "a -> c -> b -> c2 -> a"; a very long cycle keeps its ends and elides the middle. */
+/* "trigger cycle: a -> c -> b -> c2 -> a", or "connector cycle: a -> b -> a" when no trigger is
+ * on it; a very long cycle keeps its ends and elides the middle. */
 static void report_cycle(checker *c, const size_t *stack, size_t from, size_t top,
                          const config_node *at)
 {
     const config *cfg = c->cfg;
     textbuf t = {0};
     size_t len = top - from + 1;
+    int through_trigger = 0;
+    for (size_t k = from; k <= top; k++)
+        through_trigger |= cfg->components[stack[k]].kind == SB_KIND_TRIGGER;
     for (size_t k = from; k <= top; k++) {
         if (len > 16 && k == from + 8) {
             tb_puts(&t, "... -> ");
@@ -1634,7 +1686,7 @@ static void report_cycle(checker *c, const size_t *stack, size_t from, size_t to
     if (t.oom)
         c->rep->oom = 1;
     else
-        report_at(c->rep, at, "trigger cycle: %s", t.p);
+        report_at(c->rep, at, "%s cycle: %s", through_trigger ? "trigger" : "connector", t.p);
     free(t.p);
 }
 
@@ -1659,7 +1711,9 @@ static void check_cycles(checker *c)
         c->rep->oom = 1;
     } else {
         for (size_t root = 0; root < n; root++) {
-            if (color[root] != 0 || cfg->components[root].kind != SB_KIND_TRIGGER)
+            /* Triggers first (they come first in the array), then connectors a trigger does not
+             * reach: a cycle of connectors alone has no trigger to start from. */
+            if (color[root] != 0 || cfg->components[root].kind == SB_KIND_SCALER)
                 continue;
             size_t top = 0;
             stack[0] = root;
@@ -1793,6 +1847,9 @@ static void check_root(checker *c, const config_node *root)
     if (c->rep->oom)
         return;
     resolve_edges(c);
+    if (c->rep->oom)
+        return;
+    check_leads_somewhere(c);
     if (c->rep->oom)
         return;
     check_cycles(c);

@@ -1,8 +1,9 @@
 /*
  * test_config.c - the pipeline file: parsing, structure checks, options validation against fake
- * plugins' tables, defaults, ${VAR}, durations, limits, fingerprints, and a 30,000-component
- * file. Every error case asserts the exact printed "FILE:LINE:COL: message" lines, because those
- * lines are the user's interface.
+ * plugins' tables, defaults, ${VAR}, durations, limits, fingerprints, policies in a chain
+ * (connectors feeding connectors, their cycles) and a 30,000-component file. Every error case
+ * asserts the exact printed "FILE:LINE:COL: message" lines, because those lines are the user's
+ * interface.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -451,14 +452,16 @@ static const error_case error_cases[] = {
      "  - {id: c2, type: direct, from: [t, w], to: [c1, ghost]}\n"
      "scalers:\n"
      "  - {id: w, type: process, command: x, max: 1}\n",
-     "test.yaml:4:34: connector 'c1': from 'nope' is not a trigger in this file\n"
-     "test.yaml:5:38: connector 'c2': from 'w' is not a trigger in this file (it is a scaler)\n"
+     "test.yaml:4:34: connector 'c1': from 'nope' is not a trigger or connector in this file\n"
+     "test.yaml:5:38: connector 'c2': from 'w' is not a trigger or connector in this file (it is "
+     "a scaler)\n"
      "test.yaml:5:47: connector 'c2': to 'c1' is not a scaler or trigger in this file (it is a "
      "connector)\n"
      "test.yaml:5:51: connector 'c2': to 'ghost' is not a scaler or trigger in this file\n"},
     {"missing from and to", "connectors:\n  - {id: c, type: direct}\n",
-     "test.yaml:2:5: connector 'c': missing 'from' (a trigger id or a list of them)\n"
-     "test.yaml:2:5: connector 'c': missing 'to' (a scaler or trigger id, or a list of them)\n"},
+     "test.yaml:2:5: connector 'c': missing 'from' (a trigger or connector id, or a list of them)\n"
+     "test.yaml:2:5: connector 'c' leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"},
     {"id listed twice",
      "triggers:\n  - {id: t, type: cron, schedule: x}\n"
      "connectors:\n  - {id: c, type: direct, from: [t, t], to: t}\n",
@@ -483,6 +486,72 @@ static const error_case error_cases[] = {
      "  - {id: c, type: direct, from: a, to: b}\n"
      "  - {id: c2, type: direct, from: b, to: a}\n",
      "test.yaml:6:41: trigger cycle: a -> c -> b -> c2 -> a\n"},
+    /* Policies in a chain: `from` may name connectors, `to` may be left out when another
+     * connector takes the decisions, and cycles through connectors are errors too. */
+    {"connector leads nowhere",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {id: c, type: direct, from: t}\n",
+     "test.yaml:4:5: connector 'c' leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"},
+    {"connector feeding only itself",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {id: a, type: direct, from: [t, a]}\n",
+     "test.yaml:4:5: connector 'a' leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"
+     "test.yaml:4:37: connector cycle: a -> a\n"},
+    {"connector cycle",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: a, type: direct, from: [t, b], to: w}\n"
+     "  - {id: b, type: direct, from: a}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:4:37: connector cycle: a -> b -> a\n"},
+    {"connector cycle no trigger reaches",
+     "connectors:\n"
+     "  - {id: a, type: direct, from: b, to: w}\n"
+     "  - {id: b, type: direct, from: c}\n"
+     "  - {id: c, type: direct, from: a}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:2:33: connector cycle: a -> c -> b -> a\n"},
+    {"trigger cycle through a chain",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: a, type: direct, from: t}\n"
+     "  - {id: b, type: direct, from: a, to: t}\n",
+     "test.yaml:5:40: trigger cycle: t -> a -> b -> t\n"},
+    {"from a scaler, no to",
+     "connectors:\n  - {id: c, type: direct, from: w}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:2:5: connector 'c' leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"
+     "test.yaml:2:33: connector 'c': from 'w' is not a trigger or connector in this file (it is "
+     "a scaler)\n"},
+    {"a chain link named by a broken reference still leads nowhere",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: a, type: direct, from: t}\n"
+     "  - {id: b, type: direct, from: [A], to: w}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:4:5: connector 'a' leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"
+     "test.yaml:5:34: connector 'b': from 'A' is not a trigger or connector in this file\n"},
+    {"empty to is not a left-out to",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {id: c, type: direct, from: t, to: []}\n",
+     "test.yaml:4:40: connector 'c': 'to' is an empty list\n"},
+    {"connector listed twice in from",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n"
+     "  - {id: a, type: direct, from: t}\n"
+     "  - {id: b, type: direct, from: [a, a], to: w}\n"
+     "scalers:\n  - {id: w, type: process, command: x, max: 1}\n",
+     "test.yaml:5:37: connector 'b': from lists 'a' twice\n"},
+    {"connector without id leads nowhere",
+     "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+     "connectors:\n  - {type: direct, from: t}\n",
+     "test.yaml:4:5: connector #1 has no id\n"
+     "test.yaml:4:5: connector #1 leads nowhere: give it `to` or name it in another connector's "
+     "`from`\n"},
     {"unset variable", "triggers:\n  - {id: a, type: cron, schedule: \"${SB_TEST_UNSET_VAR}\"}\n",
      "test.yaml:2:35: environment variable 'SB_TEST_UNSET_VAR' is not set\n"},
     {"bad variable reference", "log: {level: \"${1X}\"}\n",
@@ -543,7 +612,8 @@ START_TEST(test_many_errors_together)
     ck_assert_str_eq(out,
                      "test.yaml:1:1: unknown top-level key 'trigger' (did you mean 'triggers'?)\n"
                      "test.yaml:4:10: duplicate id 'a' (first used at 3:10)\n"
-                     "test.yaml:7:33: connector 'c': from 'zzz' is not a trigger in this file\n"
+                     "test.yaml:7:33: connector 'c': from 'zzz' is not a trigger or connector in "
+                     "this file\n"
                      "test.yaml:10:45: scaler 'v': max must be >= 1, got 0\n"
                      "test.yaml:3:45: option 'value' of cron: expected a number, got 'high'\n"
                      "test.yaml:4:5: cron 'a': missing required option 'schedule'\n"
@@ -1109,6 +1179,99 @@ START_TEST(test_long_cycle)
 }
 END_TEST
 
+/* Policies in a chain: a connector's `from` names connectors (in any order in the file), a
+ * connector that feeds another needs no `to`, and one may do both (fan-out). */
+START_TEST(test_policy_chain)
+{
+    static const char text[] = "triggers:\n"
+                               "  - {id: q, type: cron, schedule: x}\n"
+                               "  - {id: cpu, type: cron, schedule: x}\n"
+                               "connectors:\n"
+                               "  - {id: pick, type: direct, from: [by-queue, by-cpu], to: w}\n"
+                               "  - {id: by-queue, type: direct, from: q}\n"
+                               "  - {id: by-cpu, type: direct, from: cpu, to: w}\n"
+                               "  - {id: mixed, type: direct, from: [q, pick], to: [w, v]}\n"
+                               "scalers:\n"
+                               "  - {id: w, type: process, command: x, max: 3}\n"
+                               "  - {id: v, type: process, command: x, max: 3}\n";
+    config *cfg = load_ok(text, "chain.yaml");
+    const config_component *pick = config_find(cfg, "pick");
+    ck_assert_uint_eq(pick->nfrom, 2);
+    ck_assert_str_eq(pick->from[0], "by-queue");
+    ck_assert_str_eq(pick->from[1], "by-cpu");
+    ck_assert_uint_eq(pick->nto, 1);
+    const config_component *bq = config_find(cfg, "by-queue");
+    ck_assert_uint_eq(bq->nfrom, 1);
+    ck_assert_uint_eq(bq->nto, 0);
+    ck_assert_ptr_nonnull(bq->fingerprint);
+    const config_component *bc = config_find(cfg, "by-cpu");
+    ck_assert_uint_eq(bc->nto, 1);
+    const config_component *mixed = config_find(cfg, "mixed");
+    ck_assert_uint_eq(mixed->nfrom, 2);
+    ck_assert_uint_eq(mixed->nto, 2);
+    config_free(cfg);
+
+    /* A chain link's fingerprint follows its `from` like any connector's. */
+    char *a = fingerprint_of("triggers:\n  - {id: t, type: cron, schedule: x}\n"
+                             "connectors:\n  - {id: a, type: direct, from: t}\n"
+                             "  - {id: b, type: direct, from: a, to: w}\n" FP_SCALERS,
+                             "b");
+    char *b = fingerprint_of("triggers:\n  - {id: t, type: cron, schedule: x}\n"
+                             "connectors:\n  - {id: a, type: direct, from: t}\n"
+                             "  - {id: b, type: direct, from: [a, t], to: w}\n" FP_SCALERS,
+                             "b");
+    ck_assert_str_ne(a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* 10,000 connectors in one chain (c0 from a trigger, each next from the one before, only the
+ * last with `to`): valid; then closed into a loop: one connector cycle, found without
+ * recursion, the message kept short. */
+START_TEST(test_long_connector_chain)
+{
+    enum { N = 10000 };
+    size_t cap = (size_t)N * 80 + 256;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    for (int closed = 0; closed < 2; closed++) {
+        size_t len = 0;
+        len += (size_t)snprintf(text + len, cap - len,
+                                "triggers:\n  - {id: t, type: cron, schedule: x}\n"
+                                "scalers:\n  - {id: w, type: process, command: x, max: 1}\n"
+                                "connectors:\n");
+        len += (size_t)snprintf(text + len, cap - len, "  - {id: c0, type: direct, from: %s}\n",
+                                closed ? "[t, c9999]" : "t");
+        for (int i = 1; i < N; i++)
+            len += (size_t)snprintf(text + len, cap - len,
+                                    "  - {id: c%d, type: direct, from: c%d%s}\n", i, i - 1,
+                                    i == N - 1 ? ", to: w" : "");
+        ck_assert_uint_lt(len, cap);
+        config_errors errs;
+        config_errors_init(&errs);
+        config *cfg = config_parse_string(text, len, "chain.yaml", &errs);
+        ck_assert_ptr_nonnull(cfg);
+        if (!closed) {
+            ck_assert_uint_eq(errs.count, 0);
+            ck_assert_int_eq(config_validate_plugins(cfg, fake_lookup, NULL, &errs), 0);
+            ck_assert_uint_eq(errs.count, 0);
+        } else {
+            ck_assert_uint_eq(errs.count, 1);
+            ck_assert_int_eq(errs.items[0].line, 6);
+            ck_assert_int_eq(errs.items[0].col, 38);
+            ck_assert_str_eq(errs.items[0].message,
+                             "connector cycle: c0 -> c1 -> c2 -> c3 -> c4 -> c5 -> c6 -> c7 -> "
+                             "... -> c9992 -> c9993 -> c9994 -> c9995 -> c9996 -> c9997 -> c9998 "
+                             "-> c9999 -> c0");
+        }
+        config_free(cfg);
+        config_errors_free(&errs);
+    }
+    free(text);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1134,6 +1297,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_no_fingerprint_on_error);
     tcase_add_test(tc, test_30000_components);
     tcase_add_test(tc, test_long_cycle);
+    tcase_add_test(tc, test_policy_chain);
+    tcase_add_test(tc, test_long_connector_chain);
     suite_add_tcase(s, tc);
     return s;
 }
