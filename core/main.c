@@ -1,5 +1,5 @@
 /*
- * main.c - the scalebus command line: run, check, plugins, --version, --help.
+ * main.c - the scalebus command line: run, check, plugins, simulate, --version, --help.
  *
  * `run` owns the process: one libuv loop, SIGINT/SIGTERM for a graceful stop (a second one stops
  * at once), SIGHUP to re-read the file. Everything else is a short command that exits with 0 on
@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "loader.h"
 #include "log.h"
+#include "simulate.h"
 
 #ifndef SB_VERSION
 #define SB_VERSION "0.0.0"
@@ -34,6 +35,7 @@ static const char usage_main[] =
     "  run FILE          run the pipelines in FILE in the foreground\n"
     "  check FILE        validate FILE and print every error as FILE:LINE:COL: message\n"
     "  plugins           list the plugins scalebus can load\n"
+    "  simulate FILE     replay a trace through FILE's connectors on virtual time\n"
     "\n"
     "options:\n"
     "  --version         print the version\n"
@@ -66,6 +68,28 @@ static const char usage_plugins[] =
     "\n"
     "Lists the plugins scalebus finds (built-in folder, then each --plugin-dir), or with\n"
     "--describe TYPE prints the plugin's options: name, type, default, required, help.\n";
+
+static const char usage_simulate[] =
+    "usage: scalebus simulate FILE --trace TRACE.csv [--out DECISIONS.csv] [--svg CHART.svg]\n"
+    "                         [--startup DURATION] [--log-level LEVEL] [--plugin-dir DIR]...\n"
+    "\n"
+    "Replays TRACE through the connectors of FILE on virtual time, to tune a policy before it\n"
+    "touches production. No trigger runs and no real scaler is touched: each scaler is a model\n"
+    "whose running count (sent back to the policies) follows the desired count.\n"
+    "\n"
+    "TRACE is CSV with the header time_s,trigger,value or time_s,trigger,value,labels (labels as\n"
+    "k=v;k=v), rows in time order. Errors are printed as TRACE:LINE: message.\n"
+    "\n"
+    "  --trace TRACE.csv     the readings to replay (required)\n"
+    "  --out DECISIONS.csv   every desired count delivered to a scaler, as CSV with the header\n"
+    "                        time_s,scaler,desired,reason (default: standard output)\n"
+    "  --svg CHART.svg       a chart per scaler: desired and running counts, bounds, inputs\n"
+    "  --startup DURATION    instances the model adds run after DURATION (default 0s; removed\n"
+    "                        ones stop at once), e.g. 30s, 2m\n"
+    "  --log-level LEVEL     the daemon's log on stderr (default warn)\n"
+    "  --plugin-dir DIR      also load plugins from DIR\n"
+    "\n"
+    "Exit 0 when the simulation ran, 1 on an invalid FILE or TRACE, 2 on a usage error.\n";
 
 typedef struct cli {
     const char *file;
@@ -356,6 +380,65 @@ static int cmd_plugins(int argc, char **argv)
     return rc;
 }
 
+/* ---- simulate ------------------------------------------------------------------------------ */
+
+static int cmd_simulate(int argc, char **argv)
+{
+    simulate_options o = {0};
+    const char *dirs[MAX_PLUGIN_DIRS];
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_simulate, stdout);
+            return 0;
+        } else if (strcmp(a, "--trace") == 0 && val) {
+            o.trace = argv[++i];
+        } else if (strcmp(a, "--out") == 0 && val) {
+            o.out = argv[++i];
+        } else if (strcmp(a, "--svg") == 0 && val) {
+            o.svg = argv[++i];
+        } else if (strcmp(a, "--startup") == 0 && val) {
+            if (config_parse_duration(val, &o.startup_ms) != 0 ||
+                o.startup_ms > 365ull * 24 * 3600 * 1000) {
+                fprintf(stderr, "scalebus: --startup: expected a duration like 30s, got '%s'\n",
+                        val);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--log-level") == 0 && val) {
+            if (log_level_parse(val, &o.log_level) != 0) {
+                fprintf(stderr, "scalebus: --log-level: '%s' is not error, warn, info or debug\n",
+                        val);
+                return 2;
+            }
+            o.log_level_set = 1;
+            i++;
+        } else if (strcmp(a, "--plugin-dir") == 0 && val) {
+            if (o.nplugin_dirs == MAX_PLUGIN_DIRS) {
+                fprintf(stderr, "scalebus: at most %d --plugin-dir\n", MAX_PLUGIN_DIRS);
+                return 2;
+            }
+            dirs[o.nplugin_dirs++] = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "scalebus: unknown or incomplete option '%s'\n\n%s", a, usage_simulate);
+            return 2;
+        } else if (!o.file) {
+            o.file = a;
+        } else {
+            fprintf(stderr, "scalebus: unexpected argument '%s'\n\n%s", a, usage_simulate);
+            return 2;
+        }
+    }
+    if (!o.file || !o.trace) {
+        fprintf(stderr, "scalebus: missing %s\n\n%s", o.file ? "--trace TRACE.csv" : "FILE",
+                usage_simulate);
+        return 2;
+    }
+    o.plugin_dirs = dirs;
+    return simulate_run(&o, stderr) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -378,6 +461,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "plugins") == 0)
         return cmd_plugins(argc - 2, argv + 2);
+    if (strcmp(cmd, "simulate") == 0)
+        return cmd_simulate(argc - 2, argv + 2);
     fprintf(stderr, "scalebus: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;
 }
