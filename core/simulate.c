@@ -613,10 +613,15 @@ static void fmt_vtime(char *buf, size_t n, uint64_t ns)
 /* The inside of a quoted CSV field: each quote doubled (RFC 4180). */
 static void csv_body(FILE *f, const char *text)
 {
-    for (const char *p = text; *p; p++) {
-        if (*p == '"')
-            fputc('"', f);
-        fputc(*p, f);
+    for (;;) {
+        const char *q = strchr(text, '"');
+        if (!q) {
+            fputs(text, f);
+            return;
+        }
+        fwrite(text, 1, (size_t)(q - text) + 1, f);
+        fputc('"', f);
+        text = q + 1;
     }
 }
 
@@ -1377,8 +1382,12 @@ static void panel_draw(const sim *s, chart *c, const panel *p, double top)
         if (bounds[k] > c->ymax)
             continue;
         double y = cy(c, bounds[k]);
-        /* max above its line, min below it (above when it is 0, the plot's bottom edge) */
-        double ty = k == 1 || bounds[0] == 0 ? y - 4 : y + 13;
+        /* max above its line, min below it, unless that leaves the plot */
+        double ty = k == 1 ? y - 4 : y + 13;
+        if (ty > c->y0 + c->h - 2)
+            ty = y - 4;
+        if (ty < c->y0 + 12)
+            ty = y + 13;
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%s %lld</text>\n", c->x0 + c->w - 4, ty,
                 k == 0 ? "min" : "max", (long long)bounds[k]);
     }
@@ -1549,6 +1558,8 @@ int simulate_run(const simulate_options *o, FILE *err)
         fprintf(err, "%s: cannot write: %s\n", o->out, strerror(errno));
         goto done;
     }
+    if (s.out != stdout)
+        setvbuf(s.out, NULL, _IOFBF, 1 << 16);
     config_errors errs;
     config_errors_init(&errs);
     s.loading = 1;
