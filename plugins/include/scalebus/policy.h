@@ -10,7 +10,14 @@
  *   -> cooldowns (cooldown_up / cooldown_down) -> [min, max]
  *
  * e.g. "queue=13 per_instance=2 -> 7; max 5 -> 5". Time is the event's time (ev->mono_ns), never
- * the wall clock, so `scalebus simulate` replays the same decisions on virtual time.
+ * the wall clock, so `scalebus simulate` replays the same decisions on virtual time; an event
+ * older than one already seen counts as happening at the newest time seen.
+ *
+ * Two counts matter. The *current* count (sb_policy_current) is what the scaler reports running:
+ * the ratio formulas multiply it. The *decided* count (sb_policy_decided) is what this policy last
+ * asked for: "no change", the windows, rate limits and cooldowns are all relative to it, so a
+ * scaler still starting instances does not make the policy take back its own decision.
+ * plugins/policy/README.md describes every step and option.
  *
  * The implementation is one static library (libscalebus_policy.a, PIC) that each policy plugin
  * links: one implementation, used by all. It calls the host only through sb_host.
@@ -27,9 +34,9 @@
 extern "C" {
 #endif
 
-/* The common options, as options-table rows. Put SB_POLICY_OPTIONS first in a policy plugin's
- * table: the first SB_POLICY_OPTION_COUNT sb_value entries handed to create() are then theirs,
- * for sb_policy_options_read(values, ...). */
+/* The common options, as options-table rows. Put SB_POLICY_OPTIONS in a policy plugin's table,
+ * after its own rows (so `scalebus plugins --describe` lists those first) or before them, and pass
+ * sb_policy_options_read() a pointer to the sb_value of its first row, "min". */
 #define SB_POLICY_OPTIONS                                                                          \
     {"min", SB_OPT_INT, "0", 0, "fewest instances this policy asks for"},                          \
         {"max", SB_OPT_INT, NULL, 0, "most instances this policy asks for (default: no limit "     \
@@ -52,6 +59,9 @@ extern "C" {
          "go to zero only after this long with zero demand"}
 #define SB_POLICY_OPTION_COUNT 11
 
+/* The largest count a policy decides: a formula's larger (or infinite) result is held here. */
+#define SB_POLICY_COUNT_MAX 1000000000
+
 typedef struct sb_policy_options {
     int64_t min;
     int64_t max; /* -1: no limit */
@@ -65,12 +75,15 @@ typedef struct sb_policy_options {
     uint64_t idle_after_ms;
 } sb_policy_options;
 
-/* Read the SB_POLICY_OPTION_COUNT common values. Returns 0, or -EINVAL with a one-line message
- * that starts with the option's name ("max_step_up: expected a count or a percent, got 'x'"). */
+/* Read the SB_POLICY_OPTION_COUNT common values, values[0] being "min". Returns 0, or -EINVAL
+ * with a one-line message that starts with the option's name
+ * ("max_step_up: expected a whole count ("4") or a percent ("50%"), got 'x'"). */
 int sb_policy_options_read(const sb_value *values, sb_policy_options *out, char *err,
                            size_t errlen);
 
-/* A decision's reason chain, e.g. "queue=13 per_instance=2 -> 7; max 5 -> 5". */
+/* A decision's reason chain, e.g. "queue=13 per_instance=2 -> 7; max 5 -> 5". The connector
+ * writes the formula's part with sb_reason_addf (appended as is); sb_policy_decide adds each of
+ * its steps after "; ". Text that does not fit is cut and ends in "...". */
 typedef struct sb_reason {
     char text[512];
     size_t len;
@@ -85,24 +98,44 @@ sb_policy *sb_policy_new(const sb_policy_options *o);
 void sb_policy_free(sb_policy *p);
 
 /* Feed an SB_TOPIC_INSTANCES event from a scaler this policy drives (ev->value: its running
- * count). Until one arrives, the current count is the policy's own last decision (0 at first). */
+ * count; a value that is negative or not a number is ignored). Until one arrives, the current
+ * count is the policy's own last decision (0 at first). */
 void sb_policy_observe(sb_policy *p, const sb_event *ev);
 int64_t sb_policy_current(const sb_policy *p);
+/* The count this policy last decided; before its first decision, sb_policy_current(). */
+int64_t sb_policy_decided(const sb_policy *p);
+
+/* The rounding sb_policy_decide applies to a raw recommendation: up, ignoring float noise below
+ * 1e-9 (3 x 0.7 / 0.7 is 3, not 4); below 0 is 0, above SB_POLICY_COUNT_MAX (or infinite) is
+ * SB_POLICY_COUNT_MAX, not a number is 0. Connectors use it to print the same count. */
+int64_t sb_policy_ceil(double raw);
+
+/* The name a reason gives an event's value: the publishing connector's id for a desired count
+ * (SB_TOPIC_DESIRED), else the first label's value (a queue's name), else "value". */
+const char *sb_policy_metric_name(const sb_event *ev);
 
 typedef struct sb_policy_input {
     uint64_t now_ns; /* the reading's time (ev->mono_ns) */
     double raw;      /* the formula's recommendation; fractional values are rounded up */
     int has_metric;  /* 1: `metric` is compared with activate_above */
     double metric;   /* usually the reading's value */
-    int hold;        /* 1: the formula says "no change" (inside a tolerance): keep current */
+    int hold;        /* 1: the formula says "no change" (inside a tolerance): the recommendation is
+                        the decided count (sb_policy_decided), and the reason says "hold N" */
+    const char *metric_name; /* names the metric in the activation step; NULL: "metric" */
 } sb_policy_input;
 
 /* Apply the common limits to a recommendation. Returns the decided count and appends each step
- * that changed the value to r (the caller has already written the formula's own part). */
+ * that changed the value to r (the caller has already written the formula's own part), plus
+ * "hold N" for a hold, and the activation test whenever it sets the demand (0 at or below
+ * activate_above, even when the formula said 0 already; 1 above it). r may be NULL. Never
+ * fails: when memory for the windows runs short they merge their oldest entries, which only
+ * ever makes the limits stricter. */
 int64_t sb_policy_decide(sb_policy *p, const sb_policy_input *in, sb_reason *r);
 
 /* Publish a decision: SB_TOPIC_DESIRED with value = desired, time_ns = now_ns and one label
- * "reason" = the chain, and log it (info when the count or its reason changed, else debug). */
+ * "reason" = the chain, and log "desired N: <reason>" (info when the count or its reason changed
+ * since the last successful publish, else debug; a refused publish is logged as a warning).
+ * Returns host->publish()'s result. */
 int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint64_t now_ns,
                       int64_t desired, const sb_reason *r);
 
