@@ -889,8 +889,13 @@ static void fmt_dur(char *buf, size_t n, double sec)
 /* A moment of the trace as H:MM:SS from its start. */
 static void fmt_clock(char *buf, size_t n, double sec)
 {
-    long s = (long)floor(sec + 0.5);
-    snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+    long s = (long)floor(sec);
+    double frac = sec - (double)s;
+    if (frac < 0.05) /* whole seconds, or a tenth when it has one */
+        snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld:%04.1f", s / 3600, (s / 60) % 60,
+                 fmin((double)(s % 60) + frac, 59.9));
 }
 
 typedef struct chart {
@@ -1350,8 +1355,8 @@ static void panel_draw(const sim *s, chart *c, const panel *p, double top)
         }
     char at_peak[32], at_max[32], under[32];
     fmt_clock(at_peak, sizeof at_peak, (double)(peak_t - c->t0) / 1e9);
-    fmt_dur(at_max, sizeof at_max, time_where(&sc->desired_pts, NULL, (double)sc->c->max, c->t1));
-    fmt_dur(under, sizeof under, time_where(&sc->desired_pts, &sc->running_pts, 0, c->t1));
+    fmt_dur(at_max, sizeof at_max, time_where(&sc->desired_pts, NULL, (double)sc->c->max, s->t1));
+    fmt_dur(under, sizeof under, time_where(&sc->desired_pts, &sc->running_pts, 0, s->t1));
     fprintf(f,
             "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#333\">%llu decisions, "
             "%llu changes (%llu up, %llu down); peak %.0f at %s; at max %s; running below "
@@ -1421,7 +1426,8 @@ static int write_svg(const sim *s, const char *path)
                .w = CHART_W - CHART_ML - CHART_MR,
                .h = CHART_PH,
                .t0 = s->t0,
-               .t1 = s->t1 > s->t0 ? s->t1 : s->t0 + 1000000000u};
+               /* a little room after the last row, so a change there shows */
+               .t1 = s->t1 > s->t0 ? s->t1 + (s->t1 - s->t0) / 50 : s->t0 + 1000000000u};
     panel *panels = calloc(s->nscalers ? s->nscalers : 1, sizeof *panels);
     int rc = panels ? 0 : -ENOMEM;
     double height = CHART_HEAD;
