@@ -646,6 +646,21 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     sb_event out = *ev;
     out.topic = SB_TOPIC_DESIRED;
     out.value = clamped;
+    /* A decision's reason chain ends with the scaler's own bound when that changed the count. */
+    sb_label labels[8];
+    char reason[640];
+    if (clamped != want && ev->nlabels <= 8) {
+        for (size_t i = 0; i < ev->nlabels; i++) {
+            labels[i] = ev->labels[i];
+            if (strcmp(labels[i].key, "reason") == 0) {
+                snprintf(reason, sizeof reason, "%s; scaler %s %lld -> %.0f", labels[i].value,
+                         clamped > want ? "min" : "max",
+                         (long long)(clamped > want ? scaler->min : scaler->max), clamped);
+                labels[i].value = reason;
+            }
+        }
+        out.labels = labels;
+    }
     if (scaler->desc)
         scaler->desc->on_event(scaler->state, &out);
     else if (scaler->d->opts.sim_desired) /* simulation: a model stands in for the scaler */

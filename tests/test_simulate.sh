@@ -18,17 +18,6 @@ not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
 expect_file() {
   if diff -u "$2" "$3" >"$W/diff"; then ok "$1"; else not_ok "$1"; sed 's/^/    /' "$W/diff"; fi
 }
-# expect_decisions NAME WANT GOT: as expect_file, for decisions made by `direct`. A `direct` that
-# passes a scaler's instance count (SB_TOPIC_INSTANCES, which the daemon sends every connector of
-# the scaler) on as a desired count adds a row per change of the model's count: a known bug of
-# connectors/direct/direct.c, reported as TODO (TAP: not counted) until direct ignores that topic.
-expect_decisions() {
-  if [ "$direct_echo" = 1 ] && ! diff -q "$2" "$3" >/dev/null; then
-    echo "not ok - $1 # TODO direct passes instance counts on as desired counts"
-  else
-    expect_file "$@"
-  fi
-}
 cd "$W" || exit 1
 
 # Triggers are never run by simulate: cron stands in for a queue-length trigger here.
@@ -41,13 +30,6 @@ connectors:
 scalers:
   - { id: workers, type: process, command: ["true"], min: 1, max: 5 }
 EOF
-
-# A reading that feeds no connector decides nothing: any row comes from the scaler model's
-# instance count going back through direct (see expect_decisions).
-printf 'time_s,trigger,value\n0,cpu,1\n' >probe.csv
-direct_echo=0
-"$SB" simulate pipeline.yaml --trace probe.csv >probe-out.csv 2>&1
-[ "$(wc -l <probe-out.csv)" -gt 1 ] && direct_echo=1
 
 # 1. Decisions through direct: one row per desired count delivered, clamped to [min, max], at the
 #    reading's virtual time; direct's reason is "direct from ID". Readings of a trigger that feeds
@@ -72,9 +54,9 @@ EOF
 "$SB" simulate pipeline.yaml --trace trace.csv >got.csv 2>err.txt
 rc=$?
 [ $rc = 0 ] && ok "simulate exits 0" || { not_ok "simulate exit code $rc"; cat err.txt; }
-expect_decisions "decisions CSV through direct (stdout)" want.csv got.csv
+expect_file "decisions CSV through direct (stdout)" want.csv got.csv
 "$SB" simulate pipeline.yaml --trace trace.csv --out out.csv >stdout.txt 2>&1
-expect_decisions "--out writes the same CSV to a file" want.csv out.csv
+expect_file "--out writes the same CSV to a file" want.csv out.csv
 [ ! -s stdout.txt ] && ok "--out leaves stdout empty" || not_ok "stdout with --out: $(head -3 stdout.txt)"
 
 # 2. Labels (quoted, k=v;k=v) reach connectors, whose match routes them to their own scaler;
@@ -97,7 +79,7 @@ time_s,scaler,desired,reason
 1,build,6,"direct from to-build"
 EOF
 "$SB" simulate labels.yaml --trace labels.csv >got-labels.csv 2>err.txt
-expect_decisions "labels routed by match (quoted labels, CRLF, BOM)" want-labels.csv got-labels.csv
+expect_file "labels routed by match (quoted labels, CRLF, BOM)" want-labels.csv got-labels.csv
 
 # 3. Trace errors: every bad row as TRACE:LINE: message, exit 1, no decisions written.
 cat >bad.csv <<'EOF'

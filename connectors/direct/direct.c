@@ -1,10 +1,12 @@
 /*
  * direct.c - the `direct` connector: passes each reading's value on unchanged. The daemon turns it
  * into a desired count for a scaler target (rounded up, held to the scaler's min/max) or into
- * "run now" for a trigger target. Labels and payload travel with it.
+ * "run now" for a trigger target. Labels travel with it; the scaler's instance lists, which the
+ * daemon sends to every connector of a scaler, are ignored.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "scalebus/plugin.h"
 
@@ -35,6 +37,9 @@ static int direct_create(sb_instance *inst, const sb_host *host, const sb_value 
 static void direct_on_event(void *state, const sb_event *ev)
 {
     direct_state *s = state;
+    /* A scaler's instance list (sent to every connector of it) is not a reading to pass on. */
+    if (strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0)
+        return;
     sb_publish out = {
         .topic = SB_TOPIC_DESIRED,
         .value = ev->value,
