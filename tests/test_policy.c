@@ -378,8 +378,9 @@ START_TEST(test_ceil_and_names)
 
     event_buf b;
     ck_assert_str_eq(sb_policy_metric_name(reading(&b, 0, "orders", 1)), "orders");
-    ck_assert_str_eq(sb_policy_metric_name(reading(&b, 0, NULL, 1)), "value");
-    ck_assert_str_eq(sb_policy_metric_name(reading(&b, 0, "", 1)), "value");
+    /* No label, or an empty one: the trigger's id names the value. */
+    ck_assert_str_eq(sb_policy_metric_name(reading(&b, 0, NULL, 1)), "trigger");
+    ck_assert_str_eq(sb_policy_metric_name(reading(&b, 0, "", 1)), "trigger");
     ck_assert_str_eq(sb_policy_metric_name(upstream(&b, 0, 1)), "upstream");
 }
 END_TEST
@@ -714,7 +715,7 @@ static const ccase connector_cases[] = {
      0,
      NULL,
      "per_instance=10 stabilize_down=0s",
-     {{0, 'e', 25, 3, "value=25 per_instance=10 -> 3"}}},
+     {{0, 'e', 25, 3, "trigger=25 per_instance=10 -> 3"}}},
     /* Nomad threshold: within_bounds_trigger readings in the band, then one action. */
     {"threshold delta within 3",
      1,

@@ -386,11 +386,15 @@ int64_t sb_policy_ceil(double raw)
 
 const char *sb_policy_metric_name(const sb_event *ev)
 {
+    const char *src = ev->source_id && *ev->source_id ? ev->source_id : "value";
     if (ev->topic && strcmp(ev->topic, SB_TOPIC_DESIRED) == 0)
-        return ev->source_id && *ev->source_id ? ev->source_id : "desired";
-    if (ev->nlabels > 0 && ev->labels && ev->labels[0].value && *ev->labels[0].value)
+        return src;
+    /* A label that says which queue or service the reading is about names it; a cron trigger's
+     * schedule label does not, and then the trigger's id does. */
+    if (ev->nlabels > 0 && ev->labels && ev->labels[0].value && *ev->labels[0].value &&
+        strcmp(ev->labels[0].key, "schedule") != 0)
         return ev->labels[0].value;
-    return "value";
+    return src;
 }
 
 /* KEDA's activation: at or below the threshold there is no demand; above it, at least 1. */

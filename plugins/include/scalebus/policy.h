@@ -110,8 +110,9 @@ int64_t sb_policy_decided(const sb_policy *p);
  * SB_POLICY_COUNT_MAX, not a number is 0. Connectors use it to print the same count. */
 int64_t sb_policy_ceil(double raw);
 
-/* The name a reason gives an event's value: the publishing connector's id for a desired count
- * (SB_TOPIC_DESIRED), else the first label's value (a queue's name), else "value". */
+/* The name a reason gives an event's value: the publishing connector's id for a desired count;
+ * for a reading, its first label's value when that names what it is about (a queue's name; a
+ * cron schedule label does not), else the trigger's id. */
 const char *sb_policy_metric_name(const sb_event *ev);
 
 typedef struct sb_policy_input {
