@@ -6,9 +6,10 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 # build: compiler, cmake, ninja, pkg-config; libraries: libuv (event loop), libyaml (pipeline
 # files), libcurl (HTTP triggers and scalers), cJSON (event payloads), Check (tests); test tools:
-# valgrind, clang (second compiler), tzdata (cron time zones), procps (ps in the end-to-end test).
+# valgrind, clang and libclang-rt-14-dev (second compiler, libFuzzer), tzdata (cron time zones),
+# procps (ps in the end-to-end test), libxml2-utils (xmllint checks the simulator's SVG).
 PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
-libcjson-dev check valgrind clang tzdata procps"
+libcjson-dev check valgrind clang libclang-rt-14-dev tzdata procps libxml2-utils"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

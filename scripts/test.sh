@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite, from a fresh Debian 12 (as root): installs the dependencies, then
 #   1. gcc build with -Werror, every test (unit and end-to-end)
-#   2. clang build with -Werror (warning-free with both compilers)
+#   2. clang build with -Werror (warning-free with both compilers), and the expression fuzzer
+#      (libFuzzer + ASan + UBSan) over its seed corpus and for 60 more seconds
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
 #   4. the unit tests under valgrind (memcheck, leaks included)
 # and finally prints the bus benchmark (a figure beside its baseline; it never fails the run).
@@ -18,9 +19,11 @@ cmake -S . -B build-ci -G Ninja -DCMAKE_C_COMPILER=gcc -DSB_WERROR=ON >/dev/null
 cmake --build build-ci
 (cd build-ci && ctest -j"$JOBS" --timeout 600)
 
-step "clang -Werror: build"
-cmake -S . -B build-clang -G Ninja -DCMAKE_C_COMPILER=clang -DSB_WERROR=ON >/dev/null
+step "clang -Werror: build; fuzz the expression language"
+cmake -S . -B build-clang -G Ninja -DCMAKE_C_COMPILER=clang -DSB_WERROR=ON -DSB_FUZZ=ON >/dev/null
 cmake --build build-clang
+(cd build-clang && ctest -L fuzz)
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}"
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \

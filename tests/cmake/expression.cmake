@@ -1,9 +1,5 @@
 # The expression connector: the language's unit tests (test_expression, which also drives
 # expression.so against a fake host when the plugin is built) and its libFuzzer target.
-if(NOT DEFINED SB_FUZZ)
-  option(SB_FUZZ "Build the libFuzzer targets (clang only)" OFF)
-endif()
-
 if(TARGET sb_expr_core)
   sb_add_unit_test(test_expression SOURCES test_expression.c LIBRARIES sb_expr_core PkgConfig::CJSON)
   if(TARGET plugin_expression)
