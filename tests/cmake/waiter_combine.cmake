@@ -8,3 +8,10 @@ if(TARGET plugin_waiter)
   add_dependencies(test_waiter plugin_waiter)
 endif()
 
+sb_add_unit_test(test_combine SOURCES test_combine.c LIBRARIES sb_combine_core)
+if(TARGET plugin_combine)
+  target_link_libraries(test_combine PRIVATE sbcore ${CMAKE_DL_LIBS})
+  target_compile_definitions(test_combine PRIVATE
+    SB_COMBINE_PLUGIN="$<TARGET_FILE:plugin_combine>")
+  add_dependencies(test_combine plugin_combine)
+endif()
