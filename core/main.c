@@ -319,9 +319,10 @@ static void describe_common(sb_kind kind)
 {
     if (kind == SB_KIND_CONNECTOR) {
         printf("  %-14s %-9s %-10s %-8s %s\n", "from", "list", "-", "yes",
-               "trigger id(s) whose readings this connector receives");
-        printf("  %-14s %-9s %-10s %-8s %s\n", "to", "list", "-", "yes",
-               "scaler id(s) to send the desired count to, or trigger id(s) to run now");
+               "trigger id(s) whose readings, or connector id(s) whose decisions, it receives");
+        printf("  %-14s %-9s %-10s %-8s %s\n", "to", "list", "-", "*",
+               "scaler id(s) to scale, or trigger id(s) to run now (* optional when another "
+               "connector takes from this one)");
         printf("  %-14s %-9s %-10s %-8s %s\n", "match", "map", "-", "no",
                "only events whose labels match (exact or glob, e.g. queue: \"build-*\")");
     } else if (kind == SB_KIND_SCALER) {

@@ -45,6 +45,7 @@ static void direct_on_event(void *state, const sb_event *ev)
         .value = ev->value,
         .labels = ev->labels,
         .nlabels = ev->nlabels,
+        .time_ns = ev->mono_ns, /* the reading's time: virtual time in `scalebus simulate` */
     };
     int rc = s->host->publish(s->inst, &out);
     if (rc != 0)
