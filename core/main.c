@@ -318,17 +318,17 @@ static const char *opt_type_name(sb_option_type t)
 static void describe_common(sb_kind kind)
 {
     if (kind == SB_KIND_CONNECTOR) {
-        printf("  %-14s %-9s %-10s %-8s %s\n", "from", "list", "-", "yes",
+        printf("  %-18s %-9s %-10s %-8s %s\n", "from", "list", "-", "yes",
                "trigger id(s) whose readings, or connector id(s) whose decisions, it receives");
-        printf("  %-14s %-9s %-10s %-8s %s\n", "to", "list", "-", "*",
+        printf("  %-18s %-9s %-10s %-8s %s\n", "to", "list", "-", "*",
                "scaler id(s) to scale, or trigger id(s) to run now (* optional when another "
                "connector takes from this one)");
-        printf("  %-14s %-9s %-10s %-8s %s\n", "match", "map", "-", "no",
+        printf("  %-18s %-9s %-10s %-8s %s\n", "match", "map", "-", "no",
                "only events whose labels match (exact or glob, e.g. queue: \"build-*\")");
     } else if (kind == SB_KIND_SCALER) {
-        printf("  %-14s %-9s %-10s %-8s %s\n", "min", "integer", "0", "no",
+        printf("  %-18s %-9s %-10s %-8s %s\n", "min", "integer", "0", "no",
                "fewest instances; every desired count is held to [min, max]");
-        printf("  %-14s %-9s %-10s %-8s %s\n", "max", "integer", "-", "yes",
+        printf("  %-18s %-9s %-10s %-8s %s\n", "max", "integer", "-", "yes",
                "most instances");
     }
 }
@@ -358,12 +358,12 @@ static int cmd_plugins(int argc, char **argv)
             printf("%s (%s %s) - %s\n", p->type, loader_kind_name(p->kind), p->version,
                    p->description);
             printf("file: %s\n\noptions:\n", loader_path_of(l, p->type));
-            printf("  %-14s %-9s %-10s %-8s %s\n", "NAME", "TYPE", "DEFAULT", "REQUIRED", "HELP");
-            printf("  %-14s %-9s %-10s %-8s %s\n", "id", "string", "-", "yes",
+            printf("  %-18s %-9s %-10s %-8s %s\n", "NAME", "TYPE", "DEFAULT", "REQUIRED", "HELP");
+            printf("  %-18s %-9s %-10s %-8s %s\n", "id", "string", "-", "yes",
                    "unique name of this component in the file");
             describe_common(p->kind);
             for (const sb_option_spec *op = p->options; op && op->name; op++)
-                printf("  %-14s %-9s %-10s %-8s %s\n", op->name, opt_type_name(op->type),
+                printf("  %-18s %-9s %-10s %-8s %s\n", op->name, opt_type_name(op->type),
                        op->default_value ? op->default_value : "-", op->required ? "yes" : "no",
                        op->help ? op->help : "");
         }
