@@ -4,7 +4,7 @@
  * the file and the reason, and the other files still load; a valid plugin is found by type under
  * its real path, loading a file twice is a no-op, descriptors may grow but not shrink, files and
  * folders writable by other users are refused, and a loaded plugin runs its whole lifecycle
- * against a stub host table, without any symbol from the daemon.
+ * against a fake host table, without any symbol from the daemon.
  */
 #define _DEFAULT_SOURCE /* mkdtemp, realpath, readlink */
 #include <check.h>
@@ -572,9 +572,9 @@ START_TEST(test_copy_refused_symlink_skipped)
 }
 END_TEST
 
-/* ---- a loaded plugin against a stub host table ------------------------------------------- */
+/* ---- a loaded plugin against a fake host table ------------------------------------------- */
 
-/* The host side of one instance, as the stubs below see it (the SDK leaves the type opaque). */
+/* The host side of one instance, as the fakes below see it (the SDK leaves the type opaque). */
 struct sb_instance {
     const char *id;
     int published;
@@ -594,7 +594,7 @@ struct sb_timer {
     void *arg;
 };
 
-static int stub_publish(sb_instance *inst, const sb_publish *ev)
+static int fake_publish(sb_instance *inst, const sb_publish *ev)
 {
     inst->published++;
     snprintf(inst->topic, sizeof inst->topic, "%s", ev->topic);
@@ -604,9 +604,9 @@ static int stub_publish(sb_instance *inst, const sb_publish *ev)
     return 0;
 }
 
-static void stub_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void stub_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
 {
     (void)level;
     va_list ap;
@@ -616,7 +616,7 @@ static void stub_log(sb_instance *inst, sb_log_level level, const char *fmt, ...
     inst->logged++;
 }
 
-static sb_timer *stub_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+static sb_timer *fake_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
                                 sb_timer_cb cb, void *arg)
 {
     sb_timer *t = calloc(1, sizeof *t);
@@ -629,7 +629,7 @@ static sb_timer *stub_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t
     return t;
 }
 
-static void stub_timer_free(sb_timer *t)
+static void fake_timer_free(sb_timer *t)
 {
     t->inst->timers--;
     if (t->inst->timer == t)
@@ -637,29 +637,29 @@ static void stub_timer_free(sb_timer *t)
     free(t);
 }
 
-static void *stub_loop(sb_instance *inst)
+static void *fake_loop(sb_instance *inst)
 {
     (void)inst;
     return NULL;
 }
 
-static const char *stub_instance_id(sb_instance *inst)
+static const char *fake_instance_id(sb_instance *inst)
 {
     return inst->id;
 }
 
-static int stub_dry_run(sb_instance *inst)
+static int fake_dry_run(sb_instance *inst)
 {
     (void)inst;
     return 0;
 }
 
-static void stub_stopped(sb_instance *inst)
+static void fake_stopped(sb_instance *inst)
 {
     (void)inst;
 }
 
-static int stub_subscribe(sb_instance *inst, const char *source_id, const char *topic,
+static int fake_subscribe(sb_instance *inst, const char *source_id, const char *topic,
                           sb_event_cb cb, void *arg)
 {
     (void)inst;
@@ -670,40 +670,40 @@ static int stub_subscribe(sb_instance *inst, const char *source_id, const char *
     return -ENOENT;
 }
 
-static const struct cJSON *stub_payload_retain(sb_instance *inst, const struct cJSON *payload)
+static const struct cJSON *fake_payload_retain(sb_instance *inst, const struct cJSON *payload)
 {
     (void)inst;
     return payload;
 }
 
-static void stub_payload_release(sb_instance *inst, const struct cJSON *payload)
+static void fake_payload_release(sb_instance *inst, const struct cJSON *payload)
 {
     (void)inst;
     (void)payload;
 }
 
-static void stub_bounds(sb_instance *inst, int64_t *min, int64_t *max)
+static void fake_bounds(sb_instance *inst, int64_t *min, int64_t *max)
 {
     (void)inst;
     *min = 0;
     *max = 0;
 }
 
-static const sb_host stub_host = {
+static const sb_host fake_host = {
     .size = sizeof(sb_host),
     .version = SB_HOST_VERSION,
-    .publish = stub_publish,
-    .log = stub_log,
-    .timer_new = stub_timer_new,
-    .timer_free = stub_timer_free,
-    .loop = stub_loop,
-    .instance_id = stub_instance_id,
-    .dry_run = stub_dry_run,
-    .stopped = stub_stopped,
-    .subscribe = stub_subscribe,
-    .payload_retain = stub_payload_retain,
-    .payload_release = stub_payload_release,
-    .bounds = stub_bounds,
+    .publish = fake_publish,
+    .log = fake_log,
+    .timer_new = fake_timer_new,
+    .timer_free = fake_timer_free,
+    .loop = fake_loop,
+    .instance_id = fake_instance_id,
+    .dry_run = fake_dry_run,
+    .stopped = fake_stopped,
+    .subscribe = fake_subscribe,
+    .payload_retain = fake_payload_retain,
+    .payload_release = fake_payload_release,
+    .bounds = fake_bounds,
 };
 
 static const char *const command_words[] = {"/bin/true", "--quiet"};
@@ -722,7 +722,7 @@ static void good_values(sb_value v[7])
     v[6] = (sb_value){.is_set = 1, .items = env_keys, .values = env_values, .count = 1};
 }
 
-START_TEST(test_plugin_runs_on_stub_host)
+START_TEST(test_plugin_runs_on_fake_host)
 {
     loader *l = loader_new();
     char err[256] = "";
@@ -734,7 +734,7 @@ START_TEST(test_plugin_runs_on_stub_host)
     sb_value values[7];
     good_values(values);
     void *state = NULL;
-    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), 0);
+    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), 0);
     ck_assert_ptr_nonnull(state);
     ck_assert_str_eq(err, "");
     ck_assert_int_eq(inst.logged, 1);
@@ -768,7 +768,7 @@ START_TEST(test_plugin_runs_on_stub_host)
 }
 END_TEST
 
-START_TEST(test_plugin_create_error_on_stub_host)
+START_TEST(test_plugin_create_error_on_fake_host)
 {
     loader *l = loader_new();
     char err[256] = "";
@@ -781,7 +781,7 @@ START_TEST(test_plugin_create_error_on_stub_host)
     good_values(values);
     values[0] = (sb_value){.is_set = 0};
     void *state = NULL;
-    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), -EINVAL);
     ck_assert_str_eq(err, "option 'name' must be set to a non-empty string");
     ck_assert_ptr_null(state);
     ck_assert_int_eq(inst.logged, 0);
@@ -789,7 +789,7 @@ START_TEST(test_plugin_create_error_on_stub_host)
     /* disabled: starts and stops without a timer or a reading */
     good_values(values);
     values[3] = (sb_value){.is_set = 1, .str = "off", .integer = 0};
-    ck_assert_int_eq(d->create(&inst, &stub_host, values, &state, err, sizeof err), 0);
+    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), 0);
     ck_assert_int_eq(d->start(state), 0);
     ck_assert_int_eq(d->stop(state), 0);
     ck_assert_int_eq(inst.published, 0);
@@ -834,8 +834,8 @@ static Suite *loader_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lifecycle");
-    tcase_add_test(tc, test_plugin_runs_on_stub_host);
-    tcase_add_test(tc, test_plugin_create_error_on_stub_host);
+    tcase_add_test(tc, test_plugin_runs_on_fake_host);
+    tcase_add_test(tc, test_plugin_create_error_on_fake_host);
     suite_add_tcase(s, tc);
     return s;
 }

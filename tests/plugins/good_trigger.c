@@ -4,7 +4,7 @@
  * Its options table has one option of each type, and it calls the host only through the sb_host
  * table handed to create(): it logs once in create(), publishes one reading in start() and then
  * one per timer tick or "run" event, and frees its timer in stop(). test_loader drives it with a
- * stub host table of its own, which shows that the plugin needs no symbols from the daemon.
+ * fake host table of its own, which shows that the plugin needs no symbols from the daemon.
  */
 #include <errno.h>
 #include <inttypes.h>
