@@ -161,7 +161,7 @@ typedef struct bus_ring {
     uint64_t mask;
     uint64_t cached_head; /* producer side: last head seen, re-read only when the ring looks full */
     uv_thread_t owner;
-    u64map coalesce; /* producer side: key -> sequence number of the waiting event */
+    u64map coalesce;        /* producer side: key -> sequence number of the waiting event */
     const char *topics[16]; /* producer side: topics this thread has interned */
     size_t ntopics;
     _Atomic uint64_t published, coalesced, dropped;
@@ -187,7 +187,7 @@ struct bus {
     uv_loop_t *loop;
     uv_async_t wake;
     uv_thread_t loop_thread;
-    uint64_t uid; /* tells thread-local ring caches of a freed bus from a new one */
+    uint64_t uid;                /* tells thread-local ring caches of a freed bus from a new one */
     _Atomic int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, in ns */
 
     uv_mutex_t lock; /* ring registration, topic interning, payload counts */
@@ -613,7 +613,7 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     }
     /* Inside a dispatch the loop thread stamps with the drain's clock, read every few events:
      * a decision made on a reading is stamped within a microsecond or so of the real time. */
-    uint64_t mono = pub->time_ns                  ? pub->time_ns
+    uint64_t mono = pub->time_ns               ? pub->time_ns
                     : (on_loop && b->draining) ? b->drain_clock
                                                : bus_now_mono_ns();
     /* Wall time from the monotonic stamp and an offset the loop refreshes each wake-up: one

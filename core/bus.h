@@ -22,8 +22,9 @@
 typedef struct bus bus;
 
 #define BUS_DEFAULT_CAPACITY 16384u /* slots in the loop thread's ring */
-#define BUS_BATCH 256u  /* events taken from one ring before the next gets a turn */
-#define BUS_BUDGET 8192u /* events delivered per loop iteration before timers and I/O get a turn */
+#define BUS_BATCH 256u              /* events taken from one ring before the next gets a turn */
+#define BUS_BUDGET 8192u /* events delivered per loop iteration before timers and I/O get a turn   \
+                          */
 
 typedef struct bus_stats {
     uint64_t published; /* accepted into the queue */

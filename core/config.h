@@ -32,9 +32,9 @@ typedef enum config_node_kind {
 
 typedef struct config_node {
     config_node_kind kind;
-    int line, col; /* 1-based, where the node starts in the file */
-    char *scalar;  /* SCALAR: the text after ${VAR} expansion */
-    int quoted;    /* SCALAR: written with quotes (never null/bool by accident) */
+    int line, col;              /* 1-based, where the node starts in the file */
+    char *scalar;               /* SCALAR: the text after ${VAR} expansion */
+    int quoted;                 /* SCALAR: written with quotes (never null/bool by accident) */
     struct config_node **keys;  /* MAPPING: key scalars, parallel to items */
     struct config_node **items; /* SEQUENCE items, or MAPPING values */
     size_t count;

@@ -411,8 +411,8 @@ static void create_error_position(const config_component *c, const char *msg, in
             *line = v->line;
             *col = v->col;
             /* Only a single-line plain or quoted scalar maps characters to columns. */
-            if (offset >= 0 && v->kind == CONFIG_SCALAR && v->scalar &&
-                !strchr(v->scalar, '\n') && (size_t)offset <= strlen(v->scalar))
+            if (offset >= 0 && v->kind == CONFIG_SCALAR && v->scalar && !strchr(v->scalar, '\n') &&
+                (size_t)offset <= strlen(v->scalar))
                 *col += (int)offset + (v->quoted ? 1 : 0);
             return;
         }
@@ -728,8 +728,8 @@ static int edges_build(sb_daemon *d, const config *cfg)
         for (size_t f = 0; f < c->nfrom; f++) {
             sb_instance *src = strmap_get(&d->by_id, c->from[f]);
             /* A trigger's readings, or another connector's decisions (policies in a chain). */
-            const char *topic = (src && src->kind == SB_KIND_CONNECTOR) ? SB_TOPIC_DESIRED
-                                                                        : SB_TOPIC_READING;
+            const char *topic =
+                (src && src->kind == SB_KIND_CONNECTOR) ? SB_TOPIC_DESIRED : SB_TOPIC_READING;
             if (src && edge_add(d, src, topic, edge_to_connector, conn) != 0)
                 return -ENOMEM;
         }
@@ -813,8 +813,10 @@ static int kind_order(sb_kind k)
 
 static void send_initial_desired(sb_instance *scaler)
 {
-    sb_event ev = {.source_id = "scalebus", .topic = SB_TOPIC_DESIRED,
-                   .mono_ns = bus_now_mono_ns(), .wall_ns = bus_now_wall_ns(),
+    sb_event ev = {.source_id = "scalebus",
+                   .topic = SB_TOPIC_DESIRED,
+                   .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(),
                    .value = (double)scaler->min};
     deliver_desired(scaler, &ev);
 }
@@ -1107,8 +1109,11 @@ int daemon_send(sb_daemon *d, const char *target_id, const char *topic, double v
     sb_instance *t = strmap_get(&d->by_id, target_id);
     if (!t || t->st != INST_RUNNING)
         return -ENOENT;
-    sb_event ev = {.source_id = "scalebus", .topic = topic, .mono_ns = bus_now_mono_ns(),
-                   .wall_ns = bus_now_wall_ns(), .value = value};
+    sb_event ev = {.source_id = "scalebus",
+                   .topic = topic,
+                   .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(),
+                   .value = value};
     if (t->kind == SB_KIND_SCALER)
         deliver_desired(t, &ev);
     else if (t->desc && t->desc->on_event)

@@ -328,8 +328,7 @@ static void describe_common(sb_kind kind)
     } else if (kind == SB_KIND_SCALER) {
         printf("  %-18s %-9s %-10s %-8s %s\n", "min", "integer", "0", "no",
                "fewest instances; every desired count is held to [min, max]");
-        printf("  %-18s %-9s %-10s %-8s %s\n", "max", "integer", "-", "yes",
-               "most instances");
+        printf("  %-18s %-9s %-10s %-8s %s\n", "max", "integer", "-", "yes", "most instances");
     }
 }
 
@@ -448,8 +447,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("scalebus %s (plugin ABI %d, host table %d, libuv %s)\n", SB_VERSION,
-               SB_ABI_VERSION, SB_HOST_VERSION, uv_version_string());
+        printf("scalebus %s (plugin ABI %d, host table %d, libuv %s)\n", SB_VERSION, SB_ABI_VERSION,
+               SB_HOST_VERSION, uv_version_string());
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -117,10 +117,16 @@ START_TEST(test_coalescing_keeps_latest_per_label_set)
     /* The loop does not run between publishes: a slow consumer. */
     for (int i = 0; i < 1000; i++) {
         sb_label lx = {"queue", "build-x"}, ly = {"queue", "build-y"};
-        sb_publish px = {.topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE, .value = i,
-                         .labels = &lx, .nlabels = 1};
-        sb_publish py = {.topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE, .value = -i,
-                         .labels = &ly, .nlabels = 1};
+        sb_publish px = {.topic = SB_TOPIC_READING,
+                         .flags = SB_EVENT_COALESCE,
+                         .value = i,
+                         .labels = &lx,
+                         .nlabels = 1};
+        sb_publish py = {.topic = SB_TOPIC_READING,
+                         .flags = SB_EVENT_COALESCE,
+                         .value = -i,
+                         .labels = &ly,
+                         .nlabels = 1};
         ck_assert_int_eq(bus_publish(b, a, &px), 0);
         ck_assert_int_eq(bus_publish(b, a, &py), 0);
     }
@@ -137,8 +143,11 @@ START_TEST(test_coalescing_keeps_latest_per_label_set)
     ck_assert(s.values[1] == -999);
     /* After delivery a new reading is queued again, not merged into a delivered one. */
     sb_label lx = {"queue", "build-x"};
-    sb_publish px = {.topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE, .value = 5,
-                     .labels = &lx, .nlabels = 1};
+    sb_publish px = {.topic = SB_TOPIC_READING,
+                     .flags = SB_EVENT_COALESCE,
+                     .value = 5,
+                     .labels = &lx,
+                     .nlabels = 1};
     bus_publish(b, a, &px);
     run_until_idle(&loop, b);
     ck_assert_uint_eq(s.n, 3);
@@ -412,8 +421,11 @@ static void coalesce_thread(void *arg)
     flood_arg *f = arg;
     sb_label l = {"queue", "jobs"};
     for (int i = 0; i <= 500; i++) {
-        sb_publish p = {.topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE, .value = i,
-                        .labels = &l, .nlabels = 1};
+        sb_publish p = {.topic = SB_TOPIC_READING,
+                        .flags = SB_EVENT_COALESCE,
+                        .value = i,
+                        .labels = &l,
+                        .nlabels = 1};
         if (bus_publish(f->b, f->source, &p) != 0)
             f->refused++;
     }

@@ -20,7 +20,7 @@
 
 #include "combine_core.h"
 
-#define S(x) ((uint64_t)(x) * 1000000000ull)
+#define S(x) ((uint64_t)(x)*1000000000ull)
 
 static sb_combine *make(sb_combine_by by)
 {
@@ -176,9 +176,8 @@ START_TEST(test_inputs_by_labels)
     char text[256];
     ck_assert_uint_eq(sb_combine_compute(c, S(2), &v, text, sizeof text), 4);
     ck_assert(v == 3 + 4 + 20 + 8);
-    ck_assert_str_eq(text,
-                     "sum of queues{queue=jobs}=3 queues{queue=mail}=4 multi{a=1,b=2}=20 "
-                     "by-queue=8 -> 35");
+    ck_assert_str_eq(text, "sum of queues{queue=jobs}=3 queues{queue=mail}=4 multi{a=1,b=2}=20 "
+                           "by-queue=8 -> 35");
     sb_combine_free(c);
 }
 END_TEST
@@ -535,8 +534,8 @@ START_TEST(test_plugin_chain)
     ck_assert_str_eq(fh.reasons[4], "max of by-queue=7 by-cpu=5 (stale: by-latency) -> 7");
     ck_assert(fh.values[4] == 7);
     /* Instance lists from the scaler decide nothing. */
-    sb_event inst_ev = {.source_id = "s1", .topic = SB_TOPIC_INSTANCES, .mono_ns = S(64),
-                        .value = 3};
+    sb_event inst_ev = {
+        .source_id = "s1", .topic = SB_TOPIC_INSTANCES, .mono_ns = S(64), .value = 3};
     plugin->on_event(st, &inst_ev);
     ck_assert_uint_eq(fh.npub, 5);
     /* Not a number: ignored, with a warning. */

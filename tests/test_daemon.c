@@ -66,8 +66,8 @@ static void setup(void)
     load_probes();
     uv_loop_init(&loop);
     static const char *dirs[] = {SB_PLUGIN_BUILD_DIR, SB_PROBE_PLUGIN_DIR};
-    daemon_options o = {.plugin_dirs = dirs, .nplugin_dirs = 2, .log_level = SB_LOG_ERROR,
-                        .log_level_set = 1};
+    daemon_options o = {
+        .plugin_dirs = dirs, .nplugin_dirs = 2, .log_level = SB_LOG_ERROR, .log_level_set = 1};
     d = daemon_new(&loop, &o);
     ck_assert_ptr_nonnull(d);
 }
@@ -112,26 +112,29 @@ static void load_ok(const char *path)
 static void reading(const char *trigger, double value, const char *queue)
 {
     sb_label l = {"queue", queue};
-    sb_publish p = {.topic = SB_TOPIC_READING, .value = value, .labels = queue ? &l : NULL,
+    sb_publish p = {.topic = SB_TOPIC_READING,
+                    .value = value,
+                    .labels = queue ? &l : NULL,
                     .nlabels = queue ? 1 : 0};
     ck_assert_int_eq(daemon_inject(d, trigger, &p), 0);
     daemon_flush(d);
 }
 
-static const char pipeline[] =
-    "triggers:\n"
-    "  - { id: queues, type: probe_trigger }\n"
-    "  - { id: other, type: probe_trigger }\n"
-    "  - { id: poller, type: probe_trigger }\n"
-    "connectors:\n"
-    "  - { id: builds, type: direct, from: queues, to: build-agents, match: { queue: \"build-*\" } }\n"
-    "  - { id: deploys, type: direct, from: queues, to: [deploy-agents, all], match: { queue: deploy } }\n"
-    "  - { id: others, type: direct, from: other, to: all }\n"
-    "  - { id: kick, type: direct, from: other, to: poller }\n"
-    "scalers:\n"
-    "  - { id: build-agents, type: probe_scaler, min: 1, max: 5 }\n"
-    "  - { id: deploy-agents, type: probe_scaler, min: 0, max: 3 }\n"
-    "  - { id: all, type: probe_scaler, max: 100, tag: first }\n";
+static const char pipeline[] = "triggers:\n"
+                               "  - { id: queues, type: probe_trigger }\n"
+                               "  - { id: other, type: probe_trigger }\n"
+                               "  - { id: poller, type: probe_trigger }\n"
+                               "connectors:\n"
+                               "  - { id: builds, type: direct, from: queues, to: build-agents, "
+                               "match: { queue: \"build-*\" } }\n"
+                               "  - { id: deploys, type: direct, from: queues, to: [deploy-agents, "
+                               "all], match: { queue: deploy } }\n"
+                               "  - { id: others, type: direct, from: other, to: all }\n"
+                               "  - { id: kick, type: direct, from: other, to: poller }\n"
+                               "scalers:\n"
+                               "  - { id: build-agents, type: probe_scaler, min: 1, max: 5 }\n"
+                               "  - { id: deploy-agents, type: probe_scaler, min: 0, max: 3 }\n"
+                               "  - { id: all, type: probe_scaler, max: 100, tag: first }\n";
 
 START_TEST(test_scalers_start_at_min)
 {
@@ -151,7 +154,7 @@ START_TEST(test_match_routes_by_label)
     reading("queues", 2, "deploy");
     reading("queues", 4, "build-y");
     reading("queues", 9, "other-queue");
-    reading("queues", 9, NULL); /* no label: matches nothing */
+    reading("queues", 9, NULL);      /* no label: matches nothing */
     ck_assert_int_eq(b->nvalues, 3); /* min at start, then 3 and 4 */
     ck_assert(b->values[1] == 3 && b->values[2] == 4);
     ck_assert_int_eq(dp->nvalues, 2);

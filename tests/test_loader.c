@@ -426,8 +426,7 @@ START_TEST(test_world_writable_file_refused)
     reports r = {0};
     ck_assert_int_eq(loader_load_dir(l, tmp_dir, collect, &r), 1);
     ck_assert_int_eq(r.n, 1);
-    assert_line_names(r.line[0], so,
-                      "not loaded: the file is writable by other users (mode 0646)");
+    assert_line_names(r.line[0], so, "not loaded: the file is writable by other users (mode 0646)");
     char err[PATH_MAX + 256] = "";
     ck_assert_int_eq(loader_load_file(l, so, err, sizeof err), -EPERM);
     ck_assert_str_eq(err, r.line[0]);

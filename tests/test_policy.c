@@ -1224,11 +1224,11 @@ static int64_t down_limit(const sb_policy_options *o, int64_t base)
 
 /* A property check; the message names the seed, trace and step to replay it. Plain `if` rather
  * than ck_assert: Check records every passing assertion, which would dominate the run time. */
-#define PROP(cond, fmt, ...)                                                                      \
-    do {                                                                                          \
-        if (!(cond))                                                                              \
-            ck_abort_msg("seed %llu (rerun with SB_TEST_SEED=%llu), trace %d, step %d: " fmt,     \
-                         seed, seed, trace, step, __VA_ARGS__);                                   \
+#define PROP(cond, fmt, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg("seed %llu (rerun with SB_TEST_SEED=%llu), trace %d, step %d: " fmt,      \
+                         seed, seed, trace, step, __VA_ARGS__);                                    \
     } while (0)
 
 /* Every property of one decision, given what came before. */

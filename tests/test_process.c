@@ -113,13 +113,17 @@ static void on_instances(void *arg, const sb_event *ev)
         memset(v, 0, sizeof *v);
         const cJSON *x;
         v->index = (x = cJSON_GetObjectItemCaseSensitive(item, "index")) && cJSON_IsNumber(x)
-                       ? x->valueint : -1;
+                       ? x->valueint
+                       : -1;
         v->pid = (x = cJSON_GetObjectItemCaseSensitive(item, "pid")) && cJSON_IsNumber(x)
-                     ? x->valueint : 0;
+                     ? x->valueint
+                     : 0;
         v->port = (x = cJSON_GetObjectItemCaseSensitive(item, "port")) && cJSON_IsNumber(x)
-                      ? x->valueint : 0;
+                      ? x->valueint
+                      : 0;
         v->restarts = (x = cJSON_GetObjectItemCaseSensitive(item, "restarts")) && cJSON_IsNumber(x)
-                          ? x->valueint : -1;
+                          ? x->valueint
+                          : -1;
         if ((x = cJSON_GetObjectItemCaseSensitive(item, "state")) && cJSON_IsString(x))
             snprintf(v->state, sizeof v->state, "%s", x->valuestring);
         if ((x = cJSON_GetObjectItemCaseSensitive(item, "error")) && cJSON_IsString(x))

@@ -20,8 +20,8 @@
 
 #include "waiter_core.h"
 
-#define S(x) ((uint64_t)(x) * 1000000000ull)
-#define MS(x) ((uint64_t)(x) * 1000000ull)
+#define S(x) ((uint64_t)(x)*1000000000ull)
+#define MS(x) ((uint64_t)(x)*1000000ull)
 
 static sb_waiter make(double up, double down, double jitter, int64_t min, int64_t max)
 {
@@ -110,8 +110,8 @@ START_TEST(test_ideal)
         double outstanding, scale_factor, concurrency;
         int64_t ideal;
     } cases[] = {
-        {40, 1, 4, 10}, {41, 1, 4, 11}, {41, 0.5, 4, 6}, {0, 1, 4, 0}, {1, 1, 100, 1},
-        {7, 2, 1, 14},  {3, 1, 1.5, 2}, {-5, 1, 1, 0},  {NAN, 1, 1, 0},
+        {40, 1, 4, 10}, {41, 1, 4, 11}, {41, 0.5, 4, 6}, {0, 1, 4, 0},   {1, 1, 100, 1},
+        {7, 2, 1, 14},  {3, 1, 1.5, 2}, {-5, 1, 1, 0},   {NAN, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sb_waiter_params p;
@@ -678,8 +678,8 @@ START_TEST(test_plugin_property_bounds)
         snprintf(opts, sizeof opts,
                  "min: %lld, max: %lld, scale_up_factor: %.3f, scale_down_factor: %.3f, "
                  "stabilize_down: %us, max_step_up: \"%u\"",
-                 (long long)min, (long long)max, 0.01 + rnd_unit() * 0.99,
-                 0.001 + rnd_unit() * 0.5, rnd() % 60, 1 + rnd() % 5);
+                 (long long)min, (long long)max, 0.01 + rnd_unit() * 0.99, 0.001 + rnd_unit() * 0.5,
+                 rnd() % 60, 1 + rnd() % 5);
         void *st = create_ok(opts);
         uint64_t now = 0;
         for (int step = 0; step < 100; step++) {

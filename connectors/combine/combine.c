@@ -23,10 +23,8 @@
 enum { OPT_BY, OPT_STALE_AFTER, OPT_OWN_COUNT };
 
 static const sb_option_spec combine_options[] = {
-    {"by", SB_OPT_STRING, "max", 0,
-     "how the inputs combine: max (the safest), min, sum or avg"},
-    {"stale_after", SB_OPT_DURATION, "60s", 0,
-     "an input not heard from for this long is left out"},
+    {"by", SB_OPT_STRING, "max", 0, "how the inputs combine: max (the safest), min, sum or avg"},
+    {"stale_after", SB_OPT_DURATION, "60s", 0, "an input not heard from for this long is left out"},
     SB_POLICY_OPTIONS,
     {NULL, 0, NULL, 0, NULL},
 };
@@ -49,8 +47,8 @@ static int combine_create(sb_instance *inst, const sb_host *host, const sb_value
                  values[OPT_BY].str ? values[OPT_BY].str : "");
         return -EINVAL;
     }
-    uint64_t stale_ms = values[OPT_STALE_AFTER].is_set ? values[OPT_STALE_AFTER].duration_ms
-                                                        : 60000;
+    uint64_t stale_ms =
+        values[OPT_STALE_AFTER].is_set ? values[OPT_STALE_AFTER].duration_ms : 60000;
     if (stale_ms == 0) {
         snprintf(err, errlen, "stale_after: must be more than 0s");
         return -EINVAL;
@@ -95,8 +93,8 @@ static void combine_on_event(void *state, const sb_event *ev)
         return;
     }
     if (rc != 0)
-        s->host->log(s->inst, SB_LOG_WARN, "could not remember a value from %s (error %d)",
-                     source, rc);
+        s->host->log(s->inst, SB_LOG_WARN, "could not remember a value from %s (error %d)", source,
+                     rc);
 
     char why[sizeof(((sb_reason *)0)->text)];
     double combined = 0;

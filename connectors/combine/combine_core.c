@@ -18,7 +18,7 @@
 
 typedef struct input {
     uint64_t hash;
-    char *key;        /* one allocation: the key's bytes, then the name */
+    char *key; /* one allocation: the key's bytes, then the name */
     size_t keylen;
     const char *name; /* "by-queue" or "queues{queue=jobs}", inside key's block */
     double value;

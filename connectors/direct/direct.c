@@ -64,7 +64,8 @@ static const sb_plugin_descriptor direct_descriptor = {
     .type = "direct",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",
-    .description = "passes each reading on unchanged: a desired count to scalers, run-now to triggers",
+    .description =
+        "passes each reading on unchanged: a desired count to scalers, run-now to triggers",
     .options = direct_options,
     .create = direct_create,
     .destroy = direct_destroy,

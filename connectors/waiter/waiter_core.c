@@ -41,8 +41,7 @@ int sb_waiter_params_check(const sb_waiter_params *p, char *err, size_t errlen)
     if (!(p->scale_factor > 0 && p->scale_factor <= WAITER_CEILING))
         return bad(err, errlen, "scale_factor", "more than 0", p->scale_factor);
     if (!(p->scale_up_factor > 0 && p->scale_up_factor <= 1))
-        return bad(err, errlen, "scale_up_factor", "more than 0 and at most 1",
-                   p->scale_up_factor);
+        return bad(err, errlen, "scale_up_factor", "more than 0 and at most 1", p->scale_up_factor);
     if (!(p->scale_down_factor > 0 && p->scale_down_factor <= 1))
         return bad(err, errlen, "scale_down_factor", "more than 0 and at most 1",
                    p->scale_down_factor);
@@ -51,8 +50,8 @@ int sb_waiter_params_check(const sb_waiter_params *p, char *err, size_t errlen)
     if (p->min < 0)
         return bad(err, errlen, "min", "0 or more", (double)p->min);
     if (p->max >= 0 && p->max < p->min) {
-        snprintf(err, errlen, "max: must not be less than min (%lld), got %lld",
-                 (long long)p->min, (long long)p->max);
+        snprintf(err, errlen, "max: must not be less than min (%lld), got %lld", (long long)p->min,
+                 (long long)p->max);
         return -EINVAL;
     }
     return 0;

@@ -48,7 +48,7 @@ typedef struct sb_waiter_step {
     uint64_t ticks;
     int64_t ideal;
     double target_before, target; /* the float target before and after this run */
-    double delta;                  /* target - total */
+    double delta;                 /* target - total */
     int64_t total;
     int64_t scale_by;  /* 0: no action */
     int64_t desired;   /* total + scale_by */

@@ -40,15 +40,7 @@
 
 extern char **environ;
 
-enum {
-    OPT_COMMAND,
-    OPT_ENV,
-    OPT_WORKDIR,
-    OPT_STOP_GRACE,
-    OPT_PORT,
-    OPT_LOG_DIR,
-    OPT_COUNT
-};
+enum { OPT_COMMAND, OPT_ENV, OPT_WORKDIR, OPT_STOP_GRACE, OPT_PORT, OPT_LOG_DIR, OPT_COUNT };
 
 static const sb_option_spec process_options[] = {
     [OPT_COMMAND] = {"command", SB_OPT_LIST, NULL, 1,
@@ -81,8 +73,8 @@ typedef struct slot {
     unsigned index;
     uint64_t seq; /* creation order: the newest is stopped first */
     slot_state state;
-    pid_t pid;    /* 0: no process */
-    int port;     /* 0: none */
+    pid_t pid; /* 0: no process */
+    int port;  /* 0: none */
     uint64_t started_ms;
     uint64_t backoff_ms; /* the last back-off delay; 0 before the first crash */
     unsigned quick_crashes;
@@ -96,7 +88,7 @@ struct proc_state {
     const sb_host *host;
     char *id;
     /* Options; the strings belong to the host and live as long as the instance. */
-    char **argv; /* NULL-terminated copy of the pointer list, as execve wants it */
+    char **argv;        /* NULL-terminated copy of the pointer list, as execve wants it */
     char *command_text; /* argv joined for log lines */
     const char *const *env_keys;
     const char *const *env_values;
@@ -618,8 +610,8 @@ static void slot_spawn(proc_state *st, slot *s)
     s->started_ms = now_ms();
     s->error[0] = '\0';
     if (port)
-        st->host->log(st->inst, SB_LOG_INFO, "started instance %u (pid %d, port %d): %s",
-                      s->index, (int)s->pid, port, st->command_text);
+        st->host->log(st->inst, SB_LOG_INFO, "started instance %u (pid %d, port %d): %s", s->index,
+                      (int)s->pid, port, st->command_text);
     else
         st->host->log(st->inst, SB_LOG_INFO, "started instance %u (pid %d): %s", s->index,
                       (int)s->pid, st->command_text);
@@ -649,8 +641,9 @@ static void kill_cb(void *arg)
         return;
     char grace[32];
     format_ms(grace, sizeof grace, st->stop_grace_ms);
-    st->host->log(st->inst, SB_LOG_WARN, "instance %u (pid %d) still running %s after SIGTERM: SIGKILL",
-                  s->index, (int)s->pid, grace);
+    st->host->log(st->inst, SB_LOG_WARN,
+                  "instance %u (pid %d) still running %s after SIGTERM: SIGKILL", s->index,
+                  (int)s->pid, grace);
     (void)kill(-s->pid, SIGKILL);
 }
 
@@ -778,8 +771,10 @@ static int slot_exited(proc_state *st, slot *s, int status)
     /* Nothing the instance started may outlive it (the group id stays reserved while any
      * member lives, so this cannot hit an unrelated process). */
     if (kill(-pid, SIGKILL) == 0)
-        st->host->log(st->inst, SB_LOG_INFO, "instance %u (pid %d): killed what was left of its "
-                      "process group", s->index, (int)pid);
+        st->host->log(st->inst, SB_LOG_INFO,
+                      "instance %u (pid %d): killed what was left of its "
+                      "process group",
+                      s->index, (int)pid);
     if (s->state == SLOT_STOPPING) {
         st->host->log(st->inst, SB_LOG_INFO, "instance %u stopped (pid %d, %s)", s->index, (int)pid,
                       how);

@@ -41,7 +41,8 @@ static void child_fail(int report_fd, spawn_step step, int err)
     _exit(127);
 }
 
-/* dup2, also when fd already is target (dup2 would then keep FD_CLOEXEC and exec would close it). */
+/* dup2, also when fd already is target (dup2 would then keep FD_CLOEXEC and exec would close it).
+ */
 static int child_dup(int fd, int target)
 {
     if (fd < 0)
@@ -71,7 +72,8 @@ static void child_run(const spawn_request *req, pid_t parent, int report_fd,
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
 
-    if (child_dup(req->stdin_fd, STDIN_FILENO) != 0 || child_dup(req->stdout_fd, STDOUT_FILENO) != 0 ||
+    if (child_dup(req->stdin_fd, STDIN_FILENO) != 0 ||
+        child_dup(req->stdout_fd, STDOUT_FILENO) != 0 ||
         child_dup(req->stderr_fd, STDERR_FILENO) != 0)
         child_fail(report_fd, SPAWN_STEP_SETUP, errno);
     if (req->workdir && chdir(req->workdir) != 0)

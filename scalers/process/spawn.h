@@ -12,20 +12,20 @@
 /* What the child was doing when it failed (reported with errno). */
 typedef enum spawn_step {
     SPAWN_STEP_NONE = 0,
-    SPAWN_STEP_PIPE,    /* parent: the report pipe */
-    SPAWN_STEP_FORK,    /* parent: fork() */
-    SPAWN_STEP_SETUP,   /* child: prctl, setpgid, dup2 */
-    SPAWN_STEP_CHDIR,   /* child: chdir(workdir) */
-    SPAWN_STEP_EXEC,    /* child: execve() */
-    SPAWN_STEP_REPORT   /* parent: the child's report was cut short */
+    SPAWN_STEP_PIPE,  /* parent: the report pipe */
+    SPAWN_STEP_FORK,  /* parent: fork() */
+    SPAWN_STEP_SETUP, /* child: prctl, setpgid, dup2 */
+    SPAWN_STEP_CHDIR, /* child: chdir(workdir) */
+    SPAWN_STEP_EXEC,  /* child: execve() */
+    SPAWN_STEP_REPORT /* parent: the child's report was cut short */
 } spawn_step;
 
 typedef struct spawn_request {
-    const char *path;   /* the program, already resolved (see spawn_resolve) */
-    char *const *argv;  /* NULL-terminated */
-    char *const *envp;  /* NULL-terminated */
+    const char *path;    /* the program, already resolved (see spawn_resolve) */
+    char *const *argv;   /* NULL-terminated */
+    char *const *envp;   /* NULL-terminated */
     const char *workdir; /* NULL: the daemon's cwd */
-    int stdin_fd;       /* -1: inherit; otherwise an fd >= 3 */
+    int stdin_fd;        /* -1: inherit; otherwise an fd >= 3 */
     int stdout_fd;
     int stderr_fd;
 } spawn_request;

@@ -186,8 +186,8 @@ static result run_chain(uint64_t count, double rate, const char *dir)
     uv_loop_t loop;
     uv_loop_init(&loop);
     const char *dirs[] = {SB_PLUGIN_BUILD_DIR, SB_BENCH_PLUGIN_DIR};
-    daemon_options o = {.plugin_dirs = dirs, .nplugin_dirs = 2, .log_level = SB_LOG_ERROR,
-                        .log_level_set = 1};
+    daemon_options o = {
+        .plugin_dirs = dirs, .nplugin_dirs = 2, .log_level = SB_LOG_ERROR, .log_level_set = 1};
     sb_daemon *d = daemon_new(&loop, &o);
     config_errors errs;
     config_errors_init(&errs);
@@ -243,8 +243,8 @@ int main(int argc, char **argv)
     result base = run_baseline(n, 0), base_paced = run_baseline(paced_n, paced_rate);
     result chain = run_chain(n, 0, dir), chain_paced = run_chain(paced_n, paced_rate, dir);
     printf("%-44s %12s %9s %10s %10s\n", "", "events/s", "ratio", "p50 (us)", "p99 (us)");
-    printf("%-44s %12.0f %9s %10.2f %10.2f\n", "baseline: uv_async + SPSC ring",
-           base.events_per_s, "1.00x", base_paced.p50_us, base_paced.p99_us);
+    printf("%-44s %12.0f %9s %10.2f %10.2f\n", "baseline: uv_async + SPSC ring", base.events_per_s,
+           "1.00x", base_paced.p50_us, base_paced.p99_us);
     printf("%-44s %12.0f %8.2fx %10.2f %10.2f\n", "bus: trigger -> direct -> no-op scaler",
            chain.events_per_s, chain.events_per_s / base.events_per_s, chain_paced.p50_us,
            chain_paced.p99_us);

@@ -104,10 +104,10 @@ __attribute__((unused)) static void case_on_event(void *state, const sb_event *e
 }
 
 /* The descriptor's fields, for both the current and the older/newer layouts below. */
-#define CASE_DESCRIPTOR_FIELDS(desc_size)                                                         \
-    .abi_version = DESC_ABI, .size = (uint32_t)(desc_size), .type = DESC_TYPE, .kind = DESC_KIND, \
-    .version = "0.0.1", .description = "test-only plugin for one loader case",                    \
-    .options = case_options, .create = DESC_CREATE, .destroy = DESC_DESTROY,                      \
+#define CASE_DESCRIPTOR_FIELDS(desc_size)                                                          \
+    .abi_version = DESC_ABI, .size = (uint32_t)(desc_size), .type = DESC_TYPE, .kind = DESC_KIND,  \
+    .version = "0.0.1", .description = "test-only plugin for one loader case",                     \
+    .options = case_options, .create = DESC_CREATE, .destroy = DESC_DESTROY,                       \
     .on_event = DESC_ON_EVENT
 
 #if defined(CASE_OLDDESC)

@@ -38,8 +38,8 @@ typedef struct good_state {
     sb_timer *timer;
 } good_state;
 
-static int good_create(sb_instance *inst, const sb_host *host, const sb_value *values,
-                       void **state, char *err, size_t errlen)
+static int good_create(sb_instance *inst, const sb_host *host, const sb_value *values, void **state,
+                       char *err, size_t errlen)
 {
     const sb_value *name = &values[OPT_NAME];
     if (!name->is_set || !name->str || !*name->str) {

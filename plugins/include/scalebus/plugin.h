@@ -62,14 +62,14 @@ typedef struct sb_option_spec {
 /* One parsed option value. The array handed to create() has one entry per options-table row,
  * in the table's order. Storage belongs to the host and lives as long as the instance. */
 typedef struct sb_value {
-    int is_set; /* 1 when the file sets it or it has a default */
-    const char *str; /* STRING; also the raw scalar text of INT/NUMBER/BOOL/DURATION */
-    int64_t integer; /* INT, BOOL (0/1) */
-    double number;   /* NUMBER, and INT as a double */
-    uint64_t duration_ms; /* DURATION */
-    const char *const *items; /* LIST: items; MAP: keys */
+    int is_set;                /* 1 when the file sets it or it has a default */
+    const char *str;           /* STRING; also the raw scalar text of INT/NUMBER/BOOL/DURATION */
+    int64_t integer;           /* INT, BOOL (0/1) */
+    double number;             /* NUMBER, and INT as a double */
+    uint64_t duration_ms;      /* DURATION */
+    const char *const *items;  /* LIST: items; MAP: keys */
     const char *const *values; /* MAP: values, parallel to items */
-    size_t count; /* LIST/MAP entries */
+    size_t count;              /* LIST/MAP entries */
 } sb_value;
 
 /* ---- Events --------------------------------------------------------------------------- */
@@ -87,7 +87,8 @@ typedef struct sb_label {
 #define SB_TOPIC_DECISION "decision"   /* connector -> anyone: a decision and its reason */
 
 /* Event flags. */
-#define SB_EVENT_COALESCE 0x1 /* only the newest undelivered event per source+topic+labels matters */
+#define SB_EVENT_COALESCE                                                                          \
+    0x1 /* only the newest undelivered event per source+topic+labels matters */
 
 struct cJSON;
 
@@ -154,7 +155,8 @@ typedef struct sb_host {
 
     void *(*loop)(sb_instance *inst); /* the uv_loop_t * for plugins that need their own handles */
     const char *(*instance_id)(sb_instance *inst);
-    int (*dry_run)(sb_instance *inst); /* 1 under `scalebus run --dry-run`: log actions, take none */
+    int (*dry_run)(
+        sb_instance *inst); /* 1 under `scalebus run --dry-run`: log actions, take none */
 
     /* Report that an asynchronous stop (stop() returned SB_PENDING) has finished. */
     void (*stopped)(sb_instance *inst);
@@ -173,7 +175,7 @@ typedef struct sb_host {
 } sb_host;
 
 /* True when the running daemon's host table has function FN. */
-#define SB_HOST_HAS(host, fn) \
+#define SB_HOST_HAS(host, fn)                                                                      \
     ((host)->size >= offsetof(sb_host, fn) + sizeof(((sb_host *)0)->fn) && (host)->fn != NULL)
 
 /* ---- Descriptor -------------------------------------------------------------------------- */
@@ -205,16 +207,18 @@ typedef struct sb_plugin_descriptor {
 
     /* Optional, for scheduled triggers: the next n firing times strictly after `after` (Unix
      * seconds). Writes times and their UTC offsets in seconds; returns how many it wrote. */
-    int (*next_fire_times)(void *state, int64_t after, int64_t *times, int32_t *utc_offsets,
-                           int n);
+    int (*next_fire_times)(void *state, int64_t after, int64_t *times, int32_t *utc_offsets, int n);
 } sb_plugin_descriptor;
 
 typedef const sb_plugin_descriptor *(*sb_plugin_entry_fn)(void);
 
 /* Define the entry point: SB_PLUGIN_EXPORT(my_descriptor) at the end of the plugin's source. */
-#define SB_PLUGIN_EXPORT(desc)                                                     \
-    __attribute__((visibility("default"))) const sb_plugin_descriptor *sb_plugin_entry(void); \
-    const sb_plugin_descriptor *sb_plugin_entry(void) { return &(desc); }
+#define SB_PLUGIN_EXPORT(desc)                                                                     \
+    __attribute__((visibility("default"))) const sb_plugin_descriptor *sb_plugin_entry(void);      \
+    const sb_plugin_descriptor *sb_plugin_entry(void)                                              \
+    {                                                                                              \
+        return &(desc);                                                                            \
+    }
 
 #ifdef __cplusplus
 }

@@ -39,8 +39,9 @@ extern "C" {
  * sb_policy_options_read() a pointer to the sb_value of its first row, "min". */
 #define SB_POLICY_OPTIONS                                                                          \
     {"min", SB_OPT_INT, "0", 0, "fewest instances this policy asks for"},                          \
-        {"max", SB_OPT_INT, NULL, 0, "most instances this policy asks for (default: no limit "     \
-                                     "here; the scaler's max still holds)"},                       \
+        {"max", SB_OPT_INT, NULL, 0,                                                               \
+         "most instances this policy asks for (default: no limit "                                 \
+         "here; the scaler's max still holds)"},                                                   \
         {"cooldown_up", SB_OPT_DURATION, "0s", 0, "after any change, no scale-up for this long"},  \
         {"cooldown_down", SB_OPT_DURATION, "0s", 0,                                                \
          "after any change, no scale-down for this long"},                                         \
@@ -55,8 +56,9 @@ extern "C" {
         {"period", SB_OPT_DURATION, "15s", 0, "the period of max_step_up and max_step_down"},      \
         {"activate_above", SB_OPT_NUMBER, NULL, 0,                                                 \
          "leave zero only when the reading is above this (KEDA's activation threshold)"},          \
-        {"idle_after", SB_OPT_DURATION, "0s", 0,                                                   \
-         "go to zero only after this long with zero demand"}
+    {                                                                                              \
+        "idle_after", SB_OPT_DURATION, "0s", 0, "go to zero only after this long with zero demand" \
+    }
 #define SB_POLICY_OPTION_COUNT 11
 
 /* The largest count a policy decides: a formula's larger (or infinite) result is held here. */
@@ -67,7 +69,7 @@ typedef struct sb_policy_options {
     int64_t max; /* -1: no limit */
     uint64_t cooldown_up_ms, cooldown_down_ms;
     uint64_t stabilize_up_ms, stabilize_down_ms;
-    double max_step_up, max_step_down; /* -1: no limit */
+    double max_step_up, max_step_down;      /* -1: no limit */
     int step_up_percent, step_down_percent; /* 1: the step is a percent of the current count */
     uint64_t period_ms;
     int has_activation;
