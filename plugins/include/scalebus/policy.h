@@ -37,6 +37,7 @@ extern "C" {
 /* The common options, as options-table rows. Put SB_POLICY_OPTIONS in a policy plugin's table,
  * after its own rows (so `scalebus plugins --describe` lists those first) or before them, and pass
  * sb_policy_options_read() a pointer to the sb_value of its first row, "min". */
+/* clang-format off */
 #define SB_POLICY_OPTIONS                                                                          \
     {"min", SB_OPT_INT, "0", 0, "fewest instances this policy asks for"},                          \
         {"max", SB_OPT_INT, NULL, 0,                                                               \
@@ -56,9 +57,9 @@ extern "C" {
         {"period", SB_OPT_DURATION, "15s", 0, "the period of max_step_up and max_step_down"},      \
         {"activate_above", SB_OPT_NUMBER, NULL, 0,                                                 \
          "leave zero only when the reading is above this (KEDA's activation threshold)"},          \
-    {                                                                                              \
-        "idle_after", SB_OPT_DURATION, "0s", 0, "go to zero only after this long with zero demand" \
-    }
+        {"idle_after", SB_OPT_DURATION, "0s", 0,                                                   \
+         "go to zero only after this long with zero demand"}
+/* clang-format on */
 #define SB_POLICY_OPTION_COUNT 11
 
 /* The largest count a policy decides: a formula's larger (or infinite) result is held here. */
