@@ -1679,10 +1679,13 @@ static void report_cycle(checker *c, const size_t *stack, size_t from, size_t to
             tb_puts(&t, "... -> ");
             k = top - 7;
         }
-        tb_puts(&t, cfg->components[stack[k]].id);
+        /* A component whose id is missing (already reported) still has its edges. */
+        const char *id = cfg->components[stack[k]].id;
+        tb_puts(&t, id ? id : "(no id)");
         tb_puts(&t, " -> ");
     }
-    tb_puts(&t, cfg->components[stack[from]].id);
+    const char *first = cfg->components[stack[from]].id;
+    tb_puts(&t, first ? first : "(no id)");
     if (t.oom)
         c->rep->oom = 1;
     else

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The whole test suite, from a fresh Debian 12 (as root): installs the dependencies, then
 #   1. gcc build with -Werror, every test (unit and end-to-end)
-#   2. clang build with -Werror (warning-free with both compilers), and the expression fuzzer
-#      (libFuzzer + ASan + UBSan) over its seed corpus and for 60 more seconds
+#   2. clang build with -Werror (warning-free with both compilers), and the fuzzers (libFuzzer +
+#      ASan + UBSan) of the expression language and of pipeline files, over their seed corpora
+#      and for 60 more seconds each
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
 #   4. the unit tests under valgrind (memcheck, leaks included)
 # and finally prints the bus benchmark (a figure beside its baseline; it never fails the run).
@@ -23,7 +24,8 @@ step "clang -Werror: build; fuzz the expression language"
 cmake -S . -B build-clang -G Ninja -DCMAKE_C_COMPILER=clang -DSB_WERROR=ON -DSB_FUZZ=ON >/dev/null
 cmake --build build-clang
 (cd build-clang && ctest -L fuzz)
-sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}"
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" expression
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" config
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \

@@ -30,3 +30,20 @@ if(TARGET sb_expr_core)
     message(STATUS "SB_FUZZ: fuzz_expression needs clang (CMAKE_C_COMPILER=clang); not built")
   endif()
 endif()
+
+# fuzz_config: pipeline files (core/config.c compiled in with the fuzzer's instrumentation).
+if(SB_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
+  add_executable(fuzz_config fuzz/fuzz_config.c ${PROJECT_SOURCE_DIR}/core/config.c)
+  target_include_directories(fuzz_config PRIVATE
+    ${PROJECT_SOURCE_DIR}/core ${PROJECT_SOURCE_DIR}/plugins/include)
+  target_compile_options(fuzz_config PRIVATE
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_link_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_config PRIVATE PkgConfig::YAML m)
+  sb_target_warnings(fuzz_config)
+  file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz_config_new)
+  add_test(NAME fuzz_config_corpus
+           COMMAND fuzz_config -runs=0 ${CMAKE_CURRENT_BINARY_DIR}/fuzz_config_new
+                   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/config)
+  set_tests_properties(fuzz_config_corpus PROPERTIES LABELS fuzz TIMEOUT 120)
+endif()
