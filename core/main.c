@@ -177,6 +177,7 @@ typedef struct run_ctx {
     const char *file;
     uv_signal_t sigint, sigterm, sighup;
     int signals;
+    uint64_t first_signal_ns;
 } run_ctx;
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -202,7 +203,14 @@ static void on_stopped(void *arg)
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     run_ctx *r = h->data;
-    if (++r->signals > 1) {
+    /* One signal can arrive twice at once (sent to the process and to its group, as timeout(1)
+     * does): only a second one at least half a second later means "exit now". */
+    uint64_t now = uv_hrtime();
+    if (r->signals > 0 && now - r->first_signal_ns < 500000000ull)
+        return;
+    if (r->signals++ == 0)
+        r->first_signal_ns = now;
+    if (r->signals > 1) {
         fprintf(stderr, "scalebus: %s again: exiting now\n", strsignal(signum));
         /* Instances run in their own process groups with a parent-death signal: they go too. */
         exit(130);
