@@ -671,8 +671,27 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
 static void edge_instances_to_connector(void *arg, const sb_event *ev)
 {
     sb_instance *conn = arg;
-    if (conn->st == INST_RUNNING)
+    if (conn->st != INST_RUNNING)
+        return;
+    /* The scaler's bounds travel with its count (labels scaler_min, scaler_max), so a policy
+     * never keeps a target the scaler cannot run. */
+    sb_instance *scaler = strmap_get(&conn->d->by_id, ev->source_id);
+    if (!scaler || scaler->kind != SB_KIND_SCALER || ev->nlabels > 14) {
         conn->desc->on_event(conn->state, ev);
+        return;
+    }
+    sb_label labels[16];
+    char min[24], max[24];
+    snprintf(min, sizeof min, "%lld", (long long)scaler->min);
+    snprintf(max, sizeof max, "%lld", (long long)scaler->max);
+    for (size_t i = 0; i < ev->nlabels; i++)
+        labels[i] = ev->labels[i];
+    labels[ev->nlabels] = (sb_label){"scaler_min", min};
+    labels[ev->nlabels + 1] = (sb_label){"scaler_max", max};
+    sb_event out = *ev;
+    out.labels = labels;
+    out.nlabels = ev->nlabels + 2;
+    conn->desc->on_event(conn->state, &out);
 }
 
 /* connector -> target: a desired count for a scaler, or "run now" for a trigger. */

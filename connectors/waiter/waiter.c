@@ -126,6 +126,8 @@ static void waiter_on_event(void *state, const sb_event *ev)
     waiter_state *s = state;
     if (ev->topic && strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {
         sb_policy_observe(s->policy, ev);
+        /* Waiter keeps its float target inside [min, max]: the scaler's bounds count too. */
+        sb_policy_bounds(s->policy, &s->core.p.min, &s->core.p.max);
         return;
     }
     /* A reading, or a desired count from a connector named in `from`: outstanding requests. */

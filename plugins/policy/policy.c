@@ -301,6 +301,7 @@ struct sb_policy {
 
     int has_observed;
     int64_t observed; /* the running count the scaler last reported */
+    int64_t scaler_min, scaler_max; /* its bounds, from the same report (-1: not known) */
     int has_decided;
     int64_t decided; /* the count this policy last decided */
     int has_change;
@@ -325,6 +326,7 @@ sb_policy *sb_policy_new(const sb_policy_options *o)
     if (!p)
         return NULL;
     p->o = *o;
+    p->scaler_min = p->scaler_max = -1;
     p->stabilize_up_ns = ms_to_ns(o->stabilize_up_ms);
     p->stabilize_down_ns = ms_to_ns(o->stabilize_down_ms);
     p->cooldown_up_ns = ms_to_ns(o->cooldown_up_ms);
@@ -361,6 +363,28 @@ void sb_policy_observe(sb_policy *p, const sb_event *ev)
         return;
     p->observed = ev->value > SB_POLICY_COUNT_MAX ? SB_POLICY_COUNT_MAX : (int64_t)ev->value;
     p->has_observed = 1;
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        int64_t *to = strcmp(ev->labels[i].key, "scaler_min") == 0   ? &p->scaler_min
+                      : strcmp(ev->labels[i].key, "scaler_max") == 0 ? &p->scaler_max
+                                                                     : NULL;
+        char *end;
+        long long v = to ? strtoll(ev->labels[i].value, &end, 10) : -1;
+        if (to && *end == '\0' && v >= 0 && v <= SB_POLICY_COUNT_MAX)
+            *to = v;
+    }
+}
+
+void sb_policy_bounds(const sb_policy *p, int64_t *min, int64_t *max)
+{
+    int64_t lo = p->o.min, hi = p->o.max;
+    if (p->scaler_min > lo)
+        lo = p->scaler_min;
+    if (p->scaler_max >= 0 && (hi < 0 || p->scaler_max < hi))
+        hi = p->scaler_max;
+    if (hi >= 0 && lo > hi) /* bounds that disagree: the scaler's max wins, as it will clamp */
+        lo = hi;
+    *min = lo;
+    *max = hi;
 }
 
 int64_t sb_policy_current(const sb_policy *p)
@@ -551,11 +575,23 @@ static int64_t apply_bounds(const sb_policy *p, int64_t v, sb_reason *r)
 {
     if (v < p->o.min) {
         reason_step(r, "min %lld -> %lld", (long long)p->o.min, (long long)p->o.min);
-        return p->o.min;
+        v = p->o.min;
     }
     if (p->o.max >= 0 && v > p->o.max) {
         reason_step(r, "max %lld -> %lld", (long long)p->o.max, (long long)p->o.max);
-        return p->o.max;
+        v = p->o.max;
+    }
+    /* The scaler's own bounds, once it has reported them: a decision it cannot carry out would
+     * only hold windows and rate limits at a count that never runs. */
+    if (p->scaler_min >= 0 && v < p->scaler_min) {
+        reason_step(r, "scaler min %lld -> %lld", (long long)p->scaler_min,
+                    (long long)p->scaler_min);
+        v = p->scaler_min;
+    }
+    if (p->scaler_max >= 0 && v > p->scaler_max) {
+        reason_step(r, "scaler max %lld -> %lld", (long long)p->scaler_max,
+                    (long long)p->scaler_max);
+        v = p->scaler_max;
     }
     return v;
 }

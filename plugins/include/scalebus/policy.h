@@ -104,6 +104,10 @@ void sb_policy_free(sb_policy *p);
  * count; a value that is negative or not a number is ignored). Until one arrives, the current
  * count is the policy's own last decision (0 at first). */
 void sb_policy_observe(sb_policy *p, const sb_event *ev);
+/* The bounds a decision is held to: the policy's own min/max narrowed by those of the scaler it
+ * drives, which the daemon sends with each instance list (labels scaler_min, scaler_max; applied
+ * by sb_policy_decide as "scaler max 10 -> 10"). max -1: no limit known. */
+void sb_policy_bounds(const sb_policy *p, int64_t *min, int64_t *max);
 int64_t sb_policy_current(const sb_policy *p);
 /* The count this policy last decided; before its first decision, sb_policy_current(). */
 int64_t sb_policy_decided(const sb_policy *p);
