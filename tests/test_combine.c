@@ -6,14 +6,13 @@
  *
  * When the plugin is built (SB_COMBINE_PLUGIN, it needs the policy SDK), it also runs through
  * combine.so itself: loaded with dlopen, its options read from YAML by core/config.c and driven
- * through a fake sb_host that records what it publishes.
+ * through the shared fake host (fake_host.c) that records what it publishes.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,148 +346,25 @@ END_TEST
 
 /* ---- through the plugin ---------------------------------------------------------------------- */
 #ifdef SB_COMBINE_PLUGIN
-#include <dlfcn.h>
+#include "fake_host.h"
 
-#include "config.h"
+/* Each instance: component "pick" of this file, in a chain (two policies feed it, and a trigger),
+ * its options spliced in where the head ends. */
+static test_connector plug = {
+    .id = "pick",
+    .pipeline_head = "triggers:\n  - {id: q, type: t}\n"
+                     "connectors:\n"
+                     "  - {id: pick, type: combine, from: [by-queue, by-cpu, q], to: s1",
+    .pipeline_tail = "}\n"
+                     "  - {id: by-queue, type: combine, from: q}\n"
+                     "  - {id: by-cpu, type: combine, from: q}\n"
+                     "scalers:\n  - {id: s1, type: s, max: 1000}\n",
+};
 
-enum { MAXPUB = 512 };
-
-typedef struct fake_host {
-    sb_host host;
-    double values[MAXPUB];
-    char reasons[MAXPUB][512];
-    size_t npub;
-    int warnings;
-} fake_host;
-
-static fake_host fh;
-static int fake_inst_storage;
-#define FAKE_INST ((sb_instance *)(void *)&fake_inst_storage)
-
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
+/* The value of decision i. */
+static double decided(size_t i)
 {
-    (void)inst;
-    ck_assert_str_eq(ev->topic, SB_TOPIC_DESIRED);
-    ck_assert_ptr_null(ev->payload);
-    ck_assert_uint_lt(fh.npub, MAXPUB);
-    fh.values[fh.npub] = ev->value;
-    fh.reasons[fh.npub][0] = '\0';
-    for (size_t i = 0; i < ev->nlabels; i++)
-        if (strcmp(ev->labels[i].key, "reason") == 0)
-            snprintf(fh.reasons[fh.npub], sizeof fh.reasons[0], "%s", ev->labels[i].value);
-    fh.npub++;
-    return 0;
-}
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-{
-    (void)inst;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (level == SB_LOG_WARN)
-        fh.warnings++;
-}
-
-static const char *fake_instance_id(sb_instance *inst)
-{
-    (void)inst;
-    return "pick";
-}
-
-static void fake_host_reset(void)
-{
-    memset(&fh, 0, sizeof fh);
-    fh.host.size = sizeof(sb_host);
-    fh.host.version = SB_HOST_VERSION;
-    fh.host.publish = fake_publish;
-    fh.host.log = fake_log;
-    fh.host.instance_id = fake_instance_id;
-}
-
-static void *plugin_handle;
-static const sb_plugin_descriptor *plugin;
-
-static const sb_option_spec no_options[] = {{NULL, 0, NULL, 0, NULL}};
-static const sb_plugin_descriptor fake_trigger = {.abi_version = SB_ABI_VERSION,
-                                                  .size = sizeof(sb_plugin_descriptor),
-                                                  .type = "t",
-                                                  .kind = SB_KIND_TRIGGER,
-                                                  .options = no_options};
-static const sb_plugin_descriptor fake_scaler = {.abi_version = SB_ABI_VERSION,
-                                                 .size = sizeof(sb_plugin_descriptor),
-                                                 .type = "s",
-                                                 .kind = SB_KIND_SCALER,
-                                                 .options = no_options};
-
-static const sb_plugin_descriptor *lookup(void *ctx, const char *type)
-{
-    (void)ctx;
-    if (strcmp(type, "combine") == 0)
-        return plugin;
-    return strcmp(type, "t") == 0 ? &fake_trigger : strcmp(type, "s") == 0 ? &fake_scaler : NULL;
-}
-
-static void load_plugin(void)
-{
-    plugin_handle = dlopen(SB_COMBINE_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(plugin_handle != NULL, "dlopen: %s", dlerror());
-    sb_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(plugin_handle, SB_PLUGIN_ENTRY_SYMBOL);
-    ck_assert_ptr_nonnull(entry);
-    plugin = entry();
-    ck_assert_str_eq(plugin->type, "combine");
-    ck_assert_int_eq(plugin->kind, SB_KIND_CONNECTOR);
-}
-
-static void unload_plugin(void)
-{
-    if (plugin_handle)
-        dlclose(plugin_handle);
-    plugin_handle = NULL;
-    plugin = NULL;
-}
-
-/* Creates a combine instance with `opts` (YAML flow-mapping entries) read by the real config
- * code, in a chain: two policies feed it, and a trigger. */
-static int create_with(const char *opts, void **state, char *err, size_t errlen)
-{
-    char text[1024];
-    snprintf(text, sizeof text,
-             "triggers:\n  - {id: q, type: t}\n"
-             "connectors:\n"
-             "  - {id: pick, type: combine, from: [by-queue, by-cpu, q], to: s1%s%s}\n"
-             "  - {id: by-queue, type: combine, from: q}\n"
-             "  - {id: by-cpu, type: combine, from: q}\n"
-             "scalers:\n  - {id: s1, type: s, max: 1000}\n",
-             *opts ? ", " : "", opts);
-    config_errors errs;
-    config_errors_init(&errs);
-    config *cfg = config_parse_string(text, strlen(text), "c.yaml", &errs);
-    ck_assert_ptr_nonnull(cfg);
-    config_validate_plugins(cfg, lookup, NULL, &errs);
-    ck_assert_msg(errs.count == 0, "config: %s", errs.count ? errs.items[0].message : "");
-    const config_component *c = config_find(cfg, "pick");
-    fake_host_reset();
-    *state = NULL;
-    err[0] = '\0';
-    int rc = plugin->create(FAKE_INST, &fh.host, c->values, state, err, errlen);
-    config_free(cfg);
-    config_errors_free(&errs);
-    return rc;
-}
-
-static void *create_ok(const char *opts)
-{
-    void *state;
-    char err[256];
-    int rc = create_with(opts, &state, err, sizeof err);
-    ck_assert_msg(rc == 0, "create: %s", err);
-    return state;
+    return fake_host_publish_at(plug.fh, i)->value;
 }
 
 /* A decision from a connector in `from`, with the reason label each policy puts on. */
@@ -501,7 +377,7 @@ static void decision(void *state, const char *from, double value, uint64_t t)
                    .value = value,
                    .labels = &l,
                    .nlabels = 1};
-    plugin->on_event(state, &ev);
+    plug.plugin->on_event(state, &ev);
 }
 
 static void reading(void *state, const char *from, const char *queue, double value, uint64_t t)
@@ -513,92 +389,100 @@ static void reading(void *state, const char *from, const char *queue, double val
                    .value = value,
                    .labels = &l,
                    .nlabels = queue ? 1 : 0};
-    plugin->on_event(state, &ev);
+    plug.plugin->on_event(state, &ev);
 }
 
 START_TEST(test_plugin_chain)
 {
-    load_plugin();
-    void *st = create_ok("");
+    test_connector_open(&plug, SB_COMBINE_PLUGIN, "combine");
+    void *st = test_connector_create_ok(&plug, "");
     decision(st, "by-queue", 7, S(0));
-    ck_assert_uint_eq(fh.npub, 1);
-    ck_assert(fh.values[0] == 7);
-    ck_assert_str_eq(fh.reasons[0], "max of by-queue=7 -> 7");
+    ck_assert_uint_eq(plug.fh->npub, 1);
+    ck_assert(decided(0) == 7);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 0), "max of by-queue=7 -> 7");
     decision(st, "by-cpu", 4, S(1));
-    ck_assert(fh.values[1] == 7);
-    ck_assert_str_eq(fh.reasons[1], "max of by-queue=7 by-cpu=4 -> 7");
+    ck_assert(decided(1) == 7);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 1), "max of by-queue=7 by-cpu=4 -> 7");
     decision(st, "by-latency", 2, S(2));
     decision(st, "by-queue", 7, S(61)); /* by-latency's 2 is kept fresh by stale_after 60s... */
-    ck_assert_str_eq(fh.reasons[3], "max of by-queue=7 by-cpu=4 by-latency=2 -> 7");
+    ck_assert_str_eq(fake_host_reason(plug.fh, 3), "max of by-queue=7 by-cpu=4 by-latency=2 -> 7");
     decision(st, "by-cpu", 5, S(63)); /* ...until 62 s */
-    ck_assert_str_eq(fh.reasons[4], "max of by-queue=7 by-cpu=5 (stale: by-latency) -> 7");
-    ck_assert(fh.values[4] == 7);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 4),
+                     "max of by-queue=7 by-cpu=5 (stale: by-latency) -> 7");
+    ck_assert(decided(4) == 7);
     /* Instance lists from the scaler decide nothing. */
     sb_event inst_ev = {
         .source_id = "s1", .topic = SB_TOPIC_INSTANCES, .mono_ns = S(64), .value = 3};
-    plugin->on_event(st, &inst_ev);
-    ck_assert_uint_eq(fh.npub, 5);
+    plug.plugin->on_event(st, &inst_ev);
+    ck_assert_uint_eq(plug.fh->npub, 5);
     /* Not a number: ignored, with a warning. */
     decision(st, "by-cpu", NAN, S(65));
-    ck_assert_uint_eq(fh.npub, 5);
-    ck_assert_int_eq(fh.warnings, 1);
+    ck_assert_uint_eq(plug.fh->npub, 5);
+    ck_assert_int_eq(plug.fh->logs_at[SB_LOG_WARN], 1);
     /* Going down: the policy's stabilize_down (300 s by default) holds the highest. */
     decision(st, "by-queue", 1, S(70));
-    ck_assert(fh.values[5] == 7);
-    ck_assert_str_eq(fh.reasons[5], "max of by-queue=1 by-cpu=5 (stale: by-latency) -> 5; "
-                                    "stabilize_down 300s: highest 7 -> 7");
-    plugin->destroy(st);
-    unload_plugin();
+    ck_assert(decided(5) == 7);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 5),
+                     "max of by-queue=1 by-cpu=5 (stale: by-latency) -> 5; "
+                     "stabilize_down 300s: highest 7 -> 7");
+    plug.plugin->destroy(st);
+    test_connector_close(&plug);
 }
 END_TEST
 
 /* A trigger reporting several queues is several inputs; stale ones are left out. */
 START_TEST(test_plugin_labels_and_none_fresh)
 {
-    load_plugin();
-    void *st = create_ok("by: sum, stale_after: 10s, stabilize_down: 0s");
+    test_connector_open(&plug, SB_COMBINE_PLUGIN, "combine");
+    void *st = test_connector_create_ok(&plug, "by: sum, stale_after: 10s, stabilize_down: 0s");
     reading(st, "q", "jobs", 3, S(100));
     reading(st, "q", "mail", 4.5, S(101));
-    ck_assert_uint_eq(fh.npub, 2);
-    ck_assert(fh.values[1] == 8); /* 7.5, rounded up */
-    ck_assert_str_eq(fh.reasons[1], "sum of q{queue=jobs}=3 q{queue=mail}=4.5 -> 7.5");
+    ck_assert_uint_eq(plug.fh->npub, 2);
+    ck_assert(decided(1) == 8); /* 7.5, rounded up */
+    ck_assert_str_eq(fake_host_reason(plug.fh, 1),
+                     "sum of q{queue=jobs}=3 q{queue=mail}=4.5 -> 7.5");
     reading(st, "q", "jobs", 1, S(111)); /* mail: 10 s old, still fresh */
-    ck_assert(fh.values[2] == 6);
+    ck_assert(decided(2) == 6);
     reading(st, "q", "jobs", 1, S(112));
-    ck_assert(fh.values[3] == 1);
-    ck_assert_str_eq(fh.reasons[3], "sum of q{queue=jobs}=1 (stale: q{queue=mail}) -> 1");
+    ck_assert(decided(3) == 1);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 3),
+                     "sum of q{queue=jobs}=1 (stale: q{queue=mail}) -> 1");
     /* A value arriving late, already older than the window: left out (time never runs
      * backwards, so "now" stays at 112 s). With no input fresh at all nothing would be decided
      * (test_none_fresh); through events that cannot happen, as the newest value is fresh. */
     reading(st, "late", NULL, 50, S(90));
-    ck_assert_uint_eq(fh.npub, 5);
-    ck_assert(fh.values[4] == 1);
-    ck_assert_str_eq(fh.reasons[4], "sum of q{queue=jobs}=1 (stale: q{queue=mail}, late) -> 1");
-    plugin->destroy(st);
+    ck_assert_uint_eq(plug.fh->npub, 5);
+    ck_assert(decided(4) == 1);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 4),
+                     "sum of q{queue=jobs}=1 (stale: q{queue=mail}, late) -> 1");
+    plug.plugin->destroy(st);
 
-    st = create_ok("by: avg, stabilize_down: 0s, max: 4");
+    st = test_connector_create_ok(&plug, "by: avg, stabilize_down: 0s, max: 4");
     reading(st, "q", "a", 10, S(0));
     reading(st, "q", "b", 2, S(0));
-    ck_assert(fh.values[1] == 4);
-    ck_assert_str_eq(fh.reasons[1], "avg of q{queue=a}=10 q{queue=b}=2 -> 6; max 4 -> 4");
-    plugin->destroy(st);
-    unload_plugin();
+    ck_assert(decided(1) == 4);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 1),
+                     "avg of q{queue=a}=10 q{queue=b}=2 -> 6; max 4 -> 4");
+    plug.plugin->destroy(st);
+    test_connector_close(&plug);
 }
 END_TEST
 
 START_TEST(test_plugin_bad_options)
 {
-    load_plugin();
+    test_connector_open(&plug, SB_COMBINE_PLUGIN, "combine");
     void *state;
     char err[256];
-    ck_assert_int_eq(create_with("by: mean", &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(test_connector_create(&plug, "by: mean", &state, err, sizeof err), -EINVAL);
     ck_assert_ptr_null(state);
     ck_assert_str_eq(err, "by: expected max, min, sum or avg, got 'mean'");
-    ck_assert_int_eq(create_with("stale_after: 0s", &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(test_connector_create(&plug, "stale_after: 0s", &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_str_eq(err, "stale_after: must be more than 0s");
-    ck_assert_int_eq(create_with("max_step_down: -1", &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(test_connector_create(&plug, "max_step_down: -1", &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_msg(strncmp(err, "max_step_down:", 14) == 0, "%s", err);
-    unload_plugin();
+    test_connector_close(&plug);
 }
 END_TEST
 
@@ -606,11 +490,11 @@ END_TEST
  * every fresh input's own value (max), rounded up. */
 START_TEST(test_plugin_property_max)
 {
-    load_plugin();
+    test_connector_open(&plug, SB_COMBINE_PLUGIN, "combine");
     static const char *const src[] = {"by-queue", "by-cpu", "by-latency", "q"};
     rng_state = 0xc0ffee02u;
     for (int trace = 0; trace < 1000; trace++) {
-        void *st = create_ok("stale_after: 20s");
+        void *st = test_connector_create_ok(&plug, "stale_after: 20s");
         double val[4] = {0};
         uint64_t at[4] = {0}, now = S(10);
         int seen[4] = {0};
@@ -625,17 +509,17 @@ START_TEST(test_plugin_property_max)
             seen[k] = 1;
             val[k] = v;
             at[k] = now;
-            if (fh.npub != (size_t)step + 1)
-                ck_abort_msg("trace %d step %d: %zu decisions", trace, step, fh.npub);
-            double got = fh.values[fh.npub - 1];
+            if (plug.fh->npub != (size_t)step + 1)
+                ck_abort_msg("trace %d step %d: %zu decisions", trace, step, plug.fh->npub);
+            double got = decided(plug.fh->npub - 1);
             for (int i = 0; i < 4; i++)
                 if (seen[i] && now - at[i] <= S(20) && got < ceil(val[i] - 1e-9))
                     ck_abort_msg("trace %d: %g below %s=%g: %s", trace, got, src[i], val[i],
-                                 fh.reasons[fh.npub - 1]);
+                                 fake_host_reason(plug.fh, plug.fh->npub - 1));
         }
-        plugin->destroy(st);
+        plug.plugin->destroy(st);
     }
-    unload_plugin();
+    test_connector_close(&plug);
 }
 END_TEST
 #endif

@@ -11,9 +11,7 @@
 #define _DEFAULT_SOURCE /* timegm, setenv, nanosleep */
 
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include <scalebus/plugin.h>
 
 #include "cron_expr.h"
+#include "fake_host.h"
 #include "tz.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -749,89 +748,10 @@ START_TEST(test_tz_bad_data)
 }
 END_TEST
 
-/* ---- the plugin, loaded like the daemon loads it, against a fake host ------------------------ */
+/* ---- the plugin, loaded like the daemon loads it, against the shared fake host ----------------
+ */
 
-struct sb_timer {
-    uint64_t timeout_ms;
-    sb_timer_cb cb;
-    void *arg;
-};
-
-static struct {
-    int published;
-    char topic[32];
-    uint32_t flags;
-    double value;
-    size_t nlabels;
-    char label_key[32];
-    char label_value[64];
-    int timers_live;
-    struct sb_timer *last_timer;
-} fake;
-
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
-{
-    fake.published++;
-    snprintf(fake.topic, sizeof fake.topic, "%s", ev->topic);
-    fake.flags = ev->flags;
-    fake.value = ev->value;
-    fake.nlabels = ev->nlabels;
-    if (ev->nlabels > 0) {
-        snprintf(fake.label_key, sizeof fake.label_key, "%s", ev->labels[0].key);
-        snprintf(fake.label_value, sizeof fake.label_value, "%s", ev->labels[0].value);
-    }
-    return 0;
-}
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap); /* formatted, to exercise the arguments */
-    va_end(ap);
-}
-
-static sb_timer *fake_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
-                                sb_timer_cb cb, void *arg)
-{
-    struct sb_timer *t = malloc(sizeof *t);
-    ck_assert_ptr_nonnull(t);
-    ck_assert_uint_eq(repeat_ms, 0);
-    t->timeout_ms = timeout_ms;
-    t->cb = cb;
-    t->arg = arg;
-    fake.timers_live++;
-    fake.last_timer = t;
-    return t;
-}
-
-static void fake_timer_free(sb_timer *t)
-{
-    if (t == fake.last_timer)
-        fake.last_timer = NULL;
-    free(t);
-    fake.timers_live--;
-}
-
-static const char *fake_instance_id(sb_instance *inst)
-{
-    return "nightly";
-}
-
-static const sb_host fake_host = {
-    .size = sizeof(sb_host),
-    .version = SB_HOST_VERSION,
-    .publish = fake_publish,
-    .log = fake_log,
-    .timer_new = fake_timer_new,
-    .timer_free = fake_timer_free,
-    .instance_id = fake_instance_id,
-};
-
+static fake_host *fh;
 static void *plugin_handle;
 static const sb_plugin_descriptor *plugin;
 
@@ -839,32 +759,20 @@ static const sb_plugin_descriptor *plugin;
  * vacuously, saying so on stderr. */
 static int plugin_load(void)
 {
-#ifdef SB_PLUGIN_BUILD_DIR
-    sb_plugin_entry_fn entry;
-    void *sym;
-    plugin_handle = dlopen(SB_PLUGIN_BUILD_DIR "/cron.so", RTLD_NOW | RTLD_LOCAL);
-    if (!plugin_handle) {
-        fprintf(stderr, "test_cron: plugin tests skipped (%s)\n", dlerror());
+    plugin = test_plugin_load_if_built("cron", SB_KIND_TRIGGER, &plugin_handle);
+    if (!plugin)
         return 0;
-    }
-    sym = dlsym(plugin_handle, SB_PLUGIN_ENTRY_SYMBOL);
-    ck_assert_ptr_nonnull(sym);
-    memcpy(&entry, &sym, sizeof entry);
-    plugin = entry();
-    ck_assert_ptr_nonnull(plugin);
-    memset(&fake, 0, sizeof fake);
+    fh = fake_host_new("nightly");
     return 1;
-#else
-    return 0;
-#endif
 }
 
 static void plugin_unload(void)
 {
-    if (plugin_handle)
-        dlclose(plugin_handle);
+    test_plugin_unload(plugin_handle);
     plugin_handle = NULL;
     plugin = NULL;
+    fake_host_free(fh);
+    fh = NULL;
 }
 
 /* values[] in options-table order: schedule, timezone, value. */
@@ -920,19 +828,23 @@ START_TEST(test_plugin_create_errors)
     if (!plugin_load())
         return;
     make_values(v, "0 25 * * *", NULL, NULL);
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_str_eq(err, "schedule: field 2 (hour): 25 is out of range 0-23");
     ck_assert_ptr_null(state);
     make_values(v, "@daily", "Mars/Base", NULL);
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_msg(starts_with(err, "timezone: unknown time zone 'Mars/Base' (no file "), "%s", err);
     make_values(v, "@daily", "../../etc/passwd", NULL);
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_str_eq(err, "timezone: '../../etc/passwd' is not a valid time zone name");
     make_values(v, NULL, NULL, NULL);
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_str_eq(err, "schedule: required");
-    ck_assert_int_eq(fake.timers_live, 0);
+    ck_assert_int_eq(fh->timers_live, 0);
     plugin_unload();
 }
 END_TEST
@@ -942,7 +854,7 @@ START_TEST(test_plugin_lifecycle)
     sb_value v[3];
     char err[256];
     void *state = NULL;
-    struct sb_timer *armed;
+    sb_timer *armed;
     sb_event run;
     int64_t times[3];
     int32_t offs[3];
@@ -951,7 +863,8 @@ START_TEST(test_plugin_lifecycle)
     if (!plugin_load())
         return;
     make_values(v, "@yearly", "Europe/Berlin", "3.5");
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), 0);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     0);
     ck_assert_ptr_nonnull(state);
 
     /* `scalebus check --next`: strictly after, with offsets. */
@@ -966,37 +879,39 @@ START_TEST(test_plugin_lifecycle)
 
     /* start arms one one-shot timer, at most a year (and a day) away. */
     ck_assert_int_eq(plugin->start(state), 0);
-    ck_assert_int_eq(fake.timers_live, 1);
-    armed = fake.last_timer;
+    ck_assert_int_eq(fh->timers_live, 1);
+    armed = fh->last_timer;
     ck_assert_ptr_nonnull(armed);
+    ck_assert_uint_eq(armed->repeat_ms, 0); /* one-shot: each firing arms the next */
     ck_assert(armed->timeout_ms > 0 && armed->timeout_ms <= 367ull * 86400 * 1000);
 
     /* A timer that fires long before the due wall time re-arms instead of publishing. */
     armed->cb(armed->arg);
-    ck_assert_int_eq(fake.published, 0);
-    ck_assert_int_eq(fake.timers_live, 1);
-    armed = fake.last_timer;
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_int_eq(fh->timers_live, 1);
+    armed = fh->last_timer;
     ck_assert_ptr_nonnull(armed);
+    ck_assert_uint_eq(armed->repeat_ms, 0);
 
     /* "run" publishes once at once, and leaves the timer alone. */
     memset(&run, 0, sizeof run);
     run.topic = SB_TOPIC_RUN;
     plugin->on_event(state, &run);
-    ck_assert_int_eq(fake.published, 1);
-    ck_assert_str_eq(fake.topic, SB_TOPIC_READING);
-    ck_assert_uint_eq(fake.flags, SB_EVENT_COALESCE);
-    ck_assert(fake.value == 3.5);
-    ck_assert_uint_eq(fake.nlabels, 1);
-    ck_assert_str_eq(fake.label_key, "schedule");
-    ck_assert_str_eq(fake.label_value, "@yearly");
-    ck_assert_int_eq(fake.timers_live, 1);
-    ck_assert_ptr_eq(fake.last_timer, armed);
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(fake_host_last_publish(fh)->topic, SB_TOPIC_READING);
+    ck_assert_uint_eq(fake_host_last_publish(fh)->flags, SB_EVENT_COALESCE);
+    ck_assert(fake_host_last_publish(fh)->value == 3.5);
+    ck_assert_uint_eq(fake_host_last_publish(fh)->nlabels, 1);
+    ck_assert_str_eq(fake_host_last_publish(fh)->labels[0].key, "schedule");
+    ck_assert_str_eq(fake_host_last_publish(fh)->labels[0].value, "@yearly");
+    ck_assert_int_eq(fh->timers_live, 1);
+    ck_assert_ptr_eq(fh->last_timer, armed);
     run.topic = SB_TOPIC_DESIRED; /* anything else is ignored */
     plugin->on_event(state, &run);
-    ck_assert_int_eq(fake.published, 1);
+    ck_assert_uint_eq(fh->npub, 1);
 
     ck_assert_int_eq(plugin->stop(state), 0);
-    ck_assert_int_eq(fake.timers_live, 0);
+    ck_assert_int_eq(fh->timers_live, 0);
     plugin->destroy(state);
     plugin_unload();
 }
@@ -1009,30 +924,33 @@ START_TEST(test_plugin_fires)
     sb_value v[3];
     char err[256];
     void *state = NULL;
-    struct sb_timer *armed;
+    sb_timer *armed;
     struct timespec nap;
 
     if (!plugin_load())
         return;
     make_values(v, "* * * * * *", NULL, NULL);
-    ck_assert_int_eq(plugin->create(NULL, &fake_host, v, &state, err, sizeof err), 0);
+    ck_assert_int_eq(plugin->create(fake_host_instance(fh), &fh->host, v, &state, err, sizeof err),
+                     0);
     ck_assert_int_eq(plugin->start(state), 0);
-    armed = fake.last_timer;
+    armed = fh->last_timer;
     ck_assert_ptr_nonnull(armed);
+    ck_assert_uint_eq(armed->repeat_ms, 0);
     ck_assert(armed->timeout_ms >= 1 && armed->timeout_ms <= 1000);
     nap.tv_sec = (time_t)((armed->timeout_ms + 20) / 1000);
     nap.tv_nsec = (long)((armed->timeout_ms + 20) % 1000) * 1000000L;
     nanosleep(&nap, NULL);
     armed->cb(armed->arg);
-    ck_assert_int_eq(fake.published, 1);
-    ck_assert_str_eq(fake.topic, SB_TOPIC_READING);
-    ck_assert(fake.value == 1.0);
-    ck_assert_str_eq(fake.label_value, "* * * * * *");
-    ck_assert_int_eq(fake.timers_live, 1);
-    ck_assert_ptr_nonnull(fake.last_timer);
-    ck_assert(fake.last_timer->timeout_ms <= 1000);
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(fake_host_last_publish(fh)->topic, SB_TOPIC_READING);
+    ck_assert(fake_host_last_publish(fh)->value == 1.0);
+    ck_assert_str_eq(fake_published_label(fake_host_last_publish(fh), "schedule"), "* * * * * *");
+    ck_assert_int_eq(fh->timers_live, 1);
+    ck_assert_ptr_nonnull(fh->last_timer);
+    ck_assert_uint_eq(fh->last_timer->repeat_ms, 0);
+    ck_assert(fh->last_timer->timeout_ms <= 1000);
     ck_assert_int_eq(plugin->stop(state), 0);
-    ck_assert_int_eq(fake.timers_live, 0);
+    ck_assert_int_eq(fh->timers_live, 0);
     plugin->destroy(state);
     plugin_unload();
 }

@@ -11,10 +11,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@
 #include <scalebus/plugin.h>
 
 #include "expr.h"
+#include "fake_host.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -609,96 +608,27 @@ START_TEST(test_limit_length)
 }
 END_TEST
 
-/* ---- the plugin, against a fake host ------------------------------------------------------ */
+/* ---- the plugin, against the shared fake host (fake_host.c) --------------------------------- */
 
-#define MAX_PUB 16
-#define MAX_LOG 32
-
-typedef struct fake_host {
-    int npub;
-    double pub_value[MAX_PUB];
-    char pub_topic[MAX_PUB][32];
-    char pub_reason[MAX_PUB][512];
-    int nlog, nwarn;
-    char log[MAX_LOG][512];
-} fake_host;
-
-static fake_host fh;
-
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
-{
-    (void)inst;
-    ck_assert_int_lt(fh.npub, MAX_PUB);
-    int i = fh.npub++;
-    snprintf(fh.pub_topic[i], sizeof fh.pub_topic[i], "%s", ev->topic);
-    fh.pub_value[i] = ev->value;
-    fh.pub_reason[i][0] = '\0';
-    for (size_t k = 0; k < ev->nlabels; k++)
-        if (strcmp(ev->labels[k].key, "reason") == 0)
-            snprintf(fh.pub_reason[i], sizeof fh.pub_reason[i], "%s", ev->labels[k].value);
-    cJSON_Delete(ev->payload);
-    return 0;
-}
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-{
-    (void)inst;
-    va_list ap;
-    if (level == SB_LOG_WARN)
-        fh.nwarn++;
-    if (fh.nlog >= MAX_LOG)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(fh.log[fh.nlog++], sizeof fh.log[0], fmt, ap);
-    va_end(ap);
-}
-
-static const char *fake_instance_id(sb_instance *inst)
-{
-    (void)inst;
-    return "policy";
-}
-
-static int fake_dry_run(sb_instance *inst)
-{
-    (void)inst;
-    return 0;
-}
-
-static sb_host fake = {
-    .size = sizeof(sb_host),
-    .version = SB_HOST_VERSION,
-    .publish = fake_publish,
-    .log = fake_log,
-    .instance_id = fake_instance_id,
-    .dry_run = fake_dry_run,
-};
-
+static fake_host *fh;
 static void *plugin_so;
-static const sb_plugin_descriptor *plugin;
+static const sb_plugin_descriptor *plugin; /* NULL when expression.so is not built */
 
 static void setup_plugin(void)
 {
-    memset(&fh, 0, sizeof fh);
+    fh = fake_host_new("policy");
     setup_payload();
-    plugin_so = dlopen(SB_PLUGIN_BUILD_DIR "/expression.so", RTLD_NOW | RTLD_LOCAL);
-    plugin = NULL;
-    if (plugin_so) {
-        sb_plugin_entry_fn entry = (sb_plugin_entry_fn)dlsym(plugin_so, SB_PLUGIN_ENTRY_SYMBOL);
-        ck_assert_ptr_nonnull(entry);
-        plugin = entry();
-    }
+    plugin = test_plugin_load_if_built("expression", SB_KIND_CONNECTOR, &plugin_so);
 }
 
 static void teardown_plugin(void)
 {
-    if (plugin_so)
-        dlclose(plugin_so);
+    test_plugin_unload(plugin_so);
     plugin_so = NULL;
+    plugin = NULL;
     teardown_payload();
+    fake_host_free(fh);
+    fh = NULL;
 }
 
 /* Option values as the daemon hands them over: the table's defaults, then these settings. */
@@ -747,7 +677,7 @@ static int create_with(const opt_set *set, size_t nset, void **state, char *err,
         fill_value(&values[n], &plugin->options[n], text);
     }
     err[0] = '\0';
-    return plugin->create((sb_instance *)&fake, &fake, values, state, err, errlen);
+    return plugin->create(fake_host_instance(fh), &fh->host, values, state, err, errlen);
 }
 
 static void send(void *state, const char *topic, double value, const sb_label *labels,
@@ -766,11 +696,8 @@ static void send(void *state, const char *topic, double value, const sb_label *l
 
 START_TEST(test_plugin_options)
 {
-    if (!plugin) {
-        fprintf(stderr, "test_plugin_options: skipped (%s/expression.so not built)\n",
-                SB_PLUGIN_BUILD_DIR);
-        return;
-    }
+    if (!plugin)
+        return; /* not built (test_plugin_load_if_built said so) */
     ck_assert_str_eq(plugin->type, "expression");
     ck_assert_int_eq(plugin->kind, SB_KIND_CONNECTOR);
     ck_assert_str_eq(plugin->options[0].name, "expression");
@@ -793,11 +720,8 @@ END_TEST
 
 START_TEST(test_plugin_decisions)
 {
-    if (!plugin) {
-        fprintf(stderr, "test_plugin_decisions: skipped (%s/expression.so not built)\n",
-                SB_PLUGIN_BUILD_DIR);
-        return;
-    }
+    if (!plugin)
+        return; /* not built (test_plugin_load_if_built said so) */
     void *state = NULL;
     char err[256];
     opt_set set[] = {{"expression", "ceil((scheduled + running) / 2)"}, {"stabilize_down", "0s"}};
@@ -805,52 +729,50 @@ START_TEST(test_plugin_decisions)
 
     sb_label l1[] = {{"scheduled", "3"}, {"running", "4"}};
     send(state, SB_TOPIC_READING, 0, l1, 2, 10);
-    ck_assert_int_eq(fh.npub, 1);
-    ck_assert_str_eq(fh.pub_topic[0], SB_TOPIC_DESIRED);
-    ck_assert(fh.pub_value[0] == 4);
-    ck_assert_msg(strncmp(fh.pub_reason[0],
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(fake_host_publish_at(fh, 0)->topic, SB_TOPIC_DESIRED);
+    ck_assert(fake_host_publish_at(fh, 0)->value == 4);
+    ck_assert_msg(strncmp(fake_host_reason(fh, 0),
                           "ceil((scheduled + running) / 2) with scheduled=3 running=4 -> 4",
                           62) == 0,
-                  "reason: %s", fh.pub_reason[0]);
+                  "reason: %s", fake_host_reason(fh, 0));
 
     /* a desired count from another connector is evaluated too */
     sb_label l2[] = {{"scheduled", "10"}, {"running", "1"}, {"reason", "from upstream"}};
     send(state, SB_TOPIC_DESIRED, 5, l2, 3, 20);
-    ck_assert_int_eq(fh.npub, 2);
-    ck_assert(fh.pub_value[1] == 6);
+    ck_assert_uint_eq(fh->npub, 2);
+    ck_assert(fake_host_publish_at(fh, 1)->value == 6);
 
     /* an instance list feeds the policy and decides nothing; other topics are ignored */
     send(state, SB_TOPIC_INSTANCES, 6, NULL, 0, 21);
     send(state, SB_TOPIC_RUN, 1, NULL, 0, 22);
     send(state, SB_TOPIC_DECISION, 1, NULL, 0, 23);
-    ck_assert_int_eq(fh.npub, 2);
+    ck_assert_uint_eq(fh->npub, 2);
 
     /* an evaluation error decides nothing and is logged once per distinct message */
     sb_label only_s[] = {{"scheduled", "3"}};
     sb_label text[] = {{"scheduled", "x"}, {"running", "1"}};
-    int warn0 = fh.nwarn;
+    int warn0 = fh->logs_at[SB_LOG_WARN];
     send(state, SB_TOPIC_READING, 0, only_s, 1, 30);
     send(state, SB_TOPIC_READING, 0, only_s, 1, 31);
-    ck_assert_int_eq(fh.nwarn, warn0 + 1);
-    ck_assert_msg(strstr(fh.log[fh.nlog - 1], "at 18: unknown name 'running'") != NULL, "%s",
-                  fh.log[fh.nlog - 1]);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_WARN], warn0 + 1);
+    ck_assert_msg(strstr(fake_host_last_log(fh)->text, "at 18: unknown name 'running'") != NULL,
+                  "%s", fake_host_last_log(fh)->text);
     send(state, SB_TOPIC_READING, 0, text, 2, 32);
     send(state, SB_TOPIC_READING, 0, text, 2, 33);
-    ck_assert_int_eq(fh.nwarn, warn0 + 2);
-    ck_assert_msg(strstr(fh.log[fh.nlog - 1], "label 'scheduled' is not a number: 'x'") != NULL,
-                  "%s", fh.log[fh.nlog - 1]);
-    ck_assert_int_eq(fh.npub, 2);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_WARN], warn0 + 2);
+    ck_assert_msg(strstr(fake_host_last_log(fh)->text, "label 'scheduled' is not a number: 'x'") !=
+                      NULL,
+                  "%s", fake_host_last_log(fh)->text);
+    ck_assert_uint_eq(fh->npub, 2);
     plugin->destroy(state);
 }
 END_TEST
 
 START_TEST(test_plugin_reason_payload)
 {
-    if (!plugin) {
-        fprintf(stderr, "test_plugin_reason_payload: skipped (%s/expression.so not built)\n",
-                SB_PLUGIN_BUILD_DIR);
-        return;
-    }
+    if (!plugin)
+        return; /* not built (test_plugin_load_if_built said so) */
     void *state = NULL;
     char err[256];
     /* white space of a block scalar is shown as single spaces; only names read are listed */
@@ -858,11 +780,11 @@ START_TEST(test_plugin_reason_payload)
                      {"stabilize_down", "0s"}};
     ck_assert_msg(create_with(set, 2, &state, err, sizeof err) == 0, "%s", err);
     send(state, SB_TOPIC_READING, 7, NULL, 0, 10);
-    ck_assert_int_eq(fh.npub, 1);
-    ck_assert(fh.pub_value[0] == 4); /* 10 / 3 rounded up */
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(fake_host_publish_at(fh, 0)->value == 4); /* 10 / 3 rounded up */
     const char *want = "value > 100 ? queue.depth : n * 2 / 3 with value=7 n=5 = 3.333333333 -> 4";
-    ck_assert_msg(strncmp(fh.pub_reason[0], want, strlen(want)) == 0, "reason: %s",
-                  fh.pub_reason[0]);
+    ck_assert_msg(strncmp(fake_host_reason(fh, 0), want, strlen(want)) == 0, "reason: %s",
+                  fake_host_reason(fh, 0));
     plugin->destroy(state);
 }
 END_TEST

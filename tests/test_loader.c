@@ -4,14 +4,13 @@
  * the file and the reason, and the other files still load; a valid plugin is found by type under
  * its real path, loading a file twice is a no-op, descriptors may grow but not shrink, files and
  * folders writable by other users are refused, and a loaded plugin runs its whole lifecycle
- * against a fake host table, without any symbol from the daemon.
+ * against the shared fake host table (fake_host.c), without any symbol from the daemon.
  */
 #define _DEFAULT_SOURCE /* mkdtemp, realpath, readlink */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fake_host.h"
 #include "loader.h"
 
 /* Room for a path in a temporary folder plus a file name. */
@@ -571,139 +571,7 @@ START_TEST(test_copy_refused_symlink_skipped)
 }
 END_TEST
 
-/* ---- a loaded plugin against a fake host table ------------------------------------------- */
-
-/* The host side of one instance, as the fakes below see it (the SDK leaves the type opaque). */
-struct sb_instance {
-    const char *id;
-    int published;
-    char topic[32];
-    double value;
-    char label[64];
-    int logged;
-    char log[512];
-    int timers;
-    sb_timer *timer;
-    uint64_t timeout_ms, repeat_ms;
-};
-
-struct sb_timer {
-    sb_instance *inst;
-    sb_timer_cb cb;
-    void *arg;
-};
-
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
-{
-    inst->published++;
-    snprintf(inst->topic, sizeof inst->topic, "%s", ev->topic);
-    inst->value = ev->value;
-    snprintf(inst->label, sizeof inst->label, "%s=%s", ev->nlabels ? ev->labels[0].key : "",
-             ev->nlabels ? ev->labels[0].value : "");
-    return 0;
-}
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-{
-    (void)level;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(inst->log, sizeof inst->log, fmt, ap);
-    va_end(ap);
-    inst->logged++;
-}
-
-static sb_timer *fake_timer_new(sb_instance *inst, uint64_t timeout_ms, uint64_t repeat_ms,
-                                sb_timer_cb cb, void *arg)
-{
-    sb_timer *t = calloc(1, sizeof *t);
-    ck_assert_ptr_nonnull(t);
-    *t = (sb_timer){.inst = inst, .cb = cb, .arg = arg};
-    inst->timers++;
-    inst->timer = t;
-    inst->timeout_ms = timeout_ms;
-    inst->repeat_ms = repeat_ms;
-    return t;
-}
-
-static void fake_timer_free(sb_timer *t)
-{
-    t->inst->timers--;
-    if (t->inst->timer == t)
-        t->inst->timer = NULL;
-    free(t);
-}
-
-static void *fake_loop(sb_instance *inst)
-{
-    (void)inst;
-    return NULL;
-}
-
-static const char *fake_instance_id(sb_instance *inst)
-{
-    return inst->id;
-}
-
-static int fake_dry_run(sb_instance *inst)
-{
-    (void)inst;
-    return 0;
-}
-
-static void fake_stopped(sb_instance *inst)
-{
-    (void)inst;
-}
-
-static int fake_subscribe(sb_instance *inst, const char *source_id, const char *topic,
-                          sb_event_cb cb, void *arg)
-{
-    (void)inst;
-    (void)source_id;
-    (void)topic;
-    (void)cb;
-    (void)arg;
-    return -ENOENT;
-}
-
-static const struct cJSON *fake_payload_retain(sb_instance *inst, const struct cJSON *payload)
-{
-    (void)inst;
-    return payload;
-}
-
-static void fake_payload_release(sb_instance *inst, const struct cJSON *payload)
-{
-    (void)inst;
-    (void)payload;
-}
-
-static void fake_bounds(sb_instance *inst, int64_t *min, int64_t *max)
-{
-    (void)inst;
-    *min = 0;
-    *max = 0;
-}
-
-static const sb_host fake_host = {
-    .size = sizeof(sb_host),
-    .version = SB_HOST_VERSION,
-    .publish = fake_publish,
-    .log = fake_log,
-    .timer_new = fake_timer_new,
-    .timer_free = fake_timer_free,
-    .loop = fake_loop,
-    .instance_id = fake_instance_id,
-    .dry_run = fake_dry_run,
-    .stopped = fake_stopped,
-    .subscribe = fake_subscribe,
-    .payload_retain = fake_payload_retain,
-    .payload_release = fake_payload_release,
-    .bounds = fake_bounds,
-};
+/* ---- a loaded plugin against the shared fake host table (fake_host.c) ----------------------- */
 
 static const char *const command_words[] = {"/bin/true", "--quiet"};
 static const char *const env_keys[] = {"LANG"};
@@ -729,40 +597,43 @@ START_TEST(test_plugin_runs_on_fake_host)
     const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
     ck_assert_ptr_nonnull(d);
 
-    sb_instance inst = {.id = "t1"};
+    fake_host *fh = fake_host_new("t1");
     sb_value values[7];
     good_values(values);
     void *state = NULL;
-    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), 0);
+    ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, values, &state, err, sizeof err),
+                     0);
     ck_assert_ptr_nonnull(state);
     ck_assert_str_eq(err, "");
-    ck_assert_int_eq(inst.logged, 1);
-    ck_assert_str_eq(inst.log, "good_trigger t1 ready: reading 10 every 250ms, enabled, "
-                               "2 command words, 1 env entries");
-    ck_assert_int_eq(inst.published, 0);
+    ck_assert_uint_eq(fh->nlog, 1);
+    ck_assert_str_eq(fake_host_last_log(fh)->text,
+                     "good_trigger t1 ready: reading 10 every 250ms, enabled, "
+                     "2 command words, 1 env entries");
+    ck_assert_uint_eq(fh->npub, 0);
 
     /* start publishes one reading at once and arms a repeating timer */
     ck_assert_int_eq(d->start(state), 0);
-    ck_assert_int_eq(inst.published, 1);
-    ck_assert_str_eq(inst.topic, SB_TOPIC_READING);
-    ck_assert_double_eq(inst.value, 10.0);
-    ck_assert_str_eq(inst.label, "name=alpha");
-    ck_assert_int_eq(inst.timers, 1);
-    ck_assert_uint_eq(inst.timeout_ms, 250);
-    ck_assert_uint_eq(inst.repeat_ms, 250);
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(fake_host_last_publish(fh)->topic, SB_TOPIC_READING);
+    ck_assert_double_eq(fake_host_last_publish(fh)->value, 10.0);
+    ck_assert_str_eq(fake_published_label(fake_host_last_publish(fh), "name"), "alpha");
+    ck_assert_int_eq(fh->timers_live, 1);
+    ck_assert_uint_eq(fh->last_timer->timeout_ms, 250);
+    ck_assert_uint_eq(fh->last_timer->repeat_ms, 250);
 
-    inst.timer->cb(inst.timer->arg);
-    ck_assert_int_eq(inst.published, 2);
+    fh->last_timer->cb(fh->last_timer->arg);
+    ck_assert_uint_eq(fh->npub, 2);
     sb_event run = {.source_id = "c1", .topic = SB_TOPIC_RUN, .value = 1};
     d->on_event(state, &run);
-    ck_assert_int_eq(inst.published, 3);
+    ck_assert_uint_eq(fh->npub, 3);
     sb_event other = {.source_id = "c1", .topic = SB_TOPIC_DESIRED, .value = 1};
     d->on_event(state, &other);
-    ck_assert_int_eq(inst.published, 3);
+    ck_assert_uint_eq(fh->npub, 3);
 
     ck_assert_int_eq(d->stop(state), 0);
-    ck_assert_int_eq(inst.timers, 0);
+    ck_assert_int_eq(fh->timers_live, 0);
     d->destroy(state);
+    fake_host_free(fh);
     loader_free(l);
 }
 END_TEST
@@ -775,25 +646,28 @@ START_TEST(test_plugin_create_error_on_fake_host)
     const sb_plugin_descriptor *d = loader_find(l, "good_trigger");
     ck_assert_ptr_nonnull(d);
 
-    sb_instance inst = {.id = "t2"};
+    fake_host *fh = fake_host_new("t2");
     sb_value values[7];
     good_values(values);
     values[0] = (sb_value){.is_set = 0};
     void *state = NULL;
-    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, values, &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_str_eq(err, "option 'name' must be set to a non-empty string");
     ck_assert_ptr_null(state);
-    ck_assert_int_eq(inst.logged, 0);
+    ck_assert_uint_eq(fh->nlog, 0);
 
     /* disabled: starts and stops without a timer or a reading */
     good_values(values);
     values[3] = (sb_value){.is_set = 1, .str = "off", .integer = 0};
-    ck_assert_int_eq(d->create(&inst, &fake_host, values, &state, err, sizeof err), 0);
+    ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, values, &state, err, sizeof err),
+                     0);
     ck_assert_int_eq(d->start(state), 0);
     ck_assert_int_eq(d->stop(state), 0);
-    ck_assert_int_eq(inst.published, 0);
-    ck_assert_int_eq(inst.timers, 0);
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_int_eq(fh->timers_live, 0);
     d->destroy(state);
+    fake_host_free(fh);
     loader_free(l);
 }
 END_TEST

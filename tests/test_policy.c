@@ -19,10 +19,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +29,7 @@
 #include <scalebus/plugin.h>
 #include <scalebus/policy.h>
 
+#include "fake_host.h"
 #include "target_core.h"
 #include "threshold_core.h"
 
@@ -129,58 +128,30 @@ static sb_policy *policy_from(const char *spec)
     return p;
 }
 
-/* ---- a fake host that records what a connector publishes and logs ------------------------ */
+/* ---- the shared fake host (fake_host.c), one per test of the connectors -------------------- */
 
-static struct {
-    int publishes;
-    int publish_rc; /* what publish returns */
-    char topic[32];
-    double value;
-    uint64_t time_ns;
-    size_t nlabels;
-    char label_key[32];
-    char label_value[600];
-    int logs[4]; /* per level */
-    sb_log_level level;
-    char log[700];
-} fake;
+static fake_host *fh;
 
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
+static void fake_host_setup(void)
 {
-    (void)inst;
-    fake.publishes++;
-    snprintf(fake.topic, sizeof fake.topic, "%s", ev->topic);
-    fake.value = ev->value;
-    fake.time_ns = ev->time_ns;
-    fake.nlabels = ev->nlabels;
-    if (ev->nlabels > 0) {
-        snprintf(fake.label_key, sizeof fake.label_key, "%s", ev->labels[0].key);
-        snprintf(fake.label_value, sizeof fake.label_value, "%s", ev->labels[0].value);
-    }
-    return fake.publish_rc;
+    fh = fake_host_new("policy");
 }
 
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
+static void fake_host_teardown(void)
 {
-    (void)inst;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(fake.log, sizeof fake.log, fmt, ap);
-    va_end(ap);
-    fake.level = level;
-    if ((int)level >= 0 && level <= SB_LOG_DEBUG)
-        fake.logs[level]++;
+    fake_host_free(fh);
+    fh = NULL;
 }
 
-static const sb_host fake_host = {
-    .size = sizeof(sb_host),
-    .version = SB_HOST_VERSION,
-    .publish = fake_publish,
-    .log = fake_log,
-};
+static const fake_published *last_publish(void)
+{
+    return fake_host_last_publish(fh);
+}
+
+static const fake_log_line *last_log(void)
+{
+    return fake_host_last_log(fh);
+}
 
 /* ---- events ------------------------------------------------------------------------------- */
 
@@ -842,9 +813,9 @@ static int conn_decide(any_conn *c, const sb_event *ev, int64_t *desired, sb_rea
 static void conn_on_event(any_conn *c, const sb_event *ev)
 {
     if (c->target)
-        target_conn_on_event(c->target, &fake_host, NULL, ev);
+        target_conn_on_event(c->target, &fh->host, fake_host_instance(fh), ev);
     else
-        threshold_conn_on_event(c->threshold, &fake_host, NULL, ev);
+        threshold_conn_on_event(c->threshold, &fh->host, fake_host_instance(fh), ev);
 }
 
 START_TEST(test_connector_cases)
@@ -856,9 +827,9 @@ START_TEST(test_connector_cases)
         const cstep *s = &c->steps[i];
         event_buf b;
         if (s->op == 'i') {
-            memset(&fake, 0, sizeof fake);
+            fake_host_clear(fh);
             conn_on_event(&conn, instances(&b, s->t, s->v));
-            ck_assert_int_eq(fake.publishes, 0);
+            ck_assert_uint_eq(fh->npub, 0);
             ck_assert_int_eq(sb_policy_current(conn_policy(&conn)), (int64_t)s->v);
             continue;
         }
@@ -883,76 +854,79 @@ START_TEST(test_publish_and_log)
     any_conn conn;
     event_buf b;
     conn_new(&conn, 0, "per_instance=2 max=5 stabilize_down=0s");
-    memset(&fake, 0, sizeof fake);
+    fake_host_clear(fh);
 
     conn_on_event(&conn, reading(&b, 12.5, "queue", 13));
-    ck_assert_int_eq(fake.publishes, 1);
-    ck_assert_str_eq(fake.topic, SB_TOPIC_DESIRED);
-    ck_assert(fake.value == 5);
-    ck_assert_uint_eq(fake.time_ns, secs(12.5)); /* the reading's time: virtual time works */
-    ck_assert_uint_eq(fake.nlabels, 1);
-    ck_assert_str_eq(fake.label_key, "reason");
-    ck_assert_str_eq(fake.label_value, "queue=13 per_instance=2 -> 7; max 5 -> 5");
-    ck_assert_int_eq(fake.level, SB_LOG_INFO);
-    ck_assert_str_eq(fake.log, "desired 5: queue=13 per_instance=2 -> 7; max 5 -> 5");
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(last_publish()->topic, SB_TOPIC_DESIRED);
+    ck_assert(last_publish()->value == 5);
+    ck_assert_uint_eq(last_publish()->time_ns,
+                      secs(12.5)); /* the reading's time: virtual time works */
+    ck_assert_uint_eq(last_publish()->nlabels, 1);
+    ck_assert_str_eq(last_publish()->labels[0].key, "reason");
+    ck_assert_str_eq(last_publish()->labels[0].value, "queue=13 per_instance=2 -> 7; max 5 -> 5");
+    ck_assert_int_eq(last_log()->level, SB_LOG_INFO);
+    ck_assert_str_eq(last_log()->text, "desired 5: queue=13 per_instance=2 -> 7; max 5 -> 5");
 
     /* The same count for the same reason: debug only. */
     conn_on_event(&conn, reading(&b, 13, "queue", 13));
-    ck_assert_int_eq(fake.publishes, 2);
-    ck_assert_int_eq(fake.level, SB_LOG_DEBUG);
-    ck_assert_int_eq(fake.logs[SB_LOG_INFO], 1);
+    ck_assert_uint_eq(fh->npub, 2);
+    ck_assert_int_eq(last_log()->level, SB_LOG_DEBUG);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO], 1);
 
     /* The same count for another reason: info again. */
     conn_on_event(&conn, reading(&b, 14, "queue", 20));
-    ck_assert_int_eq(fake.level, SB_LOG_INFO);
-    ck_assert_str_eq(fake.log, "desired 5: queue=20 per_instance=2 -> 10; max 5 -> 5");
+    ck_assert_int_eq(last_log()->level, SB_LOG_INFO);
+    ck_assert_str_eq(last_log()->text, "desired 5: queue=20 per_instance=2 -> 10; max 5 -> 5");
 
     /* Instance lists inform, they decide nothing; other topics are not for us. */
     conn_on_event(&conn, instances(&b, 15, 5));
-    ck_assert_int_eq(fake.publishes, 3);
+    ck_assert_uint_eq(fh->npub, 3);
     ck_assert_int_eq(sb_policy_current(conn_policy(&conn)), 5);
     b.ev.topic = SB_TOPIC_RUN;
     conn_on_event(&conn, &b.ev);
     b.ev.topic = NULL;
     conn_on_event(&conn, &b.ev);
-    ck_assert_int_eq(fake.publishes, 3);
+    ck_assert_uint_eq(fh->npub, 3);
 
     /* A value that is not a number: a warning, no decision. */
     int64_t d;
     sb_reason r;
     ck_assert_int_eq(conn_decide(&conn, reading(&b, 16, "queue", NAN), &d, &r), -EINVAL);
     conn_on_event(&conn, reading(&b, 16, "queue", NAN));
-    ck_assert_int_eq(fake.publishes, 3);
-    ck_assert_int_eq(fake.level, SB_LOG_WARN);
-    ck_assert_str_eq(fake.log, "ignored a value that is not a number from trigger");
+    ck_assert_uint_eq(fh->npub, 3);
+    ck_assert_int_eq(last_log()->level, SB_LOG_WARN);
+    ck_assert_str_eq(last_log()->text, "ignored a value that is not a number from trigger");
     conn_on_event(&conn, reading(&b, 16, "queue", INFINITY));
-    ck_assert_int_eq(fake.publishes, 3);
+    ck_assert_uint_eq(fh->npub, 3);
 
     /* A refused publish is a warning, and the next success is news again. */
-    fake.publish_rc = -ENOBUFS;
+    fh->publish_rc = -ENOBUFS;
     conn_on_event(&conn, reading(&b, 17, "queue", 4));
-    ck_assert_int_eq(fake.publishes, 4);
-    ck_assert_int_eq(fake.level, SB_LOG_WARN);
-    ck_assert_str_eq(fake.log, "desired 2 not published (error -105)");
-    fake.publish_rc = 0;
-    int info = fake.logs[SB_LOG_INFO];
+    ck_assert_uint_eq(fh->npub, 4);
+    ck_assert_int_eq(last_log()->level, SB_LOG_WARN);
+    ck_assert_str_eq(last_log()->text, "desired 2 not published (error -105)");
+    fh->publish_rc = 0;
+    int info = fh->logs_at[SB_LOG_INFO];
     conn_on_event(&conn, reading(&b, 18, "queue", 4));
-    ck_assert_int_eq(fake.logs[SB_LOG_INFO], info + 1);
-    ck_assert_str_eq(fake.log, "desired 2: queue=4 per_instance=2 -> 2, within tolerance 0.1 of 2; "
-                               "hold 2");
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO], info + 1);
+    ck_assert_str_eq(last_log()->text,
+                     "desired 2: queue=4 per_instance=2 -> 2, within tolerance 0.1 of 2; "
+                     "hold 2");
     conn_free(&conn);
 
     /* The threshold connector publishes the same way. */
     conn_new(&conn, 1, "upper=10 stabilize_down=0s");
-    memset(&fake, 0, sizeof fake);
+    fake_host_clear(fh);
     conn_on_event(&conn, instances(&b, 0, 2));
     conn_on_event(&conn, upstream(&b, 1, 12));
-    ck_assert_int_eq(fake.publishes, 1);
-    ck_assert(fake.value == 3);
-    ck_assert_str_eq(fake.label_value, "upstream=12 >= upper 10 for 1 reading: delta +1 -> 3");
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 3);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "upstream=12 >= upper 10 for 1 reading: delta +1 -> 3");
     conn_on_event(&conn, reading(&b, 2, "x", NAN));
-    ck_assert_int_eq(fake.publishes, 1);
-    ck_assert_int_eq(fake.level, SB_LOG_WARN);
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_int_eq(last_log()->level, SB_LOG_WARN);
     conn_free(&conn);
 }
 END_TEST
@@ -1016,19 +990,9 @@ END_TEST
 /* NULL (and a note on stderr) when the plugin is not built: the test then passes vacuously. */
 static const sb_plugin_descriptor *plugin_load(const char *name, void **handle)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.so", SB_PLUGIN_BUILD_DIR, name);
-    *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!*handle) {
-        fprintf(stderr, "test_policy: %s plugin test skipped (%s)\n", name, dlerror());
+    const sb_plugin_descriptor *d = test_plugin_load_if_built(name, SB_KIND_CONNECTOR, handle);
+    if (!d)
         return NULL;
-    }
-    void *sym = dlsym(*handle, SB_PLUGIN_ENTRY_SYMBOL);
-    ck_assert_ptr_nonnull(sym);
-    sb_plugin_entry_fn entry;
-    memcpy(&entry, &sym, sizeof entry);
-    const sb_plugin_descriptor *d = entry();
-    ck_assert_ptr_nonnull(d);
     ck_assert_uint_eq(d->abi_version, SB_ABI_VERSION);
     ck_assert_int_eq(d->kind, SB_KIND_CONNECTOR);
     ck_assert_str_eq(d->type, name);
@@ -1049,35 +1013,41 @@ START_TEST(test_plugins)
     if (d) {
         ck_assert_str_eq(d->options[0].name, "per_instance");
         opts_fill(&o, d->options, "mode=sideways");
-        ck_assert_int_eq(d->create(NULL, &fake_host, o.v, &state, err, sizeof err), -EINVAL);
+        ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, o.v, &state, err, sizeof err),
+                         -EINVAL);
         ck_assert_str_eq(err, "mode: expected total or ratio, got 'sideways'");
         opts_fill(&o, d->options, "per_instance=2 max=5");
-        ck_assert_int_eq(d->create(NULL, &fake_host, o.v, &state, err, sizeof err), 0);
-        memset(&fake, 0, sizeof fake);
+        ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, o.v, &state, err, sizeof err),
+                         0);
+        fake_host_clear(fh);
         d->on_event(state, instances(&b, 0, 1));
         d->on_event(state, reading(&b, 1, "queue", 13));
-        ck_assert_int_eq(fake.publishes, 1);
-        ck_assert(fake.value == 5);
-        ck_assert_str_eq(fake.label_value, "queue=13 per_instance=2 -> 7; max 5 -> 5");
+        ck_assert_uint_eq(fh->npub, 1);
+        ck_assert(last_publish()->value == 5);
+        ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                         "queue=13 per_instance=2 -> 7; max 5 -> 5");
         d->destroy(state);
-        dlclose(h);
+        test_plugin_unload(h);
     }
     d = plugin_load("threshold", &h);
     if (d) {
         ck_assert_str_eq(d->options[0].name, "upper");
         opts_fill(&o, d->options, "");
-        ck_assert_int_eq(d->create(NULL, &fake_host, o.v, &state, err, sizeof err), -EINVAL);
+        ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, o.v, &state, err, sizeof err),
+                         -EINVAL);
         ck_assert_str_eq(err, "upper: set upper, lower or both");
         opts_fill(&o, d->options, "upper=80 upper_amount=2 within=2");
-        ck_assert_int_eq(d->create(NULL, &fake_host, o.v, &state, err, sizeof err), 0);
-        memset(&fake, 0, sizeof fake);
+        ck_assert_int_eq(d->create(fake_host_instance(fh), &fh->host, o.v, &state, err, sizeof err),
+                         0);
+        fake_host_clear(fh);
         d->on_event(state, reading(&b, 1, "cpu", 91));
         d->on_event(state, reading(&b, 2, "cpu", 92));
-        ck_assert_int_eq(fake.publishes, 2);
-        ck_assert(fake.value == 2);
-        ck_assert_str_eq(fake.label_value, "cpu=92 >= upper 80 for 2 readings: delta +2 -> 2");
+        ck_assert_uint_eq(fh->npub, 2);
+        ck_assert(last_publish()->value == 2);
+        ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                         "cpu=92 >= upper 80 for 2 readings: delta +2 -> 2");
         d->destroy(state);
-        dlclose(h);
+        test_plugin_unload(h);
     }
 }
 END_TEST
@@ -1499,6 +1469,7 @@ static Suite *policy_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("connectors");
+    tcase_add_checked_fixture(tc, fake_host_setup, fake_host_teardown);
     tcase_add_loop_test(tc, test_connector_cases, 0,
                         (int)(sizeof connector_cases / sizeof connector_cases[0]));
     tcase_add_test(tc, test_publish_and_log);
@@ -1506,6 +1477,7 @@ static Suite *policy_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");
+    tcase_add_checked_fixture(tc, fake_host_setup, fake_host_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_property_policy);
     tcase_add_test(tc, test_property_activation_idle);

@@ -6,14 +6,13 @@
  *
  * When the plugin is built (SB_WAITER_PLUGIN, it needs the policy SDK), the same cases also run
  * through waiter.so itself: loaded with dlopen, its options read from YAML by core/config.c and
- * driven through a fake sb_host that records what it publishes and logs.
+ * driven through the shared fake host (fake_host.c) that records what it publishes and logs.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <check.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,155 +384,15 @@ END_TEST
 
 /* ---- through the plugin ---------------------------------------------------------------------- */
 #ifdef SB_WAITER_PLUGIN
-#include <dlfcn.h>
+#include "fake_host.h"
 
-#include "config.h"
-
-enum { MAXPUB = 512 };
-
-typedef struct fake_host {
-    sb_host host;
-    double values[MAXPUB];
-    char reasons[MAXPUB][512];
-    uint64_t times[MAXPUB];
-    size_t npub;
-    int warnings;
-    char last_log[1024];
-} fake_host;
-
-static fake_host fh;
-static int fake_inst_storage;
-#define FAKE_INST ((sb_instance *)(void *)&fake_inst_storage)
-
-static int fake_publish(sb_instance *inst, const sb_publish *ev)
-{
-    (void)inst;
-    ck_assert_str_eq(ev->topic, SB_TOPIC_DESIRED);
-    ck_assert_ptr_null(ev->payload);
-    ck_assert_uint_lt(fh.npub, MAXPUB);
-    fh.values[fh.npub] = ev->value;
-    fh.times[fh.npub] = ev->time_ns;
-    fh.reasons[fh.npub][0] = '\0';
-    for (size_t i = 0; i < ev->nlabels; i++)
-        if (strcmp(ev->labels[i].key, "reason") == 0)
-            snprintf(fh.reasons[fh.npub], sizeof fh.reasons[0], "%s", ev->labels[i].value);
-    fh.npub++;
-    return 0;
-}
-
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fake_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
-{
-    (void)inst;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(fh.last_log, sizeof fh.last_log, fmt, ap);
-    va_end(ap);
-    if (level == SB_LOG_WARN)
-        fh.warnings++;
-}
-
-static const char *fake_instance_id(sb_instance *inst)
-{
-    (void)inst;
-    return "w";
-}
-
-static int fake_dry_run(sb_instance *inst)
-{
-    (void)inst;
-    return 0;
-}
-
-static void fake_host_reset(void)
-{
-    memset(&fh, 0, sizeof fh);
-    fh.host.size = sizeof(sb_host);
-    fh.host.version = SB_HOST_VERSION;
-    fh.host.publish = fake_publish;
-    fh.host.log = fake_log;
-    fh.host.instance_id = fake_instance_id;
-    fh.host.dry_run = fake_dry_run;
-}
-
-static void *plugin_handle;
-static const sb_plugin_descriptor *plugin;
-
-static const sb_option_spec no_options[] = {{NULL, 0, NULL, 0, NULL}};
-static const sb_plugin_descriptor fake_trigger = {.abi_version = SB_ABI_VERSION,
-                                                  .size = sizeof(sb_plugin_descriptor),
-                                                  .type = "t",
-                                                  .kind = SB_KIND_TRIGGER,
-                                                  .options = no_options};
-static const sb_plugin_descriptor fake_scaler = {.abi_version = SB_ABI_VERSION,
-                                                 .size = sizeof(sb_plugin_descriptor),
-                                                 .type = "s",
-                                                 .kind = SB_KIND_SCALER,
-                                                 .options = no_options};
-
-static const sb_plugin_descriptor *lookup(void *ctx, const char *type)
-{
-    (void)ctx;
-    if (strcmp(type, "waiter") == 0)
-        return plugin;
-    return strcmp(type, "t") == 0 ? &fake_trigger : strcmp(type, "s") == 0 ? &fake_scaler : NULL;
-}
-
-static void load_plugin(void)
-{
-    plugin_handle = dlopen(SB_WAITER_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(plugin_handle != NULL, "dlopen: %s", dlerror());
-    sb_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(plugin_handle, SB_PLUGIN_ENTRY_SYMBOL);
-    ck_assert_ptr_nonnull(entry);
-    plugin = entry();
-    ck_assert_str_eq(plugin->type, "waiter");
-    ck_assert_int_eq(plugin->kind, SB_KIND_CONNECTOR);
-}
-
-static void unload_plugin(void)
-{
-    if (plugin_handle)
-        dlclose(plugin_handle);
-    plugin_handle = NULL;
-    plugin = NULL;
-}
-
-/* Creates a waiter instance with `opts` (YAML flow-mapping entries, e.g. "scale_up_factor: 0.2")
- * read by the real config code. Returns the create() result; *err gets its message. */
-static int create_with(const char *opts, void **state, char *err, size_t errlen)
-{
-    char text[1024];
-    snprintf(text, sizeof text,
-             "triggers:\n  - {id: q, type: t}\n"
-             "connectors:\n  - {id: w, type: waiter, from: q, to: s1%s%s}\n"
-             "scalers:\n  - {id: s1, type: s, max: 1000}\n",
-             *opts ? ", " : "", opts);
-    config_errors errs;
-    config_errors_init(&errs);
-    config *cfg = config_parse_string(text, strlen(text), "w.yaml", &errs);
-    ck_assert_ptr_nonnull(cfg);
-    config_validate_plugins(cfg, lookup, NULL, &errs);
-    ck_assert_msg(errs.count == 0, "config: %s", errs.count ? errs.items[0].message : "");
-    const config_component *c = config_find(cfg, "w");
-    fake_host_reset();
-    *state = NULL;
-    err[0] = '\0';
-    int rc = plugin->create(FAKE_INST, &fh.host, c->values, state, err, errlen);
-    config_free(cfg);
-    config_errors_free(&errs);
-    return rc;
-}
-
-static void *create_ok(const char *opts)
-{
-    void *state;
-    char err[256];
-    int rc = create_with(opts, &state, err, sizeof err);
-    ck_assert_msg(rc == 0, "create: %s", err);
-    return state;
-}
+/* Each instance: component "w" of this file, its options spliced in where the head ends. */
+static test_connector plug = {
+    .id = "w",
+    .pipeline_head = "triggers:\n  - {id: q, type: t}\n"
+                     "connectors:\n  - {id: w, type: waiter, from: q, to: s1",
+    .pipeline_tail = "}\nscalers:\n  - {id: s1, type: s, max: 1000}\n",
+};
 
 static void deliver(void *state, const char *topic, double value, uint64_t t)
 {
@@ -545,102 +404,113 @@ static void deliver(void *state, const char *topic, double value, uint64_t t)
                    .value = value,
                    .labels = &l,
                    .nlabels = 1};
-    plugin->on_event(state, &ev);
+    plug.plugin->on_event(state, &ev);
+}
+
+/* The value of decision i. */
+static double decided(size_t i)
+{
+    return fake_host_publish_at(plug.fh, i)->value;
 }
 
 /* The hand-worked ramp again, through waiter.so, the policy SDK and the scaler's feedback
  * (stabilize_down 0s: Waiter's own smoothing only). */
 START_TEST(test_plugin_ramp)
 {
-    load_plugin();
-    void *st = create_ok("stabilize_down: 0s");
+    test_connector_open(&plug, SB_WAITER_PLUGIN, "waiter");
+    void *st = test_connector_create_ok(&plug, "stabilize_down: 0s");
     static const int64_t want[10] = {2, 3, 3, 5, 5, 5, 6, 6, 7, 7};
     deliver(st, SB_TOPIC_INSTANCES, 1, 0);
     double running = 1;
     for (int i = 0; i < 10; i++) {
         deliver(st, SB_TOPIC_READING, 10, S(i));
-        ck_assert_uint_eq(fh.npub, (size_t)i + 1);
-        ck_assert_msg(fh.values[i] == (double)want[i], "run %d: %g (%s)", i + 1, fh.values[i],
-                      fh.reasons[i]);
-        ck_assert_uint_eq(fh.times[i], S(i));
-        running = fh.values[i];
+        ck_assert_uint_eq(plug.fh->npub, (size_t)i + 1);
+        ck_assert_msg(decided(i) == (double)want[i], "run %d: %g (%s)", i + 1, decided(i),
+                      fake_host_reason(plug.fh, i));
+        ck_assert_uint_eq(fake_host_publish_at(plug.fh, i)->time_ns, S(i));
+        running = decided(i);
         deliver(st, SB_TOPIC_INSTANCES, running, S(i));
     }
-    ck_assert_uint_eq(fh.npub, 10); /* instance lists decide nothing */
-    ck_assert_str_eq(fh.reasons[0], "outstanding=10 concurrency_level=1 -> ideal 10; target 1.9 "
-                                    "-> 2 (+1)");
-    ck_assert_str_eq(fh.reasons[3], "outstanding=10 concurrency_level=1 -> ideal 10; target "
-                                    "4.095 -> 5 (+2)");
-    ck_assert_str_eq(fh.reasons[2], "outstanding=10 concurrency_level=1 -> ideal 10; target "
-                                    "3.439: no change (within jitter_threshold 0.5); hold 3");
-    plugin->destroy(st);
-    unload_plugin();
+    ck_assert_uint_eq(plug.fh->npub, 10); /* instance lists decide nothing */
+    ck_assert_str_eq(fake_host_reason(plug.fh, 0),
+                     "outstanding=10 concurrency_level=1 -> ideal 10; target 1.9 "
+                     "-> 2 (+1)");
+    ck_assert_str_eq(fake_host_reason(plug.fh, 3),
+                     "outstanding=10 concurrency_level=1 -> ideal 10; target "
+                     "4.095 -> 5 (+2)");
+    ck_assert_str_eq(fake_host_reason(plug.fh, 2),
+                     "outstanding=10 concurrency_level=1 -> ideal 10; target "
+                     "3.439: no change (within jitter_threshold 0.5); hold 3");
+    plug.plugin->destroy(st);
+    test_connector_close(&plug);
 }
 END_TEST
 
 START_TEST(test_plugin_reasons)
 {
-    load_plugin();
+    test_connector_open(&plug, SB_WAITER_PLUGIN, "waiter");
     /* 40 outstanding, concurrency 4: ideal 10; from 2 running, 0.1 * 10 + 0.9 * 2 = 2.8. */
-    void *st = create_ok("concurrency_level: 4");
+    void *st = test_connector_create_ok(&plug, "concurrency_level: 4");
     deliver(st, SB_TOPIC_INSTANCES, 2, 0);
     deliver(st, SB_TOPIC_READING, 40, S(5));
-    ck_assert_uint_eq(fh.npub, 1);
-    ck_assert(fh.values[0] == 3);
-    ck_assert_str_eq(fh.reasons[0],
+    ck_assert_uint_eq(plug.fh->npub, 1);
+    ck_assert(decided(0) == 3);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 0),
                      "outstanding=40 concurrency_level=4 -> ideal 10; target 2.8 -> 3 (+1)");
-    plugin->destroy(st);
+    plug.plugin->destroy(st);
 
     /* scale_factor shows when it is not 1; "enough instances" says why it holds. */
-    st = create_ok("scale_factor: 0.5, stabilize_down: 0s");
+    st = test_connector_create_ok(&plug, "scale_factor: 0.5, stabilize_down: 0s");
     deliver(st, SB_TOPIC_INSTANCES, 5, 0);
     deliver(st, SB_TOPIC_READING, 10, S(0)); /* ideal 5, target 5 */
     deliver(st, SB_TOPIC_INSTANCES, 3, S(0));
     deliver(st, SB_TOPIC_READING, 4, S(1)); /* ideal 2: 4.997 above 3 running, yet enough */
-    ck_assert_uint_eq(fh.npub, 2);
-    ck_assert_str_eq(fh.reasons[1], "outstanding=4 scale_factor=0.5 concurrency_level=1 -> "
-                                    "ideal 2; target 4.997: no change (ideal 2 <= 3 running); "
-                                    "hold 5");
-    ck_assert(fh.values[1] == 5); /* a hold keeps the decided count */
+    ck_assert_uint_eq(plug.fh->npub, 2);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 1),
+                     "outstanding=4 scale_factor=0.5 concurrency_level=1 -> "
+                     "ideal 2; target 4.997: no change (ideal 2 <= 3 running); "
+                     "hold 5");
+    ck_assert(decided(1) == 5); /* a hold keeps the decided count */
 
     /* Not a count of requests: ignored with a warning. */
     deliver(st, SB_TOPIC_READING, NAN, S(2));
     deliver(st, SB_TOPIC_READING, -3, S(2));
-    ck_assert_uint_eq(fh.npub, 2);
-    ck_assert_int_eq(fh.warnings, 2);
-    plugin->destroy(st);
+    ck_assert_uint_eq(plug.fh->npub, 2);
+    ck_assert_int_eq(plug.fh->logs_at[SB_LOG_WARN], 2);
+    plug.plugin->destroy(st);
 
     /* Scale-down, slowly: 10 running, nothing outstanding; run 104 is past the jitter threshold
      * but less than one instance away, run 105 removes one. */
-    st = create_ok("stabilize_down: 0s");
+    st = test_connector_create_ok(&plug, "stabilize_down: 0s");
     deliver(st, SB_TOPIC_INSTANCES, 10, 0);
     for (int i = 0; i < 105; i++)
         deliver(st, SB_TOPIC_READING, 0, S(i));
-    ck_assert_uint_eq(fh.npub, 105);
-    ck_assert(fh.values[103] == 10);
-    ck_assert_str_eq(fh.reasons[103], "outstanding=0 concurrency_level=1 -> ideal 0; target "
-                                      "9.012: no change (less than one instance away from 10); "
-                                      "hold 10");
-    ck_assert(fh.values[104] == 9);
-    ck_assert_str_eq(fh.reasons[104],
+    ck_assert_uint_eq(plug.fh->npub, 105);
+    ck_assert(decided(103) == 10);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 103),
+                     "outstanding=0 concurrency_level=1 -> ideal 0; target "
+                     "9.012: no change (less than one instance away from 10); "
+                     "hold 10");
+    ck_assert(decided(104) == 9);
+    ck_assert_str_eq(fake_host_reason(plug.fh, 104),
                      "outstanding=0 concurrency_level=1 -> ideal 0; target 9.003 -> 9 (-1)");
-    plugin->destroy(st);
+    plug.plugin->destroy(st);
 
     /* Waiter's max is the policy's: the target stays at 4. */
-    st = create_ok("max: 4, stabilize_down: 0s");
+    st = test_connector_create_ok(&plug, "max: 4, stabilize_down: 0s");
     for (int i = 0; i < 60; i++)
         deliver(st, SB_TOPIC_READING, 1000, S(i));
-    for (size_t i = 0; i < fh.npub; i++)
-        ck_assert(fh.values[i] <= 4);
-    ck_assert(fh.values[fh.npub - 1] == 4);
-    plugin->destroy(st);
-    unload_plugin();
+    for (size_t i = 0; i < plug.fh->npub; i++)
+        ck_assert(decided(i) <= 4);
+    ck_assert(decided(plug.fh->npub - 1) == 4);
+    plug.plugin->destroy(st);
+    test_connector_close(&plug);
 }
 END_TEST
 
 START_TEST(test_plugin_bad_options)
 {
-    load_plugin();
+    test_connector_open(&plug, SB_WAITER_PLUGIN, "waiter");
     static const struct {
         const char *opts, *msg;
     } cases[] = {
@@ -653,16 +523,18 @@ START_TEST(test_plugin_bad_options)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         void *state;
         char err[256];
-        ck_assert_int_eq(create_with(cases[i].opts, &state, err, sizeof err), -EINVAL);
+        ck_assert_int_eq(test_connector_create(&plug, cases[i].opts, &state, err, sizeof err),
+                         -EINVAL);
         ck_assert_ptr_null(state);
         ck_assert_str_eq(err, cases[i].msg);
     }
     /* The common options are checked by the policy SDK, messages starting with the name. */
     void *state;
     char err[256];
-    ck_assert_int_eq(create_with("max_step_up: lots", &state, err, sizeof err), -EINVAL);
+    ck_assert_int_eq(test_connector_create(&plug, "max_step_up: lots", &state, err, sizeof err),
+                     -EINVAL);
     ck_assert_msg(strncmp(err, "max_step_up:", 12) == 0, "%s", err);
-    unload_plugin();
+    test_connector_close(&plug);
 }
 END_TEST
 
@@ -670,7 +542,7 @@ END_TEST
  * [min, max]. */
 START_TEST(test_plugin_property_bounds)
 {
-    load_plugin();
+    test_connector_open(&plug, SB_WAITER_PLUGIN, "waiter");
     rng_state = 0x5eed0002u;
     for (int trace = 0; trace < 1000; trace++) {
         int64_t min = rnd() % 5, max = min + 1 + rnd() % 30;
@@ -680,7 +552,7 @@ START_TEST(test_plugin_property_bounds)
                  "stabilize_down: %us, max_step_up: \"%u\"",
                  (long long)min, (long long)max, 0.01 + rnd_unit() * 0.99, 0.001 + rnd_unit() * 0.5,
                  rnd() % 60, 1 + rnd() % 5);
-        void *st = create_ok(opts);
+        void *st = test_connector_create_ok(&plug, opts);
         uint64_t now = 0;
         for (int step = 0; step < 100; step++) {
             now += (uint64_t)(rnd() % 20001) * 1000000ull;
@@ -688,14 +560,14 @@ START_TEST(test_plugin_property_bounds)
                 deliver(st, SB_TOPIC_INSTANCES, (double)(rnd() % 50), now);
             deliver(st, SB_TOPIC_READING, rnd() % 4 == 0 ? 0 : rnd_unit() * 300, now);
         }
-        ck_assert_uint_eq(fh.npub, 100);
-        for (size_t i = 0; i < fh.npub; i++)
-            if (!(fh.values[i] >= (double)min && fh.values[i] <= (double)max))
-                ck_abort_msg("trace %d: %g outside [%lld, %lld]: %s", trace, fh.values[i],
-                             (long long)min, (long long)max, fh.reasons[i]);
-        plugin->destroy(st);
+        ck_assert_uint_eq(plug.fh->npub, 100);
+        for (size_t i = 0; i < plug.fh->npub; i++)
+            if (!(decided(i) >= (double)min && decided(i) <= (double)max))
+                ck_abort_msg("trace %d: %g outside [%lld, %lld]: %s", trace, decided(i),
+                             (long long)min, (long long)max, fake_host_reason(plug.fh, i));
+        plug.plugin->destroy(st);
     }
-    unload_plugin();
+    test_connector_close(&plug);
 }
 END_TEST
 #endif

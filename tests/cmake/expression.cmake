@@ -1,7 +1,8 @@
 # The expression connector: the language's unit tests (test_expression, which also drives
 # expression.so against a fake host when the plugin is built) and its libFuzzer target.
 if(TARGET sb_expr_core)
-  sb_add_unit_test(test_expression SOURCES test_expression.c LIBRARIES sb_expr_core PkgConfig::CJSON)
+  sb_add_unit_test(test_expression SOURCES test_expression.c fake_host.c
+    LIBRARIES sb_expr_core sbcore PkgConfig::CJSON)
   if(TARGET plugin_expression)
     add_dependencies(test_expression plugin_expression)
   endif()
