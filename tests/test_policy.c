@@ -957,6 +957,47 @@ START_TEST(test_observe_ignores_nonsense)
 }
 END_TEST
 
+/* The daemon sends a scaler's bounds with its instance list: decisions stay inside them, and
+ * the reason says which bound held the count. */
+START_TEST(test_scaler_bounds_from_instances)
+{
+    sb_policy *p = policy_from("stabilize_down=0s max=50");
+    int64_t lo, hi;
+    sb_policy_bounds(p, &lo, &hi);
+    ck_assert_int_eq(lo, 0);
+    ck_assert_int_eq(hi, 50);
+    sb_label bounds[2] = {{"scaler_min", "2"}, {"scaler_max", "10"}};
+    sb_event ev = {.source_id = "pool",
+                   .topic = SB_TOPIC_INSTANCES,
+                   .value = 3,
+                   .labels = bounds,
+                   .nlabels = 2};
+    sb_policy_observe(p, &ev);
+    sb_policy_bounds(p, &lo, &hi);
+    ck_assert_int_eq(lo, 2);
+    ck_assert_int_eq(hi, 10);
+    sb_reason r;
+    sb_reason_init(&r);
+    sb_reason_addf(&r, "queue=400 per_instance=10 -> 40");
+    sb_policy_input in = {.now_ns = secs(1), .raw = 40};
+    ck_assert_int_eq(sb_policy_decide(p, &in, &r), 10);
+    ck_assert_str_eq(r.text, "queue=400 per_instance=10 -> 40; scaler max 10 -> 10");
+    sb_reason_init(&r);
+    sb_reason_addf(&r, "queue=0 per_instance=10 -> 0");
+    in = (sb_policy_input){.now_ns = secs(2), .raw = 0};
+    ck_assert_int_eq(sb_policy_decide(p, &in, &r), 2);
+    ck_assert_str_eq(r.text, "queue=0 per_instance=10 -> 0; scaler min 2 -> 2");
+    /* Labels that are not counts change nothing. */
+    sb_label junk[2] = {{"scaler_min", "x"}, {"scaler_max", "-4"}};
+    ev.labels = junk;
+    sb_policy_observe(p, &ev);
+    sb_policy_bounds(p, &lo, &hi);
+    ck_assert_int_eq(lo, 2);
+    ck_assert_int_eq(hi, 10);
+    sb_policy_free(p);
+}
+END_TEST
+
 /* A long falling run fills the window queue past its cap: the count stays at or above the true
  * highest recommendation (merging only makes it stricter), and memory stays bounded. */
 START_TEST(test_window_cap)
@@ -1465,6 +1506,7 @@ static Suite *policy_suite(void)
     tcase_add_loop_test(tc, test_policy_cases, 0,
                         (int)(sizeof policy_cases / sizeof policy_cases[0]));
     tcase_add_test(tc, test_observe_ignores_nonsense);
+    tcase_add_test(tc, test_scaler_bounds_from_instances);
     tcase_add_test(tc, test_window_cap);
     suite_add_tcase(s, tc);
 

@@ -300,7 +300,7 @@ struct sb_policy {
     uint64_t period_ns, idle_after_ns;
 
     int has_observed;
-    int64_t observed; /* the running count the scaler last reported */
+    int64_t observed;               /* the running count the scaler last reported */
     int64_t scaler_min, scaler_max; /* its bounds, from the same report (-1: not known) */
     int has_decided;
     int64_t decided; /* the count this policy last decided */
