@@ -20,7 +20,7 @@ cmake -S . -B build-ci -G Ninja -DCMAKE_C_COMPILER=gcc -DSB_WERROR=ON >/dev/null
 cmake --build build-ci
 (cd build-ci && ctest -j"$JOBS" --timeout 600)
 
-step "clang -Werror: build; fuzz the expression language"
+step "clang -Werror: build; fuzz the expression language and pipeline files"
 cmake -S . -B build-clang -G Ninja -DCMAKE_C_COMPILER=clang -DSB_WERROR=ON -DSB_FUZZ=ON >/dev/null
 cmake --build build-clang
 (cd build-clang && ctest -L fuzz)
