@@ -641,7 +641,7 @@ static void model_publish(sim *s, sim_scaler *sc, uint64_t t)
 {
     if (points_add(&sc->running_pts, t, (double)sc->running) != 0)
         s->failed = 1;
-    sb_publish pub = {.topic = SB_TOPIC_INSTANCES, .value = (double)sc->running, .time_ns = t};
+    sb_publish pub = {SB_PUBLISH_INIT, .topic = SB_TOPIC_INSTANCES, .value = (double)sc->running, .time_ns = t};
     if (daemon_inject(s->d, sc->c->id, &pub) != 0)
         s->failed = 1;
 }
@@ -785,6 +785,7 @@ static void replay(sim *s)
         models_advance(s, r->t);
         s->now = r->t;
         sb_publish pub = {
+            SB_PUBLISH_INIT,
             .topic = SB_TOPIC_READING,
             .flags = SB_EVENT_COALESCE,
             .value = r->value,

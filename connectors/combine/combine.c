@@ -126,8 +126,7 @@ static void combine_destroy(void *state)
 }
 
 static const sb_plugin_descriptor combine_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "combine",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",

@@ -41,6 +41,7 @@ static void direct_on_event(void *state, const sb_event *ev)
     if (strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0)
         return;
     sb_publish out = {
+        SB_PUBLISH_INIT,
         .topic = SB_TOPIC_DESIRED,
         .value = ev->value,
         .labels = ev->labels,
@@ -59,8 +60,7 @@ static void direct_destroy(void *state)
 }
 
 static const sb_plugin_descriptor direct_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "direct",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",

@@ -215,8 +215,7 @@ static void expression_on_event(void *state, const sb_event *ev)
 }
 
 static const sb_plugin_descriptor expression_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "expression",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",

@@ -49,8 +49,7 @@ static void target_destroy(void *state)
 }
 
 static const sb_plugin_descriptor target_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "target",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",

@@ -164,8 +164,7 @@ static void waiter_destroy(void *state)
 }
 
 static const sb_plugin_descriptor waiter_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "waiter",
     .kind = SB_KIND_CONNECTOR,
     .version = "1.0.0",

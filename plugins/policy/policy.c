@@ -650,6 +650,7 @@ int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint
     sb_label label = {"reason", text};
     sb_publish pub;
     memset(&pub, 0, sizeof pub);
+    pub.size = sizeof pub;
     pub.topic = SB_TOPIC_DESIRED;
     pub.value = (double)desired;
     pub.labels = &label;

@@ -48,7 +48,7 @@ static void *source_run(void *arg)
             while (mono_ns() < due) {
             }
         }
-        sb_publish p = {.topic = SB_TOPIC_READING, .labels = &label, .nlabels = 1};
+        sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .labels = &label, .nlabels = 1};
         for (;;) {
             p.value = (double)mono_ns();
             int rc = s->host->publish(s->inst, &p);
@@ -98,8 +98,7 @@ static void source_destroy(void *state)
 }
 
 static const sb_plugin_descriptor source_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "bench_source",
     .kind = SB_KIND_TRIGGER,
     .version = "1.0.0",
@@ -160,8 +159,7 @@ static void sink_destroy(void *state)
 }
 
 static const sb_plugin_descriptor sink_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "bench_sink",
     .kind = SB_KIND_SCALER,
     .version = "1.0.0",

@@ -40,11 +40,11 @@ static const sb_option_spec scaler_options[] = {
 };
 
 static const sb_plugin_descriptor plugins[] = {
-    {.abi_version = SB_ABI_VERSION, .type = "cron", .kind = SB_KIND_TRIGGER,
+    {SB_DESCRIPTOR_SIZES, .type = "cron", .kind = SB_KIND_TRIGGER,
      .options = trigger_options},
-    {.abi_version = SB_ABI_VERSION, .type = "direct", .kind = SB_KIND_CONNECTOR,
+    {SB_DESCRIPTOR_SIZES, .type = "direct", .kind = SB_KIND_CONNECTOR,
      .options = connector_options},
-    {.abi_version = SB_ABI_VERSION, .type = "process", .kind = SB_KIND_SCALER,
+    {SB_DESCRIPTOR_SIZES, .type = "process", .kind = SB_KIND_SCALER,
      .options = scaler_options},
 };
 

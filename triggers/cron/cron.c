@@ -122,6 +122,7 @@ static void cron_fire(cron_state *st)
 {
     sb_label label = {"schedule", st->schedule};
     sb_publish ev = {
+        SB_PUBLISH_INIT,
         .topic = SB_TOPIC_READING,
         .flags = SB_EVENT_COALESCE,
         .value = st->value,
@@ -234,8 +235,7 @@ static int cron_next_fire_times(void *state, int64_t after, int64_t *times, int3
 }
 
 static const sb_plugin_descriptor descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "cron",
     .kind = SB_KIND_TRIGGER,
     .version = "1.0.0",
