@@ -2277,7 +2277,8 @@ static int fp_sorted(textbuf *t, const char *const *k, const char *const *v, siz
 
 /* Canonical text from the parsed values, not the file's spelling: "10s" and "10000ms", or a
  * default written out, give the same fingerprint. A LIST keeps its order (an argv's order
- * matters); a MAP, from/to and match are sets. */
+ * matters); a MAP is a set. It covers the plugin's own options only: min, max, from, to and
+ * match are the host's, and a reload applies their changes in place. */
 static char *make_fingerprint(validator *v, arena *a, const config_component *c)
 {
     textbuf *t = &v->fp;
@@ -2319,21 +2320,6 @@ static char *make_fingerprint(validator *v, arena *a, const config_component *c)
             break;
         }
         tb_putn(t, "\n", 1);
-    }
-    if (c->kind == SB_KIND_SCALER)
-        tb_printf(t, "min=%" PRId64 "\nmax=%" PRId64 "\n", c->min, c->max);
-    if (c->kind == SB_KIND_CONNECTOR) {
-        tb_puts(t, "from=");
-        if (fp_sorted(t, (const char *const *)c->from, NULL, c->nfrom) != 0)
-            return NULL;
-        tb_puts(t, "\nto=");
-        if (fp_sorted(t, (const char *const *)c->to, NULL, c->nto) != 0)
-            return NULL;
-        tb_puts(t, "\nmatch=");
-        if (fp_sorted(t, (const char *const *)c->match_keys, (const char *const *)c->match_values,
-                      c->nmatch) != 0)
-            return NULL;
-        tb_puts(t, "\n");
     }
     if (t->oom)
         return NULL;

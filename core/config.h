@@ -75,7 +75,8 @@ typedef struct config_component {
     sb_value *values;
     size_t nvalues;
 
-    /* Canonical text of type and every option: equal fingerprints mean an unchanged component
+    /* Canonical text of kind, type, version and the plugin options (not min, max, from, to or
+     * match, which a reload applies in place): equal fingerprints mean unchanged plugin options
      * across a reload. */
     char *fingerprint;
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "bus.h"
 #include "loader.h"
 #include "log.h"
+#include "supervise.h"
 
 /* ---- a string -> pointer map (open addressing) ---------------------------------------------- */
 
@@ -129,10 +131,28 @@ struct sb_timer {
     sb_timer *prev, *next; /* the instance's live timers */
 };
 
-typedef struct sub_ref {
-    uint32_t source;
-    int64_t id;
-} sub_ref;
+/* A subscription a plugin made through host->subscribe. It follows the source's id, not one
+ * instance: bound to whichever instance has that id now, re-bound when a reload replaces it. */
+typedef struct psub {
+    int64_t handle;
+    sb_instance *owner;
+    char *source_id;
+    char *topic; /* NULL: every topic */
+    sb_event_cb cb;
+    void *arg;
+    uint32_t bound_source; /* 0: not bound (the source is not running yet) */
+    int64_t bus_sub;
+    struct psub *next_of_owner;
+} psub;
+
+/* The instance indexes (SCALEBUS_INSTANCE) held under one component id, by any instance with
+ * that id: the one running and the one a reload is replacing it with. Sorted by index. */
+typedef struct index_set {
+    char *id;
+    int64_t *index;
+    sb_instance **holder;
+    size_t n, cap;
+} index_set;
 
 typedef enum inst_state { INST_CREATED, INST_RUNNING, INST_STOPPING, INST_STOPPED } inst_state;
 
@@ -150,15 +170,17 @@ struct sb_instance {
     /* Option storage taken over from the config component that created the instance. */
     sb_value *values;
     void *values_arena;
+    void *plugin_values; /* values in the plugin's sb_value stride, when it differs from ours */
     /* Connector filter. */
     char **match_keys, **match_values;
     size_t nmatch;
     /* Subscriptions made by the plugin through host->subscribe. */
-    sub_ref *subs;
-    size_t nsubs, subs_cap;
+    psub *psubs;
     sb_timer *timers;
     double last_desired; /* scalers: last clamped desired count delivered, NAN if none */
     int kept;            /* scratch flag during a reload */
+    /* publish() is accepted from start() until stop() returns; read from any thread. */
+    _Atomic int accepting;
     sb_instance *next_retiring;
 };
 
@@ -188,6 +210,13 @@ struct sb_daemon {
     sb_instance *retiring; /* stopping or stopped, not yet destroyed */
     size_t pending_stops;
 
+    supervisor *sup;   /* children spawned by plugins */
+    psub **psubs;      /* every plugin subscription */
+    size_t npsubs, psubs_cap;
+    int64_t next_psub; /* handles */
+    strmap indexes;    /* component id -> index_set */
+    const config *loading; /* the file being loaded: ids a create() may subscribe to */
+
     int stopping;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -212,11 +241,23 @@ static void inst_log(sb_instance *inst, sb_log_level level, const char *fmt, ...
 
 /* ---- host table ---------------------------------------------------------------------------- */
 
+/* The smallest sb_publish an ABI-2 plugin can hand us: every field up to time_ns. */
+#define PUBLISH_MIN_SIZE (offsetof(sb_publish, time_ns) + sizeof(uint64_t))
+
 static int host_publish(sb_instance *inst, const sb_publish *ev)
 {
-    if (!inst || inst->source == 0)
-        return -EINVAL;
-    return bus_publish(inst->d->bus, inst->source, ev);
+    if (!inst || !ev || ev->size < PUBLISH_MIN_SIZE)
+        return -EINVAL; /* a struct without its size: nothing in it can be trusted */
+    /* Read only the bytes the plugin knows; fields added after its header read as zero. */
+    sb_publish pub;
+    memset(&pub, 0, sizeof pub);
+    memcpy(&pub, ev, ev->size < sizeof pub ? ev->size : sizeof pub);
+    pub.size = sizeof pub;
+    if (inst->source == 0 || !atomic_load_explicit(&inst->accepting, memory_order_acquire)) {
+        cJSON_Delete(pub.payload); /* ownership passed to us in every case */
+        return -ESHUTDOWN;
+    }
+    return bus_publish(inst->d->bus, inst->source, &pub);
 }
 
 static void host_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
@@ -300,25 +341,225 @@ static void host_stopped(sb_instance *inst)
         inst_stopped(inst);
 }
 
-static int host_subscribe(sb_instance *inst, const char *source_id, const char *topic,
-                          sb_event_cb cb, void *arg)
+/* ---- plugin subscriptions (by source id) ---------------------------------------------------- */
+
+static void psub_deliver(void *arg, const sb_event *ev)
 {
-    sb_instance *src = strmap_get(&inst->d->by_id, source_id);
-    if (!src)
+    psub *p = arg;
+    /* Only a running subscriber hears anything: not before its start, not after its stop. */
+    if (p->owner->st == INST_RUNNING)
+        p->cb(p->arg, ev);
+}
+
+static void psub_unbind(sb_daemon *d, psub *p)
+{
+    if (p->bound_source)
+        bus_unsubscribe(d->bus, p->bound_source, p->bus_sub);
+    p->bound_source = 0;
+    p->bus_sub = 0;
+}
+
+/* Bind to the instance that has the id now (if it runs and publishes). */
+static void psub_bind(sb_daemon *d, psub *p)
+{
+    sb_instance *src = strmap_get(&d->by_id, p->source_id);
+    uint32_t want = src ? src->source : 0;
+    if (want == p->bound_source)
+        return;
+    psub_unbind(d, p);
+    if (!want)
+        return;
+    int64_t sub = bus_subscribe(d->bus, want, p->topic, psub_deliver, p);
+    if (sub > 0) {
+        p->bound_source = want;
+        p->bus_sub = sub;
+    } else {
+        inst_log(p->owner, SB_LOG_ERROR, "cannot subscribe to '%s': %s", p->source_id,
+                 strerror((int)-sub));
+    }
+}
+
+static void psub_free(sb_daemon *d, psub *p)
+{
+    psub_unbind(d, p);
+    for (size_t i = 0; i < d->npsubs; i++) {
+        if (d->psubs[i] == p) {
+            d->psubs[i] = d->psubs[--d->npsubs];
+            break;
+        }
+    }
+    free(p->source_id);
+    free(p->topic);
+    free(p);
+}
+
+static void psubs_drop_owner(sb_daemon *d, sb_instance *owner)
+{
+    while (owner->psubs) {
+        psub *p = owner->psubs;
+        owner->psubs = p->next_of_owner;
+        psub_free(d, p);
+    }
+}
+
+/* After a load: every subscription follows its id to the instance that has it now. */
+static void psubs_rebind(sb_daemon *d)
+{
+    for (size_t i = 0; i < d->npsubs; i++)
+        psub_bind(d, d->psubs[i]);
+}
+
+static int64_t host_subscribe(sb_instance *inst, const char *source_id, const char *topic,
+                              sb_event_cb cb, void *arg)
+{
+    sb_daemon *d = inst->d;
+    if (!source_id || !cb)
+        return -EINVAL;
+    if (!strmap_get(&d->by_id, source_id) && !(d->loading && config_find(d->loading, source_id)))
         return -ENOENT;
-    if (inst->nsubs == inst->subs_cap) {
-        size_t ncap = inst->subs_cap ? inst->subs_cap * 2 : 4;
-        sub_ref *n = realloc(inst->subs, ncap * sizeof *n);
+    if (d->npsubs == d->psubs_cap) {
+        size_t ncap = d->psubs_cap ? d->psubs_cap * 2 : 16;
+        psub **n = realloc(d->psubs, ncap * sizeof *n);
         if (!n)
             return -ENOMEM;
-        inst->subs = n;
-        inst->subs_cap = ncap;
+        d->psubs = n;
+        d->psubs_cap = ncap;
     }
-    int64_t id = bus_subscribe(inst->d->bus, src->source, topic, cb, arg);
-    if (id < 0)
-        return (int)id;
-    inst->subs[inst->nsubs++] = (sub_ref){src->source, id};
-    return 0;
+    psub *p = calloc(1, sizeof *p);
+    if (!p || !(p->source_id = strdup(source_id)) || (topic && !(p->topic = strdup(topic)))) {
+        if (p)
+            free(p->source_id);
+        free(p);
+        return -ENOMEM;
+    }
+    p->handle = ++d->next_psub;
+    p->owner = inst;
+    p->cb = cb;
+    p->arg = arg;
+    p->next_of_owner = inst->psubs;
+    inst->psubs = p;
+    d->psubs[d->npsubs++] = p;
+    /* From start() on, bind now; a subscription made in create() is bound when the load that
+     * created the subscriber commits (its source may be new in the same file). */
+    if (inst->st == INST_RUNNING)
+        psub_bind(d, p);
+    return p->handle;
+}
+
+static int host_unsubscribe(sb_instance *inst, int64_t handle)
+{
+    for (psub **pp = &inst->psubs; *pp; pp = &(*pp)->next_of_owner) {
+        if ((*pp)->handle == handle) {
+            psub *p = *pp;
+            *pp = p->next_of_owner;
+            psub_free(inst->d, p);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/* ---- children ----------------------------------------------------------------------------- */
+
+static int host_spawn(sb_instance *inst, const sb_spawn *req, sb_child_cb on_exit, void *arg,
+                      int64_t *pid, char *err, size_t errlen)
+{
+    if (!req || req->size < offsetof(sb_spawn, stderr_fd) + sizeof(int)) {
+        snprintf(err, errlen, "spawn request without its size (use SB_SPAWN_INIT)");
+        return -EINVAL;
+    }
+    sb_spawn r;
+    memset(&r, 0, sizeof r);
+    memcpy(&r, req, req->size < sizeof r ? req->size : sizeof r);
+    r.size = sizeof r;
+    if (inst->d->opts.dry_run) {
+        snprintf(err, errlen, "dry run: nothing is started");
+        return -EPERM;
+    }
+    return supervisor_spawn(inst->d->sup, inst, &r, on_exit, arg, pid, err, errlen);
+}
+
+static int host_kill_group(sb_instance *inst, int64_t pid, int sig)
+{
+    return supervisor_kill_group(inst->d->sup, inst, pid, sig);
+}
+
+/* ---- instance indexes ---------------------------------------------------------------------- */
+
+static int64_t host_index_claim(sb_instance *inst)
+{
+    sb_daemon *d = inst->d;
+    index_set *set = strmap_get(&d->indexes, inst->id);
+    if (!set) {
+        if (!(set = calloc(1, sizeof *set)) || !(set->id = strdup(inst->id)) ||
+            strmap_put(&d->indexes, set->id, set) != 0) {
+            if (set)
+                free(set->id);
+            free(set);
+            return -ENOMEM;
+        }
+    }
+    if (set->n == set->cap) {
+        size_t ncap = set->cap ? set->cap * 2 : 8;
+        int64_t *ni = realloc(set->index, ncap * sizeof *ni);
+        if (!ni)
+            return -ENOMEM;
+        set->index = ni;
+        sb_instance **nh = realloc(set->holder, ncap * sizeof *nh);
+        if (!nh)
+            return -ENOMEM;
+        set->holder = nh;
+        set->cap = ncap;
+    }
+    /* Sorted and unique: the first position whose index is not its position is the gap. */
+    size_t at = 0;
+    while (at < set->n && set->index[at] == (int64_t)at)
+        at++;
+    memmove(&set->index[at + 1], &set->index[at], (set->n - at) * sizeof *set->index);
+    memmove(&set->holder[at + 1], &set->holder[at], (set->n - at) * sizeof *set->holder);
+    set->index[at] = (int64_t)at;
+    set->holder[at] = inst;
+    set->n++;
+    return (int64_t)at;
+}
+
+static void index_set_remove_at(sb_daemon *d, index_set *set, size_t i)
+{
+    memmove(&set->index[i], &set->index[i + 1], (set->n - i - 1) * sizeof *set->index);
+    memmove(&set->holder[i], &set->holder[i + 1], (set->n - i - 1) * sizeof *set->holder);
+    if (--set->n == 0) {
+        strmap_del(&d->indexes, set->id);
+        free(set->index);
+        free(set->holder);
+        free(set->id);
+        free(set);
+    }
+}
+
+static void host_index_release(sb_instance *inst, int64_t index)
+{
+    index_set *set = strmap_get(&inst->d->indexes, inst->id);
+    for (size_t i = 0; set && i < set->n; i++) {
+        if (set->index[i] == index && set->holder[i] == inst) {
+            index_set_remove_at(inst->d, set, i);
+            return;
+        }
+    }
+}
+
+static void indexes_drop_holder(sb_instance *inst)
+{
+    index_set *set = strmap_get(&inst->d->indexes, inst->id);
+    if (!set)
+        return;
+    for (size_t i = set->n; i-- > 0;) {
+        if (set->holder[i] == inst) {
+            int last = set->n == 1;
+            index_set_remove_at(inst->d, set, i);
+            if (last)
+                return; /* the set is gone */
+        }
+    }
 }
 
 static const struct cJSON *host_payload_retain(sb_instance *inst, const struct cJSON *p)
@@ -354,6 +595,11 @@ static const sb_host host_table = {
     .payload_retain = host_payload_retain,
     .payload_release = host_payload_release,
     .bounds = host_bounds,
+    .unsubscribe = host_unsubscribe,
+    .spawn = host_spawn,
+    .kill_group = host_kill_group,
+    .index_claim = host_index_claim,
+    .index_release = host_index_release,
 };
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
@@ -419,6 +665,24 @@ static void create_error_position(const config_component *c, const char *msg, in
     }
 }
 
+/* The option values as the plugin's own sb_value stride lays them out (ABI rule 1): our array
+ * when the sizes agree, else a copy of the bytes it knows, zero-filled past ours. */
+static const sb_value *values_for_plugin(const sb_plugin_descriptor *desc, const sb_value *values,
+                                         size_t nvalues, void **copy)
+{
+    *copy = NULL;
+    size_t stride = desc->value_size;
+    if (stride == sizeof(sb_value) || nvalues == 0)
+        return values;
+    char *buf = calloc(nvalues, stride);
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < nvalues; i++)
+        memcpy(buf + i * stride, &values[i], stride < sizeof(sb_value) ? stride : sizeof(sb_value));
+    *copy = buf;
+    return (const sb_value *)(void *)buf;
+}
+
 /* Build an instance from a validated component; takes over its option storage on success. */
 static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *file,
                                 config_errors *errs)
@@ -454,8 +718,11 @@ static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *f
         c->arena = NULL;
         return inst;
     }
+    const sb_value *pv = values_for_plugin(c->plugin, c->values, c->nvalues, &inst->plugin_values);
+    if (!pv)
+        goto oom;
     char err[512] = "";
-    int rc = c->plugin->create(inst, &host_table, c->values, &inst->state, err, sizeof err);
+    int rc = c->plugin->create(inst, &host_table, pv, &inst->state, err, sizeof err);
     if (rc != 0) {
         int line, col;
         create_error_position(c, err, &line, &col);
@@ -472,9 +739,12 @@ oom:
     config_error_add(errs, file, c->line, c->col, "out of memory creating '%s'", c->id);
 fail:
     if (inst) {
-        /* Timers a failed create left behind. */
+        /* Timers, subscriptions and indexes a failed create left behind. */
         while (inst->timers)
             host_timer_free(inst->timers);
+        psubs_drop_owner(d, inst);
+        indexes_drop_holder(inst);
+        free(inst->plugin_values);
         free(inst->id);
         free(inst->type);
         free(inst->fingerprint);
@@ -488,16 +758,20 @@ fail:
 static void inst_destroy(sb_instance *inst)
 {
     sb_daemon *d = inst->d;
+    atomic_store(&inst->accepting, 0);
+    psubs_drop_owner(d, inst);
     if (inst->desc && inst->state)
         inst->desc->destroy(inst->state);
+    /* Whatever the plugin left of its children goes now, and its callbacks are never called. */
+    if (d->sup)
+        supervisor_forget_owner(d->sup, inst);
     while (inst->timers)
         host_timer_free(inst->timers);
-    for (size_t i = 0; i < inst->nsubs; i++)
-        bus_unsubscribe(d->bus, inst->subs[i].source, inst->subs[i].id);
+    indexes_drop_holder(inst);
     if (inst->source)
         bus_source_remove(d->bus, inst->source);
     config_component_arena_free(inst->values_arena); /* holds inst->values too */
-    free(inst->subs);
+    free(inst->plugin_values);
     free_strv(inst->match_keys, inst->nmatch);
     free_strv(inst->match_values, inst->nmatch);
     free(inst->id);
@@ -511,8 +785,11 @@ static int inst_start(sb_instance *inst)
     inst->source = bus_source_add(inst->d->bus, inst->id);
     if (!inst->source)
         return -ENOMEM;
+    /* A plugin may publish from inside start(). */
+    atomic_store_explicit(&inst->accepting, 1, memory_order_release);
     int rc = (inst->desc && inst->desc->start) ? inst->desc->start(inst->state) : 0;
     if (rc != 0) {
+        atomic_store_explicit(&inst->accepting, 0, memory_order_release);
         inst_log(inst, SB_LOG_ERROR, "start failed: %s", strerror(rc < 0 ? -rc : rc));
         return rc;
     }
@@ -545,12 +822,17 @@ static void inst_retire(sb_daemon *d, sb_instance *inst, int keep_source)
     inst->next_retiring = d->retiring;
     d->retiring = inst;
     if (inst->st != INST_RUNNING) {
+        atomic_store_explicit(&inst->accepting, 0, memory_order_release);
         inst->st = INST_STOPPED;
         return;
     }
+    /* A stopped subscriber hears nothing more. */
+    psubs_drop_owner(d, inst);
     inst->st = INST_STOPPING;
     d->pending_stops++;
     int rc = (inst->desc && inst->desc->stop) ? inst->desc->stop(inst->state) : 0;
+    /* From here on a publish (from any thread) is refused with -ESHUTDOWN. */
+    atomic_store_explicit(&inst->accepting, 0, memory_order_release);
     if (rc != SB_PENDING && inst->st == INST_STOPPING)
         inst_stopped(inst);
 }
@@ -830,122 +1112,310 @@ static int kind_order(sb_kind k)
     return k == SB_KIND_SCALER ? 0 : k == SB_KIND_CONNECTOR ? 1 : 2;
 }
 
-static void send_initial_desired(sb_instance *scaler)
+/* A scaler's first desired count: what the instance it replaces was last told (so a replaced
+ * scaler keeps the fleet's size), else its min. deliver_desired clamps it to the bounds. */
+static void send_initial_desired(sb_instance *scaler, double replaced_desired)
 {
-    sb_event ev = {.source_id = "scalebus",
+    int carried = !isnan(replaced_desired);
+    sb_event ev = {.size = sizeof(sb_event),
+                   .source_id = carried ? "the instance it replaces" : "scalebus",
                    .topic = SB_TOPIC_DESIRED,
                    .mono_ns = bus_now_mono_ns(),
                    .wall_ns = bus_now_wall_ns(),
-                   .value = (double)scaler->min};
+                   .value = carried ? replaced_desired : (double)scaler->min};
     deliver_desired(scaler, &ev);
 }
 
+static void log_errors(sb_daemon *d, const char *path, const config_errors *errs)
+{
+    dlog(d, SB_LOG_ERROR, "%s: %zu error(s); %s", path, errs->count,
+         d->ninsts ? "the running pipelines carry on unchanged" : "nothing started");
+    for (size_t i = 0; i < errs->count; i++)
+        dlog(d, SB_LOG_ERROR, "%s:%d:%d: %s", errs->items[i].file, errs->items[i].line,
+             errs->items[i].col, errs->items[i].message);
+}
+
+/* What a load does with one component of the file. */
+typedef enum plan_action {
+    PLAN_KEEP,   /* same plugin options: keeps running; host settings applied in place */
+    PLAN_RECONF, /* options changed and the plugin took them in place (reconfigure) */
+    PLAN_NEW     /* a new instance, started before the one it replaces (if any) retires */
+} plan_action;
+
+typedef struct plan_item {
+    plan_action action;
+    sb_instance *inst; /* KEEP/RECONF: the running instance; NEW: the new one */
+    sb_instance *old;  /* NEW: the running instance with that id it replaces, or NULL */
+    double carried;    /* NEW scaler: the desired count of the one it replaces, NAN if none */
+    int started;
+    /* RECONF: the new option storage, installed on commit or freed on rollback. */
+    sb_value *values;
+    void *arena, *plugin_values;
+} plan_item;
+
+static const sb_value *inst_plugin_values(const sb_instance *inst)
+{
+    return inst->plugin_values ? (const sb_value *)inst->plugin_values : inst->values;
+}
+
+/* Offer changed options to a running instance. 1: taken in place (storage moved into it). */
+static int plan_try_reconfigure(sb_instance *old, config_component *c, plan_item *it)
+{
+    void *copy;
+    const sb_value *pv = values_for_plugin(old->desc, c->values, c->nvalues, &copy);
+    if (!pv)
+        return 0;
+    char err[512] = "";
+    int rc = old->desc->reconfigure(old->state, pv, err, sizeof err);
+    if (rc != 0) {
+        free(copy);
+        if (rc != SB_RECONFIGURE_REPLACE)
+            inst_log(old, SB_LOG_INFO, "changed options not taken in place (%s): replacing it",
+                     err[0] ? err : strerror(-rc));
+        return 0;
+    }
+    it->values = c->values;
+    it->arena = c->arena;
+    it->plugin_values = copy;
+    c->values = NULL;
+    c->arena = NULL;
+    return 1;
+}
+
+/* A refused load: put every reconfigured instance back on its old options, and stop or free
+ * every new instance. What was running before carries on as it was. */
+static void plan_roll_back(sb_daemon *d, plan_item *plan, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        plan_item *it = &plan[i];
+        if (it->action == PLAN_RECONF) {
+            char err[256] = "";
+            if (it->inst->desc->reconfigure(it->inst->state, inst_plugin_values(it->inst), err,
+                                            sizeof err) != 0)
+                inst_log(it->inst, SB_LOG_ERROR, "could not go back to its running options: %s",
+                         err[0] ? err : "refused");
+            config_component_arena_free(it->arena);
+            free(it->plugin_values);
+        } else if (it->action == PLAN_NEW && it->inst) {
+            if (it->started)
+                inst_retire(d, it->inst, 0); /* destroyed once stopped */
+            else
+                inst_destroy(it->inst);
+        }
+    }
+}
+
+/* Host settings of a component that keeps running: bounds, match. Returns 1 when a scaler's
+ * bounds changed, so its desired count is held to the new ones. */
+static int inst_apply_settings(sb_instance *inst, const config_component *c)
+{
+    int bounds_changed = 0;
+    if (inst->kind == SB_KIND_SCALER && (inst->min != c->min || inst->max != c->max)) {
+        inst_log(inst, SB_LOG_INFO, "bounds [%lld, %lld] -> [%lld, %lld], in place",
+                 (long long)inst->min, (long long)inst->max, (long long)c->min,
+                 (long long)c->max);
+        inst->min = c->min;
+        inst->max = c->max;
+        bounds_changed = 1;
+    }
+    if (inst->kind == SB_KIND_CONNECTOR) {
+        char **keys = dup_strv(c->match_keys, c->nmatch);
+        char **values = dup_strv(c->match_values, c->nmatch);
+        if (c->nmatch && (!keys || !values)) {
+            free_strv(keys, c->nmatch);
+            free_strv(values, c->nmatch);
+            inst_log(inst, SB_LOG_ERROR, "out of memory: match left as it was");
+        } else {
+            free_strv(inst->match_keys, inst->nmatch);
+            free_strv(inst->match_values, inst->nmatch);
+            inst->match_keys = keys;
+            inst->match_values = values;
+            inst->nmatch = c->nmatch;
+        }
+    }
+    return bounds_changed;
+}
+
+/* A kept scaler whose bounds changed keeps its count, held to the new bounds. */
+static void hold_to_bounds(sb_instance *scaler)
+{
+    if (isnan(scaler->last_desired))
+        return;
+    double v = scaler->last_desired;
+    if (v >= (double)scaler->min && v <= (double)scaler->max)
+        return;
+    sb_event ev = {.size = sizeof(sb_event),
+                   .source_id = "new bounds",
+                   .topic = SB_TOPIC_DESIRED,
+                   .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(),
+                   .value = v};
+    deliver_desired(scaler, &ev);
+}
+
+/* Decide per component (keep, reconfigure, or create anew), start every new instance, and only
+ * then retire what they replace. Any error, a failed create or a failed start included, refuses
+ * the whole file: new instances are stopped, reconfigured ones go back to their old options,
+ * and the running pipelines carry on as they were. */
 int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
 {
     if (d->stopping)
         return -ECANCELED;
     config *cfg = daemon_prepare(d, path, errs);
     if (!cfg) {
-        dlog(d, SB_LOG_ERROR, "%s: %zu error(s); %s", path, errs->count,
-             d->ninsts ? "the running pipelines carry on unchanged" : "nothing started");
-        for (size_t i = 0; i < errs->count; i++)
-            dlog(d, SB_LOG_ERROR, "%s:%d:%d: %s", errs->items[i].file, errs->items[i].line,
-                 errs->items[i].col, errs->items[i].message);
+        log_errors(d, path, errs);
         return -EINVAL;
     }
     if (!d->opts.log_level_set && cfg->log_level_set)
         d->logger.level = cfg->log_level;
 
-    /* Decide per component: keep (same id, kind, type and fingerprint) or create anew. Every new
-     * instance is created before anything running is touched, so a failing create leaves the
-     * running pipelines as they were. */
     size_t n = cfg->ncomponents;
-    sb_instance **plan = calloc(n ? n : 1, sizeof *plan);
-    char *keep = calloc(n ? n : 1, 1);
-    if (!plan || !keep) {
-        free(plan);
-        free(keep);
+    plan_item *plan = calloc(n ? n : 1, sizeof *plan);
+    if (!plan) {
         config_free(cfg);
-        config_error_add(errs, path, 0, 0, "out of memory");
+        config_error_add(errs, path, 1, 1, "out of memory");
         return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) {
+    d->loading = cfg;
+    for (size_t i = 0; i < n && errs->count == 0; i++) {
         config_component *c = &cfg->components[i];
+        plan_item *it = &plan[i];
         sb_instance *old = strmap_get(&d->by_id, c->id);
-        if (old && old->kind == c->kind && strcmp(old->type, c->type) == 0 &&
-            strcmp(old->fingerprint, c->fingerprint ? c->fingerprint : "") == 0 &&
-            old->st == INST_RUNNING) {
-            plan[i] = old;
-            keep[i] = 1;
+        if (old && old->st != INST_RUNNING)
+            old = NULL;
+        int same_plugin = old && old->kind == c->kind && strcmp(old->type, c->type) == 0 &&
+                          old->desc == c->plugin;
+        if (same_plugin &&
+            strcmp(old->fingerprint, c->fingerprint ? c->fingerprint : "") == 0) {
+            *it = (plan_item){.action = PLAN_KEEP, .inst = old};
             continue;
         }
-        plan[i] = inst_create(d, c, cfg->path, errs);
+        if (same_plugin && old->desc && old->desc->reconfigure &&
+            plan_try_reconfigure(old, c, it)) {
+            it->action = PLAN_RECONF;
+            it->inst = old;
+            continue;
+        }
+        it->action = PLAN_NEW;
+        it->old = old;
+        it->carried = old && old->kind == SB_KIND_SCALER ? old->last_desired : NAN;
+        it->inst = inst_create(d, c, cfg->path, errs);
     }
     if (errs->count > 0) {
-        for (size_t i = 0; i < n; i++)
-            if (!keep[i] && plan[i])
-                inst_destroy(plan[i]);
+        plan_roll_back(d, plan, n);
+        d->loading = NULL;
         free(plan);
-        free(keep);
-        dlog(d, SB_LOG_ERROR, "%s: %zu error(s); %s", path, errs->count,
-             d->ninsts ? "the running pipelines carry on unchanged" : "nothing started");
-        for (size_t i = 0; i < errs->count; i++)
-            dlog(d, SB_LOG_ERROR, "%s:%d:%d: %s", errs->items[i].file, errs->items[i].line,
-                 errs->items[i].col, errs->items[i].message);
+        log_errors(d, path, errs);
         config_free(cfg);
+        daemon_maybe_finish(d);
         return -EINVAL;
     }
 
-    /* Retire what is not kept: removed components and changed ones. */
-    size_t kept = 0, added = 0, removed = 0;
+    /* Start the new instances, scalers first so nothing publishes into the void, while what
+     * they replace still runs. */
+    const char *failed = NULL;
+    for (int pass = 0; pass < 3 && !failed; pass++) {
+        for (size_t i = 0; i < n && !failed; i++) {
+            plan_item *it = &plan[i];
+            if (it->action != PLAN_NEW || kind_order(cfg->components[i].kind) != pass)
+                continue;
+            int rc = inst_start(it->inst);
+            if (rc != 0) {
+                failed = it->inst->id;
+                config_error_add(errs, cfg->path, cfg->components[i].line,
+                                 cfg->components[i].col, "%s '%s': start failed: %s",
+                                 it->inst->type, it->inst->id, strerror(rc < 0 ? -rc : rc));
+                it->started = 1; /* it has a source: retired (not stopped) like the others */
+            } else {
+                it->started = 1;
+            }
+        }
+    }
+    if (failed) {
+        plan_roll_back(d, plan, n);
+        d->loading = NULL;
+        free(plan);
+        dlog(d, SB_LOG_ERROR, "%s: refused: '%s' failed to start; %s", path, failed,
+             d->ninsts ? "the running pipelines carry on unchanged" : "nothing runs");
+        config_free(cfg);
+        daemon_maybe_finish(d);
+        return -EIO;
+    }
+
+    /* Commit. Kept and reconfigured instances take their new host settings and storage. */
+    size_t kept = 0, reconfigured = 0, added = 0, removed = 0;
+    char *rebound = calloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        plan_item *it = &plan[i];
+        if (it->action == PLAN_NEW)
+            continue;
+        sb_instance *inst = it->inst;
+        if (it->action == PLAN_RECONF) {
+            config_component_arena_free(inst->values_arena);
+            free(inst->plugin_values);
+            inst->values = it->values;
+            inst->values_arena = it->arena;
+            inst->plugin_values = it->plugin_values;
+            char *fp = xstrdup(cfg->components[i].fingerprint);
+            if (fp) {
+                free(inst->fingerprint);
+                inst->fingerprint = fp;
+            }
+            inst_log(inst, SB_LOG_INFO, "options changed: taken in place");
+            reconfigured++;
+        } else {
+            kept++;
+        }
+        if (inst_apply_settings(inst, &cfg->components[i]) && rebound)
+            rebound[i] = 1;
+        inst->kept = 1;
+    }
+    /* Retire what is not kept (removed components, and the ones replaced by new instances
+     * that are already running), then register the new ones under their ids. */
     sb_instance **old_insts = d->insts;
     size_t old_n = d->ninsts;
     d->insts = NULL;
     d->ninsts = d->insts_cap = 0;
-    for (size_t i = 0; i < n; i++)
-        if (keep[i])
-            plan[i]->kept = 1;
     for (size_t i = 0; i < old_n; i++) {
         if (old_insts[i]->kept) {
             old_insts[i]->kept = 0;
             continue;
         }
-        inst_log(old_insts[i], SB_LOG_INFO, "removed or changed: stopping");
+        inst_log(old_insts[i], SB_LOG_INFO, "removed or replaced: stopping");
         inst_retire(d, old_insts[i], 0);
         removed++;
     }
     free(old_insts);
-
-    /* Register, then start new instances: scalers first so nothing publishes into the void. */
-    int rc = 0;
     for (int pass = 0; pass < 3; pass++) {
         for (size_t i = 0; i < n; i++) {
             if (kind_order(cfg->components[i].kind) != pass)
                 continue;
-            sb_instance *inst = plan[i];
-            insts_push(d, inst);
-            if (keep[i]) {
-                kept++;
-                continue;
+            insts_push(d, plan[i].inst);
+            if (plan[i].action == PLAN_NEW) {
+                strmap_put(&d->by_id, plan[i].inst->id, plan[i].inst);
+                added++;
             }
-            strmap_put(&d->by_id, inst->id, inst);
-            added++;
-            if (inst_start(inst) != 0) {
-                rc = -EIO;
-                continue;
-            }
-            if (inst->kind == SB_KIND_SCALER)
-                send_initial_desired(inst);
         }
     }
     edges_build(d, cfg);
-    dlog(d, SB_LOG_INFO, "%s: %zu component(s) running (%zu kept, %zu started, %zu stopped)", path,
-         d->ninsts, kept, added, removed);
+    psubs_rebind(d);
+    for (size_t i = 0; i < n; i++) {
+        if (plan[i].inst->kind != SB_KIND_SCALER)
+            continue;
+        if (plan[i].action == PLAN_NEW)
+            send_initial_desired(plan[i].inst, plan[i].carried);
+        else if (rebound && rebound[i])
+            hold_to_bounds(plan[i].inst);
+    }
+    dlog(d, SB_LOG_INFO,
+         "%s: %zu component(s) running (%zu kept, %zu reconfigured, %zu started, %zu stopped)",
+         path, d->ninsts, kept, reconfigured, added, removed);
+    free(rebound);
     free(plan);
-    free(keep);
+    d->loading = NULL;
     config_free(cfg);
     daemon_maybe_finish(d);
-    return rc;
+    return 0;
 }
 
 int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_errors *errs)
@@ -960,8 +1430,10 @@ int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_e
         config_free(cfg);
         return -ENOMEM;
     }
+    d->loading = cfg;
     for (size_t i = 0; i < cfg->ncomponents; i++)
         made[i] = inst_create(d, &cfg->components[i], cfg->path, errs);
+    d->loading = NULL;
     if (errs->count == 0 && next_n > 0) {
         int64_t now = bus_now_wall_ns() / 1000000000ll;
         int64_t *times = calloc((size_t)next_n, sizeof *times);
@@ -1032,13 +1504,16 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
     d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
     d->loader = loader_new();
+    d->sup = supervisor_new(loop);
     if (opts && opts->nplugin_dirs) {
         d->extra_dirs = dup_strv((char *const *)opts->plugin_dirs, opts->nplugin_dirs);
         d->nextra_dirs = d->extra_dirs ? opts->nplugin_dirs : 0;
     }
-    if (!d->bus || !d->loader || uv_idle_init(loop, &d->finish) != 0) {
+    if (!d->bus || !d->loader || !d->sup || uv_idle_init(loop, &d->finish) != 0) {
         if (d->bus)
             bus_close(d->bus);
+        if (d->sup)
+            supervisor_free(d->sup);
         loader_free(d->loader);
         free_strv(d->extra_dirs, d->nextra_dirs);
         free(d);
@@ -1096,6 +1571,25 @@ static void finish_closed(uv_handle_t *h)
     (void)h;
 }
 
+static void count_closing(uv_handle_t *h, void *arg)
+{
+    if (uv_is_closing(h))
+        ++*(size_t *)arg;
+}
+
+/* Run the loop until every handle being closed has had its close callback: those callbacks may
+ * live in a plugin, which must not be unmapped before they ran. */
+static void run_until_closed(uv_loop_t *loop)
+{
+    for (int i = 0; i < 10000; i++) {
+        size_t closing = 0;
+        uv_walk(loop, count_closing, &closing);
+        if (closing == 0)
+            return;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+}
+
 void daemon_free(sb_daemon *d)
 {
     if (!d)
@@ -1112,14 +1606,20 @@ void daemon_free(sb_daemon *d)
     }
     free(d->insts);
     free(d->edges);
+    free(d->psubs); /* every one was dropped with its owner */
+    strmap_free(&d->indexes);
     strmap_free(&d->by_id);
+    /* Children left by a caller that skipped daemon_stop are killed; the watchdog exits. */
+    supervisor_free(d->sup);
     bus_close(d->bus);
-    loader_free(d->loader);
-    free_strv(d->extra_dirs, d->nextra_dirs);
     uv_close((uv_handle_t *)&d->finish, finish_closed);
     /* The idle handle is embedded: free only after libuv is done with it. */
     d->finish.data = NULL;
-    uv_run(d->loop, UV_RUN_NOWAIT);
+    /* Plugins' close callbacks (a scaler's signal or poll handle) run before their code is
+     * unmapped: a daemon whose start failed used to exit with SIGSEGV here. */
+    run_until_closed(d->loop);
+    loader_free(d->loader);
+    free_strv(d->extra_dirs, d->nextra_dirs);
     free(d);
 }
 
@@ -1128,7 +1628,8 @@ int daemon_send(sb_daemon *d, const char *target_id, const char *topic, double v
     sb_instance *t = strmap_get(&d->by_id, target_id);
     if (!t || t->st != INST_RUNNING)
         return -ENOENT;
-    sb_event ev = {.source_id = "scalebus",
+    sb_event ev = {.size = sizeof(sb_event),
+                   .source_id = "scalebus",
                    .topic = topic,
                    .mono_ns = bus_now_mono_ns(),
                    .wall_ns = bus_now_wall_ns(),

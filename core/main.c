@@ -212,8 +212,10 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         r->first_signal_ns = now;
     if (r->signals > 1) {
         fprintf(stderr, "scalebus: %s again: exiting now\n", strsignal(signum));
-        /* Instances run in their own process groups with a parent-death signal: they go too. */
-        exit(130);
+        /* Every instance's process group goes too: a parent-death signal takes each leader, and
+         * the supervisor's watchdog kills what is left when our end of its pipe closes. The
+         * status says which signal ended us, as a shell reports it (143 for SIGTERM). */
+        exit(128 + signum);
     }
     fprintf(stderr, "scalebus: %s: stopping (again to exit at once)\n", strsignal(signum));
     daemon_stop(r->d, on_stopped, r);
@@ -245,17 +247,8 @@ static int cmd_run(int argc, char **argv)
     }
     /* A write to a closed pipe is an error return, not a reason to die. */
     signal(SIGPIPE, SIG_IGN);
-    config_errors errs;
-    config_errors_init(&errs);
-    if (daemon_load(r.d, c.file, &errs) != 0) {
-        config_errors_print(&errs, stderr);
-        config_errors_free(&errs);
-        daemon_free(r.d); /* nothing was started: nothing to stop */
-        uv_run(r.loop, UV_RUN_DEFAULT);
-        uv_loop_close(r.loop);
-        return 1;
-    }
-    config_errors_free(&errs);
+    /* Handlers first: a SIGHUP or SIGTERM while the first load starts hundreds of workers is
+     * queued for the loop, never the default action that would kill the daemon. */
     uv_signal_init(r.loop, &r.sigint);
     uv_signal_init(r.loop, &r.sigterm);
     uv_signal_init(r.loop, &r.sighup);
@@ -263,12 +256,22 @@ static int cmd_run(int argc, char **argv)
     uv_signal_start(&r.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&r.sighup, on_reload_signal, SIGHUP);
+    config_errors errs;
+    config_errors_init(&errs);
+    int failed = daemon_load(r.d, c.file, &errs) != 0;
+    if (failed) {
+        config_errors_print(&errs, stderr);
+        /* What did start (a failed start refuses the file after others started) is stopped
+         * gracefully before we exit. */
+        daemon_stop(r.d, on_stopped, &r);
+    }
+    config_errors_free(&errs);
     uv_run(r.loop, UV_RUN_DEFAULT);
     daemon_free(r.d);
     uv_walk(r.loop, close_handle, NULL);
     uv_run(r.loop, UV_RUN_DEFAULT);
     uv_loop_close(r.loop);
-    return 0;
+    return failed ? 1 : 0;
 }
 
 /* ---- check --------------------------------------------------------------------------------- */
@@ -355,6 +358,13 @@ static int cmd_plugins(int argc, char **argv)
     daemon_describe_plugins(d);
     const loader *l = daemon_loader(d);
     rc = 0;
+    /* A --plugin-dir that cannot be used (missing, or refused as untrusted: it or a folder above
+     * it) fails the command; loading it has already reported the line on stderr. */
+    for (size_t i = 0; i < c.nplugin_dirs; i++) {
+        char why[PATH_MAX + 512];
+        if (loader_check_dir(c.plugin_dirs[i], why, sizeof why) != 0)
+            rc = 1;
+    }
     if (c.describe) {
         const sb_plugin_descriptor *p = loader_find(l, c.describe);
         if (!p) {

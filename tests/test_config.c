@@ -60,26 +60,22 @@ static const sb_option_spec badplug_options[] = {
     {.name = NULL}};
 
 static const sb_plugin_descriptor fake_plugins[] = {
-    {.abi_version = SB_ABI_VERSION,
-     .size = sizeof(sb_plugin_descriptor),
+    {SB_DESCRIPTOR_SIZES,
      .type = "cron",
      .kind = SB_KIND_TRIGGER,
      .version = "1.0.0",
      .options = cron_options},
-    {.abi_version = SB_ABI_VERSION,
-     .size = sizeof(sb_plugin_descriptor),
+    {SB_DESCRIPTOR_SIZES,
      .type = "direct",
      .kind = SB_KIND_CONNECTOR,
      .version = "1.0.0",
      .options = direct_options},
-    {.abi_version = SB_ABI_VERSION,
-     .size = sizeof(sb_plugin_descriptor),
+    {SB_DESCRIPTOR_SIZES,
      .type = "process",
      .kind = SB_KIND_SCALER,
      .version = "1.0.0",
      .options = process_options},
-    {.abi_version = SB_ABI_VERSION,
-     .size = sizeof(sb_plugin_descriptor),
+    {SB_DESCRIPTOR_SIZES,
      .type = "badplug",
      .kind = SB_KIND_TRIGGER,
      .version = "0.1",
@@ -1031,11 +1027,23 @@ START_TEST(test_fingerprints)
          "c", 1},
         {"triggers:\n  - {id: t, type: cron, schedule: x, value: 3}\n",
          "triggers:\n  - {id: t, type: cron, schedule: x, value: 3.0}\n", "t", 1},
-        /* Any option changed: changed. */
+        /* The host's own settings (min, max, from, to, match) are applied in place on a reload:
+         * they are not part of the plugin options' fingerprint. */
         {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
-         "scalers:\n  - {id: w, type: process, command: x, max: 4}\n", "w", 0},
+         "scalers:\n  - {id: w, type: process, command: x, max: 4}\n", "w", 1},
         {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
-         "scalers:\n  - {id: w, type: process, command: x, max: 3, min: 1}\n", "w", 0},
+         "scalers:\n  - {id: w, type: process, command: x, max: 3, min: 1}\n", "w", 1},
+        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
+         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: u, to: w}\n" FP_SCALERS, "c", 1},
+        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
+         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: [w, v]}\n" FP_SCALERS,
+         "c", 1},
+        {FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: a}}\n" FP_SCALERS,
+         FP_TRIGGERS
+         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: b}}\n" FP_SCALERS,
+         "c", 1},
+        /* Any plugin option changed: changed. */
         {"scalers:\n  - {id: w, type: process, command: [a, b], max: 3}\n",
          "scalers:\n  - {id: w, type: process, command: [b, a], max: 3}\n", "w", 0},
         {"scalers:\n  - {id: w, type: process, command: x, max: 3}\n",
@@ -1044,16 +1052,6 @@ START_TEST(test_fingerprints)
          "scalers:\n  - {id: w, type: process, command: x, max: 3, env: {A: 2}}\n", "w", 0},
         {"triggers:\n  - {id: t, type: cron, schedule: x}\n",
          "triggers:\n  - {id: t, type: cron, schedule: \"x \"}\n", "t", 0},
-        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
-         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: u, to: w}\n" FP_SCALERS, "c", 0},
-        {FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: w}\n" FP_SCALERS,
-         FP_TRIGGERS "connectors:\n  - {id: c, type: direct, from: t, to: [w, v]}\n" FP_SCALERS,
-         "c", 0},
-        {FP_TRIGGERS
-         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: a}}\n" FP_SCALERS,
-         FP_TRIGGERS
-         "connectors:\n  - {id: c, type: direct, from: t, to: w, match: {q: b}}\n" FP_SCALERS,
-         "c", 0},
         /* A value with a quote in it cannot pass for a list of two. */
         {"scalers:\n  - {id: w, type: process, command: ['a\",\"b'], max: 3}\n",
          "scalers:\n  - {id: w, type: process, command: [a, b], max: 3}\n", "w", 0},

@@ -112,7 +112,7 @@ static void load_ok(const char *path)
 static void reading(const char *trigger, double value, const char *queue)
 {
     sb_label l = {"queue", queue};
-    sb_publish p = {.topic = SB_TOPIC_READING,
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING,
                     .value = value,
                     .labels = queue ? &l : NULL,
                     .nlabels = queue ? 1 : 0};
@@ -254,7 +254,7 @@ END_TEST
 START_TEST(test_stop_delivers_queued_events)
 {
     load_ok(write_file("p.yaml", pipeline));
-    sb_publish p = {.topic = SB_TOPIC_READING, .value = 8};
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .value = 8};
     ck_assert_int_eq(daemon_inject(d, "other", &p), 0); /* queued, not yet delivered */
     probe_record *all = rec(scaler_stats, "all");
     int before = all->nvalues;
@@ -285,6 +285,208 @@ START_TEST(test_stats_count_events)
 }
 END_TEST
 
+
+static void settle(void)
+{
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT); /* retired instances are destroyed off the stack */
+}
+
+static int load_rc(const char *path)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    int rc = daemon_load(d, path, &errs);
+    config_errors_free(&errs);
+    return rc;
+}
+
+static const char bounds_v1[] = "triggers:\n"
+                                "  - { id: q, type: probe_trigger }\n"
+                                "connectors:\n"
+                                "  - { id: c, type: direct, from: q, to: pool }\n"
+                                "scalers:\n"
+                                "  - { id: pool, type: probe_scaler, min: 1, max: 5 }\n";
+
+/* Raising max used to replace the scaler (a process scaler stopped 4 workers and started 1):
+ * bounds are the host's, applied in place; the count is kept, or held to the new bounds. */
+START_TEST(test_reload_applies_bounds_in_place)
+{
+    load_ok(write_file("p.yaml", bounds_v1));
+    reading("q", 5, NULL);
+    probe_record *pool = rec(scaler_stats, "pool");
+    ck_assert_int_eq(pool->nvalues, 2); /* min at start, then 5 */
+    load_ok(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
+                                 "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
+                                 "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 6 }\n"));
+    settle();
+    ck_assert_int_eq(pool->creates, 1);
+    ck_assert_int_eq(pool->stops, 0);
+    ck_assert_int_eq(pool->nvalues, 2); /* nothing re-sent: 5 is inside [1, 6] */
+    reading("q", 9, NULL);
+    ck_assert(pool->values[pool->nvalues - 1] == 6); /* the new max holds */
+    /* Lowering max under the running count holds it to the new bound, still in place. */
+    load_ok(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
+                                 "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
+                                 "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 3 }\n"));
+    settle();
+    ck_assert_int_eq(pool->creates, 1);
+    ck_assert(pool->values[pool->nvalues - 1] == 3);
+}
+END_TEST
+
+/* from, to and match changes keep the connector (and the trigger) running. */
+START_TEST(test_reload_edges_in_place)
+{
+    load_ok(write_file("p.yaml", pipeline));
+    char next[sizeof pipeline + 64];
+    snprintf(next, sizeof next, "%s", pipeline);
+    char *m = strstr(next, "\"build-*\"");
+    memcpy(m, "\"bu?ld-*\"", 9);
+    load_ok(write_file("p.yaml", next));
+    settle();
+    ck_assert_int_eq(rec(trig_stats, "queues")->creates, 1);
+    ck_assert_int_eq(rec(scaler_stats, "build-agents")->creates, 1);
+    reading("queues", 4, "build-q");
+    probe_record *b = rec(scaler_stats, "build-agents");
+    ck_assert(b->values[b->nvalues - 1] == 4);
+}
+END_TEST
+
+/* A plugin with reconfigure() takes the options it can in place; others still replace it. */
+START_TEST(test_reload_reconfigures_in_place)
+{
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "soft: a }\n"));
+    probe_record *pool = rec(scaler_stats, "pool");
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "soft: b }\n"));
+    settle();
+    ck_assert_int_eq(pool->creates, 1);
+    ck_assert_int_eq(pool->reconfigs, 1);
+    ck_assert_str_eq(pool->soft, "b");
+    ck_assert_int_eq(pool->stops, 0);
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "soft: b, tag: other }\n"));
+    settle();
+    ck_assert_int_eq(pool->creates, 2);
+    ck_assert_int_eq(pool->stops, 1);
+    ck_assert_int_eq(pool->destroys, 1);
+}
+END_TEST
+
+/* A replacement is started before what it replaces retires; when its start fails, the reload is
+ * refused as a whole and the old instance keeps running (it used to be left down). */
+START_TEST(test_failed_start_keeps_old_running)
+{
+    load_ok(write_file("p.yaml", bounds_v1));
+    reading("q", 4, NULL);
+    probe_record *pool = rec(scaler_stats, "pool");
+    ck_assert_int_eq(load_rc(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
+                                                  "connectors:\n  - { id: c, type: direct, from: "
+                                                  "q, to: pool }\n"
+                                                  "scalers:\n  - { id: pool, type: probe_scaler, "
+                                                  "min: 1, max: 5, tag: v2, fail_start: true }\n")),
+                     -EIO);
+    settle();
+    ck_assert_int_eq(pool->creates, 2);
+    ck_assert_int_eq(pool->starts, 2);
+    ck_assert_int_eq(pool->stops, 0);    /* the old one was never stopped */
+    ck_assert_int_eq(pool->destroys, 1); /* the new one is gone */
+    reading("q", 2, NULL);
+    ck_assert(pool->values[pool->nvalues - 1] == 2); /* and the old one still gets decisions */
+    /* A replacement that starts carries the running count over instead of restarting at min. */
+    load_ok(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
+                                 "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
+                                 "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 5, "
+                                 "tag: v3 }\n"));
+    settle();
+    ck_assert_int_eq(pool->creates, 3);
+    ck_assert_int_eq(pool->stops, 1);
+    ck_assert(pool->values[pool->nvalues - 1] == 2);
+}
+END_TEST
+
+/* host->subscribe binds by id: from create() to a component later in the same file, and it
+ * follows the id when that component is replaced (a kept subscriber used to go deaf). */
+START_TEST(test_subscription_follows_id)
+{
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: src }\n"
+                                 "  - { id: src, type: probe_trigger }\n"));
+    probe_record *w = rec(trig_stats, "watcher");
+    ck_assert_int_gt(w->subscribe_rc, 0);
+    reading("src", 1, NULL);
+    ck_assert_int_eq(w->sub_events, 1);
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: src }\n"
+                                 "  - { id: src, type: probe_trigger, tag: replaced }\n"));
+    settle();
+    ck_assert_int_eq(w->creates, 1); /* the subscriber was kept */
+    ck_assert_int_eq(rec(trig_stats, "src")->creates, 2);
+    reading("src", 2, NULL);
+    ck_assert_int_eq(w->sub_events, 2);
+    ck_assert(w->sub_last == 2);
+    /* The subscriber's own replacement drops its old subscription: one delivery, not two. */
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: src, "
+                                 "tag: new }\n"
+                                 "  - { id: src, type: probe_trigger, tag: replaced }\n"));
+    settle();
+    reading("src", 3, NULL);
+    ck_assert_int_eq(w->sub_events, 3);
+}
+END_TEST
+
+START_TEST(test_subscribe_unknown_id_refused)
+{
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: nobody }\n"));
+    ck_assert_int_eq(rec(trig_stats, "watcher")->subscribe_rc, -ENOENT);
+}
+END_TEST
+
+/* SCALEBUS_INSTANCE indexes stay unique within an id while a replacement and the instance it
+ * replaces both run. */
+START_TEST(test_index_claims_unique_across_replacement)
+{
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "claims: 2 }\n"));
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "claims: 2, tag: v2 }\n"));
+    probe_record *pool = rec(scaler_stats, "pool");
+    ck_assert_int_eq(pool->nclaimed, 4);
+    ck_assert_int_eq(pool->claimed[0], 0);
+    ck_assert_int_eq(pool->claimed[1], 1);
+    ck_assert_int_eq(pool->claimed[2], 2); /* 0 and 1 were still held by the old instance */
+    ck_assert_int_eq(pool->claimed[3], 3);
+    settle(); /* the old one is destroyed: its indexes are free again */
+    load_ok(write_file("p.yaml", "scalers:\n  - { id: pool, type: probe_scaler, max: 3, "
+                                 "claims: 1, tag: v3 }\n"));
+    ck_assert_int_eq(pool->claimed[4], 0);
+}
+END_TEST
+
+/* A plugin thread that keeps publishing after stop() returned is refused with -ESHUTDOWN. */
+START_TEST(test_publish_after_stop_refused)
+{
+    load_ok(write_file("p.yaml", "triggers:\n  - { id: busy, type: probe_trigger, publisher: "
+                                 "true }\n"));
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    int done = 0;
+    daemon_stop(d, stopped, &done);
+    for (int i = 0; i < 100000 && !done; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(done, 1);
+    probe_record *b = rec(trig_stats, "busy");
+    ck_assert_int_eq(b->destroys, 1);
+    ck_assert_int_eq(b->refused_after_stop, 1);
+    ck_assert_int_eq(b->publish_rc_after_stop, -ESHUTDOWN);
+    stopped_by_test = 1;
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
     Suite *s = suite_create("daemon");
@@ -300,6 +502,14 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_broken_reload_changes_nothing);
     tcase_add_test(tc, test_stop_delivers_queued_events);
     tcase_add_test(tc, test_stats_count_events);
+    tcase_add_test(tc, test_reload_applies_bounds_in_place);
+    tcase_add_test(tc, test_reload_edges_in_place);
+    tcase_add_test(tc, test_reload_reconfigures_in_place);
+    tcase_add_test(tc, test_failed_start_keeps_old_running);
+    tcase_add_test(tc, test_subscription_follows_id);
+    tcase_add_test(tc, test_subscribe_unknown_id_refused);
+    tcase_add_test(tc, test_index_claims_unique_across_replacement);
+    tcase_add_test(tc, test_publish_after_stop_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,11 +2,17 @@
  * probe.c - test-only plugins for test_daemon: `probe_trigger` (a trigger that counts the "run
  * now" events it receives) and `probe_scaler` (a scaler that records every desired count it is
  * given). Their records live in one exported struct that the test reads through dlsym, so the
- * test sees exactly what the daemon delivered to a plugin.
+ * test sees exactly what the daemon delivered to a plugin. Options make them exercise the host:
+ * a failing start, a subscription by id made in create(), options taken in place
+ * (reconfigure), instance index claims, and a thread that publishes until it is refused.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "scalebus/plugin.h"
 
@@ -16,6 +22,17 @@ __attribute__((visibility("default"))) probe_results probe_stats;
 
 typedef struct probe_state {
     probe_record *rec;
+    sb_instance *inst;
+    const sb_host *host;
+    char tag[32];
+    int fail_start;
+    int64_t claims;
+    int publisher;
+    pthread_t thread;
+    int thread_running;
+    _Atomic int stopped;  /* stop() has returned */
+    _Atomic int refused;  /* the thread saw -ESHUTDOWN after that */
+    _Atomic int last_rc;
 } probe_state;
 
 static probe_record *probe_find(const char *id)
@@ -31,10 +48,42 @@ static probe_record *probe_find(const char *id)
     return r;
 }
 
+enum { OPT_TAG, OPT_SOFT, OPT_FAIL_START, OPT_SUBSCRIBE_TO, OPT_CLAIMS, OPT_PUBLISHER };
+
 static const sb_option_spec probe_options[] = {
-    {"tag", SB_OPT_STRING, "none", 0, "any text; changing it changes the component"},
+    [OPT_TAG] = {"tag", SB_OPT_STRING, "none", 0, "any text; changing it replaces the component"},
+    [OPT_SOFT] = {"soft", SB_OPT_STRING, "none", 0, "any text; a change is taken in place"},
+    [OPT_FAIL_START] = {"fail_start", SB_OPT_BOOL, "false", 0, "start() fails with EIO"},
+    [OPT_SUBSCRIBE_TO] = {"subscribe_to", SB_OPT_STRING, NULL, 0,
+                          "an id to subscribe to from create() (readings)"},
+    [OPT_CLAIMS] = {"claims", SB_OPT_INT, "0", 0, "instance indexes to claim in start()"},
+    [OPT_PUBLISHER] = {"publisher", SB_OPT_BOOL, "false", 0,
+                       "a thread publishes readings until refused after stop()"},
     {NULL, 0, NULL, 0, NULL},
 };
+
+static void probe_heard(void *arg, const sb_event *ev)
+{
+    probe_record *r = arg;
+    r->sub_events++;
+    r->sub_last = ev->value;
+}
+
+static void *probe_publisher(void *arg)
+{
+    probe_state *s = arg;
+    for (;;) {
+        sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .value = 1};
+        int rc = s->host->publish(s->inst, &p);
+        atomic_store(&s->last_rc, rc);
+        if (atomic_load(&s->stopped) && rc == -ESHUTDOWN) {
+            atomic_store(&s->refused, 1);
+            return NULL;
+        }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *v, void **state,
                         char *err, size_t errlen)
@@ -46,21 +95,42 @@ static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *
     if (!s)
         return -ENOMEM;
     s->rec = r;
+    s->inst = inst;
+    s->host = host;
     r->creates++;
-    strncpy(r->last_option, v[0].str ? v[0].str : "", sizeof r->last_option - 1);
+    strncpy(r->last_option, v[OPT_TAG].str ? v[OPT_TAG].str : "", sizeof r->last_option - 1);
+    memcpy(s->tag, r->last_option, sizeof s->tag);
+    strncpy(r->soft, v[OPT_SOFT].str ? v[OPT_SOFT].str : "", sizeof r->soft - 1);
+    s->fail_start = (int)v[OPT_FAIL_START].integer;
+    s->claims = v[OPT_CLAIMS].integer;
+    s->publisher = (int)v[OPT_PUBLISHER].integer;
+    if (v[OPT_SUBSCRIBE_TO].is_set)
+        r->subscribe_rc = host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, SB_TOPIC_READING,
+                                          probe_heard, r);
     *state = s;
+    (void)err;
+    (void)errlen;
     return 0;
 }
 
 static int probe_start(void *state)
 {
-    ((probe_state *)state)->rec->starts++;
+    probe_state *s = state;
+    s->rec->starts++;
+    if (s->fail_start)
+        return -EIO;
+    for (int64_t i = 0; i < s->claims && s->rec->nclaimed < 8; i++)
+        s->rec->claimed[s->rec->nclaimed++] = s->host->index_claim(s->inst);
+    if (s->publisher && pthread_create(&s->thread, NULL, probe_publisher, s) == 0)
+        s->thread_running = 1;
     return 0;
 }
 
 static int probe_stop(void *state)
 {
-    ((probe_state *)state)->rec->stops++;
+    probe_state *s = state;
+    s->rec->stops++;
+    atomic_store(&s->stopped, 1);
     return 0;
 }
 
@@ -68,7 +138,28 @@ static void probe_destroy(void *state)
 {
     probe_state *s = state;
     s->rec->destroys++;
+    if (s->thread_running) {
+        /* The thread ends once it has seen its publish refused (stop() has returned). */
+        pthread_join(s->thread, NULL);
+        s->rec->refused_after_stop += atomic_load(&s->refused);
+        s->rec->publish_rc_after_stop = atomic_load(&s->last_rc);
+    }
     free(s);
+}
+
+/* Only `soft` is taken in place; any other change asks for a new instance. */
+static int probe_reconfigure(void *state, const sb_value *v, char *err, size_t errlen)
+{
+    probe_state *s = state;
+    (void)err;
+    (void)errlen;
+    if (strcmp(v[OPT_TAG].str ? v[OPT_TAG].str : "", s->tag) != 0 ||
+        (int)v[OPT_FAIL_START].integer != s->fail_start || v[OPT_CLAIMS].integer != s->claims ||
+        (int)v[OPT_PUBLISHER].integer != s->publisher || v[OPT_SUBSCRIBE_TO].is_set)
+        return SB_RECONFIGURE_REPLACE;
+    s->rec->reconfigs++;
+    strncpy(s->rec->soft, v[OPT_SOFT].str ? v[OPT_SOFT].str : "", sizeof s->rec->soft - 1);
+    return 0;
 }
 
 static void probe_on_event(void *state, const sb_event *ev)
@@ -91,8 +182,7 @@ static void probe_on_event(void *state, const sb_event *ev)
 #endif
 
 static const sb_plugin_descriptor probe_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = PROBE_TYPE,
     .kind = PROBE_KIND,
     .version = "1.0.0",
@@ -103,5 +193,6 @@ static const sb_plugin_descriptor probe_descriptor = {
     .stop = probe_stop,
     .destroy = probe_destroy,
     .on_event = probe_on_event,
+    .reconfigure = probe_reconfigure,
 };
 SB_PLUGIN_EXPORT(probe_descriptor)

@@ -14,6 +14,16 @@ typedef struct probe_record {
     double values[PROBE_VALUES];
     int nvalues;
     char last_option[32];
+    /* ABI 2 probes */
+    int reconfigs;          /* reconfigure() calls that took the new options */
+    char soft[32];          /* the `soft` option the running instance uses */
+    long long subscribe_rc; /* what host->subscribe returned (from create) */
+    int sub_events;         /* events heard through that subscription */
+    double sub_last;        /* the last one's value */
+    long long claimed[8];   /* indexes from host->index_claim, in order of claiming */
+    int nclaimed;
+    int refused_after_stop; /* publishes from the probe's thread refused after stop() returned */
+    int publish_rc_after_stop;
 } probe_record;
 
 typedef struct probe_results {
