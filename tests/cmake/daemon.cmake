@@ -17,3 +17,8 @@ endforeach()
 sb_add_unit_test(test_daemon SOURCES test_daemon.c LIBRARIES sbcore)
 target_compile_definitions(test_daemon PRIVATE SB_PROBE_PLUGIN_DIR="${SB_PROBE_PLUGIN_DIR}")
 add_dependencies(test_daemon probe_trigger probe_scaler plugin_direct)
+
+# The real binary's lifecycle: failed start, signals during the first load, in-place bounds.
+add_test(NAME test_lifecycle COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_lifecycle.sh
+         $<TARGET_FILE:scalebus> ${PROJECT_SOURCE_DIR} ${SB_PROBE_PLUGIN_DIR})
+set_tests_properties(test_lifecycle PROPERTIES LABELS e2e TIMEOUT 300)

@@ -1,0 +1,119 @@
+#!/bin/bash
+# End-to-end lifecycle of the real daemon binary, for defects a review reproduced:
+#   1. a pipeline whose trigger fails to start exits 1 with its error (it used to end in SIGSEGV:
+#      plugins were unmapped before libuv ran their close callbacks), and the workers the scaler
+#      had already started are stopped;
+#   2. SIGHUPs while the first load starts 200 workers are queued reloads (they used to kill the
+#      daemon: its handlers were installed after the load);
+#   3. raising a scaler's max on a reload keeps every running worker (it used to stop 4 of 5).
+# Ends only the processes it started, by pid, and writes only in its own temporary folder.
+#
+#   tests/test_lifecycle.sh BUILD/scalebus SOURCE_DIR PROBE_PLUGIN_DIR
+set -u
+SB=$1
+SRC=$2
+PROBES=$3
+W=$(mktemp -d /tmp/sb-life.XXXXXX)
+fails=0
+daemon=""
+cleanup() {
+  [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
+  for f in "$W"/w.*; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
+  if [ $fails != 0 ] && [ -f "$W/daemon.log" ]; then echo "--- daemon log"; tail -40 "$W/daemon.log"; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+wait_for() {
+  local limit=$(($1 * 10)); shift
+  for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+# Workers write their pid to $W/w.<index> and exec sleep: live ones still run that sleep.
+live_workers() {
+  local n=0
+  for f in "$W"/w.*; do
+    [ -f "$f" ] || continue
+    p=$(cat "$f")
+    [ -r "/proc/$p/cmdline" ] && tr '\0' ' ' <"/proc/$p/cmdline" | grep -q '^sleep 600' && n=$((n + 1))
+  done
+  echo $n
+}
+workers_are() { [ "$(live_workers)" = "$1" ]; }
+log_has() { grep -q -- "$1" "$W/daemon.log"; }
+# wait_exit PID SECONDS: the daemon's exit status, or 255 if it is still running after SECONDS
+wait_exit() {
+  for _ in $(seq $(($2 * 10))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$1" 2>/dev/null && { echo 255; return; }
+  wait "$1"; echo $?
+}
+worker='["sh", "-c", "echo $$ > '"$W"'/w.$SCALEBUS_INSTANCE; exec sleep 600"]'
+
+# 1. a failed start: exit 1, the error logged, no crash, no worker left
+cat >"$W/fail.yaml" <<YAML
+triggers:
+  - { id: broken, type: probe_trigger, fail_start: true }
+connectors:
+  - { id: c, type: direct, from: broken, to: pool }
+scalers:
+  - { id: pool, type: process, min: 2, max: 4, stop_grace: 5s, command: $worker }
+YAML
+"$SB" run "$W/fail.yaml" --plugin-dir "$PROBES" >"$W/daemon.log" 2>&1 &
+daemon=$!
+rc=$(wait_exit "$daemon" 30); daemon=""
+[ "$rc" = 1 ] && ok "a failed start exits 1 (not a crash)" || not_ok "failed start: exit status $rc"
+log_has "'broken' failed to start" && ok "the failed start is logged with the component" \
+  || not_ok "no start failure in the log"
+wait_for 5 workers_are 0 && ok "workers started before the failure are stopped" \
+  || not_ok "workers left: $(live_workers)"
+rm -f "$W"/w.*
+
+# 2. SIGHUP during the first load of 200 workers
+cat >"$W/many.yaml" <<YAML
+scalers:
+  - { id: pool, type: process, min: 200, max: 200, stop_grace: 5s, command: $worker }
+YAML
+"$SB" run "$W/many.yaml" >"$W/daemon.log" 2>&1 &
+daemon=$!
+wait_for 30 log_has "started instance 0 " || not_ok "no worker started"
+for _ in $(seq 20); do kill -HUP "$daemon" 2>/dev/null; sleep 0.01; done
+wait_for 60 workers_are 200 && ok "200 workers run after SIGHUPs during the load" \
+  || not_ok "workers: $(live_workers)"
+kill -0 "$daemon" 2>/dev/null && ok "the daemon survived SIGHUPs during its first load" \
+  || not_ok "the daemon died: $(wait "$daemon"; echo "exit $?")"
+wait_for 10 log_has "component(s) running (1 kept" && ok "the queued SIGHUP reloaded (and kept the pool)" \
+  || not_ok "no reload in the log"
+kill -TERM "$daemon"; rc=$(wait_exit "$daemon" 60); daemon=""
+[ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
+wait_for 10 workers_are 0 && ok "no worker left" || not_ok "workers left: $(live_workers)"
+rm -f "$W"/w.*
+
+# 3. raising max keeps the running workers
+cat >"$W/bounds.yaml" <<YAML
+triggers:
+  - { id: five, type: cron, schedule: "0 0 1 1 *", value: 5 }
+connectors:
+  - { id: c, type: direct, from: five, to: pool }
+scalers:
+  - { id: pool, type: process, min: 5, max: 5, stop_grace: 5s, command: $worker }
+YAML
+"$SB" run "$W/bounds.yaml" >"$W/daemon.log" 2>&1 &
+daemon=$!
+wait_for 20 workers_are 5 && ok "5 workers" || not_ok "workers: $(live_workers)"
+before=$(cat "$W"/w.* | sort)
+sed -i 's/max: 5/max: 6/' "$W/bounds.yaml"
+kill -HUP "$daemon"
+wait_for 10 log_has "bounds \[5, 5\] -> \[5, 6\], in place" && ok "max 5 -> 6 applied in place" \
+  || not_ok "no in-place bounds change logged"
+sleep 1
+after=$(cat "$W"/w.* | sort)
+[ "$before" = "$after" ] && workers_are 5 && ok "max 5 -> 6 keeps all 5 workers" \
+  || not_ok "workers changed: before $(echo $before) after $(echo $after)"
+log_has "stopping instance" && not_ok "a worker was stopped by the reload" || ok "no worker stopped"
+kill -TERM "$daemon"; rc=$(wait_exit "$daemon" 60); daemon=""
+[ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
+
+echo "$fails failure(s)"
+[ $fails = 0 ]
