@@ -257,6 +257,10 @@ static int host_publish(sb_instance *inst, const sb_publish *ev)
         cJSON_Delete(pub.payload); /* ownership passed to us in every case */
         return -ESHUTDOWN;
     }
+    if (pub.nlabels > SB_MAX_LABELS) {
+        cJSON_Delete(pub.payload);
+        return -E2BIG;
+    }
     return bus_publish(inst->d->bus, inst->source, &pub);
 }
 

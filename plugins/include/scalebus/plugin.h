@@ -53,8 +53,8 @@
  *
  * - Publishing threads: any number; each thread that publishes gets its own queue, freed for
  *   reuse when the thread exits. Topics: any number of distinct topic strings (interned).
- * - Labels: up to SB_MAX_LABELS per event; the daemon adds up to two (scaler_min, scaler_max)
- *   to instance lists it forwards.
+ * - Labels: up to SB_MAX_LABELS per event (publish() refuses more with -E2BIG); the daemon adds
+ *   two (scaler_min, scaler_max) to the instance lists it forwards to policies.
  */
 #ifndef SCALEBUS_PLUGIN_H
 #define SCALEBUS_PLUGIN_H
@@ -223,7 +223,9 @@ typedef struct sb_host {
     uint32_t version; /* SB_HOST_VERSION as the daemon was built */
 
     /* Publish an event from this instance. Safe from any thread. Returns 0, or -ENOBUFS when the
-     * bus queue is full and the event could not be coalesced (it is counted as dropped). */
+     * bus queue is full and the event could not be coalesced (it is counted as dropped),
+     * -ESHUTDOWN after stop() has returned, -EINVAL without a valid size or topic, -E2BIG with
+     * more than SB_MAX_LABELS labels. The payload is the host's in every case. */
     int (*publish)(sb_instance *inst, const sb_publish *ev);
 
     void (*log)(sb_instance *inst, sb_log_level level, const char *fmt, ...)
