@@ -1,10 +1,22 @@
 /*
  * loader.c - plugin discovery and loading (see loader.h).
  *
- * Checks, in order, each giving one line "PATH: reason": the file or its folder is writable by
- * other users (a plugin runs with the daemon's rights, so such a file is refused before dlopen),
- * dlopen fails, the entry symbol is missing, the descriptor is from another ABI, its kind or type
- * name is invalid, its options table is malformed, or its type is already loaded from elsewhere.
+ * Checks, in order, each giving one line "PATH: reason":
+ * - trust, as OpenSSH's StrictModes does it: a plugin runs with the daemon's rights, so its real
+ *   path and every folder above it up to / must belong to root or to the user the daemon runs as,
+ *   and be writable by no one else (no group or other write bit, sticky or not: /tmp is refused).
+ *   This is checked before dlopen runs any of the file's code;
+ * - dlopen fails, the entry symbol is missing, or it returns no descriptor;
+ * - the descriptor: built for another ABI; .size, .option_spec_size or .value_size below the
+ *   ABI-2 minimum (or too large to be a size at all); a bad kind or type name; a missing
+ *   callback; an option of an unknown type;
+ * - its type is already loaded from another file.
+ *
+ * What the rest of the daemon sees of a loaded plugin is a host-layout copy of its descriptor:
+ * host-sized and zero past what the plugin's struct has, with the options table copied row by row
+ * from the plugin's stride (option_spec_size) into an array of the host's sb_option_spec. So
+ * config.c and main.c index d->options[i] with the host's sizeof whatever header the plugin was
+ * built with; only the option values handed to create() need the plugin's own stride (value_size).
  */
 #define _DEFAULT_SOURCE
 #include "loader.h"
@@ -23,12 +35,23 @@
 #define SB_PLUGIN_INSTALL_DIR "/usr/local/lib/scalebus/plugins"
 #endif
 
+/* END_OF(type, field): the size of a struct of that type that ends with field. */
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* The smallest structs an ABI-2 plugin may hand over: the descriptor up to its last required
+ * field (on_event; next_fire_times and reconfigure are optional and read as NULL when a plugin's
+ * struct ends before them), and the whole ABI-2 options row and option value. */
+#define MIN_DESCRIPTOR_SIZE END_OF(sb_plugin_descriptor, on_event)
+#define MIN_OPTION_SPEC_SIZE END_OF(sb_option_spec, help)
+#define MIN_VALUE_SIZE END_OF(sb_value, count)
+/* More than any header will declare for these structs: a garbage size, not a newer plugin. */
+#define MAX_STRUCT_SIZE 4096u
+
 typedef struct loaded_plugin {
     char *path; /* real path */
     void *handle;
-    /* A copy, zero-filled past what the plugin's own (possibly older, shorter) descriptor has,
-     * so fields added later read as NULL instead of past the end of the plugin's struct. */
-    sb_plugin_descriptor *desc;
+    sb_plugin_descriptor *desc; /* the host-layout copy (see the top of this file) */
+    sb_option_spec *options;    /* desc->options: the host-layout copy of the table, or NULL */
 } loaded_plugin;
 
 struct loader {
@@ -52,6 +75,7 @@ void loader_free(loader *l)
 #endif
         free(l->items[i].path);
         free(l->items[i].desc);
+        free(l->items[i].options);
     }
     free(l->items);
     free(l);
@@ -80,30 +104,119 @@ static int valid_type_name(const char *t)
     return 1;
 }
 
-/* Refuse what other users could have replaced. Writes why into reason ("is writable by other
- * users (mode 0646)"), or the stat error; returns 0 when the path is safe. */
-static int unsafe_reason(const char *path, char *reason, size_t len)
+/* ---- trust: the file and every folder above it ------------------------------------------- */
+
+/* Why the file or folder at p must not be trusted, into why: "is writable by its group (mode
+ * 0775)", "is owned by uid 65534, not root (mode 0644)". Returns 0 when it may be trusted,
+ * -EPERM when not, or -errno (with "cannot be examined: ...") when stat fails. */
+static int untrusted(const char *p, char *why, size_t len)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (stat(p, &st) != 0) {
         int e = errno;
-        snprintf(reason, len, "%s", strerror(e));
+        snprintf(why, len, "cannot be examined: %s", strerror(e));
         return -e;
     }
-    if (st.st_mode & S_IWOTH) {
-        snprintf(reason, len, "is writable by other users (mode %04o)",
-                 (unsigned)(st.st_mode & 07777));
+    unsigned mode = (unsigned)(st.st_mode & 07777);
+    uid_t me = geteuid();
+    if (st.st_uid != 0 && st.st_uid != me) {
+        if (me == 0)
+            snprintf(why, len, "is owned by uid %u, not root (mode %04o)", (unsigned)st.st_uid,
+                     mode);
+        else
+            snprintf(why, len,
+                     "is owned by uid %u, neither root nor uid %u that scalebus runs as "
+                     "(mode %04o)",
+                     (unsigned)st.st_uid, (unsigned)me, mode);
         return -EPERM;
     }
-    if (st.st_uid != 0 && st.st_uid != geteuid()) {
-        snprintf(reason, len, "belongs to uid %u, not root or this user", (unsigned)st.st_uid);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        const char *who = !(st.st_mode & S_IWOTH)   ? "its group"
+                          : !(st.st_mode & S_IWGRP) ? "others"
+                                                    : "its group and others";
+        snprintf(why, len, "is writable by %s (mode %04o)", who, mode);
         return -EPERM;
     }
     return 0;
 }
 
-static int check_descriptor(const sb_plugin_descriptor *d, const char *path, char *err,
-                            size_t errlen)
+/* Checks `real` (an absolute real path, the file or folder the caller named as `given`) and then
+ * every folder above it up to /. On a refusal writes into why which one and why: "the file is
+ * writable by its group (mode 0664)", "its folder /srv/p is ...", "the folder /srv above it is
+ * ..." (the file or folder itself is named by its real path when the caller named it otherwise).
+ * Returns 0 or untrusted()'s code. */
+static int untrusted_chain(const char *given, const char *real, int is_file, char *why, size_t len)
+{
+    char reason[192];
+    int rc = untrusted(real, reason, sizeof reason);
+    if (rc) {
+        const char *what = is_file ? "the file" : "the folder";
+        if (strcmp(given, real) == 0)
+            snprintf(why, len, "%s %s", what, reason);
+        else
+            snprintf(why, len, "%s %s %s", what, real, reason);
+        return rc;
+    }
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s", real);
+    for (int up = 1; strcmp(p, "/") != 0; up++) {
+        char *slash = strrchr(p, '/');
+        if (!slash)
+            break;                        /* not absolute: realpath never gives that */
+        slash[slash == p ? 1 : 0] = '\0'; /* the folder above; "/" above "/srv" */
+        if ((rc = untrusted(p, reason, sizeof reason)) != 0) {
+            if (is_file && up == 1)
+                snprintf(why, len, "its folder %s %s", p, reason);
+            else
+                snprintf(why, len, "the folder %s above it %s", p, reason);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int loader_check_dir(const char *dir, char *err, size_t errlen)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", dir, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    int e = stat(real, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    if (e) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(e));
+        return -e;
+    }
+    char why[PATH_MAX + 256];
+    int rc = untrusted_chain(dir, real, 0, why, sizeof why);
+    if (rc)
+        snprintf(err, errlen, "%s: not loaded: %s", dir, why);
+    return rc;
+}
+
+/* ---- the descriptor --------------------------------------------------------------------- */
+
+/* One of the descriptor's size fields against the ABI-2 minimum and the plausible maximum. */
+static int check_size(const char *path, const char *field, uint32_t size, size_t min, char *err,
+                      size_t errlen)
+{
+    if (size < min) {
+        snprintf(err, errlen, "%s: descriptor .%s %u is too small for ABI %d (at least %zu)", path,
+                 field, size, SB_ABI_VERSION, min);
+        return -EPROTO;
+    }
+    if (size > MAX_STRUCT_SIZE) {
+        snprintf(err, errlen, "%s: descriptor .%s %u is not a plausible size (at most %u)", path,
+                 field, size, MAX_STRUCT_SIZE);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* What must hold before anything past the descriptor's four size fields is read. */
+static int check_header(const sb_plugin_descriptor *d, const char *path, char *err, size_t errlen)
 {
     if (!d) {
         snprintf(err, errlen, "%s: sb_plugin_entry returned no descriptor", path);
@@ -114,12 +227,44 @@ static int check_descriptor(const sb_plugin_descriptor *d, const char *path, cha
                  d->abi_version, SB_ABI_VERSION);
         return -EPROTO;
     }
-    /* The descriptor may grow at its end; the fields up to on_event are the ABI 1 minimum. */
-    if (d->size < offsetof(sb_plugin_descriptor, next_fire_times)) {
-        snprintf(err, errlen, "%s: descriptor size %u is too small for ABI %u", path, d->size,
-                 SB_ABI_VERSION);
-        return -EPROTO;
+    int rc = check_size(path, "size", d->size, MIN_DESCRIPTOR_SIZE, err, errlen);
+    if (!rc)
+        rc = check_size(path, "option_spec_size", d->option_spec_size, MIN_OPTION_SPEC_SIZE, err,
+                        errlen);
+    if (!rc)
+        rc = check_size(path, "value_size", d->value_size, MIN_VALUE_SIZE, err, errlen);
+    return rc;
+}
+
+/* The plugin's options table (rows of option_spec_size bytes) as a host-layout array: each row
+ * copied up to the smaller of the two sizes, the rest zero, ending in a zero row. Returns 0 with
+ * *out NULL when the plugin has no table, or -ENOMEM. */
+static int copy_options(const sb_option_spec *table, size_t stride, sb_option_spec **out)
+{
+    *out = NULL;
+    if (!table)
+        return 0;
+    const unsigned char *rows = (const unsigned char *)table;
+    size_t n = 0;
+    for (;; n++) {
+        const char *name; /* the first field of every layout; memcpy: the stride may be odd */
+        memcpy(&name, rows + n * stride + offsetof(sb_option_spec, name), sizeof name);
+        if (!name)
+            break;
     }
+    sb_option_spec *o = calloc(n + 1, sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    size_t take = stride < sizeof *o ? stride : sizeof *o;
+    for (size_t i = 0; i < n; i++)
+        memcpy(&o[i], rows + i * stride, take);
+    *out = o;
+    return 0;
+}
+
+/* The rest of the checks, on the host-layout copy. */
+static int check_fields(const sb_plugin_descriptor *d, const char *path, char *err, size_t errlen)
+{
     if (d->kind != SB_KIND_TRIGGER && d->kind != SB_KIND_CONNECTOR && d->kind != SB_KIND_SCALER) {
         snprintf(err, errlen, "%s: bad plugin kind %d (expected trigger, connector or scaler)",
                  path, (int)d->kind);
@@ -150,37 +295,40 @@ static int check_descriptor(const sb_plugin_descriptor *d, const char *path, cha
     return 0;
 }
 
-int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
+/* Checks the plugin's descriptor and builds its host-layout copy into *lp (desc, options). */
+static int adopt_descriptor(const sb_plugin_descriptor *d, const char *path, loaded_plugin *lp,
+                            char *err, size_t errlen)
 {
-    char real[PATH_MAX];
-    if (!realpath(path, real)) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
+    int rc = check_header(d, path, err, errlen);
+    if (rc)
+        return rc;
+    sb_plugin_descriptor *copy = calloc(1, sizeof *copy);
+    sb_option_spec *options = NULL;
+    if (!copy || copy_options(d->options, d->option_spec_size, &options) != 0) {
+        free(copy);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
     }
-    for (size_t i = 0; i < l->count; i++)
-        if (strcmp(l->items[i].path, real) == 0)
-            return 0;
-
-    char why[256];
-    int rc = unsafe_reason(real, why, sizeof why);
-    if (rc) {
-        if (rc == -EPERM)
-            snprintf(err, errlen, "%s: not loaded: the file %s", path, why);
-        else
-            snprintf(err, errlen, "%s: %s", path, why);
+    memcpy(copy, d, d->size < sizeof *copy ? d->size : sizeof *copy);
+    copy->options = options;
+    copy->option_spec_size = sizeof(sb_option_spec); /* the rows of the copied table */
+    /* copy->value_size stays the plugin's: the stride of the values create() takes */
+    if ((rc = check_fields(copy, path, err, errlen)) != 0) {
+        free(options);
+        free(copy);
         return rc;
     }
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", real);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        slash[slash == dir ? 1 : 0] = '\0'; /* a file right under / lives in "/" */
-    if ((rc = unsafe_reason(dir, why, sizeof why)) != 0) {
-        snprintf(err, errlen, "%s: not loaded: its folder %s %s", path, dir, why);
-        return rc;
-    }
+    lp->desc = copy;
+    lp->options = options;
+    return 0;
+}
 
+/* ---- loading ---------------------------------------------------------------------------- */
+
+/* Opens the trusted file and adopts its descriptor into *lp (handle, desc, options). */
+static int open_plugin(const char *path, const char *real, loaded_plugin *lp, char *err,
+                       size_t errlen)
+{
     void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *dl = dlerror();
@@ -197,16 +345,49 @@ int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
     }
     sb_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry); /* object pointer to function pointer, portably */
-    const sb_plugin_descriptor *d = entry();
-    if ((rc = check_descriptor(d, path, err, errlen)) != 0) {
+    int rc = adopt_descriptor(entry(), path, lp, err, errlen);
+    if (rc) {
         dlclose(h);
         return rc;
     }
+    lp->handle = h;
+    return 0;
+}
+
+static void close_plugin(loaded_plugin *lp)
+{
+    dlclose(lp->handle);
+    free(lp->path);
+    free(lp->desc);
+    free(lp->options);
+}
+
+int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real)) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i].path, real) == 0)
+            return 0;
+
+    char why[PATH_MAX + 256];
+    int rc = untrusted_chain(path, real, 1, why, sizeof why);
+    if (rc) {
+        snprintf(err, errlen, "%s: not loaded: %s", path, why);
+        return rc;
+    }
+    loaded_plugin lp = {0};
+    if ((rc = open_plugin(path, real, &lp, err, errlen)) != 0)
+        return rc;
     for (size_t i = 0; i < l->count; i++) {
-        if (strcmp(l->items[i].desc->type, d->type) == 0) {
-            snprintf(err, errlen, "%s: type '%s' is already loaded from %s", path, d->type,
+        if (strcmp(l->items[i].desc->type, lp.desc->type) == 0) {
+            snprintf(err, errlen, "%s: type '%s' is already loaded from %s", path, lp.desc->type,
                      l->items[i].path);
-            dlclose(h);
+            close_plugin(&lp);
             return -EEXIST;
         }
     }
@@ -214,24 +395,19 @@ int loader_load_file(loader *l, const char *path, char *err, size_t errlen)
         size_t ncap = l->cap ? l->cap * 2 : 8;
         loaded_plugin *n = realloc(l->items, ncap * sizeof *n);
         if (!n) {
-            dlclose(h);
+            close_plugin(&lp);
             snprintf(err, errlen, "%s: out of memory", path);
             return -ENOMEM;
         }
         l->items = n;
         l->cap = ncap;
     }
-    char *p = strdup(real);
-    sb_plugin_descriptor *copy = calloc(1, sizeof *copy);
-    if (!p || !copy) {
-        free(p);
-        free(copy);
-        dlclose(h);
+    if (!(lp.path = strdup(real))) {
+        close_plugin(&lp);
         snprintf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
-    memcpy(copy, d, d->size < sizeof *copy ? d->size : sizeof *copy);
-    l->items[l->count++] = (loaded_plugin){.path = p, .handle = h, .desc = copy};
+    l->items[l->count++] = lp;
     return 0;
 }
 
@@ -242,14 +418,9 @@ static int name_cmp(const void *a, const void *b)
 
 int loader_load_dir(loader *l, const char *dir, loader_report_fn report, void *arg)
 {
-    char err[PATH_MAX + 256];
-    char why[256];
-    int rc = unsafe_reason(dir, why, sizeof why);
+    char err[PATH_MAX + 512];
+    int rc = loader_check_dir(dir, err, sizeof err);
     if (rc != 0) {
-        if (rc == -EPERM)
-            snprintf(err, sizeof err, "%s: not loaded: the folder %s", dir, why);
-        else
-            snprintf(err, sizeof err, "%s: %s", dir, why);
         if (report)
             report(arg, err);
         return rc;

@@ -74,13 +74,8 @@ static int good_create(sb_instance *inst, const sb_host *host, const sb_value *v
 static void good_publish(good_state *s)
 {
     sb_label label = {"name", s->name};
-    sb_publish ev = {
-        .topic = SB_TOPIC_READING,
-        .flags = SB_EVENT_COALESCE,
-        .value = s->reading,
-        .labels = &label,
-        .nlabels = 1,
-    };
+    sb_publish ev = {SB_PUBLISH_INIT,     .topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE,
+                     .value = s->reading, .labels = &label,          .nlabels = 1};
     int rc = s->host->publish(s->inst, &ev);
     if (rc != 0)
         s->host->log(s->inst, SB_LOG_WARN, "could not publish %g (error %d)", s->reading, rc);
@@ -126,8 +121,7 @@ static void good_on_event(void *state, const sb_event *ev)
 }
 
 static const sb_plugin_descriptor good_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "good_trigger",
     .kind = SB_KIND_TRIGGER,
     .version = "0.0.1",
