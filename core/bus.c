@@ -1,17 +1,38 @@
 /*
  * bus.c - the event bus (see bus.h for the contract).
  *
- * One ring of event slots guarded by one mutex. Publishers (any thread) copy an event in; the loop
- * thread takes up to BUS_BATCH events per lock and dispatches them outside it, so the lock is held
- * for a few copies at a time. Two small open-addressing maps live beside the ring: coalescing keys
- * (hash of source, topic and labels -> sequence number of the waiting event) and payload reference
- * counts. Subscribers are kept per source in an array indexed by source number.
+ * Every publishing thread has its own single-producer ring of event slots (the loop thread's is
+ * ring 0), so a publish takes no lock: the event is copied into the slot at the ring's tail and
+ * the tail is moved with a release store. The loop thread drains each ring in place and hands
+ * the space back by moving the ring's head.
+ *
+ * Coalescing. Each ring's producer keeps a map from an event's coalescing key (a hash of source,
+ * topic and labels) to the sequence number of the waiting event. A slot's state word settles who
+ * has the slot: the producer fills it READY; the loop takes it READY -> CLAIMED before reading it
+ * and keeps it until the producer fills the slot again; a producer replacing a waiting event
+ * takes it READY -> UPDATING first and only then compares its labels (the loop frees them once
+ * it has delivered the event), then puts it back READY. Each slot also keeps its sequence number,
+ * so a map entry whose slot now holds a newer event is recognised as stale. The map drops the
+ * entries of delivered events (and is sized to what is left) whenever it would otherwise grow.
+ *
+ * Rings and threads. A thread finds its ring for a bus through a thread-local cache, else through
+ * the list of rings it holds (a pthread key, whose destructor runs when the thread exits). A ring
+ * is held by its bus and by its thread, two bits of one word; whichever lets go last frees it. A
+ * ring whose thread has exited stays with its bus (its waiting events are still delivered) and is
+ * taken over by the next thread that needs a ring; the state word's release (the exiting thread)
+ * and acquire (the new one) hand the producer's side of the ring over.
+ *
+ * Beside the rings, under one mutex: ring registration, interned topics (a hash set of strings)
+ * and payload reference counts. Subscribers are kept per source in an array indexed by source
+ * number; they and everything else of the loop's are touched on the loop thread only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bus.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +52,20 @@ static size_t u64map_slot(const u64map *m, uint64_t key)
     return (size_t)(h >> 17) & (m->cap - 1);
 }
 
-static int u64map_grow(u64map *m)
+/* Caller knows the key is absent and there is room. */
+static void u64map_insert(u64map *m, uint64_t key, uint64_t val)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
+    size_t s = u64map_slot(m, key);
+    while (m->keys[s])
+        s = (s + 1) & (m->cap - 1);
+    m->keys[s] = key;
+    m->vals[s] = val;
+    m->count++;
+}
+
+/* Move to a table of ncap entries (a power of two), keeping the entries whose value >= min_val. */
+static int u64map_rebuild(u64map *m, size_t ncap, uint64_t min_val)
+{
     uint64_t *nk = calloc(ncap, sizeof *nk);
     uint64_t *nv = calloc(ncap, sizeof *nv);
     if (!nk || !nv) {
@@ -46,16 +78,9 @@ static int u64map_grow(u64map *m)
     m->vals = nv;
     m->cap = ncap;
     m->count = 0;
-    for (size_t i = 0; i < old.cap; i++) {
-        if (!old.keys[i])
-            continue;
-        size_t s = u64map_slot(m, old.keys[i]);
-        while (m->keys[s])
-            s = (s + 1) & (m->cap - 1);
-        m->keys[s] = old.keys[i];
-        m->vals[s] = old.vals[i];
-        m->count++;
-    }
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.keys[i] && old.vals[i] >= min_val)
+            u64map_insert(m, old.keys[i], old.vals[i]);
     free(old.keys);
     free(old.vals);
     return 0;
@@ -73,6 +98,11 @@ static uint64_t *u64map_find(u64map *m, uint64_t key)
     }
 }
 
+static int u64map_full(const u64map *m)
+{
+    return (m->count + 1) * 4 > m->cap * 3;
+}
+
 static int u64map_put(u64map *m, uint64_t key, uint64_t val)
 {
     uint64_t *v = u64map_find(m, key);
@@ -80,14 +110,9 @@ static int u64map_put(u64map *m, uint64_t key, uint64_t val)
         *v = val;
         return 0;
     }
-    if ((m->count + 1) * 4 > m->cap * 3 && u64map_grow(m) != 0)
+    if (u64map_full(m) && u64map_rebuild(m, m->cap ? m->cap * 2 : 64, 0) != 0)
         return -ENOMEM;
-    size_t s = u64map_slot(m, key);
-    while (m->keys[s])
-        s = (s + 1) & (m->cap - 1);
-    m->keys[s] = key;
-    m->vals[s] = val;
-    m->count++;
+    u64map_insert(m, key, val);
     return 0;
 }
 
@@ -126,8 +151,8 @@ static void u64map_free(u64map *m)
 /* ---- the bus --------------------------------------------------------------------------- */
 
 #define BUS_INLINE_LABELS 96 /* label blocks up to this size live in the slot: no malloc */
-#define BUS_MAX_RINGS 256    /* the loop thread's ring plus one per publishing thread */
 #define BUS_THREAD_RING 8192 /* slots in each other thread's ring */
+#define BUS_RING_TOPICS 16   /* topics each ring remembers (compared before taking the lock) */
 
 enum { SLOT_READY = 0, SLOT_CLAIMED = 1, SLOT_UPDATING = 2 };
 
@@ -136,18 +161,21 @@ typedef struct bus_slot {
     uint32_t source;
     uint32_t flags;
     uint32_t nlabels;
+    uint64_t seq;      /* the event's sequence number in its ring: written by the producer only */
+    uint64_t key;      /* coalescing key, 0 when not coalescible */
     const char *topic; /* interned */
     uint64_t mono_ns;
     int64_t wall_ns;
     double value;
     sb_label *labels; /* into inline_labels, or a heap block */
     cJSON *payload;
-    uint64_t key; /* coalescing key, 0 when not coalescible */
     union {
         sb_label align;
         char bytes[BUS_INLINE_LABELS];
     } inline_labels;
 } bus_slot;
+
+enum { RING_HELD_BY_BUS = 1u, RING_HELD_BY_THREAD = 2u };
 
 /* One producer thread, one consumer (the loop thread): a lock-free ring. The loop thread's own
  * publishes (a connector deciding inside a dispatch) use ring 0, so a flood from one thread
@@ -159,13 +187,26 @@ typedef struct bus_ring {
     char pad2[56];
     bus_slot *slots;
     uint64_t mask;
-    uint64_t cached_head; /* producer side: last head seen, re-read only when the ring looks full */
-    uv_thread_t owner;
-    u64map coalesce;        /* producer side: key -> sequence number of the waiting event */
-    const char *topics[16]; /* producer side: topics this thread has interned */
-    size_t ntopics;
+    uint64_t bus_uid;         /* the bus it belongs to (the thread's list holds rings of several) */
+    _Atomic uint32_t holders; /* RING_HELD_BY_BUS | RING_HELD_BY_THREAD */
+    /* producer side: handed from thread to thread by the holders word */
+    uint64_t cached_head;                /* last head seen, re-read only when the ring looks full */
+    u64map coalesce;                     /* key -> sequence number of the waiting event */
+    const char *topics[BUS_RING_TOPICS]; /* topics this ring's thread has interned */
+    size_t ntopics, topic_next;
+    struct bus_ring *next_owned; /* the next ring its thread holds */
+    /* written by the producer only, read by anyone */
     _Atomic uint64_t published, coalesced, dropped;
+    _Atomic size_t coalesce_keys, coalesce_slots;
 } bus_ring;
+
+/* The rings, read by the loop thread without the lock. A full table is replaced by one twice the
+ * size; the old one is kept (the loop may be reading it) until the bus is freed. */
+typedef struct bus_ring_table {
+    size_t cap;
+    struct bus_ring_table *older;
+    bus_ring *ring[];
+} bus_ring_table;
 
 typedef struct bus_subscriber {
     int64_t id;
@@ -181,8 +222,6 @@ typedef struct bus_source {
     int removed;
 } bus_source;
 
-#define BUS_MAX_TOPICS 64
-
 struct bus {
     uv_loop_t *loop;
     uv_async_t wake;
@@ -191,18 +230,19 @@ struct bus {
     _Atomic int64_t wall_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC, in ns */
 
     uv_mutex_t lock; /* ring registration, topic interning, payload counts */
-    bus_ring *rings[BUS_MAX_RINGS];
+    _Atomic(bus_ring_table *) rings;
     _Atomic size_t nrings;
+    bus_ring *ring0; /* the loop thread's */
     size_t capacity;
     u64map payloads; /* cJSON pointer -> reference count */
-    const char *topics[BUS_MAX_TOPICS];
-    size_t ntopics;
+    char **topics;   /* interned topics: a set by string hash, linear probing */
+    size_t topics_cap, ntopics;
 
     /* loop thread only */
     bus_source *sources; /* index 0 unused */
     size_t nsources, sources_cap;
     int64_t next_sub_id;
-    uint64_t delivered;
+    _Atomic uint64_t delivered; /* written by the loop thread only */
     int draining;
     int subs_dirty;
     uint64_t drain_clock; /* CLOCK_MONOTONIC during a drain, refreshed every 16 events */
@@ -217,7 +257,19 @@ static _Thread_local struct {
 
 static _Atomic uint64_t bus_uids = 1;
 
-static bus_ring *bus_ring_new(size_t capacity, uv_thread_t owner)
+/* The list of rings each thread holds, and its destructor: the process's only bus key. */
+static pthread_key_t bus_thread_key;
+static pthread_once_t bus_thread_once = PTHREAD_ONCE_INIT;
+static int bus_thread_key_error;
+
+/* A counter only its ring's producer writes: no read-modify-write needed. */
+static void bus_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static bus_ring *bus_ring_new(size_t capacity, uint64_t bus_uid, uint32_t holders)
 {
     bus_ring *r = calloc(1, sizeof *r);
     size_t cap = 16;
@@ -228,8 +280,42 @@ static bus_ring *bus_ring_new(size_t capacity, uv_thread_t owner)
         return NULL;
     }
     r->mask = cap - 1;
-    r->owner = owner;
+    r->bus_uid = bus_uid;
+    atomic_init(&r->holders, holders);
     return r;
+}
+
+static void bus_ring_free(bus_ring *r)
+{
+    u64map_free(&r->coalesce);
+    free(r->slots);
+    free(r);
+}
+
+/* Let go of a ring (holder: the bus or its thread); the last to let go frees it. */
+static void bus_ring_let_go(bus_ring *r, uint32_t holder)
+{
+    if (atomic_fetch_and_explicit(&r->holders, ~holder, memory_order_acq_rel) == holder)
+        bus_ring_free(r);
+}
+
+/* Thread exit: its rings are left to their buses (or freed, when the bus is gone). */
+static void bus_thread_exit(void *owned)
+{
+    for (bus_ring *r = owned; r;) {
+        bus_ring *next = r->next_owned;
+        r->next_owned = NULL;
+        bus_ring_let_go(r, RING_HELD_BY_THREAD);
+        r = next;
+    }
+    tls_ring.b = NULL;
+    tls_ring.uid = 0;
+    tls_ring.ring = NULL;
+}
+
+static void bus_thread_key_init(void)
+{
+    bus_thread_key_error = pthread_key_create(&bus_thread_key, bus_thread_exit);
 }
 
 uint64_t bus_now_mono_ns(void)
@@ -247,7 +333,6 @@ int64_t bus_now_wall_ns(void)
 }
 
 static void bus_on_wake(uv_async_t *h);
-static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic);
 
 bus *bus_new(uv_loop_t *loop, size_t capacity)
 {
@@ -261,22 +346,27 @@ bus *bus_new(uv_loop_t *loop, size_t capacity)
     b->next_sub_id = 1;
     atomic_store(&b->wall_offset, bus_now_wall_ns() - (int64_t)bus_now_mono_ns());
     b->sources = calloc(16, sizeof *b->sources);
-    b->rings[0] = bus_ring_new(b->capacity, b->loop_thread);
-    if (!b->sources || !b->rings[0] || uv_mutex_init(&b->lock) != 0) {
+    bus_ring_table *t = malloc(sizeof *t + 16 * sizeof t->ring[0]);
+    b->ring0 = bus_ring_new(b->capacity, b->uid, RING_HELD_BY_BUS);
+    if (!b->sources || !t || !b->ring0 || uv_mutex_init(&b->lock) != 0) {
         free(b->sources);
-        if (b->rings[0])
-            free(b->rings[0]->slots);
-        free(b->rings[0]);
+        free(t);
+        if (b->ring0)
+            bus_ring_free(b->ring0);
         free(b);
         return NULL;
     }
+    t->cap = 16;
+    t->older = NULL;
+    t->ring[0] = b->ring0;
+    atomic_store(&b->rings, t);
     atomic_store(&b->nrings, 1);
     b->sources_cap = 16;
     b->nsources = 1;
     if (uv_async_init(loop, &b->wake, bus_on_wake) != 0) {
         uv_mutex_destroy(&b->lock);
-        free(b->rings[0]->slots);
-        free(b->rings[0]);
+        bus_ring_free(b->ring0);
+        free(t);
         free(b->sources);
         free(b);
         return NULL;
@@ -316,13 +406,18 @@ static void bus_on_closed(uv_handle_t *h)
 {
     bus *b = h->data;
     size_t nrings = atomic_load(&b->nrings);
+    bus_ring_table *t = atomic_load(&b->rings);
     for (size_t i = 0; i < nrings; i++) {
-        bus_ring *r = b->rings[i];
+        bus_ring *r = t->ring[i];
         for (uint64_t seq = atomic_load(&r->head); seq != atomic_load(&r->tail); seq++)
             bus_slot_release(b, &r->slots[seq & r->mask], 1);
-        u64map_free(&r->coalesce);
-        free(r->slots);
-        free(r);
+        /* A thread still alive keeps the ring until it exits or publishes to another bus. */
+        bus_ring_let_go(r, RING_HELD_BY_BUS);
+    }
+    while (t) {
+        bus_ring_table *older = t->older;
+        free(t);
+        t = older;
     }
     for (size_t i = 1; i < b->nsources; i++) {
         free(b->sources[i].id);
@@ -332,8 +427,9 @@ static void bus_on_closed(uv_handle_t *h)
     for (size_t i = 0; i < b->payloads.cap; i++)
         if (b->payloads.keys[i])
             cJSON_Delete((cJSON *)(uintptr_t)b->payloads.keys[i]);
-    for (size_t i = 0; i < b->ntopics; i++)
-        free((char *)b->topics[i]);
+    for (size_t i = 0; i < b->topics_cap; i++)
+        free(b->topics[i]);
+    free(b->topics);
     u64map_free(&b->payloads);
     uv_mutex_destroy(&b->lock);
     free(b->sources);
@@ -391,6 +487,8 @@ void bus_source_remove(bus *b, uint32_t source)
     }
 }
 
+static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic);
+
 int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb, void *arg)
 {
     bus_source *s = bus_source_get(b, source);
@@ -407,7 +505,7 @@ int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb
         s->cap = ncap;
     }
     /* Interned, so dispatch compares topics by pointer. */
-    const char *interned = topic ? bus_intern_topic(b, b->rings[0], topic) : NULL;
+    const char *interned = topic ? bus_intern_topic(b, b->ring0, topic) : NULL;
     if (topic && !interned)
         return -ENOMEM;
     bus_subscriber *sub = &s->subs[s->nsubs++];
@@ -444,29 +542,6 @@ void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription)
         bus_compact_source(s);
 }
 
-/* Topics are interned so a queued event needs no copy of its topic. Each ring keeps the few its
- * thread uses; only a topic new to that thread takes the lock. */
-static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic)
-{
-    for (size_t i = 0; i < r->ntopics; i++)
-        if (r->topics[i] == topic || strcmp(r->topics[i], topic) == 0)
-            return r->topics[i];
-    const char *found = NULL;
-    uv_mutex_lock(&b->lock);
-    for (size_t i = 0; i < b->ntopics && !found; i++)
-        if (strcmp(b->topics[i], topic) == 0)
-            found = b->topics[i];
-    if (!found && b->ntopics < BUS_MAX_TOPICS) {
-        char *copy = strdup(topic);
-        if (copy)
-            found = b->topics[b->ntopics++] = copy;
-    }
-    uv_mutex_unlock(&b->lock);
-    if (found && r->ntopics < sizeof r->topics / sizeof r->topics[0])
-        r->topics[r->ntopics++] = found;
-    return found;
-}
-
 static uint64_t fnv1a(uint64_t h, const char *s)
 {
     for (; *s; s++) {
@@ -476,6 +551,73 @@ static uint64_t fnv1a(uint64_t h, const char *s)
     h ^= 0xff; /* separator, so ("ab","c") and ("a","bc") differ */
     h *= 0x100000001b3ull;
     return h;
+}
+
+static size_t bus_topic_home(const char *topic, size_t cap)
+{
+    return (size_t)fnv1a(0xcbf29ce484222325ull, topic) & (cap - 1);
+}
+
+/* Twice the room for interned topics (caller holds the lock). */
+static int bus_topics_grow(bus *b)
+{
+    size_t ncap = b->topics_cap ? b->topics_cap * 2 : 64;
+    char **nt = calloc(ncap, sizeof *nt);
+    if (!nt)
+        return -ENOMEM;
+    for (size_t j = 0; j < b->topics_cap; j++) {
+        if (!b->topics[j])
+            continue;
+        size_t i = bus_topic_home(b->topics[j], ncap);
+        while (nt[i])
+            i = (i + 1) & (ncap - 1);
+        nt[i] = b->topics[j];
+    }
+    free(b->topics);
+    b->topics = nt;
+    b->topics_cap = ncap;
+    return 0;
+}
+
+/* The bus's copy of a topic, made on first use (caller holds the lock). NULL on ENOMEM. */
+static const char *bus_topic_locked(bus *b, const char *topic)
+{
+    if (b->topics_cap) {
+        for (size_t i = bus_topic_home(topic, b->topics_cap); b->topics[i];
+             i = (i + 1) & (b->topics_cap - 1))
+            if (strcmp(b->topics[i], topic) == 0)
+                return b->topics[i];
+    }
+    if ((b->ntopics + 1) * 4 > b->topics_cap * 3 && bus_topics_grow(b) != 0)
+        return NULL;
+    char *copy = strdup(topic);
+    if (!copy)
+        return NULL;
+    size_t i = bus_topic_home(topic, b->topics_cap);
+    while (b->topics[i])
+        i = (i + 1) & (b->topics_cap - 1);
+    b->topics[i] = copy;
+    b->ntopics++;
+    return copy;
+}
+
+/* Topics are interned so a queued event needs no copy of its topic and dispatch compares them by
+ * pointer. Each ring keeps the few its thread uses; only a topic new to the ring takes the lock. */
+static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic)
+{
+    for (size_t i = 0; i < r->ntopics; i++)
+        if (r->topics[i] == topic || strcmp(r->topics[i], topic) == 0)
+            return r->topics[i];
+    uv_mutex_lock(&b->lock);
+    const char *found = bus_topic_locked(b, topic);
+    uv_mutex_unlock(&b->lock);
+    if (found) {
+        if (r->ntopics < BUS_RING_TOPICS)
+            r->topics[r->ntopics++] = found;
+        else
+            r->topics[r->topic_next++ % BUS_RING_TOPICS] = found;
+    }
+    return found;
 }
 
 static uint64_t bus_coalesce_key(uint32_t source, const sb_publish *pub)
@@ -529,30 +671,88 @@ static sb_label *bus_copy_labels(const sb_label *labels, size_t n, char *inline_
     return out;
 }
 
-/* The calling thread's ring: ring 0 on the loop thread, else one made for this thread. */
-static bus_ring *bus_ring_for_thread(bus *b, int *on_loop)
+/* Add a ring to the bus (caller holds the lock). */
+static int bus_ring_register_locked(bus *b, bus_ring *r)
 {
-    uv_thread_t self = uv_thread_self();
-    *on_loop = uv_thread_equal(&b->loop_thread, &self);
-    if (*on_loop)
-        return b->rings[0];
-    if (tls_ring.b == b && tls_ring.uid == b->uid)
-        return tls_ring.ring;
+    size_t n = atomic_load_explicit(&b->nrings, memory_order_relaxed);
+    bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_relaxed);
+    if (n == t->cap) {
+        bus_ring_table *nt = malloc(sizeof *nt + 2 * t->cap * sizeof nt->ring[0]);
+        if (!nt)
+            return -ENOMEM;
+        nt->cap = 2 * t->cap;
+        nt->older = t;
+        memcpy(nt->ring, t->ring, n * sizeof nt->ring[0]);
+        /* Published before the count: a reader that sees n + 1 rings sees this table. */
+        atomic_store_explicit(&b->rings, nt, memory_order_release);
+        t = nt;
+    }
+    t->ring[n] = r;
+    atomic_store_explicit(&b->nrings, n + 1, memory_order_release);
+    return 0;
+}
+
+/* A ring for the calling thread: one whose thread has exited, else a new one. */
+static bus_ring *bus_ring_take(bus *b)
+{
     bus_ring *r = NULL;
     uv_mutex_lock(&b->lock);
-    size_t n = atomic_load(&b->nrings);
-    for (size_t i = 1; i < n && !r; i++)
-        if (uv_thread_equal(&b->rings[i]->owner, &self))
-            r = b->rings[i];
-    if (!r && n < BUS_MAX_RINGS) {
+    size_t n = atomic_load_explicit(&b->nrings, memory_order_relaxed);
+    bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_relaxed);
+    for (size_t i = 1; i < n && !r; i++) {
+        uint32_t expect = RING_HELD_BY_BUS;
+        /* Acquire: what the exiting thread did as its producer happened before. */
+        if (atomic_load_explicit(&t->ring[i]->holders, memory_order_relaxed) == expect &&
+            atomic_compare_exchange_strong_explicit(&t->ring[i]->holders, &expect,
+                                                    RING_HELD_BY_BUS | RING_HELD_BY_THREAD,
+                                                    memory_order_acq_rel, memory_order_relaxed))
+            r = t->ring[i];
+    }
+    if (!r) {
         size_t cap = b->capacity < BUS_THREAD_RING ? b->capacity : BUS_THREAD_RING;
-        r = bus_ring_new(cap, self);
-        if (r) {
-            b->rings[n] = r;
-            atomic_store_explicit(&b->nrings, n + 1, memory_order_release);
+        r = bus_ring_new(cap, b->uid, RING_HELD_BY_BUS | RING_HELD_BY_THREAD);
+        if (r && bus_ring_register_locked(b, r) != 0) {
+            bus_ring_free(r);
+            r = NULL;
         }
     }
     uv_mutex_unlock(&b->lock);
+    return r;
+}
+
+/* The calling thread's ring for this bus, found in (or added to) the list of rings it holds. */
+static bus_ring *bus_ring_attach(bus *b)
+{
+    if (pthread_once(&bus_thread_once, bus_thread_key_init) != 0 || bus_thread_key_error != 0)
+        return NULL;
+    bus_ring *owned = pthread_getspecific(bus_thread_key);
+    bus_ring *r = NULL;
+    /* Forget the rings of buses freed since (this thread is their last holder). */
+    for (bus_ring **link = &owned; *link;) {
+        bus_ring *x = *link;
+        if (!(atomic_load_explicit(&x->holders, memory_order_acquire) & RING_HELD_BY_BUS)) {
+            *link = x->next_owned;
+            if (tls_ring.ring == x)
+                memset(&tls_ring, 0, sizeof tls_ring);
+            bus_ring_free(x);
+            continue;
+        }
+        if (x->bus_uid == b->uid)
+            r = x;
+        link = &x->next_owned;
+    }
+    int taken = 0;
+    if (!r && (r = bus_ring_take(b)) != NULL) {
+        r->next_owned = owned;
+        owned = r;
+        taken = 1;
+    }
+    /* Fails only on the thread's first ring (the key's storage): nothing was forgotten then. */
+    if (pthread_setspecific(bus_thread_key, owned) != 0) {
+        if (taken)
+            bus_ring_let_go(r, RING_HELD_BY_THREAD);
+        return NULL;
+    }
     if (r) {
         tls_ring.b = b;
         tls_ring.uid = b->uid;
@@ -561,40 +761,84 @@ static bus_ring *bus_ring_for_thread(bus *b, int *on_loop)
     return r;
 }
 
-/* Replace a waiting event with the same key in place. Returns 1 when it did. */
-static int bus_try_coalesce(bus *b, bus_ring *r, uint32_t source, const char *topic, uint64_t key,
-                            const sb_publish *pub, uint64_t mono, int64_t wall)
+/* The calling thread's ring: ring 0 on the loop thread, else the thread's own. */
+static bus_ring *bus_ring_for_thread(bus *b, int *on_loop)
+{
+    uv_thread_t self = uv_thread_self();
+    *on_loop = uv_thread_equal(&b->loop_thread, &self);
+    if (*on_loop)
+        return b->ring0;
+    if (tls_ring.b == b && tls_ring.uid == b->uid)
+        return tls_ring.ring;
+    return bus_ring_attach(b);
+}
+
+/* Note the key of the event waiting at seq. Instead of growing, the map first drops the entries
+ * of events already delivered and takes the size what is left needs. */
+static int bus_coalesce_note(bus_ring *r, uint64_t key, uint64_t seq)
+{
+    u64map *m = &r->coalesce;
+    uint64_t *v = u64map_find(m, key);
+    int rc = 0;
+    if (v) {
+        *v = seq;
+    } else {
+        if (u64map_full(m)) {
+            uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+            size_t live = 1;
+            for (size_t i = 0; i < m->cap; i++)
+                live += m->keys[i] && m->vals[i] >= head;
+            size_t ncap = 64;
+            while (ncap < live * 4)
+                ncap *= 2;
+            rc = u64map_rebuild(m, ncap, head);
+        }
+        if (rc == 0)
+            u64map_insert(m, key, seq);
+    }
+    atomic_store_explicit(&r->coalesce_keys, m->count, memory_order_relaxed);
+    atomic_store_explicit(&r->coalesce_slots, m->cap, memory_order_relaxed);
+    return rc;
+}
+
+/* Replace a waiting event with the same key in place: returns 1 when it did, with the payload it
+ * held in *stale (the caller releases it). */
+static int bus_try_coalesce(bus_ring *r, uint32_t source, const char *topic, uint64_t key,
+                            const sb_publish *pub, cJSON *payload, uint64_t mono, int64_t wall,
+                            cJSON **stale)
 {
     uint64_t *seq = u64map_find(&r->coalesce, key);
-    if (!seq || *seq < atomic_load_explicit(&r->head, memory_order_acquire))
+    if (!seq)
         return 0;
     bus_slot *s = &r->slots[*seq & r->mask];
-    /* Only the producer writes a slot's fields, so reading them here is safe; the state word
-     * decides whether the consumer has taken the slot already. */
-    if (s->source != source || s->topic != topic || s->key != key || !bus_same_labels(s, pub))
+    /* seq and key are written by this producer only: a slot filled since with a newer event is
+     * not the one the map means. */
+    if (s->seq != *seq || s->key != key)
         return 0;
     uint32_t expect = SLOT_READY;
     if (!atomic_compare_exchange_strong_explicit(&s->state, &expect, SLOT_UPDATING,
                                                  memory_order_acquire, memory_order_relaxed))
-        return 0; /* being delivered: queue a new one */
-    cJSON *stale = s->payload;
+        return 0; /* taken by the loop (being delivered, or delivered): queue a new one */
+    /* Ours until it is READY again: the loop waits, so its labels are still there to compare. */
+    if (s->source != source || s->topic != topic || !bus_same_labels(s, pub)) {
+        atomic_store_explicit(&s->state, SLOT_READY, memory_order_release);
+        return 0; /* the same hash for another key */
+    }
+    *stale = s->payload;
+    s->payload = payload;
     s->value = pub->value;
     s->mono_ns = mono;
     s->wall_ns = wall;
-    s->payload = NULL;
-    if (pub->payload || stale) {
-        uv_mutex_lock(&b->lock);
-        if (stale)
-            bus_payload_unref_locked(b, stale);
-        if (pub->payload && u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1) == 0)
-            s->payload = pub->payload;
-        else
-            cJSON_Delete(pub->payload);
-        uv_mutex_unlock(&b->lock);
-    }
     atomic_store_explicit(&s->state, SLOT_READY, memory_order_release);
-    atomic_fetch_add_explicit(&r->coalesced, 1, memory_order_relaxed);
     return 1;
+}
+
+static int bus_payload_register(bus *b, cJSON *payload)
+{
+    uv_mutex_lock(&b->lock);
+    int rc = u64map_put(&b->payloads, (uint64_t)(uintptr_t)payload, 1);
+    uv_mutex_unlock(&b->lock);
+    return rc;
 }
 
 int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
@@ -607,9 +851,10 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     int on_loop;
     bus_ring *r = bus_ring_for_thread(b, &on_loop);
     const char *topic = r ? bus_intern_topic(b, r, pub->topic) : NULL;
-    if (!r || !topic) {
-        cJSON_Delete(pub->payload);
-        return r ? -ENOMEM : -EMFILE;
+    cJSON *payload = pub->payload;
+    if (!topic || (payload && bus_payload_register(b, payload) != 0)) {
+        cJSON_Delete(payload);
+        return -ENOMEM;
     }
     /* Inside a dispatch the loop thread stamps with the drain's clock, read every few events:
      * a decision made on a reading is stamped within a microsecond or so of the real time. */
@@ -622,35 +867,32 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     uint64_t key = 0;
     if (pub->flags & SB_EVENT_COALESCE) {
         key = bus_coalesce_key(source, pub);
-        if (bus_try_coalesce(b, r, source, topic, key, pub, mono, wall))
+        cJSON *stale = NULL;
+        if (bus_try_coalesce(r, source, topic, key, pub, payload, mono, wall, &stale)) {
+            if (stale)
+                bus_payload_release(b, stale);
+            bus_count(&r->published, 1);
+            bus_count(&r->coalesced, 1);
             return 0;
+        }
     }
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     if (tail - r->cached_head > r->mask)
         r->cached_head = atomic_load_explicit(&r->head, memory_order_acquire);
     if (tail - r->cached_head > r->mask) {
-        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-        cJSON_Delete(pub->payload);
+        bus_count(&r->dropped, 1);
+        if (payload)
+            bus_payload_release(b, payload);
         return -ENOBUFS;
     }
     bus_slot *s = &r->slots[tail & r->mask];
     s->labels = bus_copy_labels(pub->labels, pub->nlabels, s->inline_labels.bytes);
     if (pub->nlabels && !s->labels) {
-        cJSON_Delete(pub->payload);
+        if (payload)
+            bus_payload_release(b, payload);
         return -ENOMEM;
     }
-    s->payload = NULL;
-    if (pub->payload) {
-        uv_mutex_lock(&b->lock);
-        int rc = u64map_put(&b->payloads, (uint64_t)(uintptr_t)pub->payload, 1);
-        uv_mutex_unlock(&b->lock);
-        if (rc != 0) {
-            bus_slot_release(b, s, 0);
-            cJSON_Delete(pub->payload);
-            return -ENOMEM;
-        }
-        s->payload = pub->payload;
-    }
+    s->payload = payload;
     s->source = source;
     s->flags = pub->flags;
     s->nlabels = (uint32_t)pub->nlabels;
@@ -658,12 +900,13 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
     s->mono_ns = mono;
     s->wall_ns = wall;
     s->value = pub->value;
+    s->seq = tail;
     s->key = 0;
-    if (key && u64map_put(&r->coalesce, key, tail) == 0)
+    if (key && bus_coalesce_note(r, key, tail) == 0)
         s->key = key;
     atomic_store_explicit(&s->state, SLOT_READY, memory_order_relaxed);
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-    atomic_fetch_add_explicit(&r->published, 1, memory_order_relaxed);
+    bus_count(&r->published, 1);
     /* A publish from inside dispatch is picked up by the running drain without a wake-up;
      * uv_async_send itself is one atomic test when a wake-up is already pending. */
     if (!(on_loop && b->draining))
@@ -677,6 +920,7 @@ static void bus_dispatch_one(bus *b, const bus_slot *s)
     if (!src)
         return;
     sb_event ev = {
+        .size = sizeof(sb_event),
         .source = s->source,
         .source_id = src->id,
         .topic = s->topic,
@@ -699,14 +943,16 @@ static void bus_dispatch_one(bus *b, const bus_slot *s)
     }
 }
 
-/* Take the slot from its producer: wait out a coalescing update in progress. */
+/* Take the slot from its producer: wait out a coalescing update in progress (a few stores). */
 static void bus_claim(bus_slot *s)
 {
-    for (;;) {
+    for (unsigned spins = 0;; spins++) {
         uint32_t expect = SLOT_READY;
         if (atomic_compare_exchange_weak_explicit(&s->state, &expect, SLOT_CLAIMED,
                                                   memory_order_acquire, memory_order_relaxed))
             return;
+        if (spins >= 64)
+            sched_yield(); /* the producer was preempted inside its update */
     }
 }
 
@@ -723,7 +969,9 @@ static size_t bus_drain_ring(bus *b, bus_ring *r, size_t budget)
             bus_slot *s = &r->slots[head & r->mask];
             if ((done & 15) == 0)
                 b->drain_clock = bus_now_mono_ns();
-            /* Only a coalescible event can still be touched by its producer. */
+            /* Only a coalescible event can still be touched by its producer. Once claimed it
+             * stays so: the producer leaves it alone until it fills the slot again, which it
+             * does only after the head has passed it. */
             if (s->key)
                 bus_claim(s);
             bus_dispatch_one(b, s);
@@ -746,17 +994,20 @@ static size_t bus_drain(bus *b, size_t budget)
     for (;;) {
         size_t before = done;
         size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+        bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_acquire);
         for (size_t i = 0; i < nrings && done < budget; i++) {
             size_t quota = budget - done < BUS_BATCH ? budget - done : BUS_BATCH;
-            done += bus_drain_ring(b, b->rings[i], quota);
+            done += bus_drain_ring(b, t->ring[i], quota);
             /* What those deliveries published on the loop thread goes next, before more input. */
             if (i != 0 && done < budget)
-                done += bus_drain_ring(b, b->rings[0], budget - done);
+                done += bus_drain_ring(b, b->ring0, budget - done);
         }
         if (done == before || done >= budget)
             break;
     }
-    b->delivered += done;
+    atomic_store_explicit(&b->delivered,
+                          atomic_load_explicit(&b->delivered, memory_order_relaxed) + done,
+                          memory_order_relaxed);
     b->draining = was_draining;
     if (!b->draining && b->subs_dirty) {
         b->subs_dirty = 0;
@@ -775,9 +1026,10 @@ static size_t bus_drain(bus *b, size_t budget)
 static int bus_has_queued(bus *b)
 {
     size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+    bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_acquire);
     for (size_t i = 0; i < nrings; i++)
-        if (atomic_load_explicit(&b->rings[i]->head, memory_order_relaxed) !=
-            atomic_load_explicit(&b->rings[i]->tail, memory_order_acquire))
+        if (atomic_load_explicit(&t->ring[i]->head, memory_order_relaxed) !=
+            atomic_load_explicit(&t->ring[i]->tail, memory_order_acquire))
             return 1;
     return 0;
 }
@@ -804,15 +1056,20 @@ void bus_get_stats(bus *b, bus_stats *out)
 {
     memset(out, 0, sizeof *out);
     size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);
+    bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_acquire);
     for (size_t i = 0; i < nrings; i++) {
-        bus_ring *r = b->rings[i];
+        bus_ring *r = t->ring[i];
         out->published += atomic_load_explicit(&r->published, memory_order_relaxed);
         out->coalesced += atomic_load_explicit(&r->coalesced, memory_order_relaxed);
         out->dropped += atomic_load_explicit(&r->dropped, memory_order_relaxed);
-        out->queued += (size_t)(atomic_load_explicit(&r->tail, memory_order_acquire) -
-                                atomic_load_explicit(&r->head, memory_order_acquire));
+        /* The head first: read after it, the tail is never behind it. */
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        out->queued += (size_t)(atomic_load_explicit(&r->tail, memory_order_acquire) - head);
+        out->coalesce_keys += atomic_load_explicit(&r->coalesce_keys, memory_order_relaxed);
+        out->coalesce_slots += atomic_load_explicit(&r->coalesce_slots, memory_order_relaxed);
     }
-    out->delivered = b->delivered;
+    out->rings = nrings;
+    out->delivered = atomic_load_explicit(&b->delivered, memory_order_relaxed);
 }
 
 const struct cJSON *bus_payload_retain(bus *b, const struct cJSON *payload)

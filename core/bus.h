@@ -9,6 +9,16 @@
  * same source, topic and labels, so a slow consumer sees the newest reading, never a backlog.
  * A full ring refuses the event (-ENOBUFS) and counts it. Subscribers are found by source number
  * (an array index), never by a scan.
+ *
+ * Threads: bus_publish may be called from any thread, and bus_get_stats too; everything else is
+ * for the loop thread (the one that called bus_new). No thread may publish once bus_close is
+ * called.
+ *
+ * Limits: none on publishing threads or topics, only memory. A thread's ring outlives the thread
+ * until its events are delivered and is then handed to the next thread that starts publishing,
+ * so the bus holds as many rings as threads ever published at the same time (bus_stats.rings).
+ * A topic string is kept (interned) until the bus is freed: topics are a small fixed vocabulary,
+ * not data. A ring's coalescing map holds about one entry per undelivered coalescible event.
  */
 #ifndef SCALEBUS_BUS_H
 #define SCALEBUS_BUS_H
@@ -23,20 +33,24 @@ typedef struct bus bus;
 
 #define BUS_DEFAULT_CAPACITY 16384u /* slots in the loop thread's ring */
 #define BUS_BATCH 256u              /* events taken from one ring before the next gets a turn */
-#define BUS_BUDGET 8192u /* events delivered per loop iteration before timers and I/O get a turn   \
-                          */
+/* events delivered per loop iteration before timers and I/O get a turn */
+#define BUS_BUDGET 8192u
 
+/* Every accepted event is delivered, coalesced or still queued:
+ * published == delivered + coalesced + queued (until bus_close releases what is left). */
 typedef struct bus_stats {
-    uint64_t published; /* accepted into the queue */
-    uint64_t delivered; /* events taken off the queue and dispatched */
-    uint64_t coalesced; /* replaced by a newer event before delivery */
-    uint64_t dropped;   /* refused because the queue was full */
-    size_t queued;      /* waiting now */
+    uint64_t published;    /* accepted (bus_publish returned 0), coalesced ones included */
+    uint64_t delivered;    /* events taken off the queue and dispatched */
+    uint64_t coalesced;    /* replaced by a newer event before delivery */
+    uint64_t dropped;      /* refused because the publishing thread's ring was full */
+    size_t queued;         /* waiting now */
+    size_t rings;          /* the loop thread's ring + the most other threads publishing at once */
+    size_t coalesce_keys;  /* entries in the rings' coalescing maps (waiting coalescible events) */
+    size_t coalesce_slots; /* their capacity, in entries of 16 bytes */
 } bus_stats;
 
 /* capacity: slots in the loop thread's ring (rounded up to a power of two); each other
- * publishing thread's ring has min(capacity, 8192). At most 255 other threads may publish.
- * NULL on ENOMEM. */
+ * publishing thread's ring has min(capacity, 8192). NULL on ENOMEM. */
 bus *bus_new(uv_loop_t *loop, size_t capacity);
 
 /* Close the bus's handles; the bus is freed once libuv has closed them (run the loop). Events
@@ -54,13 +68,15 @@ void bus_source_remove(bus *b, uint32_t source);
 int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb, void *arg);
 void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription);
 
-/* Publish from any thread. Returns 0, or -ENOBUFS (full, counted as dropped), -ENOMEM, -EINVAL,
- * -EMFILE (too many publishing threads). The payload, if any, is the bus's in every case. */
+/* Publish from any thread. Returns 0, or -ENOBUFS (the thread's ring is full; counted as
+ * dropped), -ENOMEM (no memory for the thread's ring, a new topic, the labels or the payload's
+ * count), -EINVAL (no bus, event or topic). The payload, if any, is the bus's in every case. */
 int bus_publish(bus *b, uint32_t source, const sb_publish *pub);
 
 /* Deliver everything queued now, on the loop thread (graceful stop). */
 void bus_flush(bus *b);
 
+/* Counters, from any thread (each a snapshot; together they add up once the bus is idle). */
 void bus_get_stats(bus *b, bus_stats *out);
 
 /* Payload references, for host->payload_retain/release (loop thread). */

@@ -1,12 +1,17 @@
 /*
  * test_bus.c - the event bus: delivery and per-publisher order, topic filters, coalescing of
  * readings, counted drops when full, publishing from other threads, payload sharing and
- * reference counts, and unsubscribing while an event is being dispatched.
+ * reference counts, and unsubscribing while an event is being dispatched. Then what must hold
+ * under concurrency (scripts/test.sh also runs this file under ThreadSanitizer): coalescing racing
+ * delivery, short-lived publishing threads and their rings, a thread outliving a bus, any number
+ * of topics, and a coalescing map that stays bounded.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -452,6 +457,570 @@ START_TEST(test_coalescing_from_thread)
 }
 END_TEST
 
+/* ---- coalescing against delivery ------------------------------------------------------------ */
+
+static bus *kick_bus;
+static uint32_t kick_target;
+
+/* Publishes a coalescible reading {queue=a} with the kick's value on the loop thread. */
+static void kick_republish(void *arg, const sb_event *ev)
+{
+    (void)arg;
+    sb_label l = {"queue", "a"};
+    sb_publish p = {.topic = SB_TOPIC_READING,
+                    .flags = SB_EVENT_COALESCE,
+                    .value = ev->value,
+                    .labels = &l,
+                    .nlabels = 1};
+    ck_assert_int_eq(bus_publish(kick_bus, kick_target, &p), 0);
+}
+
+/* A reading with the key of one delivered earlier in the same drain (its labels released, the
+ * ring's head not handed back yet) is queued anew, never merged into the delivered slot. */
+START_TEST(test_coalesce_after_delivery_in_same_drain)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 64);
+    kick_bus = b;
+    kick_target = bus_source_add(b, "trigger");
+    uint32_t kick = bus_source_add(b, "kick");
+    static seen s;
+    memset(&s, 0, sizeof s);
+    bus_subscribe(b, kick_target, NULL, record, &s);
+    bus_subscribe(b, kick, NULL, kick_republish, NULL);
+    sb_label l = {"queue", "a"};
+    sb_publish r = {.topic = SB_TOPIC_READING,
+                    .flags = SB_EVENT_COALESCE,
+                    .value = 1,
+                    .labels = &l,
+                    .nlabels = 1};
+    ck_assert_int_eq(bus_publish(b, kick_target, &r), 0);
+    sb_publish k = {.topic = SB_TOPIC_RUN, .value = 2};
+    ck_assert_int_eq(bus_publish(b, kick, &k), 0);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(s.n, 2);
+    ck_assert(s.values[0] == 1);
+    ck_assert(s.values[1] == 2);
+    ck_assert_str_eq(s.label[1], "a");
+    bus_stats st;
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.published, 3);
+    ck_assert_uint_eq(st.delivered, 3);
+    ck_assert_uint_eq(st.coalesced, 0);
+    close_bus(&loop, b);
+}
+END_TEST
+
+/* Two label sets: one small enough to live in the slot, one in a heap block. */
+#define STRESS_DETAIL                                                                              \
+    "a label value long enough that the label block no longer fits in the slot and is allocated "  \
+    "on the heap at publish and freed at delivery"
+
+static const sb_label stress_labels[2][2] = {
+    {{"queue", "a"}, {NULL, NULL}},
+    {{"queue", "b"}, {"detail", STRESS_DETAIL}},
+};
+static const size_t stress_nlabels[2] = {1, 2};
+
+typedef struct stress {
+    bus *b;
+    uint32_t trigger, echo;
+    _Atomic int stop;
+    _Atomic uint64_t produced; /* the newest value the thread is publishing */
+    /* the publishing thread's own */
+    uint64_t accepted, refused, failed;
+    double last_accepted[2];
+    /* the loop thread's own */
+    uint64_t delivered[2]; /* trigger, echo */
+    uint64_t echo_accepted, echo_refused, echo_failed;
+    double last_seen[2][2]; /* [trigger|echo][label set] */
+    double last_echoed[2];
+    uint64_t bad_labels, bad_values, bad_order, bad_size;
+} stress;
+
+/* Which of the two label sets the event carries exactly; -1 for anything else. */
+static int stress_set(const sb_event *ev)
+{
+    for (int k = 0; k < 2; k++) {
+        if (ev->nlabels != stress_nlabels[k])
+            continue;
+        size_t i = 0;
+        while (i < ev->nlabels && strcmp(ev->labels[i].key, stress_labels[k][i].key) == 0 &&
+               strcmp(ev->labels[i].value, stress_labels[k][i].value) == 0)
+            i++;
+        if (i == ev->nlabels)
+            return k;
+    }
+    return -1;
+}
+
+static void stress_check(stress *st, int which, const sb_event *ev)
+{
+    st->delivered[which]++;
+    if (ev->size != sizeof(sb_event))
+        st->bad_size++;
+    int k = stress_set(ev);
+    if (k < 0) {
+        st->bad_labels++;
+        return;
+    }
+    /* Values are 1, 2, 3, ... with odd ones on set 1: a value that was really published. */
+    double v = ev->value;
+    uint64_t produced = atomic_load_explicit(&st->produced, memory_order_acquire);
+    if (v < 1 || v > (double)produced || v != (double)(uint64_t)v ||
+        ((uint64_t)v & 1) != (uint64_t)k)
+        st->bad_values++;
+    /* One publishing thread: each set's values arrive in increasing order. */
+    if (v <= st->last_seen[which][k])
+        st->bad_order++;
+    st->last_seen[which][k] = v;
+}
+
+static void stress_on_trigger(void *arg, const sb_event *ev)
+{
+    stress *st = arg;
+    stress_check(st, 0, ev);
+    int k = stress_set(ev);
+    if (k < 0)
+        return;
+    /* A connector's answer on the loop thread: coalescible, same labels, same value. */
+    sb_publish p = {.topic = SB_TOPIC_READING,
+                    .flags = SB_EVENT_COALESCE,
+                    .value = ev->value,
+                    .labels = stress_labels[k],
+                    .nlabels = stress_nlabels[k]};
+    int rc = bus_publish(st->b, st->echo, &p);
+    if (rc == 0) {
+        st->echo_accepted++;
+        st->last_echoed[k] = ev->value;
+    } else if (rc == -ENOBUFS) {
+        st->echo_refused++;
+    } else {
+        st->echo_failed++;
+    }
+}
+
+static void stress_on_echo(void *arg, const sb_event *ev)
+{
+    stress_check(arg, 1, ev);
+}
+
+static void stress_thread(void *arg)
+{
+    stress *st = arg;
+    for (uint64_t i = 1; !atomic_load_explicit(&st->stop, memory_order_relaxed); i++) {
+        int k = (int)(i & 1);
+        atomic_store_explicit(&st->produced, i, memory_order_release);
+        sb_publish p = {.topic = SB_TOPIC_READING,
+                        .flags = SB_EVENT_COALESCE,
+                        .value = (double)i,
+                        .labels = stress_labels[k],
+                        .nlabels = stress_nlabels[k]};
+        int rc = bus_publish(st->b, st->trigger, &p);
+        if (rc == 0) {
+            st->accepted++;
+            st->last_accepted[k] = (double)i;
+        } else if (rc == -ENOBUFS) {
+            st->refused++;
+        } else {
+            st->failed++;
+        }
+    }
+}
+
+static void stress_stop(uv_timer_t *t)
+{
+    stress *st = t->data;
+    atomic_store(&st->stop, 1);
+    uv_stop(t->loop);
+}
+
+/* A plugin thread publishing labelled readings as fast as it can while the loop delivers them and
+ * a subscriber publishes on the loop thread: no crash, only published label sets and values, the
+ * newest value of each set delivered, and the counters add up. */
+START_TEST(test_coalescing_race_with_delivery)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static stress st;
+    memset(&st, 0, sizeof st);
+    st.b = bus_new(&loop, 1024);
+    st.trigger = bus_source_add(st.b, "trigger");
+    st.echo = bus_source_add(st.b, "echo");
+    bus_subscribe(st.b, st.trigger, NULL, stress_on_trigger, &st);
+    bus_subscribe(st.b, st.echo, NULL, stress_on_echo, &st);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &st;
+    uv_timer_start(&t, stress_stop, 2000, 0);
+    uv_thread_t th;
+    uv_thread_create(&th, stress_thread, &st);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_thread_join(&th);
+    bus_flush(st.b);
+
+    ck_assert_uint_eq(st.bad_labels, 0);
+    ck_assert_uint_eq(st.bad_values, 0);
+    ck_assert_uint_eq(st.bad_order, 0);
+    ck_assert_uint_eq(st.bad_size, 0);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_eq(st.echo_failed, 0);
+    ck_assert_uint_gt(st.accepted, 0);
+    /* The newest reading of each set is never lost: it is what arrived last. */
+    for (int k = 0; k < 2; k++) {
+        ck_assert(st.last_seen[0][k] == st.last_accepted[k]);
+        ck_assert(st.last_seen[1][k] == st.last_echoed[k]);
+    }
+    bus_stats bs;
+    bus_get_stats(st.b, &bs);
+    ck_assert_uint_eq(bs.queued, 0);
+    ck_assert_uint_eq(bs.published, st.accepted + st.echo_accepted);
+    ck_assert_uint_eq(bs.dropped, st.refused + st.echo_refused);
+    ck_assert_uint_eq(bs.delivered, st.delivered[0] + st.delivered[1]);
+    ck_assert_uint_eq(bs.published, bs.delivered + bs.coalesced + bs.queued);
+    uv_close((uv_handle_t *)&t, NULL);
+    close_bus(&loop, st.b);
+}
+END_TEST
+
+/* ---- publishing threads ---------------------------------------------------------------------- */
+
+typedef struct short_lived {
+    bus *b;
+    uint32_t source;
+    int index;
+    int failed;
+    uv_barrier_t *together; /* when set: stay alive until every thread of the wave has published */
+} short_lived;
+
+static void short_lived_thread(void *arg)
+{
+    short_lived *t = arg;
+    for (int i = 0; i < 5; i++) {
+        sb_publish p = {.topic = SB_TOPIC_DESIRED, .value = t->index * 10 + i};
+        if (bus_publish(t->b, t->source, &p) != 0)
+            t->failed++;
+    }
+    if (t->together)
+        uv_barrier_wait(t->together);
+}
+
+typedef struct per_thread_count {
+    int events[1300];
+    int out_of_order;
+    size_t n;
+} per_thread_count;
+
+static void count_per_thread(void *arg, const sb_event *ev)
+{
+    per_thread_count *c = arg;
+    int index = (int)ev->value / 10, i = (int)ev->value % 10;
+    if (index < 0 || index >= 1300 || c->events[index] != i)
+        c->out_of_order++;
+    else
+        c->events[index]++;
+    c->n++;
+}
+
+/* Runs `count` threads (numbered from first) one after another, or all alive at once. */
+static void run_threads(uv_loop_t *loop, bus *b, uint32_t source, int first, int count, int at_once)
+{
+    static short_lived args[300];
+    static uv_thread_t th[300];
+    uv_barrier_t together;
+    if (at_once)
+        ck_assert_int_eq(uv_barrier_init(&together, (unsigned)count + 1), 0);
+    ck_assert_int_le(at_once ? count : 0, 300);
+    for (int i = 0; i < count; i++) {
+        int k = at_once ? i : 0;
+        args[k] = (short_lived){b, source, first + i, 0, at_once ? &together : NULL};
+        ck_assert_int_eq(uv_thread_create(&th[k], short_lived_thread, &args[k]), 0);
+        if (!at_once) {
+            uv_thread_join(&th[k]);
+            ck_assert_int_eq(args[k].failed, 0);
+            run_until_idle(loop, b);
+        }
+    }
+    if (at_once) {
+        uv_barrier_wait(&together);
+        for (int i = 0; i < count; i++) {
+            uv_thread_join(&th[i]);
+            ck_assert_int_eq(args[i].failed, 0);
+        }
+        uv_barrier_destroy(&together);
+        run_until_idle(loop, b);
+    }
+}
+
+/* 1300 short-lived publishing threads, 300 of them alive at once twice: every event arrives, and
+ * a ring is reused once its thread has exited, so the bus never holds more rings than threads
+ * publishing at the same time (plus the loop thread's). */
+START_TEST(test_short_lived_threads_reuse_rings)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 64);
+    uint32_t src = bus_source_add(b, "threads");
+    static per_thread_count c;
+    memset(&c, 0, sizeof c);
+    bus_subscribe(b, src, NULL, count_per_thread, &c);
+    bus_stats st;
+
+    run_threads(&loop, b, src, 0, 700, 0);
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.rings, 2);
+
+    run_threads(&loop, b, src, 700, 300, 1);
+    bus_get_stats(b, &st);
+    ck_assert_uint_le(st.rings, 301);
+    ck_assert_uint_ge(st.rings, 2);
+
+    run_threads(&loop, b, src, 1000, 300, 1);
+    bus_get_stats(b, &st);
+    ck_assert_uint_le(st.rings, 301);
+
+    ck_assert_int_eq(c.out_of_order, 0);
+    ck_assert_uint_eq(c.n, 1300 * 5);
+    for (int i = 0; i < 1300; i++)
+        ck_assert_int_eq(c.events[i], 5);
+    ck_assert_uint_eq(st.published, 1300 * 5);
+    ck_assert_uint_eq(st.delivered, 1300 * 5);
+    ck_assert_uint_eq(st.dropped, 0);
+    close_bus(&loop, b);
+}
+END_TEST
+
+/* A thread's events still waiting when it exits are delivered, also after another thread has
+ * taken its ring over and published behind them. */
+START_TEST(test_exited_thread_events_delivered)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 64);
+    uint32_t src = bus_source_add(b, "threads");
+    static per_thread_count c;
+    memset(&c, 0, sizeof c);
+    bus_subscribe(b, src, NULL, count_per_thread, &c);
+    for (int i = 0; i < 4; i++) {
+        short_lived t = {b, src, i, 0, NULL};
+        uv_thread_t th;
+        uv_thread_create(&th, short_lived_thread, &t);
+        uv_thread_join(&th);
+        ck_assert_int_eq(t.failed, 0);
+    }
+    bus_stats st;
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.rings, 2);
+    ck_assert_uint_eq(st.queued, 20);
+    run_until_idle(&loop, b);
+    ck_assert_int_eq(c.out_of_order, 0);
+    ck_assert_uint_eq(c.n, 20);
+    close_bus(&loop, b);
+}
+END_TEST
+
+/* A thread that outlives a bus: its cached ring for the freed bus is neither used nor leaked. */
+typedef struct long_lived {
+    uv_sem_t go, done;
+    bus *b;
+    uint32_t source;
+    int quit, failed;
+} long_lived;
+
+static void long_lived_thread(void *arg)
+{
+    long_lived *t = arg;
+    for (;;) {
+        uv_sem_wait(&t->go);
+        if (t->quit)
+            break;
+        for (int i = 0; i < 3; i++) {
+            sb_publish p = {.topic = SB_TOPIC_DESIRED, .value = i};
+            if (bus_publish(t->b, t->source, &p) != 0)
+                t->failed++;
+        }
+        uv_sem_post(&t->done);
+    }
+}
+
+START_TEST(test_thread_outlives_bus)
+{
+    static long_lived t;
+    memset(&t, 0, sizeof t);
+    uv_sem_init(&t.go, 0);
+    uv_sem_init(&t.done, 0);
+    uv_thread_t th;
+    uv_thread_create(&th, long_lived_thread, &t);
+    for (int round = 0; round < 3; round++) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        bus *b = bus_new(&loop, 64);
+        uint32_t src = bus_source_add(b, "worker");
+        static seen s;
+        memset(&s, 0, sizeof s);
+        bus_subscribe(b, src, NULL, record, &s);
+        t.b = b;
+        t.source = src;
+        uv_sem_post(&t.go);
+        uv_sem_wait(&t.done);
+        run_until_idle(&loop, b);
+        ck_assert_int_eq(t.failed, 0);
+        ck_assert_uint_eq(s.n, 3);
+        bus_stats st;
+        bus_get_stats(b, &st);
+        ck_assert_uint_eq(st.rings, 2);
+        ck_assert_uint_eq(st.published, 3);
+        /* The last round leaves an event queued in the thread's ring when the bus goes. */
+        if (round == 2) {
+            t.b = b;
+            uv_sem_post(&t.go);
+            uv_sem_wait(&t.done);
+        }
+        close_bus(&loop, b);
+    }
+    t.quit = 1;
+    uv_sem_post(&t.go);
+    uv_thread_join(&th);
+    uv_sem_destroy(&t.go);
+    uv_sem_destroy(&t.done);
+}
+END_TEST
+
+/* ---- topics ------------------------------------------------------------------------------ */
+
+#define MANY_TOPICS 200
+
+typedef struct topic_sub {
+    char name[16];
+    int hits, wrong;
+} topic_sub;
+
+static void count_topic(void *arg, const sb_event *ev)
+{
+    topic_sub *t = arg;
+    if (strcmp(ev->topic, t->name) != 0 || (int)ev->value != atoi(t->name + 6))
+        t->wrong++;
+    t->hits++;
+}
+
+typedef struct topics_arg {
+    bus *b;
+    uint32_t source;
+    int failed;
+} topics_arg;
+
+static void publish_every_topic(bus *b, uint32_t source, int *failed)
+{
+    for (int i = 0; i < MANY_TOPICS; i++) {
+        char topic[16]; /* a fresh buffer: interned by content, not by pointer */
+        snprintf(topic, sizeof topic, "topic-%03d", i);
+        sb_publish p = {.topic = topic, .value = i};
+        if (bus_publish(b, source, &p) != 0)
+            (*failed)++;
+    }
+}
+
+static void topics_thread(void *arg)
+{
+    topics_arg *t = arg;
+    publish_every_topic(t->b, t->source, &t->failed);
+}
+
+/* 200 distinct topics, each subscribed and published from the loop thread and another thread:
+ * each subscriber hears exactly its own topic's events. */
+START_TEST(test_many_topics)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 1024);
+    uint32_t src = bus_source_add(b, "topics");
+    static topic_sub subs[MANY_TOPICS];
+    memset(subs, 0, sizeof subs);
+    for (int i = 0; i < MANY_TOPICS; i++) {
+        snprintf(subs[i].name, sizeof subs[i].name, "topic-%03d", i);
+        ck_assert_int_gt(bus_subscribe(b, src, subs[i].name, count_topic, &subs[i]), 0);
+    }
+    int failed = 0;
+    publish_every_topic(b, src, &failed);
+    ck_assert_int_eq(failed, 0);
+    topics_arg ta = {b, src, 0};
+    uv_thread_t th;
+    uv_thread_create(&th, topics_thread, &ta);
+    uv_thread_join(&th);
+    ck_assert_int_eq(ta.failed, 0);
+    run_until_idle(&loop, b);
+    for (int i = 0; i < MANY_TOPICS; i++) {
+        ck_assert_int_eq(subs[i].hits, 2);
+        ck_assert_int_eq(subs[i].wrong, 0);
+    }
+    close_bus(&loop, b);
+}
+END_TEST
+
+/* ---- the coalescing map stays bounded ------------------------------------------------------- */
+
+static void count_only(void *arg, const sb_event *ev)
+{
+    (*(uint64_t *)arg)++;
+}
+
+/* 200,000 readings, each with a label set of its own, in batches delivered in between: the
+ * coalescing map holds about one batch, not every key ever seen. */
+START_TEST(test_coalesce_map_bounded)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 2048);
+    uint32_t src = bus_source_add(b, "queues");
+    static uint64_t delivered;
+    delivered = 0;
+    bus_subscribe(b, src, NULL, count_only, &delivered);
+    bus_stats st;
+    size_t most_keys = 0, most_slots = 0;
+    for (int batch = 0; batch < 200; batch++) {
+        for (int i = 0; i < 1000; i++) {
+            char q[24];
+            snprintf(q, sizeof q, "queue-%d", batch * 1000 + i);
+            sb_label l = {"queue", q};
+            sb_publish p = {.topic = SB_TOPIC_READING,
+                            .flags = SB_EVENT_COALESCE,
+                            .value = i,
+                            .labels = &l,
+                            .nlabels = 1};
+            ck_assert_int_eq(bus_publish(b, src, &p), 0);
+        }
+        bus_get_stats(b, &st);
+        most_keys = st.coalesce_keys > most_keys ? st.coalesce_keys : most_keys;
+        most_slots = st.coalesce_slots > most_slots ? st.coalesce_slots : most_slots;
+        run_until_idle(&loop, b);
+    }
+    ck_assert_uint_eq(delivered, 200000);
+    bus_get_stats(b, &st);
+    ck_assert_uint_le(most_keys, 4 * 1000);
+    ck_assert_uint_le(most_slots, 8 * 1000);
+    /* Quiet now, few keys at a time: the map shrinks back. */
+    for (int batch = 0; batch < 100; batch++) {
+        for (int i = 0; i < 10; i++) {
+            char q[24];
+            snprintf(q, sizeof q, "small-%d", batch * 10 + i);
+            sb_label l = {"queue", q};
+            sb_publish p = {.topic = SB_TOPIC_READING,
+                            .flags = SB_EVENT_COALESCE,
+                            .value = i,
+                            .labels = &l,
+                            .nlabels = 1};
+            ck_assert_int_eq(bus_publish(b, src, &p), 0);
+        }
+        run_until_idle(&loop, b);
+    }
+    bus_get_stats(b, &st);
+    ck_assert_uint_le(st.coalesce_slots, 256);
+    ck_assert_uint_eq(st.published, st.delivered + st.coalesced);
+    close_bus(&loop, b);
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
     Suite *s = suite_create("bus");
@@ -467,6 +1036,13 @@ static Suite *bus_suite(void)
     tcase_add_test(tc, test_labels_copied_at_publish);
     tcase_add_test(tc, test_flood_from_thread_leaves_loop_room);
     tcase_add_test(tc, test_coalescing_from_thread);
+    tcase_add_test(tc, test_coalesce_after_delivery_in_same_drain);
+    tcase_add_test(tc, test_coalescing_race_with_delivery);
+    tcase_add_test(tc, test_short_lived_threads_reuse_rings);
+    tcase_add_test(tc, test_exited_thread_events_delivered);
+    tcase_add_test(tc, test_thread_outlives_bus);
+    tcase_add_test(tc, test_many_topics);
+    tcase_add_test(tc, test_coalesce_map_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
