@@ -34,6 +34,15 @@ cmake --build build-asan
 (cd build-asan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest -j"$JOBS" --timeout 900)
 
+step "ThreadSanitizer: test_bus (clang)"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+  -DSB_TSAN=ON -DSB_WERROR=ON -DSB_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan --target test_bus
+# TSan wants its fixed memory layout: without address randomisation where setarch allows it.
+norand=""
+setarch "$(uname -m)" -R true 2>/dev/null && norand="setarch $(uname -m) -R"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $norand build-tsan/tests/test_bus
+
 step "valgrind: unit tests"
 tests=$(cd build-ci && ctest -N -L unit | sed -n 's/^ *Test *#[0-9]*: *//p')
 for t in $tests; do
