@@ -41,7 +41,11 @@
 
 /* ---- a daemon in a temporary folder ----------------------------------------------------- */
 
-static char tmp[PATH_MAX]; /* a fresh folder per test, under the build tree, real path */
+/* tmp_base lives as long as a test case (an unchecked fixture, so it is removed even when a
+ * forked test fails); each test gets a fresh folder tmp inside it. Real paths, in the build tree.
+ */
+static char tmp_base[PATH_MAX];
+static char tmp[PATH_MAX];
 static uv_loop_t loop;
 static sb_daemon *d;
 
@@ -70,10 +74,23 @@ static void remove_tree(const char *path)
     }
 }
 
-static void setup(void)
+static void base_setup(void)
 {
     char templ[PATH_MAX];
     snprintf(templ, sizeof templ, "%s/tests/sb-test-abi-XXXXXX", SB_BINARY_DIR);
+    ck_assert_msg(mkdtemp(templ) != NULL, "mkdtemp %s: %s", templ, strerror(errno));
+    ck_assert_ptr_nonnull(realpath(templ, tmp_base));
+}
+
+static void base_teardown(void)
+{
+    remove_tree(tmp_base);
+}
+
+static void setup(void)
+{
+    char templ[PATH_BUF];
+    snprintf(templ, sizeof templ, "%s/case-XXXXXX", tmp_base);
     ck_assert_msg(mkdtemp(templ) != NULL, "mkdtemp %s: %s", templ, strerror(errno));
     ck_assert_ptr_nonnull(realpath(templ, tmp));
     ck_assert_int_eq(chmod(tmp, 0755), 0);
@@ -424,6 +441,7 @@ static Suite *abi_suite(void)
 {
     Suite *s = suite_create("abi");
     TCase *tc = tcase_create("abi2");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_frozen_header_unchanged);
@@ -434,6 +452,7 @@ static Suite *abi_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("trust");
+    tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_plugins_path_trusted);
