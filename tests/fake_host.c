@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "supervise.h"
 
 #define FAKE_HOST_MAGIC 0xfa4e4057u
 
@@ -153,11 +154,78 @@ static void fake_stopped(sb_instance *inst)
     host_of(inst)->stopped++;
 }
 
-static int fake_subscribe(sb_instance *inst, const char *source_id, const char *topic,
-                          sb_event_cb cb, void *arg)
+static int64_t fake_subscribe(sb_instance *inst, const char *source_id, const char *topic,
+                              sb_event_cb cb, void *arg)
 {
     host_of(inst);
     return -ENOENT; /* no other instances here */
+}
+
+static int fake_unsubscribe(sb_instance *inst, int64_t handle)
+{
+    host_of(inst);
+    return -ENOENT; /* subscribe() never hands one out */
+}
+
+static int fake_spawn(sb_instance *inst, const sb_spawn *req, sb_child_cb on_exit, void *arg,
+                      int64_t *pid, char *err, size_t errlen)
+{
+    fake_host *fh = host_of(inst);
+    REQUIRE(req != NULL && req->size >= offsetof(sb_spawn, stderr_fd) + sizeof(int),
+            "spawn() without SB_SPAWN_INIT");
+    REQUIRE(fh->loop != NULL, "spawn() on a fake host without a loop: set fh->loop first");
+    if (!fh->sup) {
+        fh->sup = supervisor_new(fh->loop);
+        REQUIRE(fh->sup != NULL, "out of memory");
+    }
+    sb_spawn r;
+    memset(&r, 0, sizeof r);
+    memcpy(&r, req, req->size < sizeof r ? req->size : sizeof r);
+    int rc = supervisor_spawn(fh->sup, fh, &r, on_exit, arg, pid, err, errlen);
+    if (rc == 0) {
+        fh->spawns++;
+        fh->last_pid = *pid;
+    } else {
+        fh->spawn_failures++;
+    }
+    return rc;
+}
+
+static int fake_kill_group(sb_instance *inst, int64_t pid, int sig)
+{
+    fake_host *fh = host_of(inst);
+    return fh->sup ? supervisor_kill_group(fh->sup, fh, pid, sig) : -ESRCH;
+}
+
+static int64_t fake_index_claim(sb_instance *inst)
+{
+    fake_host *fh = host_of(inst);
+    int64_t want = 0;
+    for (;;) {
+        size_t i = 0;
+        while (i < fh->nindexes && fh->indexes[i] != want)
+            i++;
+        if (i == fh->nindexes)
+            break;
+        want++;
+    }
+    fh->indexes = grow(fh->indexes, &fh->index_cap, fh->nindexes, sizeof *fh->indexes);
+    fh->indexes[fh->nindexes++] = want;
+    return want;
+}
+
+static void fake_index_release(sb_instance *inst, int64_t index)
+{
+    fake_host *fh = host_of(inst);
+    for (size_t i = 0; i < fh->nindexes; i++) {
+        if (fh->indexes[i] == index) {
+            memmove(&fh->indexes[i], &fh->indexes[i + 1],
+                    (fh->nindexes - i - 1) * sizeof *fh->indexes);
+            fh->nindexes--;
+            return;
+        }
+    }
+    ck_abort_msg("index_release(%lld): not claimed", (long long)index);
 }
 
 static const struct cJSON *fake_payload_retain(sb_instance *inst, const struct cJSON *payload)
@@ -199,6 +267,11 @@ fake_host *fake_host_new(const char *id)
         .payload_retain = fake_payload_retain,
         .payload_release = fake_payload_release,
         .bounds = fake_bounds,
+        .unsubscribe = fake_unsubscribe,
+        .spawn = fake_spawn,
+        .kill_group = fake_kill_group,
+        .index_claim = fake_index_claim,
+        .index_release = fake_index_release,
     };
     fh->id = copy_string(id);
     fh->magic = FAKE_HOST_MAGIC;
@@ -224,11 +297,22 @@ void fake_host_clear(fake_host *fh)
     memset(fh->logs_at, 0, sizeof fh->logs_at);
 }
 
+void fake_host_forget(fake_host *fh)
+{
+    if (fh->sup)
+        supervisor_forget_owner(fh->sup, fh);
+}
+
 void fake_host_free(fake_host *fh)
 {
     if (!fh)
         return;
+    supervisor_free(fh->sup);
+    for (size_t i = 0; i < fh->nconfigs; i++)
+        config_free(fh->configs[i]);
+    free(fh->configs);
     fake_host_clear(fh);
+    free(fh->indexes);
     free(fh->pubs);
     free(fh->logs);
     free(fh->id);
@@ -317,16 +401,10 @@ void test_plugin_unload(void *handle)
 /* ---- an instance from pipeline-file text ------------------------------------------------ */
 
 static const sb_option_spec no_options[] = {{NULL, 0, NULL, 0, NULL}};
-static const sb_plugin_descriptor stand_in_trigger = {.abi_version = SB_ABI_VERSION,
-                                                      .size = sizeof(sb_plugin_descriptor),
-                                                      .type = "t",
-                                                      .kind = SB_KIND_TRIGGER,
-                                                      .options = no_options};
-static const sb_plugin_descriptor stand_in_scaler = {.abi_version = SB_ABI_VERSION,
-                                                     .size = sizeof(sb_plugin_descriptor),
-                                                     .type = "s",
-                                                     .kind = SB_KIND_SCALER,
-                                                     .options = no_options};
+static const sb_plugin_descriptor stand_in_trigger = {
+    SB_DESCRIPTOR_SIZES, .type = "t", .kind = SB_KIND_TRIGGER, .options = no_options};
+static const sb_plugin_descriptor stand_in_scaler = {SB_DESCRIPTOR_SIZES, .type = "s",
+                                                     .kind = SB_KIND_SCALER, .options = no_options};
 
 static const sb_plugin_descriptor *lookup(void *ctx, const char *type)
 {
@@ -353,9 +431,48 @@ int test_plugin_create_from_yaml(const sb_plugin_descriptor *plugin, fake_host *
     *state = NULL;
     err[0] = '\0';
     int rc = plugin->create(fake_host_instance(fh), &fh->host, c->values, state, err, errlen);
-    config_free(cfg);
+    /* Option values live until destroy() (plugin.h): the file is kept until fake_host_free(). */
+    fh->configs = grow(fh->configs, &fh->config_cap, fh->nconfigs, sizeof *fh->configs);
+    fh->configs[fh->nconfigs++] = cfg;
     config_errors_free(&errs);
     return rc;
+}
+
+struct test_option_values {
+    config *cfg;
+    const sb_value *values;
+};
+
+test_option_values *test_option_values_from_yaml(const sb_plugin_descriptor *plugin,
+                                                 const char *yaml, const char *id)
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(yaml, strlen(yaml), "test.yaml", &errs);
+    ck_assert_msg(cfg != NULL, "config: %s", errs.count ? errs.items[0].message : "not read");
+    config_validate_plugins(cfg, lookup, (void *)(uintptr_t)plugin, &errs);
+    ck_assert_msg(errs.count == 0, "config: %s", errs.count ? errs.items[0].message : "");
+    config_errors_free(&errs);
+    const config_component *c = config_find(cfg, id);
+    ck_assert_msg(c != NULL, "no component '%s' in the file", id);
+    test_option_values *tv = calloc(1, sizeof *tv);
+    REQUIRE(tv != NULL, "out of memory");
+    tv->cfg = cfg;
+    tv->values = c->values;
+    return tv;
+}
+
+const sb_value *test_option_values_get(const test_option_values *tv)
+{
+    return tv->values;
+}
+
+void test_option_values_free(test_option_values *tv)
+{
+    if (!tv)
+        return;
+    config_free(tv->cfg);
+    free(tv);
 }
 
 /* ---- a connector made from one pipeline file, instance after instance -------------------- */

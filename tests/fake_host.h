@@ -12,7 +12,13 @@
  *   for plugins a core-only build leaves out (their tests then pass without running).
  * - test_plugin_create_from_yaml(): an instance created from pipeline-file text read by the real
  *   config code (core/config.c), so its options get their defaults and types as the daemon gives
- *   them; test_connector for a connector whose tests make instance after instance that way.
+ *   them; test_connector for a connector whose tests make instance after instance that way;
+ *   test_option_values_from_yaml() for the option values alone (a reconfigure() under test).
+ * - Children: spawn() and kill_group() go to a real supervisor (core/supervise.c) on the loop the
+ *   test sets in `loop`, made on the first spawn; index_claim()/index_release() hand out the
+ *   lowest free index. A test that spawns runs that loop for the exits to be seen, calls
+ *   fake_host_forget() after destroying its plugin (as the daemon does), and runs the loop once
+ *   more after fake_host_free() so the supervisor's handles can close.
  *
  * Misuse and anything unexpected fail the running Check test. Not thread-safe: the plugins under
  * test call the host on the test's own thread.
@@ -71,16 +77,27 @@ struct fake_host {
     int timers_live;               /* armed and not yet freed */
     sb_timer *last_timer;          /* the newest timer, while it lives */
     int stopped;                   /* stopped() calls */
+    int spawns, spawn_failures;    /* spawn() calls that started a child, and that did not */
+    int64_t last_pid;              /* the newest child spawn() started */
+    int64_t *indexes;              /* the indexes claimed and not released, in claim order */
+    size_t nindexes;
+    struct supervisor *sup; /* spawn()'s supervisor, once there has been a spawn */
 
     /* Private. */
     char *id;
-    size_t pub_cap, log_cap;
+    size_t pub_cap, log_cap, index_cap;
+    struct config **configs; /* the files instances were created from, freed with the host */
+    size_t nconfigs, config_cap;
     uint32_t magic;
 };
 
 /* A fake host whose instance_id() answers `id`. */
 fake_host *fake_host_new(const char *id);
-void fake_host_free(fake_host *fh); /* NULL: nothing */
+/* NULL: nothing. Kills what the plugin's children left (see "Children" above). */
+void fake_host_free(fake_host *fh);
+/* What the daemon does when it destroys an instance: SIGKILL what is left of its children's
+ * groups, and never call their exit callbacks again. */
+void fake_host_forget(fake_host *fh);
 
 /* The instance to create a plugin with (stands for fh in every host call). */
 sb_instance *fake_host_instance(fake_host *fh);
@@ -112,13 +129,22 @@ const sb_plugin_descriptor *test_plugin_load_if_built(const char *name, sb_kind 
 void test_plugin_unload(void *handle); /* NULL: nothing */
 
 /* Creates component `id` of the pipeline file text `yaml` with `plugin` on fh: the file is read
- * and its options validated by core/config.c (config_parse_string, config_validate_plugins); the
+ * and its options validated by core/config.c (config_parse_string, config_validate_plugins) and
+ * kept until fake_host_free(), as option values live until destroy(); the
  * type plugin->type is `plugin`, "t" an option-less trigger and "s" an option-less scaler. The
  * file must have no error (the test fails, naming the first). Returns create()'s result, with
  * *state and err as create() leaves them (err is "" when create() writes nothing). */
 int test_plugin_create_from_yaml(const sb_plugin_descriptor *plugin, fake_host *fh,
                                  const char *yaml, const char *id, void **state, char *err,
                                  size_t errlen);
+
+/* The option values of component `id` of `yaml`, as test_plugin_create_from_yaml() would hand
+ * them to create(); they live until test_option_values_free(). */
+typedef struct test_option_values test_option_values;
+test_option_values *test_option_values_from_yaml(const sb_plugin_descriptor *plugin,
+                                                 const char *yaml, const char *id);
+const sb_value *test_option_values_get(const test_option_values *tv);
+void test_option_values_free(test_option_values *tv); /* NULL: nothing */
 
 /* A connector under test whose instances are made one after another from one pipeline file with
  * different options, each on a new fake host that takes only decisions (SB_TOPIC_DESIRED, no

@@ -2,29 +2,40 @@
  * process.c - the `process` scaler: keeps N local copies of one command running, N being the
  * desired count the host delivers (already clamped to the scaler's min/max).
  *
- * Each copy is a "slot": an index (the lowest free one, handed to the child as
- * SCALEBUS_INSTANCE), a process when one is running, an optional loopback port (PORT) and a
- * one-shot host timer, used either for the back-off before a restart or for the SIGKILL that
- * follows SIGTERM after stop_grace. Children are reaped from a uv_signal_t on SIGCHLD with
- * waitpid() on our own pids only, so other users of child processes in the daemon (libuv's
- * uv_spawn) are not disturbed. Every change to the set of slots is published as an
- * SB_TOPIC_INSTANCES event whose payload lists them, for routers and the admin API.
+ * Each copy is a "slot": an index (claimed from the host, so indexes stay unique across a reload
+ * that replaces the scaler; handed to the child as SCALEBUS_INSTANCE), a process group when one
+ * is running, an optional loopback port (PORT) and a one-shot host timer, used either for the
+ * back-off before a restart or for the SIGKILL that follows SIGTERM after stop_grace.
+ *
+ * Processes are the host's: host->spawn() starts each one as the leader of its own process
+ * group (and cgroup, where the daemon can make them), supervised so that nothing of it outlives
+ * the daemon, and reaped by the daemon's one reaper; host->kill_group() signals the whole group.
+ * The exit callback comes once when the main process has exited and, when others of its group
+ * were left, again once the group is empty: a stopping instance keeps its slot (and its index)
+ * until then, so stop_grace holds for every process of the group, not only for the main one. A
+ * "run" is one spawned group; a crashed instance leaves its run behind while what was left of
+ * its group is killed, and goes into back-off at once.
+ *
+ * Every change to the set of slots is published as an SB_TOPIC_INSTANCES event whose payload
+ * lists them, for routers and the admin API.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "scalebus/plugin.h"
-#include "spawn.h"
 
 /* Crash handling: restart after 1 s, doubling up to 60 s; a run of 60 s forgives the past. */
 #define BACKOFF_FIRST_MS 1000u
@@ -37,6 +48,9 @@
 #define MAX_INSTANCES 4096
 /* Retries when the kernel hands out a port one of our live instances already has. */
 #define PORT_ATTEMPTS 32
+/* Log files: readable by the daemon's group, never by everyone. */
+#define LOG_FILE_MODE 0640
+#define LOG_DIR_MODE 0750
 
 extern char **environ;
 
@@ -67,28 +81,43 @@ typedef enum slot_state {
 } slot_state;
 
 typedef struct proc_state proc_state;
+typedef struct slot slot;
 
-typedef struct slot {
+/* One spawned process group, from spawn until the host says the group is empty. */
+typedef struct run {
+    proc_state *st;
+    slot *s; /* NULL: left behind by a crashed instance, its leftovers being killed */
+    int64_t pid;
+    int leader_exited;
+    int status; /* the main process's wait status, once it has exited */
+    struct run *prev, *next;
+} run;
+
+struct slot {
     proc_state *owner;
-    unsigned index;
+    int64_t index;
     uint64_t seq; /* creation order: the newest is stopped first */
     slot_state state;
-    pid_t pid; /* 0: no process */
-    int port;  /* 0: none */
+    run *run;        /* its process group; NULL: no process */
+    int leader_gone; /* stopping: the main process has exited, others of its group have not */
+    int port;        /* 0: none */
     uint64_t started_ms;
     uint64_t backoff_ms; /* the last back-off delay; 0 before the first crash */
     unsigned quick_crashes;
     unsigned restarts;
     sb_timer *timer; /* back-off restart, or SIGKILL after stop_grace */
     char error[200]; /* why the last run ended, shown while in back-off */
-} slot;
+};
 
 struct proc_state {
     sb_instance *inst;
     const sb_host *host;
     char *id;
-    /* Options; the strings belong to the host and live as long as the instance. */
-    char **argv;        /* NULL-terminated copy of the pointer list, as execve wants it */
+    int host_indexes; /* the host claims indexes (index_claim/index_release) */
+    /* Options; the strings belong to the host and live as long as the instance (or until a
+     * reconfigure hands over new ones). */
+    char **argv; /* NULL-terminated copy of the pointer list, as execve wants it */
+    size_t argc;
     char *command_text; /* argv joined for log lines */
     const char *const *env_keys;
     const char *const *env_values;
@@ -101,11 +130,12 @@ struct proc_state {
     int dry_run;
     int started;
     int stopping;
+    int stop_pending; /* stop() returned SB_PENDING: call host->stopped() once all is gone */
     int64_t desired;
     slot **slots; /* sorted by index */
     size_t nslots, capslots;
     uint64_t next_seq;
-    uv_signal_t *sigchld; /* heap: freed by its close callback, which may run after destroy */
+    run *runs; /* every group still there */
 };
 
 static const char *state_name(slot_state s)
@@ -310,7 +340,7 @@ static int build_env(const proc_state *st, const slot *s, int port, strv *env)
             return -ENOMEM;
     }
     char num[32];
-    snprintf(num, sizeof num, "%u", s->index);
+    snprintf(num, sizeof num, "%lld", (long long)s->index);
     if (strv_push(env, make_kv("SCALEBUS_INSTANCE", num)) != 0 ||
         strv_push(env, make_kv("SCALEBUS_SCALER", st->id)) != 0)
         return -ENOMEM;
@@ -322,16 +352,117 @@ static int build_env(const proc_state *st, const slot *s, int port, strv *env)
     return 0;
 }
 
+/* ---- Program lookup and ports ------------------------------------------------------------- */
+
+static const char *env_lookup(char *const *envp, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; envp[i]; i++)
+        if (strncmp(envp[i], key, klen) == 0 && envp[i][klen] == '=')
+            return envp[i] + klen + 1;
+    return NULL;
+}
+
+static char *concat3(const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *p = malloc(la + lb + lc + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, a, la);
+    memcpy(p + la, b, lb);
+    memcpy(p + la + lb, c, lc + 1);
+    return p;
+}
+
+/* Resolve argv0 like execvp, but against the PATH in envp (the child's environment), with
+ * relative PATH entries taken from workdir because that is where the child will be. A name with
+ * a slash is returned unchanged (the child resolves it after chdir). Returns 0 and a malloc'd
+ * path for the child (relative ones are relative to workdir, as sb_spawn wants), or
+ * -ENOENT/-EACCES/-ENOMEM. */
+static int resolve_program(const char *argv0, char *const *envp, const char *workdir, char **out)
+{
+    *out = NULL;
+    if (argv0[0] == '\0')
+        return -ENOENT;
+    if (strchr(argv0, '/')) {
+        *out = strdup(argv0);
+        return *out ? 0 : -ENOMEM;
+    }
+    const char *path = env_lookup(envp, "PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin"; /* what execvp uses without PATH */
+    int result = -ENOENT;
+    for (const char *p = path;;) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char *dir = len ? strndup(p, len) : strdup(".");
+        if (!dir)
+            return -ENOMEM;
+        int relative = dir[0] != '/';
+        char *cand = concat3(dir, "/", argv0); /* as the child sees it */
+        free(dir);
+        /* ... and as we see it, from the daemon's working directory. */
+        char *here = cand && relative && workdir ? concat3(workdir, "/", cand) : NULL;
+        if (!cand || (relative && workdir && !here)) {
+            free(cand);
+            return -ENOMEM;
+        }
+        struct stat sb;
+        const char *look = here ? here : cand;
+        if (stat(look, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (access(look, X_OK) == 0) {
+                free(here);
+                *out = cand;
+                return 0;
+            }
+            result = -EACCES; /* as execvp: remember, but a later entry may still work */
+        }
+        free(here);
+        free(cand);
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return result;
+}
+
+/* A free TCP port on 127.0.0.1: bind port 0 and read what the kernel chose. */
+static int pick_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    int rc = 0;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
+        rc = -errno;
+    close(fd);
+    return rc ? rc : (int)ntohs(addr.sin_port);
+}
+
 /* ---- Instance list ----------------------------------------------------------------------- */
+
+static int64_t slot_pid(const slot *s)
+{
+    return s->run ? s->run->pid : 0;
+}
 
 static cJSON *slot_json(const slot *s)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    int ok = cJSON_AddNumberToObject(o, "index", s->index) != NULL;
-    ok = ok && (s->pid > 0 ? cJSON_AddNumberToObject(o, "pid", s->pid) != NULL
-                           : cJSON_AddNullToObject(o, "pid") != NULL);
+    int64_t pid = slot_pid(s);
+    int ok = cJSON_AddNumberToObject(o, "index", (double)s->index) != NULL;
+    ok = ok && (pid > 0 ? cJSON_AddNumberToObject(o, "pid", (double)pid) != NULL
+                        : cJSON_AddNullToObject(o, "pid") != NULL);
     ok = ok && (s->port > 0 ? cJSON_AddNumberToObject(o, "port", s->port) != NULL
                             : cJSON_AddNullToObject(o, "port") != NULL);
     ok = ok && cJSON_AddStringToObject(o, "state", state_name(s->state)) != NULL;
@@ -364,18 +495,15 @@ static void publish_list(proc_state *st)
         st->host->log(st->inst, SB_LOG_WARN, "out of memory: instance list not published");
         return;
     }
-    sb_publish pub;
-    memset(&pub, 0, sizeof pub);
-    pub.topic = SB_TOPIC_INSTANCES;
-    pub.flags = SB_EVENT_COALESCE; /* a snapshot: only the newest one matters */
-    pub.value = running;
-    pub.payload = arr;
+    sb_publish pub = {SB_PUBLISH_INIT, .topic = SB_TOPIC_INSTANCES,
+                      .flags = SB_EVENT_COALESCE, /* a snapshot: only the newest one matters */
+                      .value = running, .payload = arr};
     int rc = st->host->publish(st->inst, &pub);
     if (rc < 0)
         st->host->log(st->inst, SB_LOG_DEBUG, "instance list not published: %s", uv_strerror(rc));
 }
 
-/* ---- Slots ------------------------------------------------------------------------------- */
+/* ---- Slots and runs ---------------------------------------------------------------------- */
 
 static void slot_cancel_timer(slot *s)
 {
@@ -385,7 +513,19 @@ static void slot_cancel_timer(slot *s)
     }
 }
 
-/* A new slot at the lowest free index (the list is sorted, so the first gap). */
+/* The lowest index free: from the host (unique across a replacement of this scaler), or our own
+ * lowest gap when the host cannot claim them. */
+static int64_t claim_index(proc_state *st)
+{
+    if (st->host_indexes)
+        return st->host->index_claim(st->inst);
+    int64_t want = 0;
+    for (size_t i = 0; i < st->nslots && st->slots[i]->index == want; i++)
+        want++;
+    return want;
+}
+
+/* A new slot at a newly claimed index, kept in index order. */
 static slot *slot_add(proc_state *st)
 {
     if (st->nslots == st->capslots) {
@@ -399,22 +539,43 @@ static slot *slot_add(proc_state *st)
     slot *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    int64_t index = claim_index(st);
+    if (index < 0) {
+        free(s);
+        return NULL;
+    }
     size_t at = 0;
-    while (at < st->nslots && st->slots[at]->index == at)
+    while (at < st->nslots && st->slots[at]->index < index)
         at++;
     memmove(&st->slots[at + 1], &st->slots[at], (st->nslots - at) * sizeof *st->slots);
     st->slots[at] = s;
     st->nslots++;
     s->owner = st;
-    s->index = (unsigned)at;
+    s->index = index;
     s->seq = st->next_seq++;
     s->state = SLOT_STARTING;
     return s;
 }
 
+static void run_free(proc_state *st, run *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        st->runs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    if (r->s && r->s->run == r)
+        r->s->run = NULL;
+    free(r);
+}
+
+/* Remove a slot (its run, if any, is detached, not freed) and give its index back. */
 static void slot_remove(proc_state *st, slot *s)
 {
     slot_cancel_timer(s);
+    if (s->run)
+        s->run->s = NULL;
     for (size_t i = 0; i < st->nslots; i++) {
         if (st->slots[i] == s) {
             memmove(&st->slots[i], &st->slots[i + 1], (st->nslots - i - 1) * sizeof *st->slots);
@@ -422,7 +583,18 @@ static void slot_remove(proc_state *st, slot *s)
             break;
         }
     }
+    if (st->host_indexes)
+        st->host->index_release(st->inst, s->index);
     free(s);
+}
+
+/* Once stopping and every process group of ours is gone: tell the host. */
+static void maybe_finish_stop(proc_state *st)
+{
+    if (!st->stop_pending || st->nslots > 0 || st->runs)
+        return;
+    st->stop_pending = 0;
+    st->host->stopped(st->inst);
 }
 
 static int port_in_use(const proc_state *st, int port)
@@ -438,40 +610,67 @@ static int pick_unique_port(const proc_state *st)
 {
     int port = -EADDRINUSE;
     for (int attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        port = spawn_pick_port();
+        port = pick_port();
         if (port < 0 || !port_in_use(st, port))
             return port;
     }
     return -EADDRINUSE;
 }
 
-/* Opened by the parent so an error is reported here rather than lost in the child. Kept above
- * fd 2 so the child's dup2 onto 0..2 never clobbers another of them. */
-static int open_fd(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC, 0644);
-    if (fd >= 0 && fd < 3) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        close(fd);
-        fd = high;
-    }
-    return fd;
-}
-
+/* LOG_DIR/<id>.<index>.<ext>, appended to. Never through a symbolic link (someone who can write
+ * to log_dir must not make the daemon append worker output to a file of their choosing), never
+ * to anything but a regular file with one link (a FIFO would block us), and private to the
+ * daemon's user and group. */
 static int open_log(const proc_state *st, const slot *s, const char *ext, char *err, size_t errlen)
 {
-    size_t len = strlen(st->log_dir) + strlen(st->id) + 40;
+    size_t len = strlen(st->log_dir) + strlen(st->id) + 48;
     char *path = malloc(len);
     if (!path) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(path, len, "%s/%s.%u.%s", st->log_dir, st->id, s->index, ext);
-    int fd = open_fd(path, O_WRONLY | O_CREAT | O_APPEND);
-    if (fd < 0)
-        snprintf(err, errlen, "cannot open log file '%s': %s", path, strerror(errno));
+    snprintf(path, len, "%s/%s.%lld.%s", st->log_dir, st->id, (long long)s->index, ext);
+    struct stat sb;
+    int fd = -1;
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        snprintf(err, errlen, "refusing log file '%s': it is a symbolic link", path);
+        goto out;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+              LOG_FILE_MODE);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            snprintf(err, errlen, "refusing log file '%s': it is a symbolic link", path);
+        else if (errno == ENXIO)
+            snprintf(err, errlen, "refusing log file '%s': not a regular file", path);
+        else
+            snprintf(err, errlen, "cannot open log file '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "refusing log file '%s': not a regular file", path);
+    } else if (sb.st_nlink > 1) {
+        snprintf(err, errlen, "refusing log file '%s': it has %lu hard links", path,
+                 (unsigned long)sb.st_nlink);
+    } else {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0)
+            goto out;
+        snprintf(err, errlen, "cannot set up log file '%s': %s", path, strerror(errno));
+    }
+    close(fd);
+    fd = -1;
+out:
     free(path);
     return fd;
+}
+
+static void make_log_dir(proc_state *st)
+{
+    /* One level only: a missing parent is more likely a typo than a wish. */
+    if (st->log_dir && mkdir(st->log_dir, LOG_DIR_MODE) != 0 && errno != EEXIST)
+        st->host->log(st->inst, SB_LOG_WARN, "cannot create log_dir '%s': %s", st->log_dir,
+                      strerror(errno));
 }
 
 static void restart_cb(void *arg);
@@ -481,7 +680,6 @@ static void restart_cb(void *arg);
 static void slot_crashed(proc_state *st, slot *s, uint64_t uptime_ms, sb_log_level level,
                          const char *what, const char *reason)
 {
-    s->pid = 0;
     s->port = 0;
     snprintf(s->error, sizeof s->error, "%s", reason);
     if (uptime_ms >= BACKOFF_RESET_MS)
@@ -496,63 +694,100 @@ static void slot_crashed(proc_state *st, slot *s, uint64_t uptime_ms, sb_log_lev
     format_ms(delay, sizeof delay, s->backoff_ms);
     if (s->quick_crashes == FAILED_AFTER)
         st->host->log(st->inst, SB_LOG_ERROR,
-                      "instance %u keeps crashing: %u crashes in a row, each within %us of its "
+                      "instance %lld keeps crashing: %u crashes in a row, each within %us of its "
                       "start (last: %s); still restarting, with back-off up to %us",
-                      s->index, s->quick_crashes, QUICK_CRASH_MS / 1000, reason,
+                      (long long)s->index, s->quick_crashes, QUICK_CRASH_MS / 1000, reason,
                       BACKOFF_MAX_MS / 1000);
-    st->host->log(st->inst, level, "instance %u: %s; restarting in %s", s->index, what, delay);
+    st->host->log(st->inst, level, "instance %lld: %s; restarting in %s", (long long)s->index, what,
+                  delay);
     slot_cancel_timer(s);
     s->timer = st->host->timer_new(st->inst, s->backoff_ms, 0, restart_cb, s);
     if (!s->timer) {
         s->state = SLOT_FAILED;
         st->host->log(st->inst, SB_LOG_ERROR,
-                      "instance %u: out of memory arming the restart timer; it stays down",
-                      s->index);
+                      "instance %lld: out of memory arming the restart timer; it stays down",
+                      (long long)s->index);
     }
 }
 
-static void describe_spawn_error(char *buf, size_t len, const proc_state *st, spawn_step step,
-                                 int rc)
+/* ---- Exits ------------------------------------------------------------------------------- */
+
+/* The host's sb_child_cb for each run: first when the main process has exited (group_empty
+ * says whether others of its group are left), again when the group has emptied. */
+static void on_child_exit(void *arg, int64_t pid, int status, int group_empty)
 {
-    const char *what = strerror(-rc);
-    switch (step) {
-    case SPAWN_STEP_CHDIR:
-        snprintf(buf, len, "cannot change to workdir '%s': %s", st->workdir, what);
-        break;
-    case SPAWN_STEP_EXEC:
-        snprintf(buf, len, "cannot run '%s': %s", st->argv[0], what);
-        break;
-    case SPAWN_STEP_FORK:
-        snprintf(buf, len, "cannot fork: %s", what);
-        break;
-    case SPAWN_STEP_SETUP:
-        snprintf(buf, len, "cannot set up the child process: %s", what);
-        break;
-    default:
-        snprintf(buf, len, "cannot start: %s", what);
-        break;
+    run *r = arg;
+    proc_state *st = r->st;
+    slot *s = r->s;
+    if (!r->leader_exited) {
+        r->leader_exited = 1;
+        r->status = status;
     }
+    char how[80];
+    describe_status(how, sizeof how, r->status);
+    if (!s) {
+        /* Left behind by a crash: only its leftovers were still to go. */
+        if (group_empty) {
+            run_free(st, r);
+            maybe_finish_stop(st);
+        }
+        return;
+    }
+    if (s->state == SLOT_STOPPING) {
+        if (!group_empty) {
+            /* stop_grace holds for the whole group: the SIGKILL timer stays armed. */
+            s->leader_gone = 1;
+            st->host->log(st->inst, SB_LOG_INFO,
+                          "instance %lld: main process (pid %lld) ended (%s); the rest of its "
+                          "process group has the rest of stop_grace",
+                          (long long)s->index, (long long)pid, how);
+            return;
+        }
+        st->host->log(st->inst, SB_LOG_INFO, "instance %lld stopped (pid %lld, %s)",
+                      (long long)s->index, (long long)pid, how);
+        slot_remove(st, s);
+        run_free(st, r);
+        publish_list(st);
+        maybe_finish_stop(st);
+        return;
+    }
+    /* It ended while it should be running: nothing it started may outlive it. */
+    if (!group_empty && st->host->kill_group(st->inst, pid, SIGKILL) == 0)
+        st->host->log(st->inst, SB_LOG_INFO,
+                      "instance %lld (pid %lld): killed what was left of its process group",
+                      (long long)s->index, (long long)pid);
+    s->run = NULL;
+    r->s = NULL;
+    if (group_empty)
+        run_free(st, r);
+    uint64_t uptime = now_ms() - s->started_ms;
+    char up[32];
+    format_ms(up, sizeof up, uptime);
+    char what[160], reason[120];
+    snprintf(what, sizeof what, "crashed (pid %lld, %s) after %s", (long long)pid, how, up);
+    snprintf(reason, sizeof reason, "%s after %s", how, up);
+    slot_crashed(st, s, uptime, SB_LOG_INFO, what, reason);
+    publish_list(st);
 }
 
-/* Everything spawn_start needs, prepared before fork. Returns 0, or -1 with err filled. */
+/* ---- Starting and stopping ----------------------------------------------------------------- */
+
+/* Everything host->spawn needs, prepared here. Returns 0, or -1 with err filled. */
 static int spawn_slot_process(proc_state *st, slot *s, int port, char *err, size_t errlen)
 {
     strv env = {0};
     char *path = NULL;
-    int in = -1, out = -1, errfd = -1, result = -1;
+    int out = -1, errfd = -1, result = -1;
+    run *r = NULL;
+    err[0] = '\0';
     if (build_env(st, s, port, &env) != 0) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    int rc = spawn_resolve(st->argv[0], env.v, st->workdir, &path);
+    int rc = resolve_program(st->argv[0], env.v, st->workdir, &path);
     if (rc != 0) {
         snprintf(err, errlen, "cannot run '%s': %s", st->argv[0],
                  rc == -ENOENT ? "not found in PATH" : strerror(-rc));
-        goto done;
-    }
-    in = open_fd("/dev/null", O_RDONLY);
-    if (in < 0) {
-        snprintf(err, errlen, "cannot open /dev/null: %s", strerror(errno));
         goto done;
     }
     if (st->log_dir) {
@@ -563,25 +798,35 @@ static int spawn_slot_process(proc_state *st, slot *s, int port, char *err, size
         if (errfd < 0)
             goto done;
     }
-    spawn_request req = {.path = path,
-                         .argv = st->argv,
-                         .envp = env.v,
-                         .workdir = st->workdir,
-                         .stdin_fd = in,
-                         .stdout_fd = out,
-                         .stderr_fd = errfd};
-    spawn_step step;
-    pid_t pid;
-    rc = spawn_start(&req, &pid, &step);
-    if (rc != 0) {
-        describe_spawn_error(err, errlen, st, step, rc);
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
         goto done;
     }
-    s->pid = pid;
+    sb_spawn req = {SB_SPAWN_INIT, .path = path, .argv = st->argv, .envp = env.v,
+                    .workdir = st->workdir};
+    /* Assigned, not in the initialiser: SB_SPAWN_INIT already sets them (-Woverride-init). */
+    req.stdout_fd = out;
+    req.stderr_fd = errfd;
+    int64_t pid = 0;
+    rc = st->host->spawn(st->inst, &req, on_child_exit, r, &pid, err, errlen);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, errlen, "cannot start: %s", strerror(rc < 0 ? -rc : rc));
+        free(r);
+        goto done;
+    }
+    r->st = st;
+    r->s = s;
+    r->pid = pid;
+    r->next = st->runs;
+    if (st->runs)
+        st->runs->prev = r;
+    st->runs = r;
+    s->run = r;
+    s->leader_gone = 0;
     result = 0;
 done:
-    if (in >= 0)
-        close(in);
     if (out >= 0)
         close(out);
     if (errfd >= 0)
@@ -593,7 +838,7 @@ done:
 
 static void slot_spawn(proc_state *st, slot *s)
 {
-    char err[200];
+    char err[512];
     s->state = SLOT_STARTING;
     int port = 0;
     if (st->want_port) {
@@ -610,11 +855,11 @@ static void slot_spawn(proc_state *st, slot *s)
     s->started_ms = now_ms();
     s->error[0] = '\0';
     if (port)
-        st->host->log(st->inst, SB_LOG_INFO, "started instance %u (pid %d, port %d): %s", s->index,
-                      (int)s->pid, port, st->command_text);
+        st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld, port %d): %s",
+                      (long long)s->index, (long long)slot_pid(s), port, st->command_text);
     else
-        st->host->log(st->inst, SB_LOG_INFO, "started instance %u (pid %d): %s", s->index,
-                      (int)s->pid, st->command_text);
+        st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld): %s",
+                      (long long)s->index, (long long)slot_pid(s), st->command_text);
     return;
 failed:
     slot_crashed(st, s, 0, SB_LOG_ERROR, err, err);
@@ -637,14 +882,20 @@ static void kill_cb(void *arg)
     slot *s = arg;
     proc_state *st = s->owner;
     slot_cancel_timer(s);
-    if (s->pid <= 0)
+    if (!s->run)
         return;
     char grace[32];
     format_ms(grace, sizeof grace, st->stop_grace_ms);
-    st->host->log(st->inst, SB_LOG_WARN,
-                  "instance %u (pid %d) still running %s after SIGTERM: SIGKILL", s->index,
-                  (int)s->pid, grace);
-    (void)kill(-s->pid, SIGKILL);
+    if (s->leader_gone)
+        st->host->log(st->inst, SB_LOG_WARN,
+                      "instance %lld: processes of its group (pid %lld) still running %s after "
+                      "SIGTERM: SIGKILL",
+                      (long long)s->index, (long long)s->run->pid, grace);
+    else
+        st->host->log(st->inst, SB_LOG_WARN,
+                      "instance %lld (pid %lld) still running %s after SIGTERM: SIGKILL",
+                      (long long)s->index, (long long)s->run->pid, grace);
+    (void)st->host->kill_group(st->inst, s->run->pid, SIGKILL);
 }
 
 /* Stop one slot; returns 1 when it is gone at once (it had no process). */
@@ -654,27 +905,28 @@ static int slot_stop(proc_state *st, slot *s)
     format_ms(grace, sizeof grace, st->stop_grace_ms);
     slot_cancel_timer(s);
     if (st->dry_run) {
-        st->host->log(st->inst, SB_LOG_INFO, "would stop instance %u: SIGTERM, SIGKILL after %s",
-                      s->index, grace);
+        st->host->log(st->inst, SB_LOG_INFO, "would stop instance %lld: SIGTERM, SIGKILL after %s",
+                      (long long)s->index, grace);
         slot_remove(st, s);
         return 1;
     }
-    if (s->pid <= 0) {
-        st->host->log(st->inst, SB_LOG_INFO, "removed instance %u (it was waiting to restart)",
-                      s->index);
+    if (!s->run) {
+        st->host->log(st->inst, SB_LOG_INFO, "removed instance %lld (it was waiting to restart)",
+                      (long long)s->index);
         slot_remove(st, s);
         return 1;
     }
     s->state = SLOT_STOPPING;
     /* The whole group: the instance's own children get the signal too. */
-    (void)kill(-s->pid, SIGTERM);
-    st->host->log(st->inst, SB_LOG_INFO, "stopping instance %u (pid %d): SIGTERM, SIGKILL after %s",
-                  s->index, (int)s->pid, grace);
+    (void)st->host->kill_group(st->inst, s->run->pid, SIGTERM);
+    st->host->log(st->inst, SB_LOG_INFO,
+                  "stopping instance %lld (pid %lld): SIGTERM, SIGKILL after %s",
+                  (long long)s->index, (long long)s->run->pid, grace);
     s->timer = st->host->timer_new(st->inst, st->stop_grace_ms, 0, kill_cb, s);
     if (!s->timer) {
-        st->host->log(st->inst, SB_LOG_WARN, "instance %u: no memory for the grace timer: SIGKILL",
-                      s->index);
-        (void)kill(-s->pid, SIGKILL);
+        st->host->log(st->inst, SB_LOG_WARN,
+                      "instance %lld: no memory for the grace timer: SIGKILL", (long long)s->index);
+        (void)st->host->kill_group(st->inst, s->run->pid, SIGKILL);
     }
     return 0;
 }
@@ -688,8 +940,8 @@ static slot *pick_victim(const proc_state *st)
         slot *s = st->slots[i];
         if (s->state == SLOT_STOPPING)
             continue;
-        int idle = s->pid <= 0;
-        int best_idle = best && best->pid <= 0;
+        int idle = s->run == NULL;
+        int best_idle = best && best->run == NULL;
         if (!best || idle > best_idle || (idle == best_idle && s->seq > best->seq))
             best = s;
     }
@@ -720,8 +972,8 @@ static void apply_desired(proc_state *st)
             break;
         }
         if (st->dry_run) {
-            st->host->log(st->inst, SB_LOG_INFO, "would start instance %u: %s", s->index,
-                          st->command_text);
+            st->host->log(st->inst, SB_LOG_INFO, "would start instance %lld: %s",
+                          (long long)s->index, st->command_text);
             s->state = SLOT_RUNNING;
         } else {
             slot_spawn(st, s);
@@ -741,89 +993,40 @@ static void apply_desired(proc_state *st)
         publish_list(st);
 }
 
-/* ---- Reaping ----------------------------------------------------------------------------- */
+/* ---- Options ----------------------------------------------------------------------------- */
 
-static void on_sigchld_closed(uv_handle_t *h)
+static const char *opt_string(const sb_value *v)
 {
-    proc_state *st = h->data;
-    free(h);
-    if (st) {
-        st->sigchld = NULL;
-        st->host->stopped(st->inst);
-    }
+    return v->is_set && v->str && v->str[0] ? v->str : NULL;
 }
 
-/* Once stopping and every child is gone: close our handle, then tell the host. */
-static void maybe_finish_stop(proc_state *st)
+static int same_string(const char *a, const char *b)
 {
-    if (!st->stopping || st->nslots > 0 || !st->sigchld ||
-        uv_is_closing((uv_handle_t *)st->sigchld))
-        return;
-    uv_close((uv_handle_t *)st->sigchld, on_sigchld_closed);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* A slot's process is gone. Returns 1 when the slot was removed. */
-static int slot_exited(proc_state *st, slot *s, int status)
+static int check_command(const sb_value *cmd, char *err, size_t errlen)
 {
-    pid_t pid = s->pid;
-    char how[80];
-    describe_status(how, sizeof how, status);
-    /* Nothing the instance started may outlive it (the group id stays reserved while any
-     * member lives, so this cannot hit an unrelated process). */
-    if (kill(-pid, SIGKILL) == 0)
-        st->host->log(st->inst, SB_LOG_INFO,
-                      "instance %u (pid %d): killed what was left of its "
-                      "process group",
-                      s->index, (int)pid);
-    if (s->state == SLOT_STOPPING) {
-        st->host->log(st->inst, SB_LOG_INFO, "instance %u stopped (pid %d, %s)", s->index, (int)pid,
-                      how);
-        slot_remove(st, s);
-        return 1;
+    if (!cmd->is_set || cmd->count == 0 || !cmd->items || !cmd->items[0] || !cmd->items[0][0]) {
+        snprintf(err, errlen, "command: expected a list whose first item is the program to run");
+        return -EINVAL;
     }
-    uint64_t uptime = now_ms() - s->started_ms;
-    char up[32];
-    format_ms(up, sizeof up, uptime);
-    char what[160], reason[120];
-    snprintf(what, sizeof what, "crashed (pid %d, %s) after %s", (int)pid, how, up);
-    snprintf(reason, sizeof reason, "%s after %s", how, up);
-    slot_crashed(st, s, uptime, SB_LOG_INFO, what, reason);
     return 0;
 }
 
-static void on_sigchld(uv_signal_t *h, int signum)
+/* The options every new instance reads (env, stop_grace, log_dir). */
+static void take_soft_options(proc_state *st, const sb_value *values)
 {
-    (void)signum;
-    proc_state *st = h->data;
-    if (!st)
-        return;
-    int changed = 0;
-    for (size_t i = 0; i < st->nslots;) {
-        slot *s = st->slots[i];
-        int status = 0;
-        pid_t r = 0;
-        if (s->pid > 0) {
-            do {
-                r = waitpid(s->pid, &status, WNOHANG);
-            } while (r < 0 && errno == EINTR);
-        }
-        if (r < 0 && errno == ECHILD) {
-            /* Someone else reaped our child: it is gone all the same, status unknown. */
-            st->host->log(st->inst, SB_LOG_WARN, "instance %u (pid %d) was reaped elsewhere",
-                          s->index, (int)s->pid);
-            r = s->pid;
-            status = 0;
-        }
-        if (r > 0) {
-            changed = 1;
-            if (slot_exited(st, s, status))
-                continue; /* removed: slots[i] is now the next one */
-        }
-        i++;
+    st->env_keys = NULL;
+    st->env_values = NULL;
+    st->nenv = 0;
+    if (values[OPT_ENV].is_set) {
+        st->env_keys = values[OPT_ENV].items;
+        st->env_values = values[OPT_ENV].values;
+        st->nenv = values[OPT_ENV].count;
     }
-    if (changed)
-        publish_list(st);
-    maybe_finish_stop(st);
+    st->stop_grace_ms = values[OPT_STOP_GRACE].is_set ? values[OPT_STOP_GRACE].duration_ms : 10000;
+    st->log_dir = opt_string(&values[OPT_LOG_DIR]);
 }
 
 /* ---- Plugin callbacks -------------------------------------------------------------------- */
@@ -835,9 +1038,15 @@ static int process_create(sb_instance *inst, const sb_host *host, const sb_value
 {
     *state = NULL;
     const sb_value *cmd = &values[OPT_COMMAND];
-    if (!cmd->is_set || cmd->count == 0 || !cmd->items || !cmd->items[0] || !cmd->items[0][0]) {
-        snprintf(err, errlen, "command: expected a list whose first item is the program to run");
-        return -EINVAL;
+    int rc = check_command(cmd, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!SB_HOST_HAS(host, spawn) || !SB_HOST_HAS(host, kill_group)) {
+        snprintf(err, errlen,
+                 "this daemon cannot start processes for plugins (host table version %u has no "
+                 "spawn/kill_group)",
+                 (unsigned)host->version);
+        return -ENOTSUP;
     }
     proc_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -846,6 +1055,7 @@ static int process_create(sb_instance *inst, const sb_host *host, const sb_value
     }
     st->inst = inst;
     st->host = host;
+    st->host_indexes = SB_HOST_HAS(host, index_claim) && SB_HOST_HAS(host, index_release);
     const char *id = host->instance_id(inst);
     st->id = strdup(id ? id : "process");
     st->argv = calloc(cmd->count + 1, sizeof *st->argv);
@@ -855,19 +1065,12 @@ static int process_create(sb_instance *inst, const sb_host *host, const sb_value
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    st->argc = cmd->count;
     for (size_t i = 0; i < cmd->count; i++)
         st->argv[i] = (char *)cmd->items[i]; /* execve's type; the child never writes to them */
-    if (values[OPT_ENV].is_set) {
-        st->env_keys = values[OPT_ENV].items;
-        st->env_values = values[OPT_ENV].values;
-        st->nenv = values[OPT_ENV].count;
-    }
-    if (values[OPT_WORKDIR].is_set && values[OPT_WORKDIR].str && values[OPT_WORKDIR].str[0])
-        st->workdir = values[OPT_WORKDIR].str;
-    st->stop_grace_ms = values[OPT_STOP_GRACE].is_set ? values[OPT_STOP_GRACE].duration_ms : 10000;
+    st->workdir = opt_string(&values[OPT_WORKDIR]);
     st->want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
-    if (values[OPT_LOG_DIR].is_set && values[OPT_LOG_DIR].str && values[OPT_LOG_DIR].str[0])
-        st->log_dir = values[OPT_LOG_DIR].str;
+    take_soft_options(st, values);
     *state = st;
     return SB_OK;
 }
@@ -876,30 +1079,8 @@ static int process_start(void *state)
 {
     proc_state *st = state;
     st->dry_run = st->host->dry_run(st->inst) == 1;
-    if (!st->dry_run) {
-        /* One level only: a missing parent is more likely a typo than a wish. */
-        if (st->log_dir && mkdir(st->log_dir, 0755) != 0 && errno != EEXIST)
-            st->host->log(st->inst, SB_LOG_WARN, "cannot create log_dir '%s': %s", st->log_dir,
-                          strerror(errno));
-        uv_signal_t *h = malloc(sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        int rc = uv_signal_init(st->host->loop(st->inst), h);
-        if (rc != 0) {
-            free(h);
-            return rc;
-        }
-        h->data = st;
-        st->sigchld = h;
-        rc = uv_signal_start(h, on_sigchld, SIGCHLD);
-        if (rc != 0) {
-            st->host->log(st->inst, SB_LOG_ERROR, "cannot watch SIGCHLD: %s", uv_strerror(rc));
-            h->data = NULL; /* the close callback must not report a stop */
-            st->sigchld = NULL;
-            uv_close((uv_handle_t *)h, on_sigchld_closed);
-            return rc;
-        }
-    }
+    if (!st->dry_run)
+        make_log_dir(st);
     st->started = 1;
     apply_desired(st);
     return SB_OK;
@@ -908,17 +1089,17 @@ static int process_start(void *state)
 static int process_stop(void *state)
 {
     proc_state *st = state;
-    if (st->stopping)
-        return st->sigchld ? SB_PENDING : SB_OK;
-    st->stopping = 1;
-    /* Newest first, as when scaling down. */
-    slot *s;
-    while ((s = pick_victim(st)) != NULL)
-        slot_stop(st, s);
-    publish_list(st);
-    if (!st->sigchld)
+    if (!st->stopping) {
+        st->stopping = 1;
+        /* Newest first, as when scaling down. */
+        slot *s;
+        while ((s = pick_victim(st)) != NULL)
+            slot_stop(st, s);
+        publish_list(st);
+    }
+    if (st->nslots == 0 && !st->runs)
         return SB_OK;
-    maybe_finish_stop(st);
+    st->stop_pending = 1;
     return SB_PENDING;
 }
 
@@ -927,28 +1108,54 @@ static void process_destroy(void *state)
     proc_state *st = state;
     if (!st)
         return;
-    /* Normally empty after stop; if not (a failed start, a host error path), leave no orphans. */
+    /* Normally empty after stop; if not (a failed start, a host error path), leave no orphans.
+     * The host also kills what is left of our groups and never calls on_child_exit again. */
+    while (st->runs) {
+        run *r = st->runs;
+        (void)st->host->kill_group(st->inst, r->pid, SIGKILL);
+        r->s = NULL;
+        run_free(st, r);
+    }
     for (size_t i = 0; i < st->nslots; i++) {
-        slot *s = st->slots[i];
-        if (s->pid > 0) {
-            (void)kill(-s->pid, SIGKILL);
-            while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-        }
-        slot_cancel_timer(s);
-        free(s);
+        slot_cancel_timer(st->slots[i]);
+        free(st->slots[i]);
     }
     free(st->slots);
-    if (st->sigchld) {
-        uv_handle_t *h = (uv_handle_t *)st->sigchld;
-        h->data = NULL; /* the close callback only frees the handle */
-        if (!uv_is_closing(h))
-            uv_close(h, on_sigchld_closed);
-    }
     free(st->argv);
     free(st->command_text);
     free(st->id);
     free(st);
+}
+
+/* On a reload: env, stop_grace and log_dir are taken in place (for instances started from now
+ * on; stop_grace also for stops from now on). A new command, workdir or port setting replaces
+ * the scaler: running instances would no longer match what the file says. */
+static int process_reconfigure(void *state, const sb_value *values, char *err, size_t errlen)
+{
+    proc_state *st = state;
+    const sb_value *cmd = &values[OPT_COMMAND];
+    int rc = check_command(cmd, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (cmd->count != st->argc)
+        return SB_RECONFIGURE_REPLACE;
+    for (size_t i = 0; i < cmd->count; i++)
+        if (strcmp(cmd->items[i], st->argv[i]) != 0)
+            return SB_RECONFIGURE_REPLACE;
+    const char *workdir = opt_string(&values[OPT_WORKDIR]);
+    int want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
+    if (!same_string(workdir, st->workdir) || want_port != st->want_port)
+        return SB_RECONFIGURE_REPLACE;
+    /* Taken: every pointer moves to the new storage (the old one is freed after we return). */
+    const char *old_log_dir = st->log_dir;
+    int log_dir_changed = !same_string(opt_string(&values[OPT_LOG_DIR]), old_log_dir);
+    for (size_t i = 0; i < cmd->count; i++)
+        st->argv[i] = (char *)cmd->items[i];
+    st->workdir = workdir;
+    take_soft_options(st, values);
+    if (log_dir_changed && st->started && !st->dry_run)
+        make_log_dir(st);
+    return SB_OK;
 }
 
 static void process_on_event(void *state, const sb_event *ev)
@@ -968,11 +1175,10 @@ static void process_on_event(void *state, const sb_event *ev)
 }
 
 static const sb_plugin_descriptor process_descriptor = {
-    .abi_version = SB_ABI_VERSION,
-    .size = sizeof(sb_plugin_descriptor),
+    SB_DESCRIPTOR_SIZES,
     .type = "process",
     .kind = SB_KIND_SCALER,
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "runs N local copies of a command, restarting crashed ones with back-off",
     .options = process_options,
     .create = process_create,
@@ -981,6 +1187,7 @@ static const sb_plugin_descriptor process_descriptor = {
     .destroy = process_destroy,
     .on_event = process_on_event,
     .next_fire_times = NULL,
+    .reconfigure = process_reconfigure,
 };
 
 SB_PLUGIN_EXPORT(process_descriptor)

@@ -5,6 +5,7 @@
 #   term    (default) sleep; SIGTERM ends it at once
 #   ignore  ignore SIGTERM (inherited by the exec'd sleep), so only SIGKILL ends it
 #   crash   exit 1 straight away
+#   group   start a second sleep in the background (same process group), then as term
 out=$1
 mode=${2:-term}
 printf '%s %s %s %s %s\n' "$SCALEBUS_INSTANCE" "${PORT:-0}" "$$" "$SCALEBUS_SCALER" \
@@ -15,6 +16,7 @@ echo "stderr of $$" >&2
 case $mode in
 crash) exit 1 ;;
 ignore) trap '' TERM ;;
+group) sleep 600 & ;;
 esac
 # exec: the instance stays one process, so its pid is the one the test watches.
 exec sleep 600
