@@ -43,13 +43,14 @@ live_workers() {
 }
 workers_are() { [ "$(live_workers)" = "$1" ]; }
 log_has() { grep -q -- "$1" "$W/daemon.log"; }
-# wait_exit PID SECONDS: the daemon's exit status, or 255 if it is still running after SECONDS
+# wait_exit PID SECONDS: sets rc to the daemon's exit status, or 255 if it still runs after
+# SECONDS (bounded: never waits forever on a daemon that does not stop)
 wait_exit() {
   for _ in $(seq $(($2 * 10))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$1" 2>/dev/null && { echo 255; return; }
-  wait "$1"; echo $?
+  if kill -0 "$1" 2>/dev/null; then rc=255; else wait "$1"; rc=$?; fi
 }
-worker='["sh", "-c", "echo $$ > '"$W"'/w.$SCALEBUS_INSTANCE; exec sleep 600"]'
+# In a pipeline file $$ is a literal $: the shell then sees $$ (its pid).
+worker='["sh", "-c", "echo $$$$ > '"$W"'/w.$$SCALEBUS_INSTANCE; exec sleep 600"]'
 
 # 1. a failed start: exit 1, the error logged, no crash, no worker left
 cat >"$W/fail.yaml" <<YAML
@@ -62,7 +63,7 @@ scalers:
 YAML
 "$SB" run "$W/fail.yaml" --plugin-dir "$PROBES" >"$W/daemon.log" 2>&1 &
 daemon=$!
-rc=$(wait_exit "$daemon" 30); daemon=""
+wait_exit "$daemon" 30; daemon=""
 [ "$rc" = 1 ] && ok "a failed start exits 1 (not a crash)" || not_ok "failed start: exit status $rc"
 log_has "'broken' failed to start" && ok "the failed start is logged with the component" \
   || not_ok "no start failure in the log"
@@ -85,7 +86,7 @@ kill -0 "$daemon" 2>/dev/null && ok "the daemon survived SIGHUPs during its firs
   || not_ok "the daemon died: $(wait "$daemon"; echo "exit $?")"
 wait_for 10 log_has "component(s) running (1 kept" && ok "the queued SIGHUP reloaded (and kept the pool)" \
   || not_ok "no reload in the log"
-kill -TERM "$daemon"; rc=$(wait_exit "$daemon" 60); daemon=""
+kill -TERM "$daemon"; wait_exit "$daemon" 60; daemon=""
 [ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
 wait_for 10 workers_are 0 && ok "no worker left" || not_ok "workers left: $(live_workers)"
 rm -f "$W"/w.*
@@ -112,7 +113,7 @@ after=$(cat "$W"/w.* | sort)
 [ "$before" = "$after" ] && workers_are 5 && ok "max 5 -> 6 keeps all 5 workers" \
   || not_ok "workers changed: before $(echo $before) after $(echo $after)"
 log_has "stopping instance" && not_ok "a worker was stopped by the reload" || ok "no worker stopped"
-kill -TERM "$daemon"; rc=$(wait_exit "$daemon" 60); daemon=""
+kill -TERM "$daemon"; wait_exit "$daemon" 60; daemon=""
 [ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
 
 echo "$fails failure(s)"
