@@ -1348,6 +1348,44 @@ START_TEST(test_grace_for_group)
 }
 END_TEST
 
+static int crashed_with_bg(void *arg)
+{
+    const char *bgfile = arg;
+    const inst_view *v = view_index(&H.w, 0);
+    return v && v->pid == 0 && strstr(v->error, "exit status 1") != NULL &&
+           access(bgfile, F_OK) == 0;
+}
+
+/* An instance whose main process ends while it should be running: what it left in its group is
+ * killed at once (no grace: nobody asked it to stop), and the instance goes into back-off. */
+START_TEST(test_crash_kills_group)
+{
+    make_dirs();
+    char cmd[512], bgfile[256];
+    snprintf(bgfile, sizeof bgfile, "%s/bg", H.out);
+    snprintf(cmd, sizeof cmd, "sh, -c, 'sleep 300 & echo $! > %s; exit 1'", bgfile);
+    next_grace = "60s";
+    launch(cmd, NULL, 0);
+    next_grace = "500ms";
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
+    ck_assert_msg(run_until(crashed_with_bg, bgfile, 10000), "no crash reported");
+    FILE *f = fopen(bgfile, "r");
+    ck_assert_ptr_nonnull(f);
+    int bg = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &bg), 1);
+    fclose(f);
+    ck_assert_int_gt(bg, 0);
+    note(bg);
+    int gone[2] = {bg, 0};
+    run_until(pids_gone, gone, 10000);
+    assert_all_gone(&bg, 1, "was left running by its crashed instance");
+    const inst_view *v = view_index(&H.w, 0);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(strcmp(v->state, "backoff") == 0 || strcmp(v->state, "failed") == 0);
+    stop_daemon();
+}
+END_TEST
+
 /* ---- the scaler: log files ----------------------------------------------------------------------
  */
 
@@ -1665,6 +1703,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_dry_run);
     tcase_add_test(tc, test_group_scale_down);
     tcase_add_test(tc, test_grace_for_group);
+    tcase_add_test(tc, test_crash_kills_group);
     tcase_add_test(tc, test_log_dir_safety);
     tcase_add_test(tc, test_reaper_many_scalers);
     tcase_add_test(tc, test_reload_env_in_place);
