@@ -1057,6 +1057,12 @@ typedef struct report_ctx {
     sb_daemon *d;
 } report_ctx;
 
+static void supervisor_log(void *arg, sb_log_level level, const char *msg)
+{
+    sb_daemon *d = arg;
+    log_write(&d->logger, level, "supervisor", "%s", msg);
+}
+
 static void report_plugin_error(void *arg, const char *line)
 {
     sb_daemon *d = arg;
@@ -1525,6 +1531,7 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     }
     d->finish.data = d;
     d->finish_init = 1;
+    supervisor_set_logger(d->sup, supervisor_log, d);
     return d;
 }
 

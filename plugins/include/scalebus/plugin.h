@@ -183,7 +183,9 @@ typedef struct sb_publish {
 
 #define SB_PUBLISH_INIT .size = sizeof(sb_publish)
 
-/* A child process for host->spawn(). Start it with SB_SPAWN_INIT. */
+/* A child process for host->spawn(). Start it with SB_SPAWN_INIT, which sets the size and the
+ * three descriptors to -1; assign a descriptor after the initialiser (naming it again inside the
+ * same initialiser is an override that -Wextra warns about). */
 typedef struct sb_spawn {
     uint32_t size;       /* sizeof(sb_spawn) as the plugin was built */
     const char *path;    /* the program (absolute, or relative to workdir); no PATH lookup */
