@@ -215,12 +215,34 @@ typedef struct bus_subscriber {
     void *arg;
 } bus_subscriber;
 
+/* A source number is a handle: the index into the table in its low BUS_SOURCE_BITS bits, the
+ * generation of that index in the rest. A removed number's index goes to the open batch of
+ * removed numbers; a batch is sealed with the tails of the rings at that moment, and is free to
+ * reuse once every ring's head has passed its tail there (nothing queued before the removal is
+ * left). The generation settles what a late publisher queued with an old number after that:
+ * it names no running source, so it reaches no one. */
+#define BUS_SOURCE_BITS 24
+#define BUS_SOURCE_INDEX(h) ((h) & ((1u << BUS_SOURCE_BITS) - 1))
+#define BUS_SOURCE_GEN(h) ((h) >> BUS_SOURCE_BITS)
+#define BUS_SOURCE_GENS (1u << (32 - BUS_SOURCE_BITS))
+
 typedef struct bus_source {
-    char *id;
-    bus_subscriber *subs;
-    size_t nsubs, cap;
-    int removed;
+    const char *id; /* the caller's string; NULL once removed */
+    union {
+        bus_subscriber one;   /* cap <= 1: the subscriber lives here (most sources have one) */
+        bus_subscriber *many; /* cap > 1 */
+    } subs;
+    uint32_t nsubs, cap;
+    uint32_t gen;       /* the generation of this index's current (or last) owner */
+    uint32_t next_free; /* removed: the next index in its batch or the free list, 0 ends it */
 } bus_source;
+
+/* Removed source indexes waiting until no queued event can name them (see bus_source). */
+typedef struct source_batch {
+    uint32_t first;  /* a list through bus_source.next_free */
+    uint64_t *tails; /* sealed: each ring's tail when sealed */
+    size_t ntails, tails_cap;
+} source_batch;
 
 struct bus {
     uv_loop_t *loop;
@@ -241,6 +263,10 @@ struct bus {
     /* loop thread only */
     bus_source *sources; /* index 0 unused */
     size_t nsources, sources_cap;
+    uint32_t free_sources;            /* indexes free to reuse (list through next_free) */
+    uint32_t removed_open;            /* removed since the last seal */
+    source_batch removed_sealed;      /* removed before it: free once the rings pass its tails */
+    _Atomic size_t source_slots;      /* nsources - 1, for bus_get_stats from any thread */
     int64_t next_sub_id;
     _Atomic uint64_t delivered; /* written by the loop thread only */
     int draining;
@@ -419,10 +445,10 @@ static void bus_on_closed(uv_handle_t *h)
         free(t);
         t = older;
     }
-    for (size_t i = 1; i < b->nsources; i++) {
-        free(b->sources[i].id);
-        free(b->sources[i].subs);
-    }
+    for (size_t i = 1; i < b->nsources; i++)
+        if (b->sources[i].cap > 1)
+            free(b->sources[i].subs.many);
+    free(b->removed_sealed.tails);
     /* Payloads still retained by a plugin that never released them. */
     for (size_t i = 0; i < b->payloads.cap; i++)
         if (b->payloads.keys[i])
@@ -442,31 +468,105 @@ void bus_close(bus *b)
         uv_close((uv_handle_t *)&b->wake, bus_on_closed);
 }
 
+static bus_subscriber *bus_source_subs(bus_source *s)
+{
+    return s->cap <= 1 ? &s->subs.one : s->subs.many;
+}
+
+static void bus_source_free_subs(bus_source *s)
+{
+    if (s->cap > 1)
+        free(s->subs.many);
+    memset(&s->subs, 0, sizeof s->subs);
+    s->nsubs = s->cap = 0;
+}
+
+/* Has every ring's head passed the tail it had when the batch was sealed? */
+static int bus_batch_drained(bus *b, const source_batch *batch)
+{
+    bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_acquire);
+    for (size_t i = 0; i < batch->ntails; i++)
+        if (atomic_load_explicit(&t->ring[i]->head, memory_order_acquire) < batch->tails[i])
+            return 0;
+    return 1;
+}
+
+/* Put a list of indexes in front of the free list (each index is walked once). */
+static void bus_free_list_add(bus *b, uint32_t list)
+{
+    uint32_t last = list;
+    while (b->sources[last].next_free)
+        last = b->sources[last].next_free;
+    b->sources[last].next_free = b->free_sources;
+    b->free_sources = list;
+}
+
+/* Move removed indexes that no queued event can name any more to the free list; seal the open
+ * batch when the sealed one is gone. Not while draining: a removed source's subscribers are
+ * freed when the drain ends. */
+static void bus_recycle_sources(bus *b)
+{
+    source_batch *sealed = &b->removed_sealed;
+    for (int round = 0; round < 2 && !b->draining; round++) {
+        if (sealed->first) {
+            if (!bus_batch_drained(b, sealed))
+                return;
+            bus_free_list_add(b, sealed->first);
+            sealed->first = 0;
+        }
+        if (!b->removed_open)
+            return;
+        size_t n = atomic_load_explicit(&b->nrings, memory_order_acquire);
+        if (n > sealed->tails_cap) {
+            uint64_t *nt = realloc(sealed->tails, n * sizeof *nt);
+            if (!nt)
+                return; /* tried again on the next add */
+            sealed->tails = nt;
+            sealed->tails_cap = n;
+        }
+        bus_ring_table *t = atomic_load_explicit(&b->rings, memory_order_acquire);
+        for (size_t i = 0; i < n; i++)
+            sealed->tails[i] = atomic_load_explicit(&t->ring[i]->tail, memory_order_acquire);
+        sealed->ntails = n;
+        sealed->first = b->removed_open;
+        b->removed_open = 0;
+    }
+}
+
 uint32_t bus_source_add(bus *b, const char *id)
 {
-    if (b->nsources == UINT32_MAX)
-        return 0;
-    if (b->nsources == b->sources_cap) {
-        size_t ncap = b->sources_cap * 2;
-        bus_source *ns = realloc(b->sources, ncap * sizeof *ns);
-        if (!ns)
+    bus_recycle_sources(b);
+    uint32_t idx = b->free_sources;
+    if (idx) {
+        b->free_sources = b->sources[idx].next_free;
+    } else {
+        if (b->nsources > BUS_SOURCE_INDEX(UINT32_MAX))
             return 0;
-        b->sources = ns;
-        b->sources_cap = ncap;
+        if (b->nsources == b->sources_cap) {
+            size_t ncap = b->sources_cap * 2;
+            bus_source *ns = realloc(b->sources, ncap * sizeof *ns);
+            if (!ns)
+                return 0;
+            b->sources = ns;
+            b->sources_cap = ncap;
+        }
+        idx = (uint32_t)b->nsources++;
+        memset(&b->sources[idx], 0, sizeof b->sources[idx]);
+        atomic_store_explicit(&b->source_slots, b->nsources - 1, memory_order_relaxed);
     }
-    bus_source *s = &b->sources[b->nsources];
-    memset(s, 0, sizeof *s);
-    s->id = strdup(id ? id : "");
-    if (!s->id)
-        return 0;
-    return (uint32_t)b->nsources++;
+    bus_source *s = &b->sources[idx];
+    s->id = id ? id : "";
+    s->next_free = 0;
+    return (s->gen << BUS_SOURCE_BITS) | idx;
 }
 
 static bus_source *bus_source_get(bus *b, uint32_t source)
 {
-    if (source == 0 || source >= b->nsources || b->sources[source].removed)
+    uint32_t idx = BUS_SOURCE_INDEX(source);
+    if (idx == 0 || idx >= b->nsources || !b->sources[idx].id ||
+        b->sources[idx].gen != BUS_SOURCE_GEN(source))
         return NULL;
-    return &b->sources[source];
+    return &b->sources[idx];
 }
 
 void bus_source_remove(bus *b, uint32_t source)
@@ -474,17 +574,18 @@ void bus_source_remove(bus *b, uint32_t source)
     bus_source *s = bus_source_get(b, source);
     if (!s)
         return;
-    /* The id string stays: events already queued by this source still name it. */
-    s->removed = 1;
+    /* Events already queued by this source reach no one from now on. */
+    s->id = NULL;
+    s->gen = (s->gen + 1) % BUS_SOURCE_GENS;
+    bus_subscriber *subs = bus_source_subs(s);
     for (size_t i = 0; i < s->nsubs; i++)
-        s->subs[i].cb = NULL;
-    if (!b->draining) {
-        free(s->subs);
-        s->subs = NULL;
-        s->nsubs = s->cap = 0;
-    } else {
+        subs[i].cb = NULL;
+    if (!b->draining)
+        bus_source_free_subs(s);
+    else
         b->subs_dirty = 1;
-    }
+    s->next_free = b->removed_open;
+    b->removed_open = BUS_SOURCE_INDEX(source);
 }
 
 static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic);
@@ -496,19 +597,26 @@ int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb
         return -ENOENT;
     if (!cb)
         return -EINVAL;
-    if (s->nsubs == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 2;
-        bus_subscriber *n = realloc(s->subs, ncap * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        s->subs = n;
-        s->cap = ncap;
-    }
     /* Interned, so dispatch compares topics by pointer. */
     const char *interned = topic ? bus_intern_topic(b, b->ring0, topic) : NULL;
     if (topic && !interned)
         return -ENOMEM;
-    bus_subscriber *sub = &s->subs[s->nsubs++];
+    if (s->nsubs == s->cap) {
+        if (s->cap == 0) {
+            s->cap = 1; /* inline */
+        } else {
+            uint32_t ncap = s->cap * 2;
+            bus_subscriber *n = s->cap == 1 ? malloc(ncap * sizeof *n)
+                                            : realloc(s->subs.many, ncap * sizeof *n);
+            if (!n)
+                return -ENOMEM;
+            if (s->cap == 1)
+                n[0] = s->subs.one;
+            s->subs.many = n;
+            s->cap = ncap;
+        }
+    }
+    bus_subscriber *sub = &bus_source_subs(s)[s->nsubs++];
     sub->id = b->next_sub_id++;
     sub->topic = interned;
     sub->cb = cb;
@@ -518,10 +626,11 @@ int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb
 
 static void bus_compact_source(bus_source *s)
 {
-    size_t w = 0;
-    for (size_t r = 0; r < s->nsubs; r++)
-        if (s->subs[r].cb)
-            s->subs[w++] = s->subs[r];
+    bus_subscriber *subs = bus_source_subs(s);
+    uint32_t w = 0;
+    for (uint32_t r = 0; r < s->nsubs; r++)
+        if (subs[r].cb)
+            subs[w++] = subs[r];
     s->nsubs = w;
 }
 
@@ -530,9 +639,10 @@ void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription)
     bus_source *s = bus_source_get(b, source);
     if (!s)
         return;
+    bus_subscriber *subs = bus_source_subs(s);
     for (size_t i = 0; i < s->nsubs; i++) {
-        if (s->subs[i].id == subscription) {
-            s->subs[i].cb = NULL;
+        if (subs[i].id == subscription) {
+            subs[i].cb = NULL;
             break;
         }
     }
@@ -932,9 +1042,12 @@ static void bus_dispatch_one(bus *b, const bus_slot *s)
         .nlabels = s->nlabels,
         .payload = s->payload,
     };
-    /* Index loop, re-reading the array: a callback may subscribe (realloc) on this source. */
-    for (size_t i = 0; i < b->sources[s->source].nsubs; i++) {
-        bus_subscriber sub = b->sources[s->source].subs[i];
+    /* Index loop, re-reading the table: a callback may subscribe on this source (the array
+     * moves) or add a source (the table moves). A source's index is never reused while a
+     * drain is on. */
+    uint32_t idx = BUS_SOURCE_INDEX(s->source);
+    for (size_t i = 0; i < b->sources[idx].nsubs; i++) {
+        bus_subscriber sub = bus_source_subs(&b->sources[idx])[i];
         if (!sub.cb)
             continue;
         if (sub.topic && sub.topic != s->topic) /* both interned */
@@ -1012,12 +1125,10 @@ static size_t bus_drain(bus *b, size_t budget)
     if (!b->draining && b->subs_dirty) {
         b->subs_dirty = 0;
         for (size_t i = 1; i < b->nsources; i++) {
-            bus_compact_source(&b->sources[i]);
-            if (b->sources[i].removed && b->sources[i].subs) {
-                free(b->sources[i].subs);
-                b->sources[i].subs = NULL;
-                b->sources[i].nsubs = b->sources[i].cap = 0;
-            }
+            if (!b->sources[i].id)
+                bus_source_free_subs(&b->sources[i]);
+            else
+                bus_compact_source(&b->sources[i]);
         }
     }
     return done;
@@ -1069,6 +1180,7 @@ void bus_get_stats(bus *b, bus_stats *out)
         out->coalesce_slots += atomic_load_explicit(&r->coalesce_slots, memory_order_relaxed);
     }
     out->rings = nrings;
+    out->sources = atomic_load_explicit(&b->source_slots, memory_order_relaxed);
     out->delivered = atomic_load_explicit(&b->delivered, memory_order_relaxed);
 }
 

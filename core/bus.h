@@ -19,6 +19,9 @@
  * so the bus holds as many rings as threads ever published at the same time (bus_stats.rings).
  * A topic string is kept (interned) until the bus is freed: topics are a small fixed vocabulary,
  * not data. A ring's coalescing map holds about one entry per undelivered coalescible event.
+ * A removed source's number is reused once no event queued before its removal is left, so the
+ * source table holds about as many entries as sources run at once (bus_stats.sources), however
+ * often a reload replaces them.
  */
 #ifndef SCALEBUS_BUS_H
 #define SCALEBUS_BUS_H
@@ -45,6 +48,8 @@ typedef struct bus_stats {
     uint64_t dropped;      /* refused because the publishing thread's ring was full */
     size_t queued;         /* waiting now */
     size_t rings;          /* the loop thread's ring + the most other threads publishing at once */
+    size_t sources;        /* entries in the source table: running sources and removed ones
+                              whose numbers are not free to reuse yet */
     size_t coalesce_keys;  /* entries in the rings' coalescing maps (waiting coalescible events) */
     size_t coalesce_slots; /* their capacity, in entries of 16 bytes */
 } bus_stats;
@@ -57,10 +62,15 @@ bus *bus_new(uv_loop_t *loop, size_t capacity);
  * still queued are released undelivered: call bus_flush first to deliver them. */
 void bus_close(bus *b);
 
-/* A publishing source. The id string is copied. Returns the source number (>= 1) or 0 on ENOMEM.
- * Numbers are never reused, so an event queued by a removed source reaches no one. */
+/* A publishing source. The id string is not copied: it must stay valid until the source is
+ * removed (the daemon passes the instance's own id). Returns the source number (>= 1), or 0 on
+ * ENOMEM or when 2^24 - 1 sources run at once. A number names one source only: an event queued
+ * by a removed source reaches no one, also once its table entry serves a new source (the entry
+ * is reused only after the rings have drained past the removal, and the number carries the
+ * entry's generation in its high 8 bits, so a late publish with the old number is dropped). */
 uint32_t bus_source_add(bus *b, const char *id);
-/* Remove a source and every subscription to it (loop thread). */
+/* Remove a source and every subscription to it (loop thread). A number already removed, or
+ * never added, is ignored. */
 void bus_source_remove(bus *b, uint32_t source);
 
 /* Subscribe to a source (topic NULL: every topic; the string must outlive the subscription).

@@ -4,12 +4,14 @@
  * reference counts, and unsubscribing while an event is being dispatched. Then what must hold
  * under concurrency (scripts/test.sh also runs this file under ThreadSanitizer): coalescing racing
  * delivery, short-lived publishing threads and their rings, a thread outliving a bus, any number
- * of topics, and a coalescing map that stays bounded.
+ * of topics, and a coalescing map that stays bounded. Source numbers: reused after reloads, and
+ * a removed source's number names no one, queued events and late publishers included.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,10 +249,9 @@ START_TEST(test_publish_from_other_threads)
     order_check o = {.last = {-1, -1, -1}};
     thread_arg args[3];
     uv_thread_t th[3];
+    static const char *const names[3] = {"t0", "t1", "t2"}; /* outlive their sources */
     for (int i = 0; i < 3; i++) {
-        char name[8];
-        snprintf(name, sizeof name, "t%d", i);
-        args[i] = (thread_arg){b, bus_source_add(b, name), 5000};
+        args[i] = (thread_arg){b, bus_source_add(b, names[i]), 5000};
         if (i == 0)
             o.first_source = args[i].source;
         bus_subscribe(b, args[i].source, NULL, check_order, &o);
@@ -1021,6 +1022,174 @@ START_TEST(test_coalesce_map_bounded)
 }
 END_TEST
 
+/* ---- source numbers are reused, and a number names one source only ----------------------- */
+
+/* 100 reloads of 1,000 sources, each started before the one it replaces is removed, with an
+ * event queued by every old one at its removal: the table holds about what runs at once. */
+START_TEST(test_source_numbers_reused)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 4096);
+    static const char *const ids[2] = {"old", "new"}; /* outlive their sources */
+    static uint32_t src[2][1000];
+    static uint64_t delivered;
+    delivered = 0;
+    bus_stats st;
+    size_t most = 0;
+    for (int reload = 0; reload < 100; reload++) {
+        uint32_t *cur = src[reload % 2], *prev = src[(reload + 1) % 2];
+        for (int i = 0; i < 1000; i++) {
+            cur[i] = bus_source_add(b, ids[reload % 2]);
+            ck_assert_uint_gt(cur[i], 0);
+            ck_assert_int_gt(bus_subscribe(b, cur[i], NULL, count_only, &delivered), 0);
+        }
+        if (reload > 0) {
+            for (int i = 0; i < 1000; i++) {
+                sb_publish p = {.topic = SB_TOPIC_READING, .value = i};
+                ck_assert_int_eq(bus_publish(b, prev[i], &p), 0);
+                bus_source_remove(b, prev[i]); /* queued, never delivered */
+            }
+        }
+        for (int i = 0; i < 1000; i++) {
+            sb_publish p = {.topic = SB_TOPIC_READING, .value = i};
+            ck_assert_int_eq(bus_publish(b, cur[i], &p), 0);
+        }
+        run_until_idle(&loop, b);
+        bus_get_stats(b, &st);
+        most = st.sources > most ? st.sources : most;
+    }
+    ck_assert_uint_eq(delivered, 100 * 1000);
+    ck_assert_uint_le(most, 3000); /* never 100,000 */
+    for (int i = 0; i < 1000; i++)
+        bus_source_remove(b, src[1][i]);
+    close_bus(&loop, b);
+}
+END_TEST
+
+static void record_source(void *arg, const sb_event *ev)
+{
+    uint32_t *got = arg;
+    got[0]++;
+    got[1] = ev->source;
+}
+
+/* An event a removed source queued reaches no one, even once its table entry serves a new
+ * source; the entry is reused only after that event is gone, and a late publish with the old
+ * number (a thread that read it before the removal) is dropped. */
+START_TEST(test_removed_source_number_names_no_one)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 64);
+    static uint32_t got_a[2], got_b[2], got_c[2];
+    memset(got_a, 0, sizeof got_a);
+    memset(got_b, 0, sizeof got_b);
+    memset(got_c, 0, sizeof got_c);
+    uint32_t a = bus_source_add(b, "a");
+    bus_subscribe(b, a, NULL, record_source, got_a);
+    sb_publish p = {.topic = SB_TOPIC_READING, .value = 1};
+    ck_assert_int_eq(bus_publish(b, a, &p), 0);
+    bus_source_remove(b, a);
+    bus_source_remove(b, a); /* twice: ignored */
+    /* a's event is still queued: its entry is not reused yet. */
+    uint32_t bb = bus_source_add(b, "b");
+    ck_assert_uint_ne(bb, a);
+    bus_subscribe(b, bb, NULL, record_source, got_b);
+    bus_stats st;
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.sources, 2);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(got_a[0], 0);
+    ck_assert_uint_eq(got_b[0], 0);
+    /* Drained: a's entry serves c, under another number. */
+    uint32_t c = bus_source_add(b, "c");
+    ck_assert_uint_ne(c, a);
+    ck_assert_uint_ne(c, bb);
+    bus_get_stats(b, &st);
+    ck_assert_uint_eq(st.sources, 2);
+    bus_subscribe(b, c, NULL, record_source, got_c);
+    ck_assert_int_eq(bus_publish(b, a, &p), 0); /* late, with the old number */
+    bus_unsubscribe(b, a, 1);                   /* an old number changes nothing */
+    p.value = 2;
+    ck_assert_int_eq(bus_publish(b, c, &p), 0);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(got_a[0], 0);
+    ck_assert_uint_eq(got_c[0], 1);
+    ck_assert_uint_eq(got_c[1], c);
+    ck_assert_int_eq(bus_subscribe(b, a, NULL, record_source, got_a), -ENOENT);
+    bus_source_remove(b, bb);
+    bus_source_remove(b, c);
+    close_bus(&loop, b);
+}
+END_TEST
+
+typedef struct late_publisher {
+    bus *b;
+    uint32_t source;
+    _Atomic int stop;
+    _Atomic uint64_t sent;
+} late_publisher;
+
+static void late_publisher_thread(void *arg)
+{
+    late_publisher *lp = arg;
+    while (!atomic_load(&lp->stop)) {
+        sb_publish p = {.topic = SB_TOPIC_READING, .value = -1};
+        if (bus_publish(lp->b, lp->source, &p) == 0)
+            atomic_fetch_add(&lp->sent, 1);
+        else
+            sched_yield(); /* full */
+    }
+}
+
+static void no_stale_event(void *arg, const sb_event *ev)
+{
+    uint64_t *n = arg;
+    ck_assert_msg(ev->value != -1, "an event of a removed source reached a new one");
+    (*n)++;
+}
+
+/* A thread keeps publishing with a number while the loop removes its source and reuses the
+ * entry for new sources, one after another (ThreadSanitizer runs this too). */
+START_TEST(test_source_reuse_with_late_publisher)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 256);
+    static late_publisher lp;
+    lp.b = b;
+    lp.source = bus_source_add(b, "leaving");
+    atomic_store(&lp.stop, 0);
+    atomic_store(&lp.sent, 0);
+    static uint64_t delivered;
+    delivered = 0;
+    uv_thread_t th;
+    ck_assert_int_eq(uv_thread_create(&th, late_publisher_thread, &lp), 0);
+    while (atomic_load(&lp.sent) < 1000)
+        run_until_idle(&loop, b);
+    bus_source_remove(b, lp.source);
+    for (int i = 0; i < 100; i++) {
+        uint32_t n = bus_source_add(b, "new");
+        ck_assert_uint_ne(n, lp.source);
+        bus_subscribe(b, n, NULL, no_stale_event, &delivered);
+        sb_publish p = {.topic = SB_TOPIC_READING, .value = i};
+        ck_assert_int_eq(bus_publish(b, n, &p), 0);
+        run_until_idle(&loop, b);
+        bus_source_remove(b, n);
+        run_until_idle(&loop, b);
+    }
+    atomic_store(&lp.stop, 1);
+    uv_thread_join(&th);
+    run_until_idle(&loop, b);
+    ck_assert_uint_eq(delivered, 100);
+    bus_stats st;
+    bus_get_stats(b, &st);
+    ck_assert_uint_le(st.sources, 3);
+    close_bus(&loop, b);
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
     Suite *s = suite_create("bus");
@@ -1043,6 +1212,9 @@ static Suite *bus_suite(void)
     tcase_add_test(tc, test_thread_outlives_bus);
     tcase_add_test(tc, test_many_topics);
     tcase_add_test(tc, test_coalesce_map_bounded);
+    tcase_add_test(tc, test_source_numbers_reused);
+    tcase_add_test(tc, test_removed_source_number_names_no_one);
+    tcase_add_test(tc, test_source_reuse_with_late_publisher);
     suite_add_tcase(s, tc);
     return s;
 }
