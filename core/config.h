@@ -7,6 +7,8 @@
  *   config_parse_file()       syntax, limits, top-level structure, ids, edges, cycles
  *   config_validate_plugins() each component's type and options, using a lookup into the loader
  * Both append every error they find to a config_errors list and go on; neither stops at the first.
+ * Between the two, the caller loads plugins.path and says which folders it could not use
+ * (config_plugin_path_refused), so those are errors at their entries too.
  */
 #ifndef SCALEBUS_CONFIG_H
 #define SCALEBUS_CONFIG_H
@@ -23,6 +25,10 @@
  * (trigger, connector, scaler with a 3-item command) are ~320,000 nodes, so this leaves room for
  * them and still stops an alias bomb long before it costs much. */
 #define CONFIG_MAX_NODES 1000000
+/* The longest duration a file may give: 100 years. Whatever a plugin adds it to, in
+ * milliseconds or in nanoseconds on a monotonic clock, stays far from overflowing 64 bits. */
+#define CONFIG_MAX_DURATION_MS (36500ull * 86400u * 1000u)
+#define CONFIG_MAX_DURATION_TEXT "36500d"
 
 typedef enum config_node_kind {
     CONFIG_SCALAR = 1,
@@ -42,7 +48,7 @@ typedef struct config_node {
 
 typedef struct config_error {
     char *file;
-    int line, col;
+    int line, col; /* 1-based; a problem of the whole file (unreadable, too big) is at 1:1 */
     char *message;
 } config_error;
 
@@ -97,15 +103,28 @@ typedef struct config {
 
 typedef const sb_plugin_descriptor *(*config_plugin_lookup)(void *ctx, const char *type);
 
+/* Where phase 2 finds plugins: lookup (required) by type name; types, when given, names every
+ * type lookup finds, so that an unknown type gets a "did you mean" ('dirct': 'direct'). */
+typedef struct config_catalog {
+    config_plugin_lookup lookup;
+    void *ctx;
+    const char *const *types;
+    size_t ntypes;
+} config_catalog;
+
 void config_errors_init(config_errors *errs);
 void config_errors_free(config_errors *errs);
+/* A line or column below 1 is stored as 1: a problem of the whole file is at its start. */
 void config_error_add(config_errors *errs, const char *file, int line, int col, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
-/* Prints each error as "FILE:LINE:COL: message\n". */
+/* Prints each error as "FILE:LINE:COL: message\n", sorted by line and column (errors at the
+ * same position in the order they were found), whatever order the stages found them in. */
 void config_errors_print(const config_errors *errs, void *stdio_file);
 
 /* Parse and check structure. Returns a config (possibly partial) or NULL when the file cannot be
- * read or parsed at all; errs gets every problem. A config with errs->count > 0 must not run. */
+ * read or parsed at all; errs gets every problem. A config with errs->count > 0 must not run.
+ * config_parse_file() reads regular files only: a FIFO, a device or a folder is refused at once
+ * (never waited on). An empty file is a valid pipeline with no components. */
 config *config_parse_file(const char *path, config_errors *errs);
 config *config_parse_string(const char *text, size_t len, const char *name, config_errors *errs);
 
@@ -113,6 +132,14 @@ config *config_parse_string(const char *text, size_t len, const char *name, conf
  * kind mismatches ("cron is a trigger, not a scaler") and unknown types are errors. */
 int config_validate_plugins(config *cfg, config_plugin_lookup lookup, void *ctx,
                             config_errors *errs);
+/* The same, with a catalog that can also list the types it knows. */
+int config_validate_plugins_from(config *cfg, const config_catalog *cat, config_errors *errs);
+
+/* The caller could not use plugins.path entry i (cfg->plugin_paths[i]): missing, or refused by
+ * the loader's trust rules; why is one line, "DIR: not loaded: ...". Adds the error
+ * "plugins.path: WHY" at that entry's position in the file, and makes phase 2's "unknown plugin
+ * type" errors say that the folder's plugins were not loaded. */
+void config_plugin_path_refused(config *cfg, size_t i, const char *why, config_errors *errs);
 
 void config_free(config *cfg);
 
@@ -124,7 +151,7 @@ void config_component_arena_free(void *component_arena);
 const config_component *config_find(const config *cfg, const char *id);
 
 /* "500ms", "10s", "5m", "1h", "1d", combinations like "1m30s", or a bare number of seconds.
- * Returns 0 or -EINVAL. */
+ * Returns 0, -EINVAL (not a duration) or -ERANGE (longer than CONFIG_MAX_DURATION_MS). */
 int config_parse_duration(const char *text, uint64_t *ms);
 
 /* Glob with * ? and [...] as fnmatch(3); used by connectors' match. */

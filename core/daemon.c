@@ -1086,16 +1086,31 @@ static const sb_plugin_descriptor *lookup_plugin(void *ctx, const char *type)
     return loader_find(ctx, type);
 }
 
-/* Parse and validate a file: NULL (errors in errs) or a config ready to run. */
+/* Parse and validate a file: NULL (errors in errs) or a config ready to run. A plugins.path
+ * folder that cannot be used (missing, or refused by the loader's trust rules) is an error at
+ * its entry in the file, and is not loaded. */
 static config *daemon_prepare(sb_daemon *d, const char *path, config_errors *errs)
 {
     config *cfg = config_parse_file(path, errs);
     if (!cfg)
         return NULL;
     daemon_load_builtin(d);
-    for (size_t i = 0; i < cfg->nplugin_paths; i++)
-        loader_load_dir(d->loader, cfg->plugin_paths[i], report_plugin_error, d);
-    config_validate_plugins(cfg, lookup_plugin, d->loader, errs);
+    for (size_t i = 0; i < cfg->nplugin_paths; i++) {
+        char why[PATH_MAX + 512];
+        if (loader_check_dir(cfg->plugin_paths[i], why, sizeof why) != 0)
+            config_plugin_path_refused(cfg, i, why, errs);
+        else
+            loader_load_dir(d->loader, cfg->plugin_paths[i], report_plugin_error, d);
+    }
+    /* Every loaded type, so that an unknown one gets a "did you mean". */
+    size_t ntypes = loader_count(d->loader);
+    const char **types = calloc(ntypes ? ntypes : 1, sizeof *types);
+    for (size_t i = 0; types && i < ntypes; i++)
+        types[i] = loader_at(d->loader, i)->type;
+    config_catalog cat = {.lookup = lookup_plugin, .ctx = d->loader, .types = types,
+                          .ntypes = types ? ntypes : 0};
+    config_validate_plugins_from(cfg, &cat, errs);
+    free(types);
     if (errs->count > 0) {
         config_free(cfg);
         return NULL;

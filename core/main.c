@@ -39,7 +39,7 @@ static const char usage_main[] =
     "\n"
     "options:\n"
     "  --version         print the version\n"
-    "  --help            this text; `scalebus COMMAND --help` for a command's\n";
+    "  --help            this text; `scalebus COMMAND --help` for a command's own options\n";
 
 static const char usage_run[] =
     "usage: scalebus run FILE [--dry-run] [--log-level LEVEL] [--plugin-dir DIR]...\n"
@@ -259,6 +259,13 @@ static int cmd_run(int argc, char **argv)
     config_errors errs;
     config_errors_init(&errs);
     int failed = daemon_load(r.d, c.file, &errs) != 0;
+    daemon_stats st;
+    daemon_get_stats(r.d, &st);
+    if (!failed && st.instances == 0)
+        fprintf(stderr,
+                "scalebus: warning: %s has no components (triggers, connectors, scalers): "
+                "nothing to run until a reload (SIGHUP) brings some\n",
+                c.file);
     if (failed) {
         config_errors_print(&errs, stderr);
         /* What did start (a failed start refuses the file after others started) is stopped

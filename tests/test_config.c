@@ -9,24 +9,16 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
+#include "strmap.h"
 
 /* ---- Fake plugins ------------------------------------------------------------------------- */
 
@@ -391,12 +383,66 @@ static const error_case error_cases[] = {
      "test.yaml:2:19: 'cron' is a trigger plugin, not a scaler\n"},
     {"unknown option with suggestion", "triggers:\n  - {id: a, type: cron, schedul: x}\n",
      "test.yaml:2:5: cron 'a': missing required option 'schedule'\n"
-     "test.yaml:2:25: unknown option 'schedul' for cron (did you mean 'schedule'?)\n"},
+     "test.yaml:2:25: unknown option 'schedul' for cron (did you mean 'schedule'?) in trigger "
+     "'a'\n"},
     {"suggestion among common keys", "scalers:\n  - {id: w, type: process, command: x, mxa: 1}\n",
      "test.yaml:2:5: scaler 'w': missing required option 'max'\n"
-     "test.yaml:2:40: unknown option 'mxa' for process (did you mean 'max'?)\n"},
+     "test.yaml:2:40: unknown option 'mxa' for process (did you mean 'max'?) in scaler 'w'\n"},
     {"unknown option", "triggers:\n  - {id: a, type: cron, schedule: x, colour: red}\n",
-     "test.yaml:2:38: unknown option 'colour' for cron\n"},
+     "test.yaml:2:38: unknown option 'colour' for cron in trigger 'a' (its options: schedule, "
+     "value, timezone, jitter, enabled, labels)\n"},
+    {"unknown option of a scaler lists the host's too",
+     "scalers:\n  - {id: w, type: process, command: x, max: 1, colour: red}\n",
+     "test.yaml:2:48: unknown option 'colour' for process in scaler 'w' (its options: command, "
+     "env, stop_timeout, restart, workdir, grace, extra_args, min, max)\n"},
+    {"unknown option close by its beginning",
+     "scalers:\n  - {id: w, type: process, command: x, max: 1, restart_policy: always}\n",
+     "test.yaml:2:48: unknown option 'restart_policy' for process (did you mean 'restart'?) in "
+     "scaler 'w'\n"},
+    {"unknown option of a component without an id",
+     "triggers:\n  - {type: cron, schedule: x, valeu: 2}\n",
+     "test.yaml:2:5: trigger #1 has no id\n"
+     "test.yaml:2:31: unknown option 'valeu' for cron (did you mean 'value'?) in trigger at "
+     "2:5\n"},
+    {"a list given as one string with spaces",
+     "scalers:\n  - {id: w, type: process, command: \"sleep 1000\", max: 1}\n",
+     "test.yaml:2:37: option 'command' of process: expected a list of strings, got 'sleep 1000': "
+     "write [\"sleep\", \"1000\"] (a single string with spaces is one item)\n"},
+    {"a list given as one plain string with spaces, in block style",
+     "scalers:\n  - id: w\n    type: process\n    max: 1\n    command: ./run  --port \"8080\"\n",
+     "test.yaml:5:14: option 'command' of process: expected a list of strings, got './run  --port "
+     "\"8080\"': write [\"./run\", \"--port\", \"\\\"8080\\\"\"] (a single string with spaces "
+     "is one item)\n"},
+    {"bounds out of range",
+     "scalers:\n  - {id: w, type: process, command: x, min: -99999999999999999999, "
+     "max: 99999999999999999999}\n",
+     "test.yaml:2:45: scaler 'w': min must be an integer, got '-99999999999999999999' (out of "
+     "range)\n"
+     "test.yaml:2:73: scaler 'w': max must be an integer, got '99999999999999999999' (out of "
+     "range)\n"},
+    {"duration out of range",
+     "scalers:\n  - {id: w, type: process, command: x, max: 1, stop_timeout: 99999999999d}\n",
+     "test.yaml:2:62: option 'stop_timeout' of process: expected a duration like 500ms, 10s or "
+     "1m30s, got '99999999999d' (out of range: at most 36500d)\n"},
+    {"variable in a flow mapping",
+     "scalers:\n  - {id: w, type: process, command: x, max: ${SB_TEST_MAX}}\n",
+     "test.yaml:2:46: did not find expected ',' or '}' (while parsing a flow mapping at 2:5); "
+     "inside { } or [ ], quote a ${VAR}: max: \"${MAX}\"\n"},
+    {"merge key given a scalar",
+     "triggers:\n  - {<<: base, id: a, type: cron, schedule: x}\n",
+     "test.yaml:2:10: the merge key '<<' takes a mapping or a list of mappings (like <<: *base), "
+     "got 'base'\n"},
+    {"merge key given a list with a scalar",
+     "x-base: &b {type: cron}\ntriggers:\n  - {<<: [*b, c], id: a, schedule: x}\n",
+     "test.yaml:3:15: the merge key '<<' takes a mapping or a list of mappings (like <<: [*a, "
+     "*b]), got 'c' in the list\n"},
+    {"merge key twice",
+     "x-a: &a {type: cron}\nx-b: &b {schedule: x}\ntriggers:\n  - {<<: *a, <<: *b, id: t}\n",
+     "test.yaml:4:14: duplicate key '<<' (first at 4:6)\n"},
+    {"a quoted '<<' is an ordinary key",
+     "x-a: &a {type: cron}\ntriggers:\n  - {'<<': *a, id: t, type: cron, schedule: x}\n",
+     "test.yaml:3:6: unknown option '<<' for cron in trigger 't' (its options: schedule, value, "
+     "timezone, jitter, enabled, labels)\n"},
     {"wrong type", "triggers:\n  - {id: a, type: cron, schedule: x, value: abc}\n",
      "test.yaml:2:45: option 'value' of cron: expected a number, got 'abc'\n"},
     {"number must be finite", "triggers:\n  - {id: a, type: cron, schedule: x, value: inf}\n",
@@ -604,18 +650,172 @@ START_TEST(test_many_errors_together)
                                "  - {id: w, type: direct, max: 1}\n"                     /* 9 */
                                "  - {id: v, type: process, command: x, max: 0}\n";       /* 10 */
     char *out = check_text(text);
-    /* Each phase's errors in file order: the structure's first, then the options'. */
+    /* Both phases' errors print in file order, as a user reads them. */
     ck_assert_str_eq(out,
                      "test.yaml:1:1: unknown top-level key 'trigger' (did you mean 'triggers'?)\n"
-                     "test.yaml:4:10: duplicate id 'a' (first used at 3:10)\n"
-                     "test.yaml:7:33: connector 'c': from 'zzz' is not a trigger or connector in "
-                     "this file\n"
-                     "test.yaml:10:45: scaler 'v': max must be >= 1, got 0\n"
                      "test.yaml:3:45: option 'value' of cron: expected a number, got 'high'\n"
                      "test.yaml:4:5: cron 'a': missing required option 'schedule'\n"
+                     "test.yaml:4:10: duplicate id 'a' (first used at 3:10)\n"
                      "test.yaml:5:19: unknown plugin type 'cronn'\n"
-                     "test.yaml:7:45: unknown option 'factr' for direct (did you mean 'factor'?)\n"
-                     "test.yaml:9:19: 'direct' is a connector plugin, not a scaler\n");
+                     "test.yaml:7:33: connector 'c': from 'zzz' is not a trigger or connector in "
+                     "this file\n"
+                     "test.yaml:7:45: unknown option 'factr' for direct (did you mean 'factor'?) "
+                     "in connector 'c'\n"
+                     "test.yaml:9:19: 'direct' is a connector plugin, not a scaler\n"
+                     "test.yaml:10:45: scaler 'v': max must be >= 1, got 0\n");
+    free(out);
+}
+END_TEST
+
+/* ---- Merge keys ---------------------------------------------------------------------------- */
+
+static char *fingerprint_of(const char *text, const char *id);
+
+START_TEST(test_merge_keys)
+{
+    static const char text[] =
+        "x-defaults: &defaults {type: process, command: [./worker], max: 4, grace: 7}\n" /* 1 */
+        "x-small: &small {max: 2, workdir: /small}\n"                                     /* 2 */
+        "triggers:\n"                                                                     /* 3 */
+        "  - &tick {id: tick, type: cron, schedule: \"*/5 * * * * *\"}\n"                 /* 4 */
+        "  - {<<: *tick, id: tock, value: 2}\n"                                           /* 5 */
+        "scalers:\n"                                                                      /* 6 */
+        "  - {<<: *defaults, id: a}\n"                                                    /* 7 */
+        "  - {id: b, max: 9, <<: *defaults}\n"                                            /* 8 */
+        "  - <<: [*small, *defaults]\n"                                                   /* 9 */
+        "    id: c\n"                                                                     /* 10 */
+        "  - {<<: {<<: *small, max: 3}, id: d, type: process, command: y}\n";             /* 11 */
+    config *cfg = load_ok(text, "merge.yaml");
+    ck_assert_uint_eq(cfg->ncomponents, 6);
+    const config_component *tock = config_find(cfg, "tock");
+    ck_assert_str_eq(tock->type, "cron");
+    ck_assert_str_eq(option(tock, "schedule")->str, "*/5 * * * * *");
+    ck_assert(option(tock, "value")->number == 2.0);
+    ck_assert(option(config_find(cfg, "tick"), "value")->number == 1.0);
+
+    const config_component *a = config_find(cfg, "a");
+    ck_assert_str_eq(a->type, "process");
+    ck_assert_int_eq(a->max, 4);
+    ck_assert_str_eq(option(a, "command")->items[0], "./worker");
+    ck_assert_int_eq(option(a, "grace")->integer, 7);
+    /* A mapping's own keys win, wherever they stand. */
+    ck_assert_int_eq(config_find(cfg, "b")->max, 9);
+    /* In a list of merges the first mapping wins. */
+    const config_component *c = config_find(cfg, "c");
+    ck_assert_int_eq(c->max, 2);
+    ck_assert_str_eq(option(c, "workdir")->str, "/small");
+    ck_assert_int_eq(option(c, "grace")->integer, 7);
+    /* A merged mapping's own merges count. */
+    const config_component *d = config_find(cfg, "d");
+    ck_assert_int_eq(d->max, 3);
+    ck_assert_str_eq(option(d, "workdir")->str, "/small");
+    ck_assert_str_eq(option(d, "command")->items[0], "y");
+    /* The same settings through a merge or written out: the same fingerprint. */
+    char *fa = fingerprint_of("scalers:\n  - {id: a, type: process, command: [./worker], max: 4, "
+                              "grace: 7}\n",
+                              "a");
+    ck_assert_str_eq(fa, a->fingerprint);
+    free(fa);
+    config_free(cfg);
+
+    /* A merged value keeps the position where it was written. */
+    char *out = check_text("x-bad: &bad {type: process, command: x, grace: soon}\n"
+                           "scalers:\n  - {<<: *bad, id: w, max: 1}\n");
+    ck_assert_str_eq(out, "test.yaml:1:48: option 'grace' of process: expected an integer, got "
+                          "'soon'\n");
+    free(out);
+
+    /* A merged id is a repeated id. */
+    out = check_text("triggers:\n  - &t {id: a, type: cron, schedule: x}\n  - {<<: *t}\n");
+    ck_assert_str_eq(out, "test.yaml:3:5: duplicate id 'a' (first used at 2:13)\n");
+    free(out);
+}
+END_TEST
+
+/* ---- Plugin types and folders -------------------------------------------------------------- */
+
+static const char *const fake_types[] = {"cron", "direct", "process", "badplug"};
+
+static char *check_text_catalog(const char *text, void (*between)(config *, config_errors *))
+{
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(text, strlen(text), "test.yaml", &errs);
+    if (cfg != NULL) {
+        if (between != NULL)
+            between(cfg, &errs);
+        config_catalog cat = {.lookup = fake_lookup,
+                              .types = fake_types,
+                              .ntypes = sizeof fake_types / sizeof fake_types[0]};
+        config_validate_plugins_from(cfg, &cat, &errs);
+    }
+    char *out = errors_text(&errs);
+    config_free(cfg);
+    config_errors_free(&errs);
+    return out;
+}
+
+START_TEST(test_unknown_type_suggestion)
+{
+    char *out = check_text_catalog("triggers:\n  - {id: t, type: cron, schedule: x}\n"
+                                   "connectors:\n  - {id: c, type: dirct, from: t, to: w}\n"
+                                   "scalers:\n  - {id: w, type: proces, command: x, max: 1}\n"
+                                   "  - {id: v, type: cronn, command: x, max: 1}\n"
+                                   "  - {id: u, type: zzz, command: x, max: 1}\n",
+                                   NULL);
+    /* Only a type of the component's own kind is suggested ('cron' is a trigger). */
+    ck_assert_str_eq(out, "test.yaml:4:19: unknown plugin type 'dirct' (did you mean 'direct'?)\n"
+                          "test.yaml:6:19: unknown plugin type 'proces' (did you mean "
+                          "'process'?)\n"
+                          "test.yaml:7:19: unknown plugin type 'cronn'\n"
+                          "test.yaml:8:19: unknown plugin type 'zzz'\n");
+    free(out);
+}
+END_TEST
+
+static void refuse_second(config *cfg, config_errors *errs)
+{
+    config_plugin_path_refused(cfg, 1, "/srv/p/hello: No such file or directory", errs);
+}
+
+static void refuse_both(config *cfg, config_errors *errs)
+{
+    config_plugin_path_refused(cfg, 0, "/srv/p/a: not loaded: the folder is writable by its "
+                                       "group (mode 0775)",
+                               errs);
+    config_plugin_path_refused(cfg, 1, "/srv/p/hello: No such file or directory", errs);
+    config_plugin_path_refused(cfg, 7, "no such entry: ignored", errs);
+}
+
+START_TEST(test_plugin_path_refused)
+{
+    static const char text[] = "plugins:\n"
+                               "  path:\n"
+                               "    - a\n"
+                               "    - \"hello\"\n"
+                               "triggers:\n  - {id: t, type: hello}\n";
+    config_errors errs;
+    config_errors_init(&errs);
+    config *cfg = config_parse_string(text, strlen(text), "/srv/p/pipes.yaml", &errs);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(cfg->nplugin_paths, 2);
+    ck_assert_str_eq(cfg->plugin_paths[1], "/srv/p/hello");
+    config_free(cfg);
+    config_errors_free(&errs);
+
+    /* The refusal is an error at the entry, and the unknown type says why it is unknown. */
+    char *out = check_text_catalog(text, refuse_second);
+    ck_assert_str_eq(out, "test.yaml:4:7: plugins.path: /srv/p/hello: No such file or directory\n"
+                          "test.yaml:6:19: unknown plugin type 'hello'; the plugins.path folder "
+                          "hello (4:7) was refused, so none of its plugins were loaded\n");
+    free(out);
+    out = check_text_catalog(text, refuse_both);
+    ck_assert_str_eq(out, "test.yaml:3:7: plugins.path: /srv/p/a: not loaded: the folder is "
+                          "writable by its group (mode 0775)\n"
+                          "test.yaml:4:7: plugins.path: /srv/p/hello: No such file or directory\n"
+                          "test.yaml:6:19: unknown plugin type 'hello'; 2 plugins.path folders "
+                          "were refused (the first at 3:7), so none of their plugins were "
+                          "loaded\n");
     free(out);
 }
 END_TEST
@@ -654,6 +854,12 @@ START_TEST(test_env_expansion)
     ck_assert_str_eq(cmd->items[6], "jobsjobs");
     config_free(cfg);
 
+    /* Inside { } a ${VAR} is quoted (README, "Pipeline files"). */
+    cfg = load_ok("scalers:\n  - {id: w, type: process, command: x, max: \"${SB_T_MAX}\"}\n",
+                  "flow.yaml");
+    ck_assert_int_eq(config_find(cfg, "w")->max, 7);
+    config_free(cfg);
+
     /* Every unset variable is reported, each at its own scalar. */
     char *out = check_text("scalers:\n"
                            "  - id: w\n"
@@ -690,7 +896,8 @@ START_TEST(test_durations)
         {"2d12h", 216000000},
         {"007s", 7000},
         {"1.0005", 1000},
-        {"18446744073709551s", 18446744073709551000u},
+        {"36500d", CONFIG_MAX_DURATION_MS}, /* 100 years: the longest */
+        {"36499d23h59m59.999s", CONFIG_MAX_DURATION_MS - 1},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         uint64_t ms = 12345;
@@ -713,10 +920,6 @@ START_TEST(test_durations)
         ".5s",
         "1e3",
         "5S",
-        "18446744073709552s",
-        "99999999999999999999",
-        "213503982335d",
-        "18446744073709551615ms1ms",
         "1..5s",
         "--1s",
         "1m-30s",
@@ -726,7 +929,23 @@ START_TEST(test_durations)
         ck_assert_msg(config_parse_duration(bad[i], &ms) == -EINVAL, "'%s' accepted", bad[i]);
         ck_assert_uint_eq(ms, 777);
     }
+    /* Well formed, but longer than 100 years: out of range, however far out. */
+    static const char *const too_long[] = {
+        "36500d1ms",          "36501d",
+        "99999999999d",       "18446744073709551s",
+        "18446744073709552s", "99999999999999999999",
+        "213503982335d",      "18446744073709551615ms1ms",
+        "3153600000001ms",    "876000h0.001s",
+    };
+    for (size_t i = 0; i < sizeof too_long / sizeof too_long[0]; i++) {
+        uint64_t ms = 777;
+        ck_assert_msg(config_parse_duration(too_long[i], &ms) == -ERANGE, "'%s' not -ERANGE",
+                      too_long[i]);
+        ck_assert_uint_eq(ms, 777);
+    }
+    /* A typo stays a typo however long the number before it. */
     uint64_t ms;
+    ck_assert_int_eq(config_parse_duration("99999999999999999999x", &ms), -EINVAL);
     ck_assert_int_eq(config_parse_duration(NULL, &ms), -EINVAL);
 }
 END_TEST
@@ -816,14 +1035,12 @@ START_TEST(test_alias_bomb)
                                "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
                                "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
                                "triggers: [*g]\n";
-    double t0 = now_s();
     char *out = check_text(bomb);
     /* Weights: a 11, b 111, ... e 111,111: after a..e and f's key and bracket the count is
      * 123,463, so f's eighth *e (column 36) is the one that goes over 1,000,000. */
     ck_assert_str_eq(out, "test.yaml:6:36: more than 1000000 nodes (counting alias "
                           "expansions): the rest of the file is not read\n");
     free(out);
-    ck_assert_msg(now_s() - t0 < 5.0, "the bomb was followed");
 
     /* Below the limit, aliases work and share the anchored nodes. */
     static const char shared[] = "triggers:\n"
@@ -863,7 +1080,7 @@ START_TEST(test_huge_file)
     config_errors_init(&errs);
     ck_assert_ptr_null(config_parse_string(text, n, "big.yaml", &errs));
     char *out = errors_text(&errs);
-    ck_assert_str_eq(out, "big.yaml:0:0: file is larger than 4194304 bytes: not read\n");
+    ck_assert_str_eq(out, "big.yaml:1:1: file is larger than 4194304 bytes: not read\n");
     free(out);
     config_errors_free(&errs);
 
@@ -874,7 +1091,8 @@ START_TEST(test_huge_file)
     ck_assert_ptr_null(config_parse_file(path, &errs));
     ck_assert_uint_eq(errs.count, 1);
     ck_assert_str_eq(errs.items[0].file, path);
-    ck_assert_int_eq(errs.items[0].line, 0);
+    ck_assert_int_eq(errs.items[0].line, 1);
+    ck_assert_int_eq(errs.items[0].col, 1);
     ck_assert_str_eq(errs.items[0].message, "file is larger than 4194304 bytes: not read");
     config_errors_free(&errs);
 
@@ -902,7 +1120,7 @@ START_TEST(test_unreadable_file)
     config_errors_init(&errs);
     ck_assert_ptr_null(config_parse_file("/nonexistent/sb/pipes.yaml", &errs));
     char *out = errors_text(&errs);
-    ck_assert_str_eq(out, "/nonexistent/sb/pipes.yaml:0:0: cannot read: No such file or "
+    ck_assert_str_eq(out, "/nonexistent/sb/pipes.yaml:1:1: cannot read: No such file or "
                           "directory\n");
     free(out);
     config_errors_free(&errs);
@@ -913,6 +1131,41 @@ START_TEST(test_unreadable_file)
     ck_assert_uint_eq(errs.count, 1);
     ck_assert_str_eq(errs.items[0].message, "cannot read: Is a directory");
     config_errors_free(&errs);
+
+    /* A FIFO is refused at once, not waited on (no one ever writes to this one); so is a
+     * device. Should the open block after all, the alarm ends the test run. */
+    char *fifo = path_in(dir, "pipes.yaml");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    alarm(20);
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_file(fifo, &errs));
+    alarm(0);
+    char *out2 = errors_text(&errs);
+    char want[512];
+    snprintf(want, sizeof want, "%s:1:1: cannot read: a FIFO, not a regular file\n", fifo);
+    ck_assert_str_eq(out2, want);
+    free(out2);
+    config_errors_free(&errs);
+    config_errors_init(&errs);
+    ck_assert_ptr_null(config_parse_file("/dev/null", &errs));
+    ck_assert_uint_eq(errs.count, 1);
+    ck_assert_str_eq(errs.items[0].message, "cannot read: a character device, not a regular file");
+    config_errors_free(&errs);
+    unlink(fifo);
+    free(fifo);
+
+    /* An empty regular file is an empty pipeline. */
+    char *empty = path_in(dir, "empty.yaml");
+    write_file(empty, "", 0);
+    config_errors_init(&errs);
+    config *cfg = config_parse_file(empty, &errs);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_uint_eq(errs.count, 0);
+    ck_assert_uint_eq(cfg->ncomponents, 0);
+    config_free(cfg);
+    config_errors_free(&errs);
+    unlink(empty);
+    free(empty);
     rmdir(dir);
     free(dir);
 }
@@ -981,6 +1234,78 @@ START_TEST(test_error_add_and_print)
     ck_assert_str_eq(out, "x.yaml:3:4: one\n");
     free(out);
     config_errors_free(&errs);
+
+    /* Printed by position, whatever order they came in; equal positions keep their order; a
+     * position below 1 is the file's start. */
+    config_error_add(&errs, "x.yaml", 10, 1, "ten");
+    config_error_add(&errs, "x.yaml", 2, 9, "two-nine");
+    config_error_add(&errs, "x.yaml", 2, 3, "two-three, first");
+    config_error_add(&errs, "x.yaml", 0, 0, "whole file");
+    config_error_add(&errs, "x.yaml", 2, 3, "two-three, second");
+    config_error_add(&errs, "y.yaml", 1, 1, "another file comes after");
+    out = errors_text(&errs);
+    ck_assert_str_eq(out, "x.yaml:1:1: whole file\n"
+                          "x.yaml:2:3: two-three, first\n"
+                          "x.yaml:2:3: two-three, second\n"
+                          "x.yaml:2:9: two-nine\n"
+                          "x.yaml:10:1: ten\n"
+                          "y.yaml:1:1: another file comes after\n");
+    free(out);
+    ck_assert_str_eq(errs.items[0].message, "ten"); /* the list itself is left as it was */
+    config_errors_free(&errs);
+}
+END_TEST
+
+/* ---- The string map the core shares ---------------------------------------------------------- */
+
+START_TEST(test_strmap)
+{
+    enum { N = 3000 };
+    static char keys[N][8];
+    static int present[N];
+    int vals[N];
+    strmap m = {0};
+    ck_assert_ptr_null(strmap_get(&m, "a"));
+    ck_assert_ptr_null(strmap_del(&m, "a"));
+    ck_assert_int_eq(strmap_put(&m, "a", NULL), -EINVAL);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        vals[i] = i;
+        present[i] = 0;
+    }
+    /* Random puts and deletions against a plain array: deletion keeps every probe run whole. */
+    unsigned seed = 12345;
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        int k = (int)((seed >> 8) % N);
+        if ((seed >> 4) % 3 == 0) {
+            void *old = strmap_del(&m, keys[k]);
+            ck_assert_ptr_eq(old, present[k] ? &vals[k] : NULL);
+            present[k] = 0;
+        } else {
+            ck_assert_int_eq(strmap_put(&m, keys[k], &vals[k]), 0);
+            present[k] = 1;
+        }
+        if (step % 5000 == 0) {
+            size_t count = 0;
+            for (int i = 0; i < N; i++) {
+                ck_assert_ptr_eq(strmap_get(&m, keys[i]), present[i] ? &vals[i] : NULL);
+                count += (size_t)present[i];
+            }
+            ck_assert_uint_eq(m.count, count);
+        }
+    }
+    /* Replacing an entry takes the new key pointer too: the old one may be freed after. */
+    char *k1 = strdup("same"), *k2 = strdup("same");
+    ck_assert_int_eq(strmap_put(&m, k1, &vals[1]), 0);
+    ck_assert_int_eq(strmap_put(&m, k2, &vals[2]), 0);
+    free(k1);
+    ck_assert_ptr_eq(strmap_get(&m, "same"), &vals[2]);
+    ck_assert_ptr_eq(strmap_del(&m, "same"), &vals[2]);
+    free(k2);
+    strmap_free(&m);
+    ck_assert_uint_eq(m.count, 0);
+    ck_assert_ptr_null(strmap_get(&m, "k1"));
 }
 END_TEST
 
@@ -1135,10 +1460,8 @@ START_TEST(test_30000_components)
             "test_config: %d components (%zu bytes): parse %.3f s, validate %.3f s, "
             "%d lookups %.3f s\n",
             3 * PIPELINES, len, t1 - t0, t2 - t1, PIPELINES, t3 - t2);
-    /* Natively this must stay well under a second; sanitizers and valgrind (scripts/test.sh sets
-     * SB_UNDER_VALGRIND) slow it down many times over. */
-    double limit = SANITIZED || getenv("SB_UNDER_VALGRIND") != NULL ? 60.0 : 1.0;
-    ck_assert_msg(t2 - t0 < limit, "parse + validate took %.2f s", t2 - t0);
+    /* A figure, not a bound: a test asserts what happens, not how fast on this machine
+     * (tests/bench/bench_config prints the same figures as a benchmark). */
     config_free(cfg);
     config_errors_free(&errs);
     free(text);
@@ -1281,6 +1604,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_validate_twice_and_keep_arena);
     tcase_add_loop_test(tc, test_error_cases, 0, (int)(sizeof error_cases / sizeof error_cases[0]));
     tcase_add_test(tc, test_many_errors_together);
+    tcase_add_test(tc, test_merge_keys);
+    tcase_add_test(tc, test_unknown_type_suggestion);
+    tcase_add_test(tc, test_plugin_path_refused);
     tcase_add_test(tc, test_env_expansion);
     tcase_add_test(tc, test_durations);
     tcase_add_test(tc, test_option_types);
@@ -1292,6 +1618,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_unreadable_file);
     tcase_add_test(tc, test_file_and_plugin_paths);
     tcase_add_test(tc, test_error_add_and_print);
+    tcase_add_test(tc, test_strmap);
     tcase_add_test(tc, test_fingerprints);
     tcase_add_test(tc, test_no_fingerprint_on_error);
     tcase_add_test(tc, test_30000_components);

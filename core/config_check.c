@@ -1,0 +1,452 @@
+/*
+ * config_check.c - phase 1 of a pipeline file (a stage of config.c): the structure. The top
+ * level's sections, plugins.path and log, then each component: id, type, a connector's from, to
+ * and match, a scaler's min and max. Ids are indexed here; the edges they make are checked in
+ * config_graph.c. Plugin options wait for phase 2 (config_options.c), once the plugins are
+ * loaded.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "config.h"
+#include "config_internal.h"
+#include "strmap.h"
+#include "textbuf.h"
+
+static int valid_id(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+/* A plugins.path entry relative to the file's folder. */
+static char *resolve_plugin_path(config_checker *c, const char *p)
+{
+    const char *file = c->cfg->path;
+    const char *slash = strrchr(file, '/');
+    if (p[0] == '/' || slash == NULL)
+        return arena_strdup(&c->store->mem, p);
+    while (p[0] == '.' && p[1] == '/') /* "./x" next to the file reads better as "dir/x" */
+        p += 2;
+    size_t dirlen = (size_t)(slash - file);
+    textbuf t = {0};
+    textbuf_putn(&t, file, dirlen == 0 ? 1 : dirlen); /* "/x.yaml" lives in "/" */
+    if (dirlen != 0)
+        textbuf_putn(&t, "/", 1);
+    textbuf_puts(&t, *p ? p : ".");
+    char *out = t.oom ? NULL : arena_strndup(&c->store->mem, t.p, t.len);
+    textbuf_free(&t);
+    return out;
+}
+
+static void check_plugins(config_checker *c, const config_node *v)
+{
+    if (config_is_null(v))
+        return;
+    config_clipbuf cb;
+    if (v->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, v,
+                         "'plugins' must be a mapping like { path: [./plugins] }, got %s",
+                         config_node_kind_phrase(v->kind));
+        return;
+    }
+    const config_node *path = NULL;
+    for (size_t i = 0; i < v->count; i++) {
+        if (strcmp(v->keys[i]->scalar, "path") == 0)
+            path = path ? path : v->items[i];
+        else
+            config_report_at(c->rep, v->keys[i], "unknown key '%s' in plugins (expected path)",
+                             config_clip(&cb, v->keys[i]->scalar));
+    }
+    if (config_is_null(path))
+        return;
+    const config_node *const *items = &path;
+    size_t n = 1;
+    if (path->kind == CONFIG_SEQUENCE) {
+        items = (const config_node *const *)path->items;
+        n = path->count;
+    } else if (path->kind != CONFIG_SCALAR) {
+        config_report_at(c->rep, path, "plugins.path must be a folder or a list of folders, got %s",
+                         config_node_kind_phrase(path->kind));
+        return;
+    }
+    arena *mem = &c->store->mem;
+    char **out = arena_alloc(mem, (n ? n : 1) * sizeof *out);
+    const config_node **at = arena_alloc(mem, (n ? n : 1) * sizeof *at);
+    if (out == NULL || at == NULL) {
+        c->rep->oom = 1;
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const config_node *it = items[i];
+        if (it->kind != CONFIG_SCALAR || it->scalar[0] == '\0') {
+            config_report_at(c->rep, it, "plugins.path entries must be folder names, got %s",
+                             it->kind == CONFIG_SCALAR ? "an empty string"
+                                                       : config_node_kind_phrase(it->kind));
+            continue;
+        }
+        if ((out[k] = resolve_plugin_path(c, it->scalar)) == NULL) {
+            c->rep->oom = 1;
+            return;
+        }
+        at[k++] = it;
+    }
+    c->cfg->plugin_paths = out;
+    c->cfg->nplugin_paths = k;
+    c->store->path_nodes = at;
+}
+
+static void check_log(config_checker *c, const config_node *v)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const sb_log_level levels[] = {SB_LOG_ERROR, SB_LOG_WARN, SB_LOG_INFO, SB_LOG_DEBUG};
+    if (config_is_null(v))
+        return;
+    config_clipbuf cb;
+    if (v->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, v, "'log' must be a mapping like { level: info }, got %s",
+                         config_node_kind_phrase(v->kind));
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const config_node *val = v->items[i];
+        if (strcmp(v->keys[i]->scalar, "level") != 0) {
+            config_report_at(c->rep, v->keys[i], "unknown key '%s' in log (expected level)",
+                             config_clip(&cb, v->keys[i]->scalar));
+            continue;
+        }
+        if (config_is_null(val))
+            continue;
+        int found = 0;
+        for (size_t l = 0; l < 4 && val->kind == CONFIG_SCALAR; l++) {
+            if (strcmp(val->scalar, names[l]) == 0) {
+                c->cfg->log_level = levels[l];
+                c->cfg->log_level_set = 1;
+                found = 1;
+            }
+        }
+        if (!found)
+            config_report_at(c->rep, val, "log.level must be error, warn, info or debug, got %s",
+                             config_describe(&cb, val));
+    }
+}
+
+/* A connector's from or to: one id or a list of ids. `from` is required; `to` may be left out
+ * (config_graph.c then checks that another connector takes this one's decisions). Returns -1
+ * when out of memory. */
+static int load_refs(config_checker *c, const config_side *s, const config_node *m,
+                     const char *what, char ***names, const config_node ***nodes, size_t *n)
+{
+    const config_node *v = config_map_get(m, what);
+    if (config_is_null(v)) {
+        if (strcmp(what, "from") == 0)
+            config_report_at(c->rep, m,
+                             "%s: missing 'from' (a trigger or connector id, or a list of them)",
+                             s->label);
+        return 0;
+    }
+    if (v->kind == CONFIG_MAPPING) {
+        config_report_at(c->rep, v, "%s: '%s' must be an id or a list of ids, got a mapping",
+                         s->label, what);
+        return 0;
+    }
+    const config_node *const *items = &v;
+    size_t count = 1;
+    if (v->kind == CONFIG_SEQUENCE) {
+        items = (const config_node *const *)v->items;
+        count = v->count;
+        if (count == 0) {
+            config_report_at(c->rep, v, "%s: '%s' is an empty list", s->label, what);
+            return 0;
+        }
+    }
+    *names = arena_alloc(&c->store->mem, count * sizeof **names);
+    *nodes = arena_alloc(&c->store->mem, count * sizeof **nodes);
+    if (*names == NULL || *nodes == NULL)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (items[i]->kind != CONFIG_SCALAR) {
+            config_report_at(c->rep, items[i], "%s: each entry of '%s' must be an id, got %s",
+                             s->label, what, config_node_kind_phrase(items[i]->kind));
+            continue;
+        }
+        (*names)[k] = items[i]->scalar;
+        (*nodes)[k] = items[i];
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+static int load_match(config_checker *c, config_component *comp, const config_side *s)
+{
+    const config_node *v = config_map_get(comp->node, "match");
+    if (config_is_null(v))
+        return 0;
+    if (v->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, v, "%s: match must be a mapping of label: value, got %s", s->label,
+                         config_node_kind_phrase(v->kind));
+        return 0;
+    }
+    if (v->count == 0)
+        return 0;
+    comp->match_keys = arena_alloc(&c->store->mem, v->count * sizeof *comp->match_keys);
+    comp->match_values = arena_alloc(&c->store->mem, v->count * sizeof *comp->match_values);
+    if (comp->match_keys == NULL || comp->match_values == NULL)
+        return -1;
+    config_clipbuf cb;
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->items[i]->kind != CONFIG_SCALAR) {
+            config_report_at(
+                c->rep, v->items[i], "%s: match value for '%s' must be a scalar, got %s", s->label,
+                config_clip(&cb, v->keys[i]->scalar), config_node_kind_phrase(v->items[i]->kind));
+            continue;
+        }
+        comp->match_keys[comp->nmatch] = v->keys[i]->scalar;
+        comp->match_values[comp->nmatch] = v->items[i]->scalar;
+        comp->nmatch++;
+    }
+    return 0;
+}
+
+/* One bound's integer, or 0 with the error reported (saying so when it does not fit). */
+static int read_bound(config_checker *c, const config_side *s, const config_node *v,
+                      const char *name, int64_t *x)
+{
+    int rc = v->kind == CONFIG_SCALAR ? config_parse_int64(v->scalar, x) : -EINVAL;
+    if (rc != 0) {
+        config_clipbuf cb;
+        config_report_at(c->rep, v, "%s: %s must be an integer, got %s%s", s->label, name,
+                         config_describe(&cb, v), rc == -ERANGE ? " (out of range)" : "");
+        return 0;
+    }
+    return 1;
+}
+
+/* min and max are the host's, the same for every scaler type. */
+static void load_bounds(config_checker *c, config_component *comp, const config_side *s)
+{
+    int min_ok = 1;
+    int64_t x;
+    comp->min = 0;
+    const config_node *v = config_map_get(comp->node, "min");
+    if (!config_is_null(v)) {
+        if (!read_bound(c, s, v, "min", &x)) {
+            min_ok = 0;
+        } else if (x < 0) {
+            config_report_at(c->rep, v, "%s: min must be >= 0, got %" PRId64, s->label, x);
+            min_ok = 0;
+        } else {
+            comp->min = x;
+        }
+    }
+    v = config_map_get(comp->node, "max");
+    if (config_is_null(v)) {
+        config_report_at(c->rep, comp->node, "%s: missing required option 'max'", s->label);
+        return;
+    }
+    if (!read_bound(c, s, v, "max", &x))
+        return;
+    if (x < 1)
+        config_report_at(c->rep, v, "%s: max must be >= 1, got %" PRId64, s->label, x);
+    else if (min_ok && x < comp->min)
+        config_report_at(c->rep, v, "%s: max (%" PRId64 ") is less than min (%" PRId64 ")",
+                         s->label, x, comp->min);
+    else
+        comp->max = x;
+}
+
+static int load_component(config_checker *c, config_component *comp, config_side *s, sb_kind kind,
+                          const config_node *m, size_t ordinal)
+{
+    config_clipbuf cb;
+    comp->kind = kind;
+    comp->node = m;
+    comp->line = m->line;
+    comp->col = m->col;
+    const char *kw = config_kind_word(kind);
+    const config_node *id = config_map_get(m, "id");
+    if (config_is_null(id))
+        config_report_at(c->rep, m, "%s #%zu has no id", kw, ordinal);
+    else if (id->kind != CONFIG_SCALAR)
+        config_report_at(c->rep, id, "%s #%zu: id must be a scalar, got %s", kw, ordinal,
+                         config_node_kind_phrase(id->kind));
+    else if (!valid_id(id->scalar))
+        config_report_at(c->rep, id, "invalid id '%s' (use letters, digits, '_', '.' and '-')",
+                         config_clip(&cb, id->scalar));
+    else {
+        comp->id = id->scalar;
+        s->id_node = id;
+    }
+    textbuf t = {0};
+    if (comp->id != NULL)
+        textbuf_printf(&t, "%s '%s'", kw, comp->id);
+    else
+        textbuf_printf(&t, "%s #%zu", kw, ordinal);
+    s->label = t.oom ? NULL : arena_strndup(&c->store->mem, t.p, t.len);
+    textbuf_free(&t);
+    if (s->label == NULL)
+        return -1;
+
+    const config_node *type = config_map_get(m, "type");
+    if (config_is_null(type))
+        config_report_at(c->rep, m, "%s: missing type", s->label);
+    else if (type->kind != CONFIG_SCALAR)
+        config_report_at(c->rep, type, "%s: type must be a plugin name, got %s", s->label,
+                         config_node_kind_phrase(type->kind));
+    else
+        comp->type = type->scalar;
+
+    if (kind == SB_KIND_CONNECTOR) {
+        if (load_refs(c, s, m, "from", &comp->from, &s->from_nodes, &comp->nfrom) != 0 ||
+            load_refs(c, s, m, "to", &comp->to, &s->to_nodes, &comp->nto) != 0 ||
+            load_match(c, comp, s) != 0)
+            return -1;
+        s->has_to = !config_is_null(config_map_get(m, "to"));
+        s->from_idx = arena_alloc(&c->store->mem, (comp->nfrom + 1) * sizeof *s->from_idx);
+        s->to_idx = arena_alloc(&c->store->mem, (comp->nto + 1) * sizeof *s->to_idx);
+        if (s->from_idx == NULL || s->to_idx == NULL)
+            return -1;
+    } else if (kind == SB_KIND_SCALER) {
+        load_bounds(c, comp, s);
+    }
+    return 0;
+}
+
+/* Every id into the store's map; a repeated one is reported at the later component. */
+static void index_ids(config_checker *c)
+{
+    config *cfg = c->cfg;
+    config_clipbuf cb;
+    for (size_t i = 0; i < cfg->ncomponents; i++) {
+        config_component *comp = &cfg->components[i];
+        if (comp->id == NULL)
+            continue;
+        const config_component *first = strmap_get(&c->store->ids, comp->id);
+        if (first == NULL) {
+            if (strmap_put(&c->store->ids, comp->id, comp) != 0) {
+                c->rep->oom = 1;
+                return;
+            }
+            continue;
+        }
+        const config_node *fn = c->side[first - cfg->components].id_node;
+        /* An alias repeats the anchored id node itself: point at the component then. */
+        const config_node *at = c->side[i].id_node == fn ? comp->node : c->side[i].id_node;
+        config_report_at(c->rep, at, "duplicate id '%s' (first used at %d:%d)",
+                         config_clip(&cb, comp->id), fn->line, fn->col);
+    }
+}
+
+static size_t count_entries(const config_node *sec)
+{
+    size_t n = 0;
+    if (sec != NULL && sec->kind == CONFIG_SEQUENCE)
+        for (size_t i = 0; i < sec->count; i++)
+            n += sec->items[i]->kind == CONFIG_MAPPING;
+    return n;
+}
+
+static int load_section(config_checker *c, const config_node *sec, const char *name, sb_kind kind,
+                        size_t *next)
+{
+    if (config_is_null(sec))
+        return 0;
+    if (sec->kind != CONFIG_SEQUENCE) {
+        config_report_at(c->rep, sec, "'%s' must be a sequence of mappings, got %s", name,
+                         config_node_kind_phrase(sec->kind));
+        return 0;
+    }
+    for (size_t i = 0; i < sec->count; i++) {
+        const config_node *item = sec->items[i];
+        if (item->kind != CONFIG_MAPPING) {
+            config_report_at(c->rep, item, "each entry of '%s' must be a mapping, got %s", name,
+                             config_node_kind_phrase(item->kind));
+            continue;
+        }
+        if (load_component(c, &c->cfg->components[*next], &c->side[*next], kind, item, i + 1) != 0)
+            return -1;
+        (*next)++;
+    }
+    return 0;
+}
+
+void config_check_root(config_checker *c, const config_node *root)
+{
+    static const char *const top[] = {"plugins", "log", "triggers", "connectors", "scalers"};
+    enum { NTOP = 5 };
+    const config_node *val[NTOP] = {0};
+    if (config_is_null(root))
+        return; /* an empty file is an empty pipeline */
+    if (root->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, root,
+                         "the top level must be a mapping (plugins, log, triggers, connectors, "
+                         "scalers), got %s",
+                         config_node_kind_phrase(root->kind));
+        return;
+    }
+    config_clipbuf cb;
+    for (size_t i = 0; i < root->count; i++) {
+        const char *key = root->keys[i]->scalar;
+        /* x-... keys are the file's own, as in Compose files: a place for anchors that merge
+         * keys (<<: *defaults) repeat into components. */
+        if (strncmp(key, "x-", 2) == 0)
+            continue;
+        size_t k = 0;
+        while (k < NTOP && strcmp(key, top[k]) != 0)
+            k++;
+        if (k < NTOP) {
+            if (val[k] == NULL) /* a repeated key was reported while reading */
+                val[k] = root->items[i];
+            continue;
+        }
+        config_suggestion sg;
+        config_suggest_start(&sg, key);
+        for (size_t j = 0; j < NTOP; j++)
+            config_suggest(&sg, top[j]);
+        if (config_suggested(&sg) != NULL)
+            config_report_at(c->rep, root->keys[i],
+                             "unknown top-level key '%s' (did you mean '%s'?)",
+                             config_clip(&cb, key), config_suggested(&sg));
+        else
+            config_report_at(c->rep, root->keys[i],
+                             "unknown top-level key '%s' (expected plugins, log, triggers, "
+                             "connectors or scalers)",
+                             config_clip(&cb, key));
+    }
+    check_plugins(c, val[0]);
+    check_log(c, val[1]);
+
+    size_t total = count_entries(val[2]) + count_entries(val[3]) + count_entries(val[4]);
+    if (total > 0) {
+        c->cfg->components = arena_alloc(&c->store->mem, total * sizeof *c->cfg->components);
+        c->side = arena_alloc(&c->store->mem, total * sizeof *c->side);
+        if (c->cfg->components == NULL || c->side == NULL) {
+            c->rep->oom = 1;
+            return;
+        }
+    }
+    size_t next = 0;
+    if (load_section(c, val[2], "triggers", SB_KIND_TRIGGER, &next) != 0 ||
+        load_section(c, val[3], "connectors", SB_KIND_CONNECTOR, &next) != 0 ||
+        load_section(c, val[4], "scalers", SB_KIND_SCALER, &next) != 0) {
+        c->rep->oom = 1;
+        return;
+    }
+    c->cfg->ncomponents = next;
+    index_ids(c);
+    if (!c->rep->oom)
+        config_check_graph(c);
+}
