@@ -22,6 +22,9 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "bus.h"
 #include "loader.h"
@@ -30,10 +33,12 @@
 
 /* ---- a string -> pointer map (open addressing) ---------------------------------------------- */
 
+/* Only the values are stored: each one carries its own key (an instance's id, an index set's id),
+ * read through key_of, so an entry is one pointer. */
 typedef struct strmap {
-    const char **keys;
     void **vals;
     size_t cap, count;
+    const char *(*key_of)(const void *val);
 } strmap;
 
 static uint64_t str_hash(const char *s)
@@ -49,46 +54,41 @@ static void *strmap_get(const strmap *m, const char *key)
     if (!m->cap)
         return NULL;
     for (size_t i = str_hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i])
+        if (!m->vals[i])
             return NULL;
-        if (strcmp(m->keys[i], key) == 0)
+        if (strcmp(m->key_of(m->vals[i]), key) == 0)
             return m->vals[i];
     }
 }
 
-static int strmap_put(strmap *m, const char *key, void *val);
+static int strmap_put(strmap *m, void *val);
 
 static int strmap_grow(strmap *m)
 {
-    strmap n = {0};
+    strmap n = {.key_of = m->key_of};
     n.cap = m->cap ? m->cap * 2 : 64;
-    n.keys = calloc(n.cap, sizeof *n.keys);
     n.vals = calloc(n.cap, sizeof *n.vals);
-    if (!n.keys || !n.vals) {
-        free(n.keys);
-        free(n.vals);
+    if (!n.vals)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < m->cap; i++)
-        if (m->keys[i])
-            strmap_put(&n, m->keys[i], m->vals[i]);
-    free(m->keys);
+        if (m->vals[i])
+            strmap_put(&n, m->vals[i]);
     free(m->vals);
     *m = n;
     return 0;
 }
 
-/* key must outlive its entry (it is the instance's own id). */
-static int strmap_put(strmap *m, const char *key, void *val)
+/* Adds val under its key, replacing an entry with the same key. At most 3/4 full. */
+static int strmap_put(strmap *m, void *val)
 {
-    if ((m->count + 1) * 2 > m->cap && strmap_grow(m) != 0)
+    if ((m->count + 1) * 4 > m->cap * 3 && strmap_grow(m) != 0)
         return -ENOMEM;
+    const char *key = m->key_of(val);
     size_t i = str_hash(key) & (m->cap - 1);
-    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+    while (m->vals[i] && strcmp(m->key_of(m->vals[i]), key) != 0)
         i = (i + 1) & (m->cap - 1);
-    if (!m->keys[i])
+    if (!m->vals[i])
         m->count++;
-    m->keys[i] = key;
     m->vals[i] = val;
     return 0;
 }
@@ -98,27 +98,27 @@ static void strmap_del(strmap *m, const char *key)
     if (!m->cap)
         return;
     size_t i = str_hash(key) & (m->cap - 1);
-    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+    while (m->vals[i] && strcmp(m->key_of(m->vals[i]), key) != 0)
         i = (i + 1) & (m->cap - 1);
-    if (!m->keys[i])
+    if (!m->vals[i])
         return;
-    m->keys[i] = NULL;
+    m->vals[i] = NULL;
     m->count--;
-    /* Re-insert the rest of the probe run so later lookups still find it. */
-    for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
-        const char *k = m->keys[j];
+    /* Re-insert the rest of the probe run so later lookups still find it (never grows: the
+     * count went down first). */
+    for (size_t j = (i + 1) & (m->cap - 1); m->vals[j]; j = (j + 1) & (m->cap - 1)) {
         void *v = m->vals[j];
-        m->keys[j] = NULL;
+        m->vals[j] = NULL;
         m->count--;
-        strmap_put(m, k, v);
+        strmap_put(m, v);
     }
 }
 
 static void strmap_free(strmap *m)
 {
-    free(m->keys);
     free(m->vals);
-    memset(m, 0, sizeof *m);
+    m->vals = NULL;
+    m->cap = m->count = 0;
 }
 
 /* ---- instances ---------------------------------------------------------------------------- */
@@ -156,32 +156,34 @@ typedef struct index_set {
 
 typedef enum inst_state { INST_CREATED, INST_RUNNING, INST_STOPPING, INST_STOPPED } inst_state;
 
+/* One per component: 10,000 pipelines are 30,000 of these, so it is one allocation with its id,
+ * its option values are one more (values_pack), and what a reload compares is a hash. */
 struct sb_instance {
     sb_daemon *d;
-    char *id;
-    char *type;
-    sb_kind kind;
+    const char *type; /* the plugin's own string: plugins stay loaded until daemon_free */
     const sb_plugin_descriptor *desc;
     void *state;
-    uint32_t source;
-    int64_t min, max;
-    inst_state st;
-    char *fingerprint;
-    /* Option storage taken over from the config component that created the instance. */
-    sb_value *values;
-    void *values_arena;
-    void *plugin_values; /* values in the plugin's sb_value stride, when it differs from ours */
+    /* The option values in the plugin's sb_value stride, with their strings (values_acquire);
+     * NULL for a plugin without options. */
+    struct values_block *values;
     /* Connector filter. */
     char **match_keys, **match_values;
-    size_t nmatch;
     /* Subscriptions made by the plugin through host->subscribe. */
     psub *psubs;
     sb_timer *timers;
-    double last_desired; /* scalers: last clamped desired count delivered, NAN if none */
-    int kept;            /* scratch flag during a reload */
+    sb_instance *next_retiring;
+    int64_t min, max;
+    uint64_t fingerprint; /* hash of the plugin-options fingerprint (fingerprint_hash) */
+    double last_desired;  /* scalers: last clamped desired count delivered, NAN if none */
+    uint32_t source;
+    uint32_t nmatch;
+    sb_kind kind;
+    inst_state st;
+    int kept;     /* scratch flag during a reload */
+    int detached; /* its bus source is removed (the number may serve another source by now) */
     /* publish() is accepted from start() until stop() returns; read from any thread. */
     _Atomic int accepting;
-    sb_instance *next_retiring;
+    char id[]; /* the component's id */
 };
 
 typedef struct edge {
@@ -215,6 +217,8 @@ struct sb_daemon {
     size_t npsubs, psubs_cap;
     int64_t next_psub; /* handles */
     strmap indexes;    /* component id -> index_set */
+    struct values_block **vbuckets; /* option values, shared between equal sets (values_acquire) */
+    size_t nvbuckets, nvblocks;
     const config *loading; /* the file being loaded: ids a create() may subscribe to */
 
     int stopping;
@@ -225,6 +229,16 @@ struct sb_daemon {
 };
 
 static const sb_host host_table;
+
+static const char *inst_key(const void *inst)
+{
+    return ((const sb_instance *)inst)->id;
+}
+
+static const char *index_set_key(const void *set)
+{
+    return ((const index_set *)set)->id;
+}
 
 static void inst_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -496,7 +510,7 @@ static int64_t host_index_claim(sb_instance *inst)
     index_set *set = strmap_get(&d->indexes, inst->id);
     if (!set) {
         if (!(set = calloc(1, sizeof *set)) || !(set->id = strdup(inst->id)) ||
-            strmap_put(&d->indexes, set->id, set) != 0) {
+            strmap_put(&d->indexes, set) != 0) {
             if (set)
                 free(set->id);
             free(set);
@@ -608,11 +622,6 @@ static const sb_host host_table = {
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 static void free_strv(char **v, size_t n)
 {
     if (!v)
@@ -669,62 +678,298 @@ static void create_error_position(const config_component *c, const char *msg, in
     }
 }
 
-/* The option values as the plugin's own sb_value stride lays them out (ABI rule 1): our array
- * when the sizes agree, else a copy of the bytes it knows, zero-filled past ours. */
-static const sb_value *values_for_plugin(const sb_plugin_descriptor *desc, const sb_value *values,
-                                         size_t nvalues, void **copy)
+/* ---- option values: one block per distinct set, shared -------------------------------------- */
+
+/* An instance's option values live in one block: the sb_value array as the plugin's own stride
+ * lays it out (ABI rule 1: the bytes it knows, zero-filled past ours), then the item arrays, then
+ * every string; not in the component's arena (a 512-byte chunk and more, for each of the file's
+ * components). Values are read-only for the plugin, so instances of one plugin whose values are
+ * equal (the same schedule and zone, the same command...) share one block, counted. */
+typedef struct values_block {
+    struct values_block *next; /* in its bucket of the daemon's table */
+    uint64_t hash;
+    size_t refs;
+    const sb_plugin_descriptor *desc;
+    size_t nvalues;
+    /* then the values: sizeof(values_block) keeps them 8-byte aligned */
+} values_block;
+
+static const sb_value *block_values(const values_block *blk)
 {
-    *copy = NULL;
+    static const sb_value none; /* no options: create() gets a pointer it never reads */
+    return blk ? (const sb_value *)(const void *)(blk + 1) : &none;
+}
+
+/* Value i as the plugin sees it: the bytes of its stride, zero past them. */
+static sb_value value_view(const sb_plugin_descriptor *desc, const void *values, size_t i,
+                           size_t from_stride)
+{
+    sb_value v;
+    size_t n = desc->value_size < sizeof v ? desc->value_size : sizeof v;
+    memset(&v, 0, sizeof v);
+    memcpy(&v, (const char *)values + i * from_stride, n);
+    return v;
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+    return s ? hash_bytes(h, s, strlen(s) + 1) : hash_bytes(h, "\xff", 1);
+}
+
+static uint64_t hash_strv(uint64_t h, const char *const *v, size_t n)
+{
+    if (!v)
+        return hash_bytes(h, "\xfe", 1);
+    for (size_t i = 0; i < n; i++)
+        h = hash_str(h, v[i]);
+    return h;
+}
+
+static uint64_t values_hash(const sb_plugin_descriptor *desc, const sb_value *values, size_t n)
+{
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, &desc, sizeof desc);
+    for (size_t i = 0; i < n; i++) {
+        sb_value v = value_view(desc, values, i, sizeof(sb_value));
+        h = hash_bytes(h, &v.is_set, sizeof v.is_set);
+        h = hash_bytes(h, &v.integer, sizeof v.integer);
+        h = hash_bytes(h, &v.number, sizeof v.number);
+        h = hash_bytes(h, &v.duration_ms, sizeof v.duration_ms);
+        h = hash_bytes(h, &v.count, sizeof v.count);
+        h = hash_str(h, v.str);
+        h = hash_strv(h, v.items, v.count);
+        h = hash_strv(h, v.values, v.count);
+    }
+    return h;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_strv(const char *const *a, const char *const *b, size_t n)
+{
+    if (!a || !b)
+        return a == b;
+    for (size_t i = 0; i < n; i++)
+        if (!same_str(a[i], b[i]))
+            return 0;
+    return 1;
+}
+
+static int block_holds(const values_block *blk, const sb_plugin_descriptor *desc,
+                       const sb_value *values, size_t n)
+{
+    if (blk->desc != desc || blk->nvalues != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        sb_value a = value_view(desc, block_values(blk), i, desc->value_size);
+        sb_value b = value_view(desc, values, i, sizeof(sb_value));
+        if (a.is_set != b.is_set || a.integer != b.integer ||
+            memcmp(&a.number, &b.number, sizeof a.number) != 0 ||
+            a.duration_ms != b.duration_ms || a.count != b.count || !same_str(a.str, b.str) ||
+            !same_strv(a.items, b.items, a.count) || !same_strv(a.values, b.values, a.count))
+            return 0;
+    }
+    return 1;
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static size_t strv_bytes(const char *const *v, size_t n)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; v && i < n; i++)
+        bytes += v[i] ? strlen(v[i]) + 1 : 0;
+    return bytes;
+}
+
+/* Copies v[0..n) into out (n + 1 pointers, NULL-terminated as the config makes them) and their
+ * text at *text. */
+static const char *const *strv_pack(const char *const *v, size_t n, const char **out, char **text)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (v[i]) {
+            size_t len = strlen(v[i]) + 1;
+            memcpy(*text, v[i], len);
+            out[i] = *text;
+            *text += len;
+        }
+    }
+    out[n] = NULL;
+    return out;
+}
+
+/* A new block holding a copy of the values (one allocation). NULL when out of memory. */
+static values_block *values_pack(const sb_plugin_descriptor *desc, const sb_value *values,
+                                 size_t nvalues)
+{
     size_t stride = desc->value_size;
-    if (stride == sizeof(sb_value) || nvalues == 0)
-        return values;
-    char *buf = calloc(nvalues, stride);
-    if (!buf)
+    size_t ptrs = 0, text = 0;
+    for (size_t i = 0; i < nvalues; i++) {
+        const sb_value *v = &values[i];
+        text += v->str ? strlen(v->str) + 1 : 0;
+        if (v->items)
+            ptrs += v->count + 1, text += strv_bytes(v->items, v->count);
+        if (v->values)
+            ptrs += v->count + 1, text += strv_bytes(v->values, v->count);
+    }
+    size_t head = align8(nvalues * stride);
+    values_block *blk = calloc(1, sizeof *blk + head + ptrs * sizeof(char *) + text);
+    if (!blk)
         return NULL;
-    for (size_t i = 0; i < nvalues; i++)
-        memcpy(buf + i * stride, &values[i], stride < sizeof(sb_value) ? stride : sizeof(sb_value));
-    *copy = buf;
-    return (const sb_value *)(void *)buf;
+    blk->desc = desc;
+    blk->nvalues = nvalues;
+    char *buf = (char *)(blk + 1);
+    const char **ptr = (const char **)(void *)(buf + head);
+    char *txt = (char *)(ptr + ptrs);
+    for (size_t i = 0; i < nvalues; i++) {
+        sb_value v = values[i];
+        if (v.str) {
+            size_t len = strlen(v.str) + 1;
+            memcpy(txt, v.str, len);
+            v.str = txt;
+            txt += len;
+        }
+        if (v.items) {
+            v.items = strv_pack(v.items, v.count, ptr, &txt);
+            ptr += v.count + 1;
+        }
+        if (v.values) {
+            v.values = strv_pack(v.values, v.count, ptr, &txt);
+            ptr += v.count + 1;
+        }
+        memcpy(buf + i * stride, &v, stride < sizeof v ? stride : sizeof v);
+    }
+    return blk;
+}
+
+static int values_table_grow(sb_daemon *d)
+{
+    size_t ncap = d->nvbuckets ? d->nvbuckets * 2 : 256;
+    values_block **nb = calloc(ncap, sizeof *nb);
+    if (!nb)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->nvbuckets; i++) {
+        while (d->vbuckets[i]) {
+            values_block *blk = d->vbuckets[i];
+            d->vbuckets[i] = blk->next;
+            blk->next = nb[blk->hash & (ncap - 1)];
+            nb[blk->hash & (ncap - 1)] = blk;
+        }
+    }
+    free(d->vbuckets);
+    d->vbuckets = nb;
+    d->nvbuckets = ncap;
+    return 0;
+}
+
+/* The block holding these values, shared when one is there already (one more holder). *blk is
+ * NULL for a plugin without options. Returns 0 or -ENOMEM. */
+static int values_acquire(sb_daemon *d, const sb_plugin_descriptor *desc, const sb_value *values,
+                          size_t n, values_block **blk)
+{
+    *blk = NULL;
+    if (n == 0)
+        return 0;
+    uint64_t h = values_hash(desc, values, n);
+    if (d->nvbuckets) {
+        for (values_block *b = d->vbuckets[h & (d->nvbuckets - 1)]; b; b = b->next) {
+            if (b->hash == h && block_holds(b, desc, values, n)) {
+                b->refs++;
+                *blk = b;
+                return 0;
+            }
+        }
+    }
+    if (d->nvblocks >= d->nvbuckets && values_table_grow(d) != 0)
+        return -ENOMEM;
+    values_block *b = values_pack(desc, values, n);
+    if (!b)
+        return -ENOMEM;
+    b->hash = h;
+    b->refs = 1;
+    b->next = d->vbuckets[h & (d->nvbuckets - 1)];
+    d->vbuckets[h & (d->nvbuckets - 1)] = b;
+    d->nvblocks++;
+    *blk = b;
+    return 0;
+}
+
+static void values_release(sb_daemon *d, values_block *blk)
+{
+    if (!blk || --blk->refs > 0)
+        return;
+    values_block **link = &d->vbuckets[blk->hash & (d->nvbuckets - 1)];
+    while (*link != blk)
+        link = &(*link)->next;
+    *link = blk->next;
+    d->nvblocks--;
+    free(blk);
+}
+
+/* What a reload compares: a 64-bit hash of the config's canonical fingerprint text, not the
+ * text itself (30,000 components kept hundreds of bytes each). FNV-1a with a final mix, seeded
+ * with the length. */
+static uint64_t fingerprint_hash(const char *fp)
+{
+    if (!fp)
+        fp = "";
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)strlen(fp);
+    for (const char *p = fp; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
 }
 
 /* Build an instance from a validated component; takes over its option storage on success. */
 static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *file,
                                 config_errors *errs)
 {
-    sb_instance *inst = calloc(1, sizeof *inst);
+    size_t idlen = strlen(c->id) + 1;
+    sb_instance *inst = calloc(1, sizeof *inst + idlen);
     if (!inst)
         goto oom;
+    memcpy(inst->id, c->id, idlen);
     inst->d = d;
     inst->kind = c->kind;
     inst->desc = c->plugin;
+    inst->type = c->plugin ? c->plugin->type : c->type;
     inst->min = c->min;
     inst->max = c->max;
     inst->last_desired = NAN;
-    inst->id = xstrdup(c->id);
-    inst->type = xstrdup(c->type);
-    inst->fingerprint = xstrdup(c->fingerprint ? c->fingerprint : "");
-    if (!inst->id || !inst->type || !inst->fingerprint)
-        goto oom;
+    inst->fingerprint = fingerprint_hash(c->fingerprint);
     if (c->nmatch) {
         inst->match_keys = dup_strv(c->match_keys, c->nmatch);
         inst->match_values = dup_strv(c->match_values, c->nmatch);
         if (!inst->match_keys || !inst->match_values)
             goto oom;
-        inst->nmatch = c->nmatch;
+        inst->nmatch = (uint32_t)c->nmatch;
     }
     if (d->opts.simulate && c->kind != SB_KIND_CONNECTOR) {
         /* Simulation: triggers are replaced by the trace, scalers by a model. The instance
-         * keeps its id, bounds and edges but runs no plugin. */
+         * keeps its id, bounds and edges but runs no plugin (and needs no option values). */
         inst->desc = NULL;
-        inst->values = c->values;
-        inst->values_arena = c->arena;
-        c->values = NULL;
-        c->arena = NULL;
         return inst;
     }
-    const sb_value *pv = values_for_plugin(c->plugin, c->values, c->nvalues, &inst->plugin_values);
-    if (!pv)
+    if (values_acquire(d, c->plugin, c->values, c->nvalues, &inst->values) != 0)
         goto oom;
+    const sb_value *pv = block_values(inst->values);
     char err[512] = "";
     int rc = c->plugin->create(inst, &host_table, pv, &inst->state, err, sizeof err);
     if (rc != 0) {
@@ -734,10 +979,6 @@ static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *f
                          err[0] ? err : strerror(rc < 0 ? -rc : rc));
         goto fail;
     }
-    inst->values = c->values;
-    inst->values_arena = c->arena;
-    c->values = NULL;
-    c->arena = NULL;
     return inst;
 oom:
     config_error_add(errs, file, c->line, c->col, "out of memory creating '%s'", c->id);
@@ -748,15 +989,20 @@ fail:
             host_timer_free(inst->timers);
         psubs_drop_owner(d, inst);
         indexes_drop_holder(inst);
-        free(inst->plugin_values);
-        free(inst->id);
-        free(inst->type);
-        free(inst->fingerprint);
-        free_strv(inst->match_keys, inst->nmatch ? inst->nmatch : 0);
-        free_strv(inst->match_values, inst->nmatch ? inst->nmatch : 0);
+        values_release(d, inst->values);
+        free_strv(inst->match_keys, c->nmatch);
+        free_strv(inst->match_values, c->nmatch);
         free(inst);
     }
     return NULL;
+}
+
+/* Remove the instance's bus source, once: its number may serve another source afterwards. */
+static void inst_detach(sb_instance *inst)
+{
+    if (inst->source && !inst->detached)
+        bus_source_remove(inst->d->bus, inst->source);
+    inst->detached = 1;
 }
 
 static void inst_destroy(sb_instance *inst)
@@ -772,15 +1018,10 @@ static void inst_destroy(sb_instance *inst)
     while (inst->timers)
         host_timer_free(inst->timers);
     indexes_drop_holder(inst);
-    if (inst->source)
-        bus_source_remove(d->bus, inst->source);
-    config_component_arena_free(inst->values_arena); /* holds inst->values too */
-    free(inst->plugin_values);
+    inst_detach(inst);
+    values_release(d, inst->values);
     free_strv(inst->match_keys, inst->nmatch);
     free_strv(inst->match_values, inst->nmatch);
-    free(inst->id);
-    free(inst->type);
-    free(inst->fingerprint);
     free(inst);
 }
 
@@ -821,8 +1062,8 @@ static void inst_retire(sb_daemon *d, sb_instance *inst, int keep_source)
     /* It no longer appears by id, and (unless kept for a flush) nothing it queued is delivered. */
     if (strmap_get(&d->by_id, inst->id) == inst)
         strmap_del(&d->by_id, inst->id);
-    if (inst->source && !keep_source)
-        bus_source_remove(d->bus, inst->source);
+    if (!keep_source)
+        inst_detach(inst);
     inst->next_retiring = d->retiring;
     d->retiring = inst;
     if (inst->st != INST_RUNNING) {
@@ -1173,37 +1414,27 @@ typedef struct plan_item {
     sb_instance *old;  /* NEW: the running instance with that id it replaces, or NULL */
     double carried;    /* NEW scaler: the desired count of the one it replaces, NAN if none */
     int started;
-    /* RECONF: the new option storage, installed on commit or freed on rollback. */
-    sb_value *values;
-    void *arena, *plugin_values;
+    /* RECONF: the new option values, installed on commit or released on rollback. */
+    values_block *values;
 } plan_item;
-
-static const sb_value *inst_plugin_values(const sb_instance *inst)
-{
-    return inst->plugin_values ? (const sb_value *)inst->plugin_values : inst->values;
-}
 
 /* Offer changed options to a running instance. 1: taken in place (storage moved into it). */
 static int plan_try_reconfigure(sb_instance *old, config_component *c, plan_item *it)
 {
-    void *copy;
-    const sb_value *pv = values_for_plugin(old->desc, c->values, c->nvalues, &copy);
-    if (!pv)
+    values_block *copy;
+    if (values_acquire(old->d, old->desc, c->values, c->nvalues, &copy) != 0)
         return 0;
+    const sb_value *pv = block_values(copy);
     char err[512] = "";
     int rc = old->desc->reconfigure(old->state, pv, err, sizeof err);
     if (rc != 0) {
-        free(copy);
+        values_release(old->d, copy);
         if (rc != SB_RECONFIGURE_REPLACE)
             inst_log(old, SB_LOG_INFO, "changed options not taken in place (%s): replacing it",
                      err[0] ? err : strerror(-rc));
         return 0;
     }
-    it->values = c->values;
-    it->arena = c->arena;
-    it->plugin_values = copy;
-    c->values = NULL;
-    c->arena = NULL;
+    it->values = copy;
     return 1;
 }
 
@@ -1215,12 +1446,11 @@ static void plan_roll_back(sb_daemon *d, plan_item *plan, size_t n)
         plan_item *it = &plan[i];
         if (it->action == PLAN_RECONF) {
             char err[256] = "";
-            if (it->inst->desc->reconfigure(it->inst->state, inst_plugin_values(it->inst), err,
+            if (it->inst->desc->reconfigure(it->inst->state, block_values(it->inst->values), err,
                                             sizeof err) != 0)
                 inst_log(it->inst, SB_LOG_ERROR, "could not go back to its running options: %s",
                          err[0] ? err : "refused");
-            config_component_arena_free(it->arena);
-            free(it->plugin_values);
+            values_release(d, it->values);
         } else if (it->action == PLAN_NEW && it->inst) {
             if (it->started)
                 inst_retire(d, it->inst, 0); /* destroyed once stopped */
@@ -1255,7 +1485,7 @@ static int inst_apply_settings(sb_instance *inst, const config_component *c)
             free_strv(inst->match_values, inst->nmatch);
             inst->match_keys = keys;
             inst->match_values = values;
-            inst->nmatch = c->nmatch;
+            inst->nmatch = (uint32_t)c->nmatch;
         }
     }
     return bounds_changed;
@@ -1278,6 +1508,17 @@ static void hold_to_bounds(sb_instance *scaler)
     deliver_desired(scaler, &ev);
 }
 
+/* A load is done with its file. The file's tree, its components' storage and everything freed on
+ * the way lay between what the instances keep; hand those pages back to the system, or a daemon
+ * that loaded 10,000 pipelines stays at the load's peak for ever. */
+static void load_release(config *cfg)
+{
+    config_free(cfg);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 /* Decide per component (keep, reconfigure, or create anew), start every new instance, and only
  * then retire what they replace. Any error, a failed create or a failed start included, refuses
  * the whole file: new instances are stopped, reconfigured ones go back to their old options,
@@ -1297,7 +1538,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     size_t n = cfg->ncomponents;
     plan_item *plan = calloc(n ? n : 1, sizeof *plan);
     if (!plan) {
-        config_free(cfg);
+        load_release(cfg);
         config_error_add(errs, path, 1, 1, "out of memory");
         return -ENOMEM;
     }
@@ -1310,8 +1551,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
             old = NULL;
         int same_plugin = old && old->kind == c->kind && strcmp(old->type, c->type) == 0 &&
                           old->desc == c->plugin;
-        if (same_plugin &&
-            strcmp(old->fingerprint, c->fingerprint ? c->fingerprint : "") == 0) {
+        if (same_plugin && old->fingerprint == fingerprint_hash(c->fingerprint)) {
             *it = (plan_item){.action = PLAN_KEEP, .inst = old};
             continue;
         }
@@ -1331,7 +1571,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
         d->loading = NULL;
         free(plan);
         log_errors(d, path, errs);
-        config_free(cfg);
+        load_release(cfg);
         daemon_maybe_finish(d);
         return -EINVAL;
     }
@@ -1362,7 +1602,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
         free(plan);
         dlog(d, SB_LOG_ERROR, "%s: refused: '%s' failed to start; %s", path, failed,
              d->ninsts ? "the running pipelines carry on unchanged" : "nothing runs");
-        config_free(cfg);
+        load_release(cfg);
         daemon_maybe_finish(d);
         return -EIO;
     }
@@ -1376,16 +1616,9 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
             continue;
         sb_instance *inst = it->inst;
         if (it->action == PLAN_RECONF) {
-            config_component_arena_free(inst->values_arena);
-            free(inst->plugin_values);
+            values_release(d, inst->values);
             inst->values = it->values;
-            inst->values_arena = it->arena;
-            inst->plugin_values = it->plugin_values;
-            char *fp = xstrdup(cfg->components[i].fingerprint);
-            if (fp) {
-                free(inst->fingerprint);
-                inst->fingerprint = fp;
-            }
+            inst->fingerprint = fingerprint_hash(cfg->components[i].fingerprint);
             inst_log(inst, SB_LOG_INFO, "options changed: taken in place");
             reconfigured++;
         } else {
@@ -1417,7 +1650,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
                 continue;
             insts_push(d, plan[i].inst);
             if (plan[i].action == PLAN_NEW) {
-                strmap_put(&d->by_id, plan[i].inst->id, plan[i].inst);
+                strmap_put(&d->by_id, plan[i].inst);
                 added++;
             }
         }
@@ -1438,7 +1671,7 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     free(rebound);
     free(plan);
     d->loading = NULL;
-    config_free(cfg);
+    load_release(cfg);
     daemon_maybe_finish(d);
     return 0;
 }
@@ -1526,6 +1759,8 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     if (opts)
         d->opts = *opts;
     d->opts.plugin_dirs = NULL;
+    d->by_id.key_of = inst_key;
+    d->indexes.key_of = index_set_key;
     log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
     d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
     d->loader = loader_new();
@@ -1567,8 +1802,7 @@ static void stop_kind(sb_daemon *d, sb_kind kind)
 static void detach_retired(sb_daemon *d)
 {
     for (sb_instance *inst = d->retiring; inst; inst = inst->next_retiring)
-        if (inst->source)
-            bus_source_remove(d->bus, inst->source);
+        inst_detach(inst);
 }
 
 void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
@@ -1632,7 +1866,8 @@ void daemon_free(sb_daemon *d)
     }
     free(d->insts);
     free(d->edges);
-    free(d->psubs); /* every one was dropped with its owner */
+    free(d->psubs);    /* every one was dropped with its owner */
+    free(d->vbuckets); /* and every values block with its last holder */
     strmap_free(&d->indexes);
     strmap_free(&d->by_id);
     /* Children left by a caller that skipped daemon_stop are killed; the watchdog exits. */
