@@ -456,6 +456,32 @@ START_TEST(test_tz_utc_to_local)
 }
 END_TEST
 
+/* Triggers share one copy per zone: the same name gives the same zone until its last holder lets
+ * go; another name, or another $TZDIR, gives another one. */
+START_TEST(test_tz_shared)
+{
+    char err[256];
+    tz_zone *a, *b, *c, *d;
+    ck_assert_int_eq(tz_acquire("Europe/Berlin", &a, err, sizeof err), 0);
+    ck_assert_int_eq(tz_acquire("Europe/Berlin", &b, err, sizeof err), 0);
+    ck_assert_int_eq(tz_acquire("Asia/Kolkata", &c, err, sizeof err), 0);
+    ck_assert_ptr_eq(a, b);
+    ck_assert_ptr_ne(a, c);
+    ck_assert_int_eq(tz_offset_at(c, iso_to_unix("2026-01-01T00:00:00Z")), 19800);
+    tz_release(a);
+    ck_assert_int_eq(tz_offset_at(b, iso_to_unix("2026-01-01T00:00:00Z")), 3600); /* still held */
+    ck_assert_int_eq(tz_acquire("Nowhere/Atlantis", &d, err, sizeof err), -ENOENT);
+    ck_assert_ptr_null(d);
+    setenv("TZDIR", "/nonexistent-zoneinfo", 1);
+    ck_assert_int_eq(tz_acquire("UTC", &d, err, sizeof err), 0); /* built in */
+    ck_assert_int_eq(tz_acquire("Europe/Berlin", &a, err, sizeof err), -ENOENT);
+    unsetenv("TZDIR");
+    tz_release(d);
+    tz_release(b);
+    tz_release(c);
+}
+END_TEST
+
 START_TEST(test_tz_local_to_utc)
 {
     tz_zone *z = load_zone("Europe/Berlin");
@@ -978,6 +1004,7 @@ static Suite *cron_suite(void)
     tcase_set_timeout(tc, 120); /* the byte-flipping test is slow under valgrind */
     tcase_add_test(tc, test_tz_utc_to_local);
     tcase_add_test(tc, test_tz_local_to_utc);
+    tcase_add_test(tc, test_tz_shared);
     tcase_add_test(tc, test_tz_calendar);
     tcase_add_test(tc, test_tz_bad_names);
     tcase_add_test(tc, test_tz_builtin_utc_and_tzdir);

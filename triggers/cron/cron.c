@@ -1,7 +1,8 @@
 /*
  * cron.c - the `cron` trigger plugin: publishes a reading each time a cron schedule fires.
  *
- * The schedule and time zone are parsed once in create() (cron_expr.c, tz.c). While started, the
+ * The schedule and time zone are parsed once in create() (cron_expr.c, tz.c); triggers in the same
+ * zone share one copy of it. While started, the
  * instance keeps exactly one one-shot host timer, armed for the next firing; the delay is taken
  * from CLOCK_REALTIME, since cron times are wall-clock times while host timers run on the loop's
  * monotonic clock. When the timer fires early (timer granularity, or the wall clock was stepped
@@ -39,22 +40,13 @@ typedef struct cron_state {
     sb_instance *inst;
     const sb_host *host;
     cron_expr expr;
-    tz_zone *zone;  /* owned */
-    char *schedule; /* owned copy, published as the `schedule` label */
+    tz_zone *zone;        /* shared with every trigger in that zone (tz_acquire) */
+    const char *schedule; /* the option's value (it lives until destroy): the `schedule` label */
     double value;
     sb_timer *timer; /* the pending one-shot timer, or NULL */
     int64_t due;     /* Unix seconds of the firing the timer waits for */
     int running;
 } cron_state;
-
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
 
 static void cron_destroy(void *state)
 {
@@ -63,8 +55,7 @@ static void cron_destroy(void *state)
         return;
     if (st->timer)
         st->host->timer_free(st->timer);
-    tz_free(st->zone);
-    free(st->schedule);
+    tz_release(st->zone);
     free(st);
 }
 
@@ -101,18 +92,13 @@ static int cron_create(sb_instance *inst, const sb_host *host, const sb_value *v
         cron_destroy(st);
         return rc;
     }
-    rc = tz_load(zone->is_set && zone->str ? zone->str : "UTC", &st->zone, msg, sizeof msg);
+    rc = tz_acquire(zone->is_set && zone->str ? zone->str : "UTC", &st->zone, msg, sizeof msg);
     if (rc < 0) {
         snprintf(err, errlen, "timezone: %s", msg);
         cron_destroy(st);
         return rc == -ENOMEM ? rc : -EINVAL;
     }
-    st->schedule = copy_string(sched->str);
-    if (!st->schedule) {
-        snprintf(err, errlen, "out of memory");
-        cron_destroy(st);
-        return -ENOMEM;
-    }
+    st->schedule = sched->str;
     *state = st;
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "tz.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,10 @@ typedef struct tz_rule {
 } tz_rule;
 
 struct tz_zone {
+    /* tz_acquire's shared copies: how many hold it, the $TZDIR it was read from, the next one */
+    size_t refs;
+    char *dir;
+    struct tz_zone *next_shared;
     char *name;
     size_t ntimes;
     int64_t *times; /* ascending transition instants */
@@ -502,6 +507,7 @@ void tz_free(tz_zone *z)
     if (!z)
         return;
     free(z->name);
+    free(z->dir);
     free(z->times);
     free(z->types);
     free(z->ttinfo);
@@ -699,6 +705,68 @@ int tz_load(const char *name, tz_zone **out, char *err, size_t errlen)
     rc = tz_parse(name, data, len, out, err, errlen);
     free(data);
     return rc;
+}
+
+/* ---- shared zones ------------------------------------------------------------------------ */
+
+/* Every cron trigger of a file usually reads its schedule in one or two zones: 10,000 triggers
+ * share one copy of each, not 10,000. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static tz_zone *shared_zones;
+
+static const char *zone_dir(void)
+{
+    const char *dir = getenv("TZDIR");
+    return dir && *dir ? dir : TZ_DEFAULT_DIR;
+}
+
+int tz_acquire(const char *name, tz_zone **out, char *err, size_t errlen)
+{
+    const char *dir = zone_dir();
+    *out = NULL;
+    pthread_mutex_lock(&shared_lock);
+    for (tz_zone *z = shared_zones; z && name; z = z->next_shared) {
+        if (strcmp(z->name, name) == 0 && strcmp(z->dir, dir) == 0) {
+            z->refs++;
+            *out = z;
+            pthread_mutex_unlock(&shared_lock);
+            return 0;
+        }
+    }
+    int rc = tz_load(name, out, err, errlen);
+    if (rc == 0) {
+        size_t n = strlen(dir) + 1;
+        if (!((*out)->dir = malloc(n))) {
+            tz_free(*out);
+            *out = NULL;
+            set_err(err, errlen, "%s: out of memory", name);
+            rc = -ENOMEM;
+        } else {
+            memcpy((*out)->dir, dir, n);
+            (*out)->refs = 1;
+            (*out)->next_shared = shared_zones;
+            shared_zones = *out;
+        }
+    }
+    pthread_mutex_unlock(&shared_lock);
+    return rc;
+}
+
+void tz_release(tz_zone *z)
+{
+    if (!z)
+        return;
+    pthread_mutex_lock(&shared_lock);
+    int last = --z->refs == 0;
+    if (last) {
+        tz_zone **link = &shared_zones;
+        while (*link != z)
+            link = &(*link)->next_shared;
+        *link = z->next_shared;
+    }
+    pthread_mutex_unlock(&shared_lock);
+    if (last)
+        tz_free(z);
 }
 
 /* ---- queries ----------------------------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * tz.h - IANA time zones for the cron trigger, without touching the process-wide TZ.
  *
  * A tz_zone is loaded once from a TZif file (/usr/share/zoneinfo/NAME, or $TZDIR/NAME) and is
- * read-only afterwards, so one zone may be shared by any number of threads. It answers two
+ * read-only afterwards, so one zone may be shared by any number of threads (tz_acquire shares
+ * one copy per name). It answers two
  * questions: what is the local wall time at a UTC instant, and which UTC instant(s) does a local
  * wall time name (one, none because it falls in a gap, or two because it falls in an overlap).
  *
@@ -65,6 +66,14 @@ int tz_parse(const char *name, const unsigned char *data, size_t len, tz_zone **
              size_t errlen);
 void tz_free(tz_zone *z);
 const char *tz_name(const tz_zone *z);
+
+/* A zone loaded once and shared by everyone who asks for the same name (with the same $TZDIR),
+ * thread-safe: tz_acquire loads it on first use (errors as tz_load) and counts each holder;
+ * tz_release lets go of it, and the last holder's release frees it (the next tz_acquire reads the
+ * file again, so an updated zone is picked up once nothing holds the old one). Never tz_free a
+ * zone from tz_acquire. */
+int tz_acquire(const char *name, tz_zone **out, char *err, size_t errlen);
+void tz_release(tz_zone *z);
 
 /* The span of constant offset containing UTC instant t. */
 void tz_span_at(const tz_zone *z, int64_t t, tz_span *span);
