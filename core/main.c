@@ -78,12 +78,16 @@ static const char usage_simulate[] =
     "whose running count (sent back to the policies) follows the desired count.\n"
     "\n"
     "TRACE is CSV with the header time_s,trigger,value or time_s,trigger,value,labels (labels as\n"
-    "k=v;k=v), rows in time order. Errors are printed as TRACE:LINE: message.\n"
+    "k=v;k=v), rows in time order, lines of at most 64 KiB. It is read as a stream, in bounded\n"
+    "memory however long it is. Errors are printed as TRACE:LINE: message. A regular file is\n"
+    "checked whole before anything runs; a pipe is checked as it is replayed, and the replay\n"
+    "stops at its first bad row.\n"
     "\n"
-    "  --trace TRACE.csv     the readings to replay (required)\n"
+    "  --trace TRACE.csv     the readings to replay (required; - for standard input)\n"
     "  --out DECISIONS.csv   every desired count delivered to a scaler, as CSV with the header\n"
-    "                        time_s,scaler,desired,reason (default: standard output)\n"
+    "                        time_s,scaler,desired,reason (default, or -: standard output)\n"
     "  --svg CHART.svg       a chart per scaler: desired and running counts, bounds, inputs\n"
+    "                        (- for standard output, with --out to a file)\n"
     "  --startup DURATION    instances the model adds run after DURATION (default 0s; removed\n"
     "                        ones stop at once), e.g. 30s, 2m\n"
     "  --log-level LEVEL     the daemon's log on stderr (default warn)\n"
@@ -457,6 +461,12 @@ static int cmd_simulate(int argc, char **argv)
     }
     if (!o.file || !o.trace) {
         fprintf(stderr, "scalebus: missing %s\n\n%s", o.file ? "--trace TRACE.csv" : "FILE",
+                usage_simulate);
+        return 2;
+    }
+    if (o.svg && strcmp(o.svg, "-") == 0 && (!o.out || strcmp(o.out, "-") == 0)) {
+        fprintf(stderr, "scalebus: --svg - needs --out FILE: the decisions go to standard output\n"
+                        "\n%s",
                 usage_simulate);
         return 2;
     }

@@ -26,6 +26,7 @@ cmake --build build-clang
 (cd build-clang && ctest -L fuzz)
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" expression
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" config
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" trace
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \

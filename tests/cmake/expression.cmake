@@ -34,7 +34,13 @@ endif()
 
 # fuzz_config: pipeline files (core/config.c compiled in with the fuzzer's instrumentation).
 if(SB_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
-  add_executable(fuzz_config fuzz/fuzz_config.c ${PROJECT_SOURCE_DIR}/core/config.c)
+  # The config stages and the helpers they share, compiled with the fuzzer's instrumentation.
+  set(SB_CONFIG_SOURCES)
+  foreach(f config.c arena.c config_check.c config_graph.c config_options.c config_scalar.c
+            config_tree.c strmap.c textbuf.c)
+    list(APPEND SB_CONFIG_SOURCES ${PROJECT_SOURCE_DIR}/core/${f})
+  endforeach()
+  add_executable(fuzz_config fuzz/fuzz_config.c ${SB_CONFIG_SOURCES})
   target_include_directories(fuzz_config PRIVATE
     ${PROJECT_SOURCE_DIR}/core ${PROJECT_SOURCE_DIR}/plugins/include)
   target_compile_options(fuzz_config PRIVATE

@@ -1,14 +1,14 @@
 #!/bin/sh
 # run.sh BUILD_DIR SECONDS [TARGET] - fuzz TARGET (expression: the expression language, the
-# default; config: pipeline files) for SECONDS with libFuzzer, starting from a copy of the kept
-# seed corpus (tests/fuzz/corpus/TARGET), so new inputs never land in the source tree. BUILD_DIR
-# is a clang build configured with -DSB_FUZZ=ON.
+# default; config: pipeline files; trace: the trace reader of `scalebus simulate`) for SECONDS
+# with libFuzzer, starting from a copy of the kept seed corpus (tests/fuzz/corpus/TARGET), so new
+# inputs never land in the source tree. BUILD_DIR is a clang build configured with -DSB_FUZZ=ON.
 #
 # Exit status: 0 no crash; 1 a crash, leak, sanitizer report or broken promise (the reproducer is
 # kept and its path printed); 2 bad arguments; 77 the fuzzer is not built in BUILD_DIR.
 set -u
 if [ $# -ne 2 ] && [ $# -ne 3 ]; then
-  echo "usage: $0 BUILD_DIR SECONDS [expression|config]" >&2
+  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace]" >&2
   exit 2
 fi
 build=$1
@@ -17,7 +17,8 @@ target=${3:-expression}
 case $target in
   expression) max_len=4200 ;;
   config) max_len=16384 ;;
-  *) echo "$0: unknown target '$target' (expression or config)" >&2; exit 2 ;;
+  trace) max_len=4096 ;;
+  *) echo "$0: unknown target '$target' (expression, config or trace)" >&2; exit 2 ;;
 esac
 case $seconds in
   '' | *[!0-9]*) echo "$0: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;;
