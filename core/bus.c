@@ -271,7 +271,10 @@ struct bus {
     _Atomic uint64_t delivered; /* written by the loop thread only */
     int draining;
     int subs_dirty;
-    uint64_t drain_clock; /* CLOCK_MONOTONIC during a drain, refreshed every 16 events */
+    /* CLOCK_MONOTONIC for stamping what the loop publishes during a drain: read when such a
+     * publish needs it and 16 or more events were dispatched since the last read */
+    uint64_t drain_clock;
+    uint64_t dispatched, drain_clock_at; /* events dispatched; that count at the last read */
 };
 
 /* Each thread remembers its ring for the last bus it published to. */
@@ -715,9 +718,22 @@ static const char *bus_topic_locked(bus *b, const char *topic)
  * pointer. Each ring keeps the few its thread uses; only a topic new to the ring takes the lock. */
 static const char *bus_intern_topic(bus *b, bus_ring *r, const char *topic)
 {
+    /* Pointers first (a caller that passes an interned topic, the loop's own deliveries), then
+     * the text; the entry found moves to the front, so a thread that publishes one topic
+     * compares it with one entry only. */
     for (size_t i = 0; i < r->ntopics; i++)
-        if (r->topics[i] == topic || strcmp(r->topics[i], topic) == 0)
-            return r->topics[i];
+        if (r->topics[i] == topic)
+            return topic;
+    for (size_t i = 0; i < r->ntopics; i++) {
+        const char *t = r->topics[i];
+        if (t[0] == topic[0] && strcmp(t, topic) == 0) {
+            if (i > 0) {
+                r->topics[i] = r->topics[0];
+                r->topics[0] = t;
+            }
+            return t;
+        }
+    }
     uv_mutex_lock(&b->lock);
     const char *found = bus_topic_locked(b, topic);
     uv_mutex_unlock(&b->lock);
@@ -754,16 +770,49 @@ static int bus_same_labels(const bus_slot *s, const sb_publish *pub)
     return 1;
 }
 
-/* The label array and all its strings in one block: the slot's own bytes when they fit. */
+/* Copy s (NUL included) to *p, staying below end: 0 when it does not fit. Byte by byte: labels
+ * are a few characters, shorter than a call to strlen and memcpy would take. */
+static int bus_copy_str(char **p, const char *end, const char *s)
+{
+    char *q = *p;
+    while (q < end) {
+        char c = *s++;
+        *q++ = c;
+        if (!c) {
+            *p = q;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The label array and all its strings in one block: the slot's own bytes when they fit (one
+ * pass), else a heap block of the measured size. */
 static sb_label *bus_copy_labels(const sb_label *labels, size_t n, char *inline_buf)
 {
     if (n == 0)
         return NULL;
+    if (n * sizeof(sb_label) < BUS_INLINE_LABELS) {
+        sb_label *out = (sb_label *)(void *)inline_buf;
+        char *p = (char *)(out + n);
+        const char *end = inline_buf + BUS_INLINE_LABELS;
+        size_t i = 0;
+        for (; i < n; i++) {
+            out[i].key = p;
+            if (!bus_copy_str(&p, end, labels[i].key ? labels[i].key : ""))
+                break;
+            out[i].value = p;
+            if (!bus_copy_str(&p, end, labels[i].value ? labels[i].value : ""))
+                break;
+        }
+        if (i == n)
+            return out;
+    }
     size_t bytes = n * sizeof(sb_label);
     for (size_t i = 0; i < n; i++)
         bytes += strlen(labels[i].key ? labels[i].key : "") +
                  strlen(labels[i].value ? labels[i].value : "") + 2;
-    sb_label *out = bytes <= BUS_INLINE_LABELS ? (sb_label *)(void *)inline_buf : malloc(bytes);
+    sb_label *out = malloc(bytes);
     if (!out)
         return NULL;
     char *p = (char *)(out + n);
@@ -966,11 +1015,19 @@ int bus_publish(bus *b, uint32_t source, const sb_publish *pub)
         cJSON_Delete(payload);
         return -ENOMEM;
     }
-    /* Inside a dispatch the loop thread stamps with the drain's clock, read every few events:
-     * a decision made on a reading is stamped within a microsecond or so of the real time. */
-    uint64_t mono = pub->time_ns               ? pub->time_ns
-                    : (on_loop && b->draining) ? b->drain_clock
-                                               : bus_now_mono_ns();
+    /* Inside a dispatch the loop thread stamps with the drain's clock, read again only once a
+     * few events went by: a decision made on a reading is stamped within a microsecond or so of
+     * the real time. (Connectors stamp theirs with the reading's time: no read at all.) */
+    uint64_t mono = pub->time_ns;
+    if (!mono && on_loop && b->draining) {
+        if (!b->drain_clock || b->dispatched - b->drain_clock_at >= 16) {
+            b->drain_clock = bus_now_mono_ns();
+            b->drain_clock_at = b->dispatched;
+        }
+        mono = b->drain_clock;
+    } else if (!mono) {
+        mono = bus_now_mono_ns();
+    }
     /* Wall time from the monotonic stamp and an offset the loop refreshes each wake-up: one
      * clock read per publish instead of two. */
     int64_t wall = (int64_t)mono + atomic_load_explicit(&b->wall_offset, memory_order_relaxed);
@@ -1080,8 +1137,7 @@ static size_t bus_drain_ring(bus *b, bus_ring *r, size_t budget)
             break;
         for (; head != tail && done < budget; head++, done++) {
             bus_slot *s = &r->slots[head & r->mask];
-            if ((done & 15) == 0)
-                b->drain_clock = bus_now_mono_ns();
+            b->dispatched++;
             /* Only a coalescible event can still be touched by its producer. Once claimed it
              * stays so: the producer leaves it alone until it fills the slot again, which it
              * does only after the head has passed it. */
@@ -1104,6 +1160,8 @@ static size_t bus_drain(bus *b, size_t budget)
     size_t done = 0;
     int was_draining = b->draining;
     b->draining = 1;
+    if (!was_draining)
+        b->drain_clock = 0; /* stale: read at the first publish that needs it */
     for (;;) {
         size_t before = done;
         size_t nrings = atomic_load_explicit(&b->nrings, memory_order_acquire);

@@ -1022,6 +1022,69 @@ START_TEST(test_coalesce_map_bounded)
 }
 END_TEST
 
+/* ---- labels: in the slot when they fit, on the heap when not ----------------------------- */
+
+/* The label set of a case: n labels k0..k(n-1) whose values are `len` letters (the last value
+ * NULL when `null_last`, which arrives as ""). */
+static void label_case(int n, int len, int null_last, sb_label *l, char (*k)[16], char (*v)[160])
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(k[i], sizeof k[i], "k%d", i);
+        memset(v[i], 'a' + i, (size_t)len);
+        v[i][len] = '\0';
+        l[i] = (sb_label){k[i], v[i]};
+    }
+    if (null_last)
+        l[n - 1].value = NULL;
+}
+
+static void check_labels(void *arg, const sb_event *ev)
+{
+    int c = (int)ev->value, n = c % 8 + 1, len = c / 16, null_last = (c / 8) % 2;
+    sb_label want[8];
+    char k[8][16], v[8][160];
+    label_case(n, len, null_last, want, k, v);
+    ck_assert_uint_eq(ev->nlabels, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_str_eq(ev->labels[i].key, want[i].key);
+        ck_assert_str_eq(ev->labels[i].value, want[i].value ? want[i].value : "");
+    }
+    ++*(int *)arg;
+}
+
+/* Every size around the slot's inline room (96 bytes): exact fits, one byte over, many labels,
+ * a NULL value; each arrives whole (ASan and valgrind see any byte written past the slot). */
+START_TEST(test_labels_inline_and_heap)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 4096);
+    uint32_t a = bus_source_add(b, "a");
+    static int got;
+    got = 0;
+    bus_subscribe(b, a, NULL, check_labels, &got);
+    int sent = 0;
+    for (int len = 0; len < 150; len++) {
+        for (int c = 0; c < 16; c++) {
+            int n = c % 8 + 1, null_last = c / 8;
+            sb_label l[8];
+            char k[8][16], v[8][160];
+            label_case(n, len, null_last, l, k, v);
+            sb_publish p = {.topic = SB_TOPIC_READING,
+                            .value = len * 16 + null_last * 8 + (n - 1),
+                            .labels = l,
+                            .nlabels = (size_t)n};
+            ck_assert_int_eq(bus_publish(b, a, &p), 0);
+            memset(v, 'x', sizeof v); /* the publisher's buffers are its own again */
+            sent++;
+        }
+        run_until_idle(&loop, b);
+    }
+    ck_assert_int_eq(got, sent);
+    close_bus(&loop, b);
+}
+END_TEST
+
 /* ---- source numbers are reused, and a number names one source only ----------------------- */
 
 /* 100 reloads of 1,000 sources, each started before the one it replaces is removed, with an
@@ -1212,6 +1275,7 @@ static Suite *bus_suite(void)
     tcase_add_test(tc, test_thread_outlives_bus);
     tcase_add_test(tc, test_many_topics);
     tcase_add_test(tc, test_coalesce_map_bounded);
+    tcase_add_test(tc, test_labels_inline_and_heap);
     tcase_add_test(tc, test_source_numbers_reused);
     tcase_add_test(tc, test_removed_source_number_names_no_one);
     tcase_add_test(tc, test_source_reuse_with_late_publisher);
