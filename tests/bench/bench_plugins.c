@@ -50,7 +50,9 @@ static void *source_run(void *arg)
         }
         sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .labels = &label, .nlabels = 1};
         for (;;) {
-            p.value = (double)mono_ns();
+            /* One clock read: the reading's value and its time (so the bus reads none). */
+            p.time_ns = mono_ns();
+            p.value = (double)p.time_ns;
             int rc = s->host->publish(s->inst, &p);
             if (rc != -ENOBUFS)
                 break;
@@ -145,7 +147,8 @@ static void sink_on_event(void *state, const sb_event *ev)
     static uint64_t now;
     if (r->delivered % sink_clock_every == 0 || now == 0)
         now = mono_ns();
-    if (strcmp(ev->source_id, "scalebus") != 0) { /* skip the daemon's initial desired */
+    /* Skip the daemon's initial desired (the chain's come from the connector "pass"). */
+    if (ev->source_id[0] != 's' || strcmp(ev->source_id, "scalebus") != 0) {
         if (r->delivered < r->cap)
             r->latencies[r->delivered] = now > (uint64_t)ev->value ? now - (uint64_t)ev->value : 0;
         r->delivered++;
