@@ -56,5 +56,6 @@ done
 
 step "benchmark (figures only)"
 build-ci/tests/bench_bus 1000000 || echo "benchmark did not run (not a test failure)"
+sh tests/bench/bench_pipelines.sh build-ci || echo "bench_pipelines did not run (not a test failure)"
 echo
 echo "all tests passed"
