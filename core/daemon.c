@@ -1045,6 +1045,16 @@ static int inst_start(sb_instance *inst)
 
 static void daemon_maybe_finish(sb_daemon *d);
 
+/* Hand the free pages inside the heap back to the system, after a load or after retiring many
+ * instances: freed memory lies between what the running instances keep, where free() alone
+ * cannot return it. */
+static void heap_release(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void inst_stopped(sb_instance *inst)
 {
     inst->st = INST_STOPPED;
@@ -1086,15 +1096,20 @@ static void inst_retire(sb_daemon *d, sb_instance *inst, int keep_source)
 static void daemon_reap_retired(sb_daemon *d)
 {
     sb_instance **pp = &d->retiring;
+    size_t destroyed = 0;
     while (*pp) {
         sb_instance *inst = *pp;
         if (inst->st == INST_STOPPED) {
             *pp = inst->next_retiring;
             inst_destroy(inst);
+            destroyed++;
         } else {
             pp = &inst->next_retiring;
         }
     }
+    /* A reload that replaced many pipelines ran both sets for a moment. */
+    if (destroyed >= 1024)
+        heap_release();
 }
 
 static void finish_cb(uv_idle_t *h)
@@ -1509,14 +1524,12 @@ static void hold_to_bounds(sb_instance *scaler)
 }
 
 /* A load is done with its file. The file's tree, its components' storage and everything freed on
- * the way lay between what the instances keep; hand those pages back to the system, or a daemon
- * that loaded 10,000 pipelines stays at the load's peak for ever. */
+ * the way lay between what the instances keep; hand those pages back to the system (heap_release),
+ * or a daemon that loaded 10,000 pipelines stays at the load's peak for ever. */
 static void load_release(config *cfg)
 {
     config_free(cfg);
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
+    heap_release();
 }
 
 /* Decide per component (keep, reconfigure, or create anew), start every new instance, and only
