@@ -7,7 +7,13 @@
  * its own, in this process or in a forked "daemon" process that the test SIGKILLs or lets exit.
  * Assertions use facts from the OS (pids that exist or not, process groups read from /proc, what
  * each worker wrote about its environment); every wait is bounded, and no assertion puts an
- * upper bound on how long something takes.
+ * upper bound on how long something takes. The process-group tests run with cgroups (where the
+ * daemon can make them) and with process groups only (SCALEBUS_SUPERVISE=no-cgroup).
+ *
+ * Crash back-off is read off the shared fake host, whose timers run only when the test fires
+ * them: the 60 s cap costs no waiting. Where a constant itself must be short (the reset after a
+ * long run, a back-off that outlasts the test), the test build of the plugin is used
+ * (SB_PROCESS_TEST_PLUGIN_DIR, with SB_TEST_BACKOFF_*_MS; tests/cmake/supervision.cmake).
  *
  * The worker is tests/process/worker.sh; each run writes OUT/w.<pid> with its
  * SCALEBUS_INSTANCE, PORT, pid, SCALEBUS_SCALER and SB_TEST_EXTRA.
@@ -312,9 +318,13 @@ static void make_dirs(void)
     ck_assert_int_eq(mkdir(H.out, 0755), 0);
 }
 
+/* The folder the daemon under test loads process.so from: the real plugin, or the test build
+ * whose back-off constants come from SB_TEST_BACKOFF_*_MS (tests/cmake/supervision.cmake). */
+static const char *plugin_dir = SB_PLUGIN_BUILD_DIR;
+
 static sb_daemon *start_daemon(uv_loop_t *loop, const char *conf, int dry_run)
 {
-    static const char *const dirs[] = {SB_PLUGIN_BUILD_DIR};
+    const char *dirs[] = {plugin_dir};
     daemon_options opts;
     memset(&opts, 0, sizeof opts);
     opts.dry_run = dry_run;
@@ -405,6 +415,12 @@ static void teardown(void)
         if (!pid_gone(H.noted[i]))
             kill(H.noted[i], SIGKILL);
     H.nnoted = 0;
+    /* What a test set for the daemons it starts (under CK_FORK=no the next test would see it). */
+    unsetenv("SCALEBUS_SUPERVISE");
+    unsetenv("SB_TEST_BACKOFF_FIRST_MS");
+    unsetenv("SB_TEST_BACKOFF_MAX_MS");
+    unsetenv("SB_TEST_BACKOFF_RESET_MS");
+    plugin_dir = SB_PLUGIN_BUILD_DIR;
     if (H.dir[0])
         nftw(H.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     H.dir[0] = '\0';
@@ -564,6 +580,16 @@ static int file_contains(const char *path, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
+typedef struct file_text {
+    char path[256], text[64];
+} file_text;
+
+static int file_has_text(void *arg)
+{
+    const file_text *f = arg;
+    return file_contains(f->path, f->text);
+}
+
 START_TEST(test_scale_up_down_clamp)
 {
     setup_worker("term", NULL, 0);
@@ -598,14 +624,17 @@ START_TEST(test_scale_up_down_clamp)
     ck_assert(recs[0].port != recs[1].port && recs[0].port != recs[2].port &&
               recs[1].port != recs[2].port);
 
-    /* Output went to LOG_DIR/<id>.<index>.out and .err. */
-    char path[256], text[64];
-    snprintf(path, sizeof path, "%s/workers.1.out", H.logs);
-    snprintf(text, sizeof text, "stdout of %d", pids[1]);
-    ck_assert_msg(file_contains(path, text), "%s lacks '%s'", path, text);
-    snprintf(path, sizeof path, "%s/workers.1.err", H.logs);
-    snprintf(text, sizeof text, "stderr of %d", pids[1]);
-    ck_assert_msg(file_contains(path, text), "%s lacks '%s'", path, text);
+    /* Output went to LOG_DIR/<id>.<index>.out and .err (the worker writes it just after its
+     * record: wait for it, bounded). */
+    file_text want_out, want_err;
+    snprintf(want_out.path, sizeof want_out.path, "%s/workers.1.out", H.logs);
+    snprintf(want_out.text, sizeof want_out.text, "stdout of %d", pids[1]);
+    ck_assert_msg(run_until(file_has_text, &want_out, 10000), "%s lacks '%s'", want_out.path,
+                  want_out.text);
+    snprintf(want_err.path, sizeof want_err.path, "%s/workers.1.err", H.logs);
+    snprintf(want_err.text, sizeof want_err.text, "stderr of %d", pids[1]);
+    ck_assert_msg(run_until(file_has_text, &want_err, 10000), "%s lacks '%s'", want_err.path,
+                  want_err.text);
 
     /* Down 3 -> 1: the newest two (indices 2 and 1) go, index 0 stays. */
     ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
@@ -1286,22 +1315,56 @@ END_TEST
 /* ---- the scaler: process groups ----------------------------------------------------------------
  */
 
-/* Scaled down, an instance's whole group goes: the main process and what it started. */
+/* The process-group tests run in each mode the daemon has for its children: what this machine
+ * offers (cgroup v2 where the daemon can make cgroups) and process groups only. With cgroups,
+ * cgroup.kill would hide a SIGKILL that reached the main process only. */
+static const char *const group_modes[] = {NULL, "no-cgroup"};
+
+static void group_mode(int i)
+{
+    if (group_modes[i])
+        ck_assert_int_eq(setenv("SCALEBUS_SUPERVISE", group_modes[i], 1), 0);
+    else
+        unsetenv("SCALEBUS_SUPERVISE");
+}
+
+static const char *group_mode_name(int i)
+{
+    return group_modes[i] ? group_modes[i] : "default";
+}
+
+/* Scaled down, an instance's whole group goes, gracefully: the main process and the process it
+ * started both get SIGTERM (the started one writes a file when it does), then nothing is left. */
 START_TEST(test_group_scale_down)
 {
+    group_mode(_i);
     make_dirs();
-    launch("sh, -c, 'sleep 300 & exec sleep 300'", NULL, 0);
+    char cmd[512], termfile[256];
+    snprintf(termfile, sizeof termfile, "%s/child-term", H.out);
+    snprintf(cmd, sizeof cmd,
+             "sh, -c, '(trap \"echo term > %s; exit 0\" TERM; sleep 300 & wait) & exec sleep 300'",
+             termfile);
+    /* Long enough that the SIGKILL after it cannot be mistaken for the SIGTERM, short enough
+     * that a SIGTERM that missed the group fails quickly. */
+    next_grace = "2s";
+    launch(cmd, NULL, 0);
+    next_grace = "500ms";
     ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
     want one = {1, 1, -1};
     ck_assert_msg(run_until(list_is, &one, 10000), "the instance did not start");
     int leader = view_index(&H.w, 0)->pid;
     int pids[9];
-    int n = wait_group(leader, 2, pids, 8);
+    int n = wait_group(leader, 3, pids, 8); /* sleep, the subshell and its sleep */
     pids[n] = 0;
     ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 0), 0);
-    ck_assert_msg(run_until(list_empty, NULL, 10000), "the instance did not stop");
+    int stopped = run_until(list_empty, NULL, 10000);
     run_until(pids_gone, pids, 10000);
     assert_all_gone(pids, n, "of the group outlived the instance's stop");
+    ck_assert_msg(stopped, "[%s] the instance did not finish stopping", group_mode_name(_i));
+    ck_assert_msg(access(termfile, F_OK) == 0,
+                  "[%s] the process the instance started got no SIGTERM (only its main process "
+                  "did)",
+                  group_mode_name(_i));
     stop_daemon();
 }
 END_TEST
@@ -1317,6 +1380,7 @@ static int reaped(void *arg)
  * as stopping, and the child is SIGKILLed once stop_grace has passed. */
 START_TEST(test_grace_for_group)
 {
+    group_mode(_i);
     make_dirs();
     next_grace = "4s";
     launch("sh, -c, 'trap \"exit 0\" TERM; (trap \"\" TERM; exec sleep 300) & wait'", NULL, 0);
@@ -1339,9 +1403,10 @@ START_TEST(test_grace_for_group)
     ck_assert_int_eq(H.w.n, 1);
     ck_assert_str_eq(view_index(&H.w, 0)->state, "stopping");
 
-    ck_assert_msg(run_until(list_empty, NULL, 20000), "the instance never finished stopping");
+    int stopped = run_until(list_empty, NULL, 20000);
     double took = now_s() - t0;
     assert_all_gone(&child, 1, "outlived the instance's stop");
+    ck_assert_msg(stopped, "[%s] the instance never finished stopping", group_mode_name(_i));
     ck_assert_msg(took >= 3.5, "the child was killed %.1fs after SIGTERM, before the 4s grace",
                   took);
     stop_daemon();
@@ -1360,6 +1425,7 @@ static int crashed_with_bg(void *arg)
  * killed at once (no grace: nobody asked it to stop), and the instance goes into back-off. */
 START_TEST(test_crash_kills_group)
 {
+    group_mode(_i);
     make_dirs();
     char cmd[512], bgfile[256];
     snprintf(bgfile, sizeof bgfile, "%s/bg", H.out);
@@ -1675,6 +1741,212 @@ START_TEST(test_reconfigure_and_indexes)
 }
 END_TEST
 
+/* ---- the scaler: crashes, back-off and scaling down ----------------------------------------
+ */
+
+static int crashed_and_healthy(void *arg)
+{
+    (void)arg;
+    const inst_view *a = view_index(&H.w, 0), *b = view_index(&H.w, 1);
+    return H.w.n == 2 && a && b && a->pid == 0 && strcmp(a->state, "backoff") == 0 && b->pid > 0 &&
+           strcmp(b->state, "running") == 0;
+}
+
+static int list_has_one(void *arg)
+{
+    (void)arg;
+    return H.w.n == 1;
+}
+
+/* Scaling down gives up an instance that crashed and waits to restart before a healthy one, even
+ * when the healthy one is the newest. The test build's first back-off of a minute keeps the
+ * crashed one waiting for the whole test. */
+START_TEST(test_scale_down_prefers_crashed)
+{
+    ck_assert_int_eq(setenv("SB_TEST_BACKOFF_FIRST_MS", "60000", 1), 0);
+    plugin_dir = SB_PROCESS_TEST_PLUGIN_DIR;
+    make_dirs();
+    /* Instance 0 (the older) crashes at once; instance 1 runs. */
+    launch("sh, -c, '[ \"$$SCALEBUS_INSTANCE\" = 0 ] && exit 1; exec sleep 300'", NULL, 0);
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 2), 0);
+    ck_assert_msg(run_until(crashed_and_healthy, NULL, 10000),
+                  "no crashed instance 0 beside a running instance 1");
+    int healthy = view_index(&H.w, 1)->pid;
+    note(healthy);
+
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
+    ck_assert_msg(run_until(list_has_one, NULL, 10000), "did not scale down to 1 (list of %d)",
+                  H.w.n);
+    const inst_view *v = view_index(&H.w, 1);
+    ck_assert_msg(v != NULL, "instance 1 was stopped; instance 0 (crashed) was kept");
+    ck_assert_int_eq(v->pid, healthy);
+    ck_assert_str_eq(v->state, "running");
+    ck_assert_msg(!pid_gone(healthy), "the healthy instance's process %d is gone", healthy);
+    ck_assert_int_eq(H.w.running, 1);
+    stop_daemon();
+}
+END_TEST
+
+/* Log lines of the fake host that contain `needle`. */
+static int logs_with(const fake_host *fh, const char *needle)
+{
+    int n = 0;
+    for (size_t i = 0; i < fh->nlog; i++)
+        n += strstr(fh->logs[i].text, needle) != NULL;
+    return n;
+}
+
+typedef struct crash_wait {
+    const fake_host *fh;
+    int n;
+} crash_wait;
+
+static int crashes_at_least(void *arg)
+{
+    const crash_wait *c = arg;
+    return logs_with(c->fh, "; restarting in ") >= c->n;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t ls = strlen(s), lt = strlen(tail);
+    return ls >= lt && strcmp(s + ls - lt, tail) == 0;
+}
+
+/* The newest line about a crash. */
+static const char *last_crash_line(const fake_host *fh)
+{
+    for (size_t i = fh->nlog; i-- > 0;)
+        if (strstr(fh->logs[i].text, "; restarting in "))
+            return fh->logs[i].text;
+    return "";
+}
+
+/* A delay as the scaler's log lines write it: 250ms, 2s, 1.5s. */
+static void format_delay(char *buf, size_t len, uint64_t ms)
+{
+    if (ms < 1000)
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+    else if (ms % 1000 == 0)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+}
+
+typedef struct backoff_run {
+    void *handle;
+    const sb_plugin_descriptor *p;
+    fake_host *fh;
+    void *st;
+} backoff_run;
+
+/* One process scaler of the plugin at `so` running `sh -c SCRIPT` on the fake host, whose timers
+ * run only when the test fires them; one instance wanted. */
+static void backoff_start(backoff_run *b, const char *so, const char *script)
+{
+    b->p = test_plugin_load(so, "process", SB_KIND_SCALER, &b->handle);
+    ck_assert_int_eq(uv_loop_init(&H.loop), 0);
+    H.loop_init = 1;
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "scalers:\n  - {id: workers, type: process, command: [sh, -c, '%s'], max: 1, "
+             "stop_grace: 500ms}\n",
+             script);
+    b->fh = fake_host_new("workers");
+    b->fh->loop = &H.loop;
+    char err[256];
+    ck_assert_msg(
+        test_plugin_create_from_yaml(b->p, b->fh, yaml, "workers", &b->st, err, sizeof err) == 0,
+        "create: %s", err);
+    ck_assert_int_eq(b->p->start(b->st), 0);
+    sb_event ev = {.size = sizeof(sb_event), .topic = SB_TOPIC_DESIRED, .value = 1};
+    b->p->on_event(b->st, &ev);
+}
+
+/* Crash after crash: each back-off delay is read from the restart timer the scaler armed and from
+ * its log line, then the timer is fired so the instance restarts at once. */
+static void expect_backoffs(backoff_run *b, const uint64_t *delays, int n)
+{
+    int seen = logs_with(b->fh, "; restarting in ");
+    for (int i = 0; i < n; i++) {
+        crash_wait c = {b->fh, seen + i + 1};
+        ck_assert_msg(run_until(crashes_at_least, &c, 20000), "crash %d was not seen", i + 1);
+        char tail[64], text[32];
+        format_delay(text, sizeof text, delays[i]);
+        snprintf(tail, sizeof tail, "; restarting in %s", text);
+        const char *line = last_crash_line(b->fh);
+        ck_assert_msg(ends_with(line, tail), "crash %d: '%s', expected '...%s'", i + 1, line, tail);
+        const sb_timer *t = b->fh->last_timer;
+        ck_assert_ptr_nonnull(t);
+        ck_assert_msg(t->timeout_ms == delays[i] && t->repeat_ms == 0,
+                      "crash %d: restart timer of %llums, not %llums", i + 1,
+                      (unsigned long long)t->timeout_ms, (unsigned long long)delays[i]);
+        sb_timer_cb cb = t->cb;
+        void *arg = t->arg;
+        cb(arg); /* the back-off is over: restart now (the scaler frees the timer) */
+    }
+}
+
+static void backoff_end(backoff_run *b)
+{
+    int rc = b->p->stop(b->st);
+    if (rc == SB_PENDING)
+        ck_assert_msg(run_until(stopped_pred, b->fh, 10000), "the scaler did not finish stopping");
+    else
+        ck_assert_int_eq(rc, 0);
+    b->p->destroy(b->st);
+    fake_host_forget(b->fh);
+    fake_host_free(b->fh);
+    uv_run(&H.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&H.loop), 0);
+    H.loop_init = 0;
+    test_plugin_unload(b->handle);
+}
+
+/* The real plugin's back-off: 1 s, doubling, held at 60 s; after five quick crashes in a row one
+ * error line says so. */
+START_TEST(test_backoff_cap)
+{
+    make_dirs();
+    backoff_run b;
+    backoff_start(&b, SB_PLUGIN_BUILD_DIR "/process.so", "exit 1");
+    static const uint64_t delays[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000};
+    expect_backoffs(&b, delays, (int)(sizeof delays / sizeof delays[0]));
+    ck_assert_int_eq(logs_with(b.fh, "keeps crashing"), 1);
+    for (size_t i = 0; i < b.fh->nlog; i++) {
+        const fake_log_line *l = &b.fh->logs[i];
+        if (!strstr(l->text, "keeps crashing"))
+            continue;
+        ck_assert_int_eq(l->level, SB_LOG_ERROR);
+        static const char head[] = "instance 0 keeps crashing: 5 crashes in a row, each within "
+                                   "10s of its start (last: exit status 1 after ";
+        ck_assert_msg(strncmp(l->text, head, sizeof head - 1) == 0 &&
+                          ends_with(l->text, "); still restarting, with back-off up to 60s"),
+                      "%s", l->text);
+    }
+    backoff_end(&b);
+}
+END_TEST
+
+/* A run as long as the reset time forgives earlier crashes: the next back-off starts over. The
+ * test build's reset time is 1 s; the fourth run lasts 2 s. */
+START_TEST(test_backoff_reset_after_long_run)
+{
+    make_dirs();
+    ck_assert_int_eq(setenv("SB_TEST_BACKOFF_RESET_MS", "1000", 1), 0);
+    char script[512];
+    snprintf(script, sizeof script,
+             "n=$$(cat %s/runs 2>/dev/null || echo 0); echo $$((n + 1)) > %s/runs; "
+             "[ $$n = 3 ] && sleep 2; exit 1",
+             H.out, H.out);
+    backoff_run b;
+    backoff_start(&b, SB_PROCESS_TEST_PLUGIN_DIR "/process.so", script);
+    static const uint64_t delays[] = {1000, 2000, 4000, 1000, 2000};
+    expect_backoffs(&b, delays, (int)(sizeof delays / sizeof delays[0]));
+    backoff_end(&b);
+}
+END_TEST
+
 static Suite *process_suite(void)
 {
     Suite *s = suite_create("process");
@@ -1701,13 +1973,16 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_exec_failure);
     tcase_add_test(tc, test_path_lookup_failure);
     tcase_add_test(tc, test_dry_run);
-    tcase_add_test(tc, test_group_scale_down);
-    tcase_add_test(tc, test_grace_for_group);
-    tcase_add_test(tc, test_crash_kills_group);
+    tcase_add_loop_test(tc, test_group_scale_down, 0, 2);
+    tcase_add_loop_test(tc, test_grace_for_group, 0, 2);
+    tcase_add_loop_test(tc, test_crash_kills_group, 0, 2);
     tcase_add_test(tc, test_log_dir_safety);
     tcase_add_test(tc, test_reaper_many_scalers);
     tcase_add_test(tc, test_reload_env_in_place);
     tcase_add_test(tc, test_reconfigure_and_indexes);
+    tcase_add_test(tc, test_scale_down_prefers_crashed);
+    tcase_add_test(tc, test_backoff_cap);
+    tcase_add_test(tc, test_backoff_reset_after_long_run);
     suite_add_tcase(s, tc);
     return s;
 }

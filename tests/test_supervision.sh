@@ -1,13 +1,14 @@
 #!/bin/bash
 # End-to-end supervision: the real daemon binary runs a process scaler whose workers start a
 # process of their own (`sh -c "sleep 300 & exec sleep 300"`), and no process of any instance may
-# outlive the daemon: not after a graceful stop, not after SIGKILL of the daemon (with cgroup v2
-# where the daemon can make cgroups, and with process groups only), not after the fast exit on a
+# outlive the daemon: not after a graceful stop (where the worker's own child gets SIGTERM too,
+# not only its main process; with cgroup v2 where the daemon can make cgroups, and with process
+# groups only), not after SIGKILL of the daemon (in both modes), not after the fast exit on a
 # second SIGTERM (exit status 143), and, under cgroup v2, not a process that left its group with
 # setsid. Processes are found by their process group (the leader pids come from the daemon's
 # "started instance N (pid P)" lines); the test ends only processes it started, by pid, writes
 # only in its own mktemp -d folder, and bounds every wait. No assertion bounds how long
-# something takes.
+# something takes. On a failure the folder, with the daemons' logs, is kept and named.
 #
 #   tests/test_supervision.sh BUILD/scalebus SOURCE_DIR
 set -u
@@ -29,9 +30,17 @@ cleanup() {
   if [ -f "$W/pids" ]; then
     for p in $(cat "$W/pids"); do is_our_sleep "$p" && kill -KILL "$p"; done
   fi
-  rm -rf "$W"
+  if [ $fails != 0 ]; then
+    for l in "$W"/*.log; do
+      [ -f "$l" ] && { echo "--- $l (last 30 lines)"; tail -30 "$l"; }
+    done
+    echo "kept $W for the failure above"
+  else
+    rm -rf "$W"
+  fi
 }
 trap cleanup EXIT
+trap 'fails=$((fails + 1)); exit 1' INT TERM
 
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
@@ -56,13 +65,30 @@ scalers:
 EOF
 }
 
+# start_daemon FILE: `scalebus run FILE` in the background, its output in $W/<n>.log (one log per
+# daemon, kept on a failure); $log is the newest.
+nlogs=0
 start_daemon() {
-  "$SB" run "$@" >"$W/daemon.log" 2>&1 &
+  nlogs=$((nlogs + 1))
+  log=$W/$nlogs.log
+  "$SB" run "$@" >"$log" 2>&1 &
   daemon=$!
+}
+# stop_daemon SIGNAL: signal the daemon and wait for it (bounded); rc is its exit status, 255 if
+# it still ran after the bound (it is then SIGKILLed).
+stop_daemon() {
+  kill "-$1" "$daemon"
+  for _ in $(seq 600); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$daemon" 2>/dev/null; then
+    kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; rc=255
+  else
+    wait "$daemon"; rc=$?
+  fi
+  daemon=""
 }
 
 # The leaders (= process group ids) the daemon reports having started.
-leaders() { grep -o 'started instance [0-9]* (pid [0-9]*' "$W/daemon.log" | awk '{print $5}'; }
+leaders() { grep -o 'started instance [0-9]* (pid [0-9]*' "$log" | awk '{print $5}'; }
 # Every live process of those groups.
 members() {
   local l
@@ -83,7 +109,7 @@ run_and_collect() {
     note_pids "$pids"
     return 0
   fi
-  not_ok "$1: $2 processes did not start (log: $(tail -3 "$W/daemon.log"))"
+  not_ok "$1: $2 processes did not start (log: $(tail -3 "$log"))"
   pids=""
   return 1
 }
@@ -98,30 +124,43 @@ children_cgroup_of() {
 }
 
 pipeline group 'sleep 300 & exec sleep 300' 2 1s
+# The same, but the worker's own child writes a file when SIGTERM reaches it (a SIGKILL after
+# stop_grace would not let it): a stop must signal the whole group, not only the main process.
+pipeline termed "(trap 'echo >>$W/termed; exit 0' TERM; sleep 300 & wait) & exec sleep 300" 2 2s
 
-# 1. A graceful stop (SIGTERM): exit 0, nothing left, the watchdog gone, its cgroup removed.
-if run_and_collect group 4; then
-  wd=$(watchdog_of "$daemon")
-  cgdir=$(children_cgroup_of "$daemon")
-  [ -n "$wd" ] && ok "the daemon has a watchdog (pid $wd)" || not_ok "no sb-watchdog child of the daemon"
-  kill -TERM "$daemon"; wait "$daemon"; rc=$?; daemon=""
-  [ $rc = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM: exit status $rc"
-  wait_for 10 all_gone "$pids" && ok "SIGTERM: no process of any instance left" || not_ok "SIGTERM: left: $pids"
-  if [ -n "$wd" ]; then
-    gone_wd() { ! [ -d "/proc/$wd" ] || grep -q '^State:.*Z' "/proc/$wd/status" 2>/dev/null; }
-    wait_for 10 gone_wd && ok "SIGTERM: the watchdog exited" || not_ok "the watchdog $wd outlived a clean stop"
+# 1. A graceful stop (SIGTERM): exit 0, every process of every instance got SIGTERM and is gone,
+#    the watchdog gone, its cgroup removed; with cgroups and with process groups only.
+for mode in default no-cgroup; do
+  if [ $mode = default ]; then unset SCALEBUS_SUPERVISE; else export SCALEBUS_SUPERVISE=$mode; fi
+  rm -f "$W/termed"
+  if run_and_collect termed 6; then
+    wd=$(watchdog_of "$daemon")
+    cgdir=$(children_cgroup_of "$daemon")
+    [ -n "$wd" ] && ok "($mode) the daemon has a watchdog (pid $wd)" || not_ok "($mode) no sb-watchdog child of the daemon"
+    stop_daemon TERM
+    [ $rc = 0 ] && ok "($mode) SIGTERM: exit 0" || not_ok "($mode) SIGTERM: exit status $rc"
+    wait_for 10 all_gone "$pids" && ok "($mode) SIGTERM: no process of any instance left" \
+      || not_ok "($mode) SIGTERM: left: $(for p in $pids; do is_our_sleep "$p" && echo "$p"; done)"
+    n=$(cat "$W/termed" 2>/dev/null | wc -l)
+    [ "$n" = 2 ] && ok "($mode) SIGTERM: each worker's own child got SIGTERM too" \
+      || not_ok "($mode) SIGTERM reached $n of the 2 workers' own children (the rest were killed)"
+    if [ -n "$wd" ]; then
+      gone_wd() { ! [ -d "/proc/$wd" ] || grep -q '^State:.*Z' "/proc/$wd/status" 2>/dev/null; }
+      wait_for 10 gone_wd && ok "($mode) SIGTERM: the watchdog exited" || not_ok "($mode) the watchdog $wd outlived a clean stop"
+    fi
+    if [ $mode = default ] && [ -n "$cgdir" ]; then
+      no_cgdir() { ! [ -d "$cgdir" ]; }
+      wait_for 10 no_cgdir && ok "($mode) SIGTERM: no cgroup left behind" || not_ok "($mode) cgroup $cgdir left behind"
+    fi
   fi
-  if [ -n "$cgdir" ]; then
-    no_cgdir() { ! [ -d "$cgdir" ]; }
-    wait_for 10 no_cgdir && ok "SIGTERM: no cgroup left behind" || not_ok "cgroup $cgdir left behind"
-  fi
-fi
+done
+unset SCALEBUS_SUPERVISE
 
 # 2. SIGKILL of the daemon: every process of every instance goes, the leaders' children too.
 for mode in default no-cgroup; do
   if [ $mode = default ]; then unset SCALEBUS_SUPERVISE; else export SCALEBUS_SUPERVISE=$mode; fi
   if run_and_collect group 4; then
-    kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; daemon=""
+    stop_daemon KILL
     wait_for 10 all_gone "$pids" && ok "SIGKILL ($mode): no process of any instance outlived the daemon" \
       || not_ok "SIGKILL ($mode): outlived the daemon: $(for p in $pids; do is_our_sleep "$p" && echo "$p"; done)"
   fi
@@ -136,7 +175,7 @@ if run_and_collect deaf 4; then
   sleep 1
   kill -0 "$daemon" 2>/dev/null && ok "first SIGTERM: still stopping (workers ignore SIGTERM)" \
     || not_ok "the daemon exited on the first SIGTERM"
-  kill -TERM "$daemon"; wait "$daemon"; rc=$?; daemon=""
+  stop_daemon TERM
   [ $rc = 143 ] && ok "second SIGTERM: exit status 143" || not_ok "second SIGTERM: exit status $rc"
   wait_for 10 all_gone "$pids" && ok "fast exit: no process of any instance left" \
     || not_ok "fast exit: left: $(for p in $pids; do is_our_sleep "$p" && echo "$p"; done)"
@@ -158,16 +197,17 @@ if wait_for 20 has_escapee; then
   note_pids "$esc $(leaders)"
   cgdir=$(children_cgroup_of "$daemon")
   if [ -n "$cgdir" ] && [ -d "$cgdir" ]; then
-    kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; daemon=""
+    stop_daemon KILL
     wait_for 10 all_gone "$esc $(leaders)" && ok "SIGKILL (cgroup v2): the setsid escapee went too" \
       || not_ok "SIGKILL (cgroup v2): setsid escapee $esc outlived the daemon"
   else
     echo "ok - # skip setsid escapee: the daemon cannot make cgroups here (process groups only)"
-    kill -TERM "$daemon"; wait "$daemon" 2>/dev/null; daemon=""
+    stop_daemon TERM
+    [ $rc = 0 ] || not_ok "setsid escapee, process groups only: SIGTERM: exit status $rc"
     for p in $esc; do is_our_sleep "$p" && kill -KILL "$p"; done
   fi
 else
-  not_ok "no setsid escapee appeared (log: $(tail -3 "$W/daemon.log"))"
+  not_ok "no setsid escapee appeared (log: $(tail -3 "$log"))"
 fi
 
 echo "$fails failure(s)"

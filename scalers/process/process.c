@@ -37,10 +37,26 @@
 
 #include "scalebus/plugin.h"
 
-/* Crash handling: restart after 1 s, doubling up to 60 s; a run of 60 s forgives the past. */
+/* Crash handling: restart after 1 s, doubling up to 60 s; a run of 60 s forgives the past. A
+ * test build (SB_PROCESS_TEST_KNOBS: tests/cmake/supervision.cmake builds one apart from the real
+ * plugin) reads each from the environment when set there, so tests reach the cap and the reset
+ * without waiting minutes. */
+#ifdef SB_PROCESS_TEST_KNOBS
+static uint64_t knob_ms(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    char *end;
+    unsigned long long ms = v && *v ? strtoull(v, &end, 10) : 0;
+    return v && *v && !*end && ms > 0 ? (uint64_t)ms : dflt;
+}
+#define BACKOFF_FIRST_MS knob_ms("SB_TEST_BACKOFF_FIRST_MS", 1000u)
+#define BACKOFF_MAX_MS knob_ms("SB_TEST_BACKOFF_MAX_MS", 60000u)
+#define BACKOFF_RESET_MS knob_ms("SB_TEST_BACKOFF_RESET_MS", 60000u)
+#else
 #define BACKOFF_FIRST_MS 1000u
 #define BACKOFF_MAX_MS 60000u
 #define BACKOFF_RESET_MS 60000u
+#endif
 /* This many crashes in a row, each within QUICK_CRASH_MS of its start, is reported as an error. */
 #define FAILED_AFTER 5u
 #define QUICK_CRASH_MS 10000u
@@ -690,14 +706,15 @@ static void slot_crashed(proc_state *st, slot *s, uint64_t uptime_ms, sb_log_lev
     s->quick_crashes = uptime_ms < QUICK_CRASH_MS ? s->quick_crashes + 1 : 0;
     s->state = s->quick_crashes >= FAILED_AFTER ? SLOT_FAILED : SLOT_BACKOFF;
 
-    char delay[32];
+    char delay[32], quick[32], cap[32];
     format_ms(delay, sizeof delay, s->backoff_ms);
+    format_ms(quick, sizeof quick, QUICK_CRASH_MS);
+    format_ms(cap, sizeof cap, BACKOFF_MAX_MS);
     if (s->quick_crashes == FAILED_AFTER)
         st->host->log(st->inst, SB_LOG_ERROR,
-                      "instance %lld keeps crashing: %u crashes in a row, each within %us of its "
-                      "start (last: %s); still restarting, with back-off up to %us",
-                      (long long)s->index, s->quick_crashes, QUICK_CRASH_MS / 1000, reason,
-                      BACKOFF_MAX_MS / 1000);
+                      "instance %lld keeps crashing: %u crashes in a row, each within %s of its "
+                      "start (last: %s); still restarting, with back-off up to %s",
+                      (long long)s->index, s->quick_crashes, quick, reason, cap);
     st->host->log(st->inst, level, "instance %lld: %s; restarting in %s", (long long)s->index, what,
                   delay);
     slot_cancel_timer(s);

@@ -16,3 +16,21 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_supervision.sh)
            $<TARGET_FILE:scalebus> ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_supervision PROPERTIES LABELS e2e TIMEOUT 300)
 endif()
+
+# process.so as a test build (SB_PROCESS_TEST_KNOBS): its back-off constants come from
+# SB_TEST_BACKOFF_FIRST_MS, _MAX_MS and _RESET_MS when the environment sets them, so test_process
+# reaches the 60 s cap and the reset after a long run without waiting for them. It lives in a
+# folder of its own and is never installed; every other test runs the real plugin.
+if(TARGET test_process AND TARGET plugin_process)
+  set(SB_PROCESS_TEST_PLUGIN_DIR ${CMAKE_CURRENT_BINARY_DIR}/process/plugins)
+  add_library(process_test_knobs MODULE ${PROJECT_SOURCE_DIR}/scalers/process/process.c)
+  set_target_properties(process_test_knobs PROPERTIES OUTPUT_NAME process PREFIX "" SUFFIX ".so"
+    LIBRARY_OUTPUT_DIRECTORY $<1:${SB_PROCESS_TEST_PLUGIN_DIR}> C_VISIBILITY_PRESET hidden)
+  target_compile_definitions(process_test_knobs PRIVATE SB_PROCESS_TEST_KNOBS)
+  target_include_directories(process_test_knobs PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
+  target_link_libraries(process_test_knobs PRIVATE PkgConfig::LIBUV PkgConfig::CJSON)
+  sb_target_warnings(process_test_knobs)
+  target_compile_definitions(test_process PRIVATE
+    SB_PROCESS_TEST_PLUGIN_DIR="${SB_PROCESS_TEST_PLUGIN_DIR}")
+  add_dependencies(test_process process_test_knobs)
+endif()
