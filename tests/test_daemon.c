@@ -3,10 +3,13 @@
  * connectors whose `match` fits, fan-in and fan-out, a connector whose target is a trigger makes
  * it run, desired counts are rounded up and held to [min, max], scalers start at min, a reload
  * keeps unchanged components (and refuses a broken file without touching anything), policies can
- * chain, and a graceful stop still delivers what was queued. The probe plugins record what they
- * were given (tests/daemon/probe.c).
+ * chain, a graceful stop still delivers what was queued, a kept policy keeps its windows across a
+ * reload (the real target.so), and the host functions no built-in plugin calls yet: subscribe,
+ * payload_retain/payload_release and bounds. The probe plugins record what they were given
+ * (tests/daemon/probe.c).
  */
 #define _GNU_SOURCE
+#include <cJSON.h>
 #include <check.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -112,10 +115,8 @@ static void load_ok(const char *path)
 static void reading(const char *trigger, double value, const char *queue)
 {
     sb_label l = {"queue", queue};
-    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING,
-                    .value = value,
-                    .labels = queue ? &l : NULL,
-                    .nlabels = queue ? 1 : 0};
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .value = value,
+                    .labels = queue ? &l : NULL, .nlabels = queue ? 1 : 0};
     ck_assert_int_eq(daemon_inject(d, trigger, &p), 0);
     daemon_flush(d);
 }
@@ -285,7 +286,6 @@ START_TEST(test_stats_count_events)
 }
 END_TEST
 
-
 static void settle(void)
 {
     for (int i = 0; i < 20; i++)
@@ -315,23 +315,30 @@ START_TEST(test_reload_applies_bounds_in_place)
     load_ok(write_file("p.yaml", bounds_v1));
     reading("q", 5, NULL);
     probe_record *pool = rec(scaler_stats, "pool");
-    ck_assert_int_eq(pool->nvalues, 2); /* min at start, then 5 */
-    load_ok(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
-                                 "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
-                                 "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 6 }\n"));
+    ck_assert_int_eq(pool->nvalues, 2);   /* min at start, then 5 */
+    ck_assert_int_eq(pool->bound_min, 1); /* what host->bounds tells the scaler */
+    ck_assert_int_eq(pool->bound_max, 5);
+    load_ok(write_file("p.yaml",
+                       "triggers:\n  - { id: q, type: probe_trigger }\n"
+                       "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
+                       "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 6 }\n"));
     settle();
     ck_assert_int_eq(pool->creates, 1);
     ck_assert_int_eq(pool->stops, 0);
     ck_assert_int_eq(pool->nvalues, 2); /* nothing re-sent: 5 is inside [1, 6] */
     reading("q", 9, NULL);
     ck_assert(pool->values[pool->nvalues - 1] == 6); /* the new max holds */
+    ck_assert_int_eq(pool->bound_min, 1);
+    ck_assert_int_eq(pool->bound_max, 6); /* and host->bounds says so */
     /* Lowering max under the running count holds it to the new bound, still in place. */
-    load_ok(write_file("p.yaml", "triggers:\n  - { id: q, type: probe_trigger }\n"
-                                 "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
-                                 "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 3 }\n"));
+    load_ok(write_file("p.yaml",
+                       "triggers:\n  - { id: q, type: probe_trigger }\n"
+                       "connectors:\n  - { id: c, type: direct, from: q, to: pool }\n"
+                       "scalers:\n  - { id: pool, type: probe_scaler, min: 1, max: 3 }\n"));
     settle();
     ck_assert_int_eq(pool->creates, 1);
     ck_assert(pool->values[pool->nvalues - 1] == 3);
+    ck_assert_int_eq(pool->bound_max, 3);
 }
 END_TEST
 
@@ -440,8 +447,9 @@ END_TEST
 
 START_TEST(test_subscribe_unknown_id_refused)
 {
-    load_ok(write_file("p.yaml", "triggers:\n"
-                                 "  - { id: watcher, type: probe_trigger, subscribe_to: nobody }\n"));
+    load_ok(write_file("p.yaml",
+                       "triggers:\n"
+                       "  - { id: watcher, type: probe_trigger, subscribe_to: nobody }\n"));
     ck_assert_int_eq(rec(trig_stats, "watcher")->subscribe_rc, -ENOENT);
 }
 END_TEST
@@ -487,6 +495,122 @@ START_TEST(test_publish_after_stop_refused)
 }
 END_TEST
 
+/* A reading carrying a JSON payload {"n": n} (the bus takes the payload over). */
+static void reading_with_payload(const char *trigger, double n)
+{
+    cJSON *payload = cJSON_CreateObject();
+    ck_assert_ptr_nonnull(payload);
+    ck_assert_ptr_nonnull(cJSON_AddNumberToObject(payload, "n", n));
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .value = n, .payload = payload};
+    ck_assert_int_eq(daemon_inject(d, trigger, &p), 0);
+    daemon_flush(d);
+}
+
+/* cJSON blocks allocated and not yet freed, while counting_hooks() are in place: payloads are
+ * freed once nobody holds them, not only when the daemon goes. */
+static long cjson_live;
+
+static void *counting_malloc(size_t n)
+{
+    void *p = malloc(n);
+    cjson_live += p != NULL;
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    cjson_live -= p != NULL;
+    free(p);
+}
+
+/* payload_retain keeps a payload alive after the delivery that brought it (the bus lets go of it
+ * then); the probe reads each one at the next event and releases it, and from then on it is
+ * freed: one payload alive at a time, none once the last is released. (A payload freed too
+ * early is a use after free that the ASan and valgrind runs of this test report.) */
+START_TEST(test_payload_retained_beyond_callback)
+{
+    cJSON_Hooks hooks = {counting_malloc, counting_free};
+    cJSON_InitHooks(&hooks);
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: src, "
+                                 "retain: true }\n"
+                                 "  - { id: src, type: probe_trigger }\n"));
+    probe_record *w = rec(trig_stats, "watcher");
+    long base = cjson_live;
+    reading_with_payload("src", 1);
+    ck_assert_int_eq(w->sub_events, 1);
+    ck_assert_int_eq(w->retain_same, 1);
+    ck_assert_int_eq(w->nheld, 0);
+    long one = cjson_live - base; /* the payload the probe holds */
+    ck_assert_int_gt(one, 0);
+    reading_with_payload("src", 2);
+    ck_assert_int_eq(cjson_live - base, one); /* the first was freed once released */
+    reading_with_payload("src", 3);
+    ck_assert_int_eq(cjson_live - base, one);
+    ck_assert_int_eq(w->sub_events, 3);
+    ck_assert_int_eq(w->nheld, 2);
+    ck_assert(w->held[0] == 1 && w->held[1] == 2);
+    reading("src", 4, NULL); /* no payload: the last one is read and released */
+    ck_assert_int_eq(w->nheld, 3);
+    ck_assert(w->held[2] == 3);
+    ck_assert_int_eq(cjson_live, base);
+    cJSON_InitHooks(NULL);
+}
+END_TEST
+
+/* The real target.so between two probes: readings go up, then down; the scale-down is held by
+ * stabilize_down. A reload that changes another component keeps the policy, and with it its
+ * window: the scale-down is still held. A reload that changes the policy's own options starts a
+ * new one, whose window is empty. */
+static const char *policy_file(const char *trigger_tag, const char *window)
+{
+    static char text[512];
+    snprintf(text, sizeof text,
+             "triggers:\n"
+             "  - { id: q, type: probe_trigger, tag: %s }\n"
+             "connectors:\n"
+             "  - { id: per-two, type: target, from: q, to: pool, per_instance: 2, "
+             "stabilize_down: %s }\n"
+             "scalers:\n"
+             "  - { id: pool, type: probe_scaler, min: 0, max: 10 }\n",
+             trigger_tag, window);
+    return write_file("p.yaml", text);
+}
+
+static void assert_last_decision(const probe_record *pool, double value, const char *reason)
+{
+    ck_assert_int_gt(pool->nvalues, 0);
+    ck_assert_msg(pool->values[pool->nvalues - 1] == value, "desired %g, expected %g",
+                  pool->values[pool->nvalues - 1], value);
+    ck_assert_str_eq(pool->last_reason, reason);
+}
+
+START_TEST(test_reload_keeps_policy_windows)
+{
+    load_ok(policy_file("a", "1h"));
+    probe_record *pool = rec(scaler_stats, "pool");
+    reading("q", 8, NULL);
+    assert_last_decision(pool, 4, "q=8 per_instance=2 -> 4");
+    reading("q", 2, NULL);
+    assert_last_decision(pool, 4, "q=2 per_instance=2 -> 1; stabilize_down 3600s: highest 4 -> 4");
+
+    /* The trigger changes (replaced); the policy is kept, and so is its window. */
+    load_ok(policy_file("b", "1h"));
+    settle();
+    ck_assert_int_eq(rec(trig_stats, "q")->creates, 2);
+    int before = pool->nvalues;
+    reading("q", 2, NULL);
+    ck_assert_int_eq(pool->nvalues, before + 1);
+    assert_last_decision(pool, 4, "q=2 per_instance=2 -> 1; stabilize_down 3600s: highest 4 -> 4");
+
+    /* The policy's own options change: a new policy, an empty window, the scale-down at once. */
+    load_ok(policy_file("b", "2h"));
+    settle();
+    reading("q", 2, NULL);
+    assert_last_decision(pool, 1, "q=2 per_instance=2 -> 1");
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
     Suite *s = suite_create("daemon");
@@ -510,6 +634,8 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_subscribe_unknown_id_refused);
     tcase_add_test(tc, test_index_claims_unique_across_replacement);
     tcase_add_test(tc, test_publish_after_stop_refused);
+    tcase_add_test(tc, test_payload_retained_beyond_callback);
+    tcase_add_test(tc, test_reload_keeps_policy_windows);
     suite_add_tcase(s, tc);
     return s;
 }

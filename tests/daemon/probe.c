@@ -3,10 +3,13 @@
  * now" events it receives) and `probe_scaler` (a scaler that records every desired count it is
  * given). Their records live in one exported struct that the test reads through dlsym, so the
  * test sees exactly what the daemon delivered to a plugin. Options make them exercise the host:
- * a failing start, a subscription by id made in create(), options taken in place
- * (reconfigure), instance index claims, and a thread that publishes until it is refused.
+ * a failing start, a subscription by id made in create(), payloads kept beyond the callback
+ * (payload_retain/payload_release), options taken in place (reconfigure), instance index
+ * claims, and a thread that publishes until it is refused. Every probe records what
+ * host->bounds answers.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <cJSON.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,10 +31,12 @@ typedef struct probe_state {
     int fail_start;
     int64_t claims;
     int publisher;
+    int retain;
+    const cJSON *held; /* `retain`: the payload kept from the last event heard */
     pthread_t thread;
     int thread_running;
-    _Atomic int stopped;  /* stop() has returned */
-    _Atomic int refused;  /* the thread saw -ESHUTDOWN after that */
+    _Atomic int stopped; /* stop() has returned */
+    _Atomic int refused; /* the thread saw -ESHUTDOWN after that */
     _Atomic int last_rc;
 } probe_state;
 
@@ -48,7 +53,7 @@ static probe_record *probe_find(const char *id)
     return r;
 }
 
-enum { OPT_TAG, OPT_SOFT, OPT_FAIL_START, OPT_SUBSCRIBE_TO, OPT_CLAIMS, OPT_PUBLISHER };
+enum { OPT_TAG, OPT_SOFT, OPT_FAIL_START, OPT_SUBSCRIBE_TO, OPT_CLAIMS, OPT_PUBLISHER, OPT_RETAIN };
 
 static const sb_option_spec probe_options[] = {
     [OPT_TAG] = {"tag", SB_OPT_STRING, "none", 0, "any text; changing it replaces the component"},
@@ -59,14 +64,45 @@ static const sb_option_spec probe_options[] = {
     [OPT_CLAIMS] = {"claims", SB_OPT_INT, "0", 0, "instance indexes to claim in start()"},
     [OPT_PUBLISHER] = {"publisher", SB_OPT_BOOL, "false", 0,
                        "a thread publishes readings until refused after stop()"},
+    [OPT_RETAIN] = {"retain", SB_OPT_BOOL, "false", 0,
+                    "keep each payload heard through subscribe_to until the next event"},
     {NULL, 0, NULL, 0, NULL},
 };
 
+/* Read the payload kept from the previous event (the bus let go of it after that delivery: only
+ * our reference keeps it alive), then let go of it too. */
+static void probe_drop_held(probe_state *s)
+{
+    if (!s->held)
+        return;
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(s->held, "n");
+    if (s->rec->nheld < 8)
+        s->rec->held[s->rec->nheld++] = cJSON_IsNumber(n) ? n->valuedouble : -1;
+    s->host->payload_release(s->inst, s->held);
+    s->held = NULL;
+}
+
 static void probe_heard(void *arg, const sb_event *ev)
 {
-    probe_record *r = arg;
+    probe_state *s = arg;
+    probe_record *r = s->rec;
     r->sub_events++;
     r->sub_last = ev->value;
+    if (!s->retain)
+        return;
+    probe_drop_held(s);
+    if (ev->payload) {
+        s->held = s->host->payload_retain(s->inst, ev->payload);
+        r->retain_same = s->held == ev->payload;
+    }
+}
+
+static void probe_ask_bounds(probe_state *s)
+{
+    int64_t min = -2, max = -2;
+    s->host->bounds(s->inst, &min, &max);
+    s->rec->bound_min = min;
+    s->rec->bound_max = max;
 }
 
 static void *probe_publisher(void *arg)
@@ -104,9 +140,10 @@ static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *
     s->fail_start = (int)v[OPT_FAIL_START].integer;
     s->claims = v[OPT_CLAIMS].integer;
     s->publisher = (int)v[OPT_PUBLISHER].integer;
+    s->retain = (int)v[OPT_RETAIN].integer;
     if (v[OPT_SUBSCRIBE_TO].is_set)
-        r->subscribe_rc = host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, SB_TOPIC_READING,
-                                          probe_heard, r);
+        r->subscribe_rc =
+            host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, SB_TOPIC_READING, probe_heard, s);
     *state = s;
     (void)err;
     (void)errlen;
@@ -117,6 +154,7 @@ static int probe_start(void *state)
 {
     probe_state *s = state;
     s->rec->starts++;
+    probe_ask_bounds(s);
     if (s->fail_start)
         return -EIO;
     for (int64_t i = 0; i < s->claims && s->rec->nclaimed < 8; i++)
@@ -138,6 +176,7 @@ static void probe_destroy(void *state)
 {
     probe_state *s = state;
     s->rec->destroys++;
+    probe_drop_held(s);
     if (s->thread_running) {
         /* The thread ends once it has seen its publish refused (stop() has returned). */
         pthread_join(s->thread, NULL);
@@ -155,7 +194,8 @@ static int probe_reconfigure(void *state, const sb_value *v, char *err, size_t e
     (void)errlen;
     if (strcmp(v[OPT_TAG].str ? v[OPT_TAG].str : "", s->tag) != 0 ||
         (int)v[OPT_FAIL_START].integer != s->fail_start || v[OPT_CLAIMS].integer != s->claims ||
-        (int)v[OPT_PUBLISHER].integer != s->publisher || v[OPT_SUBSCRIBE_TO].is_set)
+        (int)v[OPT_PUBLISHER].integer != s->publisher || v[OPT_SUBSCRIBE_TO].is_set ||
+        (int)v[OPT_RETAIN].integer != s->retain)
         return SB_RECONFIGURE_REPLACE;
     s->rec->reconfigs++;
     strncpy(s->rec->soft, v[OPT_SOFT].str ? v[OPT_SOFT].str : "", sizeof s->rec->soft - 1);
@@ -164,11 +204,19 @@ static int probe_reconfigure(void *state, const sb_value *v, char *err, size_t e
 
 static void probe_on_event(void *state, const sb_event *ev)
 {
-    probe_record *r = ((probe_state *)state)->rec;
+    probe_state *s = state;
+    probe_record *r = s->rec;
+    probe_ask_bounds(s);
     if (strcmp(ev->topic, SB_TOPIC_RUN) == 0)
         r->runs++;
     else if (r->nvalues < PROBE_VALUES)
         r->values[r->nvalues++] = ev->value;
+    if (strcmp(ev->topic, SB_TOPIC_DESIRED) == 0) {
+        r->last_reason[0] = '\0';
+        for (size_t i = 0; i < ev->nlabels; i++)
+            if (strcmp(ev->labels[i].key, "reason") == 0)
+                strncpy(r->last_reason, ev->labels[i].value, sizeof r->last_reason - 1);
+    }
 }
 
 #ifdef PROBE_TRIGGER

@@ -24,6 +24,11 @@ typedef struct probe_record {
     int nclaimed;
     int refused_after_stop; /* publishes from the probe's thread refused after stop() returned */
     int publish_rc_after_stop;
+    long long bound_min, bound_max; /* host->bounds, asked in start() and on every event */
+    double held[8];                 /* `retain`: each retained payload's "n", read at the next */
+    int nheld;                      /* event, after the bus has let go of it */
+    int retain_same;                /* payload_retain returned the payload it was given */
+    char last_reason[160];          /* the "reason" label of the newest desired count */
 } probe_record;
 
 typedef struct probe_results {
