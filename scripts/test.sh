@@ -5,7 +5,8 @@
 #      ASan + UBSan) of the expression language and of pipeline files, over their seed corpora
 #      and for 60 more seconds each
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
-#   4. the unit tests under valgrind (memcheck, leaks included)
+#   4. the unit tests under valgrind (memcheck, leaks included), and the end-to-end scripts with
+#      their daemons and `simulate` under valgrind (SB_E2E_WRAP; any error fails the exit status)
 # and finally prints the bus benchmark (a figure beside its baseline; it never fails the run).
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,6 +52,19 @@ for t in $tests; do
   CK_FORK=no SB_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
     "build-ci/tests/$t" >"build-ci/valgrind-$t.log" 2>&1 || {
+      cat "build-ci/valgrind-$t.log"; echo "valgrind: $t failed"; exit 1; }
+done
+
+step "valgrind: the end-to-end daemon and simulate"
+# Each `scalebus run` and `simulate` of these scripts runs under valgrind; they stop every daemon
+# with SIGTERM and want its exit status (0, not valgrind's 99), so a leak or a bad read anywhere
+# on the way (a refused reload, a failed start) fails them.
+vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+vg="$vg --show-leak-kinds=definite,indirect"
+for t in test_e2e test_policy_pipelines test_lifecycle; do
+  echo "valgrind $t"
+  SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" build-ci/tests/daemon/plugins \
+    >"build-ci/valgrind-$t.log" 2>&1 || {
       cat "build-ci/valgrind-$t.log"; echo "valgrind: $t failed"; exit 1; }
 done
 

@@ -5,29 +5,48 @@
 #      had already started are stopped;
 #   2. SIGHUPs while the first load starts 200 workers are queued reloads (they used to kill the
 #      daemon: its handlers were installed after the load);
-#   3. raising a scaler's max on a reload keeps every running worker (it used to stop 4 of 5).
-# Ends only the processes it started, by pid, and writes only in its own temporary folder.
+#   3. raising a scaler's max on a reload keeps every running worker (it used to stop 4 of 5);
+#   4. a reload refused because a new component fails to start leaves the pool as it was, and the
+#      daemon still stops with exit 0 (under ASan or valgrind: nothing leaked on the way);
+#   5. plugin folders named in the file (`plugins.path`, relative to the file) are loaded, by
+#      `check` and by `run`.
+# Ends only the processes it started, by pid, writes only in its own temporary folder, and bounds
+# every wait on a daemon.
 #
 #   tests/test_lifecycle.sh BUILD/scalebus SOURCE_DIR PROBE_PLUGIN_DIR
+#
+# SB_E2E_WRAP, when set, prefixes every `scalebus run` (e.g. valgrind with --error-exitcode=99):
+# exit statuses must still be 0 (1 for the failed start). Waits are then bounded 10 times
+# longer. On a failure the temporary folder, with every daemon's log, is kept and named.
 set -u
 SB=$1
 SRC=$2
-PROBES=$3
+PROBES=$(cd "$3" && pwd)
+WRAP=${SB_E2E_WRAP:-}
+SLOW=1
+[ -n "$WRAP" ] && SLOW=10
 W=$(mktemp -d /tmp/sb-life.XXXXXX)
 fails=0
 daemon=""
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   for f in "$W"/w.*; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
-  if [ $fails != 0 ] && [ -f "$W/daemon.log" ]; then echo "--- daemon log"; tail -40 "$W/daemon.log"; fi
-  rm -rf "$W"
+  if [ $fails != 0 ]; then
+    for l in "$W"/*.log; do
+      [ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }
+    done
+    echo "kept $W for the failure above"
+  else
+    rm -rf "$W"
+  fi
 }
 trap cleanup EXIT
+trap 'fails=$((fails + 1)); exit 1' INT TERM
 
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
 wait_for() {
-  local limit=$(($1 * 10)); shift
+  local limit=$(($1 * 10 * SLOW)); shift
   for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
   return 1
 }
@@ -42,12 +61,23 @@ live_workers() {
   echo $n
 }
 workers_are() { [ "$(live_workers)" = "$1" ]; }
-log_has() { grep -q -- "$1" "$W/daemon.log"; }
-# wait_exit PID SECONDS: sets rc to the daemon's exit status, or 255 if it still runs after
-# SECONDS (bounded: never waits forever on a daemon that does not stop)
+log_has() { grep -q -- "$1" "$log"; }
+# start_daemon NAME ARGS...: `scalebus run ARGS` in the background, its output in $W/NAME.log.
+start_daemon() {
+  log=$W/$1.log; shift
+  $WRAP "$SB" run "$@" >"$log" 2>&1 &
+  daemon=$!
+}
+# wait_exit SECONDS: sets rc to the daemon's exit status, or 255 if it still runs after SECONDS
+# (times SLOW; it is then SIGKILLed): never waits forever on a daemon that does not stop.
 wait_exit() {
-  for _ in $(seq $(($2 * 10))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$1" 2>/dev/null; then rc=255; else wait "$1"; rc=$?; fi
+  for _ in $(seq $(($1 * 10 * SLOW))); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$daemon" 2>/dev/null; then
+    kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; rc=255
+  else
+    wait "$daemon"; rc=$?
+  fi
+  daemon=""
 }
 # In a pipeline file $$ is a literal $: the shell then sees $$ (its pid).
 worker='["sh", "-c", "echo $$$$ > '"$W"'/w.$$SCALEBUS_INSTANCE; exec sleep 600"]'
@@ -61,9 +91,8 @@ connectors:
 scalers:
   - { id: pool, type: process, min: 2, max: 4, stop_grace: 5s, command: $worker }
 YAML
-"$SB" run "$W/fail.yaml" --plugin-dir "$PROBES" >"$W/daemon.log" 2>&1 &
-daemon=$!
-wait_exit "$daemon" 30; daemon=""
+start_daemon fail "$W/fail.yaml" --plugin-dir "$PROBES"
+wait_exit 30
 [ "$rc" = 1 ] && ok "a failed start exits 1 (not a crash)" || not_ok "failed start: exit status $rc"
 log_has "'broken' failed to start" && ok "the failed start is logged with the component" \
   || not_ok "no start failure in the log"
@@ -76,8 +105,7 @@ cat >"$W/many.yaml" <<YAML
 scalers:
   - { id: pool, type: process, min: 200, max: 200, stop_grace: 5s, command: $worker }
 YAML
-"$SB" run "$W/many.yaml" >"$W/daemon.log" 2>&1 &
-daemon=$!
+start_daemon many "$W/many.yaml"
 wait_for 30 log_has "started instance 0 " || not_ok "no worker started"
 for _ in $(seq 20); do kill -HUP "$daemon" 2>/dev/null; sleep 0.01; done
 wait_for 60 workers_are 200 && ok "200 workers run after SIGHUPs during the load" \
@@ -86,7 +114,7 @@ kill -0 "$daemon" 2>/dev/null && ok "the daemon survived SIGHUPs during its firs
   || not_ok "the daemon died: $(wait "$daemon"; echo "exit $?")"
 wait_for 10 log_has "component(s) running (1 kept" && ok "the queued SIGHUP reloaded (and kept the pool)" \
   || not_ok "no reload in the log"
-kill -TERM "$daemon"; wait_exit "$daemon" 60; daemon=""
+kill -TERM "$daemon"; wait_exit 60
 [ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
 wait_for 10 workers_are 0 && ok "no worker left" || not_ok "workers left: $(live_workers)"
 rm -f "$W"/w.*
@@ -100,8 +128,7 @@ connectors:
 scalers:
   - { id: pool, type: process, min: 5, max: 5, stop_grace: 5s, command: $worker }
 YAML
-"$SB" run "$W/bounds.yaml" >"$W/daemon.log" 2>&1 &
-daemon=$!
+start_daemon bounds "$W/bounds.yaml"
 wait_for 20 workers_are 5 && ok "5 workers" || not_ok "workers: $(live_workers)"
 before=$(cat "$W"/w.* | sort)
 sed -i 's/max: 5/max: 6/' "$W/bounds.yaml"
@@ -113,8 +140,57 @@ after=$(cat "$W"/w.* | sort)
 [ "$before" = "$after" ] && workers_are 5 && ok "max 5 -> 6 keeps all 5 workers" \
   || not_ok "workers changed: before $(echo $before) after $(echo $after)"
 log_has "stopping instance" && not_ok "a worker was stopped by the reload" || ok "no worker stopped"
-kill -TERM "$daemon"; wait_exit "$daemon" 60; daemon=""
-[ "$rc" = 0 ] && ok "SIGTERM: exit 0" || not_ok "SIGTERM exit status $rc"
+
+# 4. A reload whose new trigger fails to start is refused as a whole; the pool carries on, and
+#    the daemon still stops cleanly.
+cat >"$W/bounds.yaml" <<YAML
+plugins: { path: ["$PROBES"] }
+triggers:
+  - { id: five, type: cron, schedule: "0 0 1 1 *", value: 5 }
+  - { id: broken, type: probe_trigger, fail_start: true }
+connectors:
+  - { id: c, type: direct, from: five, to: pool }
+scalers:
+  - { id: pool, type: process, min: 5, max: 6, stop_grace: 5s, command: $worker }
+YAML
+kill -HUP "$daemon"
+wait_for 10 log_has "refused: 'broken' failed to start" && ok "a reload with a failed start is refused and logged" \
+  || not_ok "no refused reload in the log: $(tail -3 "$log")"
+sleep 1
+after=$(cat "$W"/w.* | sort)
+[ "$before" = "$after" ] && workers_are 5 && ok "the refused reload left the 5 workers running" \
+  || not_ok "workers changed by a refused reload: before $(echo $before) after $(echo $after)"
+kill -TERM "$daemon"; wait_exit 60
+[ "$rc" = 0 ] && ok "SIGTERM after a refused reload: exit 0" || not_ok "SIGTERM after a refused reload: exit status $rc"
+wait_for 10 workers_are 0 || not_ok "workers left: $(live_workers)"
+rm -f "$W"/w.*
+
+# 5. plugins.path in the file, relative to the file's folder: `check` and `run` load the probes
+#    from there (and nothing on the command line names them).
+mkdir "$W/conf"
+rel=$(realpath --relative-to="$W/conf" "$PROBES")
+cat >"$W/conf/path.yaml" <<YAML
+plugins: { path: ["$rel"] }
+triggers:
+  - { id: probe, type: probe_trigger }
+connectors:
+  - { id: c, type: direct, from: probe, to: pool }
+scalers:
+  - { id: pool, type: probe_scaler, min: 2, max: 3 }
+YAML
+out=$("$SB" check "$W/conf/path.yaml" 2>&1); rc=$?
+[ $rc = 0 ] && ok "check: plugins.path ($rel) is loaded" || not_ok "check with plugins.path: exit $rc: $out"
+sed 's/^plugins: .*$//' "$W/conf/path.yaml" >"$W/conf/nopath.yaml"
+out=$("$SB" check "$W/conf/nopath.yaml" 2>&1); rc=$?
+[ $rc = 1 ] && grep -qF "unknown plugin type 'probe_trigger'" <<<"$out" \
+  && ok "check: without plugins.path the probes are unknown" || not_ok "check without plugins.path: exit $rc: $out"
+out=$("$SB" check "$W/conf/nopath.yaml" --plugin-dir "$PROBES" 2>&1); rc=$?
+[ $rc = 0 ] && ok "check: --plugin-dir loads them instead" || not_ok "check --plugin-dir: exit $rc: $out"
+start_daemon path "$W/conf/path.yaml"
+wait_for 10 log_has "component(s) running" && ok "run: plugins.path is loaded" \
+  || not_ok "run with plugins.path: $(tail -3 "$log")"
+kill -TERM "$daemon"; wait_exit 30
+[ "$rc" = 0 ] && ok "run with plugins.path: SIGTERM exit 0" || not_ok "run with plugins.path: exit status $rc"
 
 echo "$fails failure(s)"
 [ $fails = 0 ]
