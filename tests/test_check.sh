@@ -25,8 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 # expect_check FILE RC EXPECTED: `scalebus check FILE` exits RC and prints exactly EXPECTED.
 expect_check() {

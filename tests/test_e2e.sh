@@ -45,8 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 # Live workers: pid files whose process still runs our worker (sleep).
 live_workers() {
@@ -61,12 +60,6 @@ live_workers() {
   echo $n
 }
 
-# wait_for SECONDS CMD...: poll until CMD succeeds or the bound (times SLOW) passes.
-wait_for() {
-  local limit=$(($1 * 10 * SLOW)); shift
-  for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
 workers_are() { [ "$(live_workers)" = "$1" ]; }
 log_has() { grep -q -- "$1" "$log"; }
 

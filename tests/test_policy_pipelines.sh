@@ -40,13 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
-wait_for() {
-  local limit=$(($1 * 10 * SLOW)); shift
-  for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+. "$(dirname "$0")/lib.sh"
 log_has() { grep -qF -- "$1" "$log"; }
 live_workers() {
   local n=0

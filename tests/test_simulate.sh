@@ -14,8 +14,7 @@ SRC=$2
 W=$(mktemp -d /tmp/sb-simulate.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 fails=0
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 # expect_file NAME WANT GOT: exact comparison, with the difference shown on failure.
 expect_file() {
   if diff -u "$2" "$3" >"$W/diff"; then ok "$1"; else not_ok "$1"; sed 's/^/    /' "$W/diff"; fi

@@ -42,15 +42,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
-# wait_for SECONDS CMD...: poll until CMD succeeds or the bound passes.
-wait_for() {
-  local limit=$(($1 * 10)); shift
-  for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
 
 # pipeline NAME SCRIPT MIN GRACE: a file with one process scaler running `sh -c SCRIPT`.
 pipeline() {
