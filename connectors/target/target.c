@@ -2,51 +2,27 @@
  * target.c - the `target` connector: a scaling policy that asks for enough instances to hold a
  * value at its target, either a total shared out per instance (a queue length) or a per-instance
  * average held at `target` (the HPA's formula). The formula lives in target_core.c, the limits
- * every policy shares in the policy library; this file is the plugin's descriptor and glue.
+ * every policy shares in the policy library; this file is the plugin's descriptor.
  */
-#include <errno.h>
-#include <stdlib.h>
-
 #include "scalebus/plugin.h"
+#include "scalebus/policy.h"
 #include "target_core.h"
 
-typedef struct target_state {
-    sb_instance *inst;
-    const sb_host *host;
-    target_conn *conn;
-} target_state;
-
-static int target_create(sb_instance *inst, const sb_host *host, const sb_value *values,
-                         void **state, char *err, size_t errlen)
+static int target_new(const sb_value *values, void **conn, char *err, size_t errlen)
 {
-    target_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    int rc = target_conn_new(values, &s->conn, err, errlen);
-    if (rc != 0) {
-        free(s);
-        return rc;
-    }
-    s->inst = inst;
-    s->host = host;
-    *state = s;
-    return 0;
+    target_conn *c = NULL;
+    int rc = target_conn_new(values, &c, err, errlen);
+    *conn = c;
+    return rc;
 }
 
-static void target_on_event(void *state, const sb_event *ev)
-{
-    target_state *s = state;
-    target_conn_on_event(s->conn, s->host, s->inst, ev);
-}
+static const sb_policy_connector_ops target_ops = {
+    .create = target_new,
+    .on_event = target_conn_on_event,
+    .destroy = target_conn_free,
+};
 
-static void target_destroy(void *state)
-{
-    target_state *s = state;
-    if (!s)
-        return;
-    target_conn_free(s->conn);
-    free(s);
-}
+SB_POLICY_CONNECTOR_CREATE(target, target_ops)
 
 static const sb_plugin_descriptor target_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -57,8 +33,8 @@ static const sb_plugin_descriptor target_descriptor = {
                    "or ceil(current x value / target)",
     .options = target_options,
     .create = target_create,
-    .destroy = target_destroy,
-    .on_event = target_on_event,
+    .destroy = sb_policy_connector_destroy,
+    .on_event = sb_policy_connector_on_event,
 };
 
 SB_PLUGIN_EXPORT(target_descriptor)

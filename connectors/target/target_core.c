@@ -109,8 +109,9 @@ int target_conn_new(const sb_value *values, target_conn **out, char *err, size_t
     return 0;
 }
 
-void target_conn_free(target_conn *t)
+void target_conn_free(void *conn)
 {
+    target_conn *t = conn;
     if (!t)
         return;
     sb_policy_free(t->policy);
@@ -181,9 +182,10 @@ int target_conn_decide(target_conn *t, const sb_event *ev, int64_t *desired, sb_
     return 0;
 }
 
-void target_conn_on_event(target_conn *t, const sb_host *host, sb_instance *inst,
-                          const sb_event *ev)
+void target_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
+                            const sb_event *ev)
 {
+    target_conn *t = conn;
     if (!ev->topic)
         return;
     if (strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {

@@ -28,7 +28,7 @@ typedef struct target_conn target_conn;
 /* Builds a connector from one value per options row. Returns 0, -ENOMEM, or -EINVAL with a
  * one-line message starting with the option's name. */
 int target_conn_new(const sb_value *values, target_conn **out, char *err, size_t errlen);
-void target_conn_free(target_conn *t);
+void target_conn_free(void *conn); /* a target_conn */
 
 /* Decides on one reading (or another connector's desired count): writes the count and its
  * reason. Returns 0, or -EINVAL (nothing decided) when the value is not a finite number. */
@@ -36,8 +36,8 @@ int target_conn_decide(target_conn *t, const sb_event *ev, int64_t *desired, sb_
 
 /* The connector's on_event: an instance list updates the current count; a reading or a desired
  * count is decided on and published. */
-void target_conn_on_event(target_conn *t, const sb_host *host, sb_instance *inst,
-                          const sb_event *ev);
+void target_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
+                            const sb_event *ev); /* conn: a target_conn */
 
 /* The policy inside, for sb_policy_current() and sb_policy_decided(). */
 const sb_policy *target_conn_policy(const target_conn *t);

@@ -2,51 +2,27 @@
  * threshold.c - the `threshold` connector: a scaling policy with an upper and a lower band, each
  * with one action (add, add a percent, or set a count) after enough consecutive readings in it,
  * as Nomad's threshold strategy and AWS step scaling. The bands live in threshold_core.c, the
- * limits every policy shares in the policy library; this file is the descriptor and glue.
+ * limits every policy shares in the policy library; this file is the plugin's descriptor.
  */
-#include <errno.h>
-#include <stdlib.h>
-
 #include "scalebus/plugin.h"
+#include "scalebus/policy.h"
 #include "threshold_core.h"
 
-typedef struct threshold_state {
-    sb_instance *inst;
-    const sb_host *host;
-    threshold_conn *conn;
-} threshold_state;
-
-static int threshold_create(sb_instance *inst, const sb_host *host, const sb_value *values,
-                            void **state, char *err, size_t errlen)
+static int threshold_new(const sb_value *values, void **conn, char *err, size_t errlen)
 {
-    threshold_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    int rc = threshold_conn_new(values, &s->conn, err, errlen);
-    if (rc != 0) {
-        free(s);
-        return rc;
-    }
-    s->inst = inst;
-    s->host = host;
-    *state = s;
-    return 0;
+    threshold_conn *c = NULL;
+    int rc = threshold_conn_new(values, &c, err, errlen);
+    *conn = c;
+    return rc;
 }
 
-static void threshold_on_event(void *state, const sb_event *ev)
-{
-    threshold_state *s = state;
-    threshold_conn_on_event(s->conn, s->host, s->inst, ev);
-}
+static const sb_policy_connector_ops threshold_ops = {
+    .create = threshold_new,
+    .on_event = threshold_conn_on_event,
+    .destroy = threshold_conn_free,
+};
 
-static void threshold_destroy(void *state)
-{
-    threshold_state *s = state;
-    if (!s)
-        return;
-    threshold_conn_free(s->conn);
-    free(s);
-}
+SB_POLICY_CONNECTOR_CREATE(threshold, threshold_ops)
 
 static const sb_plugin_descriptor threshold_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -57,8 +33,8 @@ static const sb_plugin_descriptor threshold_descriptor = {
                    "after `within` readings in it",
     .options = threshold_options,
     .create = threshold_create,
-    .destroy = threshold_destroy,
-    .on_event = threshold_on_event,
+    .destroy = sb_policy_connector_destroy,
+    .on_event = sb_policy_connector_on_event,
 };
 
 SB_PLUGIN_EXPORT(threshold_descriptor)

@@ -137,8 +137,9 @@ int threshold_conn_new(const sb_value *values, threshold_conn **out, char *err, 
     return 0;
 }
 
-void threshold_conn_free(threshold_conn *t)
+void threshold_conn_free(void *conn)
 {
+    threshold_conn *t = conn;
     if (!t)
         return;
     sb_policy_free(t->policy);
@@ -233,9 +234,10 @@ int threshold_conn_decide(threshold_conn *t, const sb_event *ev, int64_t *desire
     return 0;
 }
 
-void threshold_conn_on_event(threshold_conn *t, const sb_host *host, sb_instance *inst,
-                             const sb_event *ev)
+void threshold_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
+                               const sb_event *ev)
 {
+    threshold_conn *t = conn;
     if (!ev->topic)
         return;
     if (strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {

@@ -31,7 +31,7 @@ typedef struct threshold_conn threshold_conn;
 /* Builds a connector from one value per options row. Returns 0, -ENOMEM, or -EINVAL with a
  * one-line message starting with the option's name. */
 int threshold_conn_new(const sb_value *values, threshold_conn **out, char *err, size_t errlen);
-void threshold_conn_free(threshold_conn *t);
+void threshold_conn_free(void *conn); /* a threshold_conn */
 
 /* Decides on one reading (or another connector's desired count): writes the count and its
  * reason. Returns 0, or -EINVAL (nothing decided, nothing counted) when the value is not a
@@ -40,8 +40,8 @@ int threshold_conn_decide(threshold_conn *t, const sb_event *ev, int64_t *desire
 
 /* The connector's on_event: an instance list updates the current count; a reading or a desired
  * count is decided on and published. */
-void threshold_conn_on_event(threshold_conn *t, const sb_host *host, sb_instance *inst,
-                             const sb_event *ev);
+void threshold_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
+                               const sb_event *ev); /* conn: a threshold_conn */
 
 /* The policy inside, for sb_policy_current() and sb_policy_decided(). */
 const sb_policy *threshold_conn_policy(const threshold_conn *t);

@@ -671,3 +671,46 @@ int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint
     snprintf(p->published_reason, sizeof p->published_reason, "%s", text);
     return rc;
 }
+
+/* ---- connector glue ----------------------------------------------------------------------- */
+
+typedef struct policy_connector {
+    const sb_policy_connector_ops *ops;
+    sb_instance *inst;
+    const sb_host *host;
+    void *conn;
+} policy_connector;
+
+int sb_policy_connector_create(const sb_policy_connector_ops *ops, sb_instance *inst,
+                               const sb_host *host, const sb_value *values, void **state,
+                               char *err, size_t errlen)
+{
+    policy_connector *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    int rc = ops->create(values, &c->conn, err, errlen);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    c->ops = ops;
+    c->inst = inst;
+    c->host = host;
+    *state = c;
+    return 0;
+}
+
+void sb_policy_connector_on_event(void *state, const sb_event *ev)
+{
+    policy_connector *c = state;
+    c->ops->on_event(c->conn, c->host, c->inst, ev);
+}
+
+void sb_policy_connector_destroy(void *state)
+{
+    policy_connector *c = state;
+    if (!c)
+        return;
+    c->ops->destroy(c->conn);
+    free(c);
+}

@@ -147,6 +147,34 @@ int64_t sb_policy_decide(sb_policy *p, const sb_policy_input *in, sb_reason *r);
 int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint64_t now_ns,
                       int64_t desired, const sb_reason *r);
 
+/* ---- The connector glue every policy plugin shares --------------------------------------- */
+
+/* A policy's own object behind three functions: made from the options (one value per options
+ * row; a negative code and one line in err on failure), fed every event, freed. */
+typedef struct sb_policy_connector_ops {
+    int (*create)(const sb_value *values, void **conn, char *err, size_t errlen);
+    void (*on_event)(void *conn, const sb_host *host, sb_instance *inst, const sb_event *ev);
+    void (*destroy)(void *conn);
+} sb_policy_connector_ops;
+
+/* The descriptor's callbacks: create() through ops, then on_event() and destroy() for any
+ * policy made so. */
+int sb_policy_connector_create(const sb_policy_connector_ops *ops, sb_instance *inst,
+                               const sb_host *host, const sb_value *values, void **state,
+                               char *err, size_t errlen);
+void sb_policy_connector_on_event(void *state, const sb_event *ev);
+void sb_policy_connector_destroy(void *state);
+
+/* Defines NAME_create, a descriptor's create callback for the policy made by OPS:
+ * SB_POLICY_CONNECTOR_CREATE(target, target_ops) then .create = target_create,
+ * .on_event = sb_policy_connector_on_event, .destroy = sb_policy_connector_destroy. */
+#define SB_POLICY_CONNECTOR_CREATE(name, ops)                                                      \
+    static int name##_create(sb_instance *inst, const sb_host *host, const sb_value *values,      \
+                             void **state, char *err, size_t errlen)                              \
+    {                                                                                              \
+        return sb_policy_connector_create(&(ops), inst, host, values, state, err, errlen);         \
+    }
+
 #ifdef __cplusplus
 }
 #endif
