@@ -121,14 +121,9 @@ int threshold_conn_new(const sb_value *values, threshold_conn **out, char *err, 
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    sb_policy_options o;
     int rc = read_options(values, t, err, errlen);
     if (rc == 0)
-        rc = sb_policy_options_read(values + THRESHOLD_OPT_POLICY, &o, err, errlen);
-    if (rc == 0 && (t->policy = sb_policy_new(&o)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        rc = -ENOMEM;
-    }
+        rc = sb_policy_new_from_values(values + THRESHOLD_OPT_POLICY, &t->policy, err, errlen);
     if (rc != 0) {
         free(t);
         return rc;

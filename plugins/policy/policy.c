@@ -320,6 +320,21 @@ struct sb_policy {
     char published_reason[sizeof(((sb_reason *)0)->text)];
 };
 
+int sb_policy_new_from_values(const sb_value *policy_rows, sb_policy **out, char *err,
+                              size_t errlen)
+{
+    sb_policy_options o;
+    *out = NULL;
+    int rc = sb_policy_options_read(policy_rows, &o, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((*out = sb_policy_new(&o)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 sb_policy *sb_policy_new(const sb_policy_options *o)
 {
     sb_policy *p = calloc(1, sizeof *p);

@@ -100,6 +100,11 @@ typedef struct sb_policy sb_policy;
 sb_policy *sb_policy_new(const sb_policy_options *o);
 void sb_policy_free(sb_policy *p);
 
+/* sb_policy_options_read() on the SB_POLICY_OPTIONS rows, then sb_policy_new(): 0 and the policy
+ * in *out, or a negative code with one line in err. */
+int sb_policy_new_from_values(const sb_value *policy_rows, sb_policy **out, char *err,
+                              size_t errlen);
+
 /* Feed an SB_TOPIC_INSTANCES event from a scaler this policy drives (ev->value: its running
  * count; a value that is negative or not a number is ignored). Until one arrives, the current
  * count is the policy's own last decision (0 at first). */
