@@ -1,6 +1,7 @@
 /*
  * strmap.h - a string -> pointer hash map (open addressing, linear probing, FNV-1a), the one the
- * core shares: component ids in a parsed file, YAML anchors, the daemon's instances by id.
+ * core shares: component ids in a parsed file, YAML anchors. (The daemon's instances by id live
+ * in a leaner map of its own, one pointer per entry: see core/daemon.c.)
  *
  * The map does not copy keys: a key must stay valid while its entry is in the map (an id in the
  * config's arena, an instance's own id). Values are never NULL, so strmap_get()'s NULL means

@@ -10,3 +10,16 @@ wait_for() {
   for _ in $(seq "$limit"); do "$@" && return 0; sleep 0.1; done
   return 1
 }
+# keep_or_remove DIR [EXTRA_FILES...]: after a failure, print the tail of each DIR/*.log (and of
+# each extra file) and keep DIR for a look; otherwise remove it.
+keep_or_remove() {
+  local dir=$1; shift
+  if [ "$fails" != 0 ]; then
+    for l in "$dir"/*.log "$@"; do
+      [ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }
+    done
+    echo "kept $dir for the failure above"
+  else
+    rm -rf "$dir"
+  fi
+}

@@ -33,14 +33,7 @@ cleanup() {
     set -- $(cat "$f"); kill -KILL "$3" 2>/dev/null
   done
   [ -n "$install_dir" ] && rm -rf "$install_dir"
-  if [ $fails != 0 ]; then
-    for l in "$W"/*.log; do
-      [ -f "$l" ] && { echo "--- $l (last 30 lines)"; tail -30 "$l"; }
-    done
-    echo "kept $W for the failure above"
-  else
-    rm -rf "$W"
-  fi
+  keep_or_remove "$W"
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM

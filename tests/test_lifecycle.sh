@@ -31,14 +31,7 @@ daemon=""
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   for f in "$W"/w.*; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null; done
-  if [ $fails != 0 ]; then
-    for l in "$W"/*.log; do
-      [ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }
-    done
-    echo "kept $W for the failure above"
-  else
-    rm -rf "$W"
-  fi
+  keep_or_remove "$W"
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM

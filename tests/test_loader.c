@@ -31,6 +31,7 @@
 #include "abi/trusted_dir.h"
 #include "fake_host.h"
 #include "loader.h"
+#include "tmp_tree.h"
 
 /* Room for a path in a temporary folder plus a file name. */
 #define PATH_BUF (PATH_MAX + 64)
@@ -102,32 +103,6 @@ static void copy_file(const char *from, const char *to, mode_t mode)
     ck_assert_int_eq(chmod(to, mode), 0);
 }
 
-/* rm -rf, for the temporary folders (which the tests may have left with odd modes). */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0700);
-        DIR *dp = opendir(path);
-        if (dp) {
-            struct dirent *de;
-            while ((de = readdir(dp)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                    continue;
-                char child[PATH_MAX];
-                snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                remove_tree(child);
-            }
-            closedir(dp);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* Temporary folders: tmp_base lives as long as a test case (an unchecked fixture, so it is
  * removed even when a forked test fails); each test gets a fresh, empty tmp_dir inside it. Both
  * are real paths, so they match what the loader reports. */
@@ -144,7 +119,7 @@ static void tmp_base_setup(void)
 
 static void tmp_base_teardown(void)
 {
-    remove_tree(tmp_base);
+    tmp_tree_remove(tmp_base);
 }
 
 static void tmp_dir_setup(void)
@@ -162,7 +137,7 @@ static void tmp_dir_setup(void)
 
 static void tmp_dir_teardown(void)
 {
-    remove_tree(tmp_dir);
+    tmp_tree_remove(tmp_dir);
 }
 
 /* tmp_dir/NAME, in buf[PATH_BUF] */

@@ -29,14 +29,7 @@ cleanup() {
     [ -f "$f" ] || continue
     set -- $(cat "$f"); kill -KILL "$3" 2>/dev/null
   done
-  if [ $fails != 0 ]; then
-    for l in "$W"/*.log "$W"/err; do
-      [ -f "$l" ] && { echo "--- $l (last 30 lines)"; tail -30 "$l"; }
-    done
-    echo "kept $W for the failure above"
-  else
-    rm -rf "$W"
-  fi
+  keep_or_remove "$W" "$W"/err
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM

@@ -30,14 +30,7 @@ cleanup() {
   if [ -f "$W/pids" ]; then
     for p in $(cat "$W/pids"); do is_our_sleep "$p" && kill -KILL "$p"; done
   fi
-  if [ $fails != 0 ]; then
-    for l in "$W"/*.log; do
-      [ -f "$l" ] && { echo "--- $l (last 30 lines)"; tail -30 "$l"; }
-    done
-    echo "kept $W for the failure above"
-  else
-    rm -rf "$W"
-  fi
+  keep_or_remove "$W"
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM

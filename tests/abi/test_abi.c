@@ -30,6 +30,7 @@
 #include "abi/trusted_dir.h"
 #include "config.h"
 #include "daemon.h"
+#include "tmp_tree.h"
 
 #define FROZEN_DIR SB_ABI_PLUGIN_DIR "/frozen_v2"
 #define FUTURE_DIR SB_ABI_PLUGIN_DIR "/future_abi"
@@ -49,31 +50,6 @@ static char tmp[PATH_MAX];
 static uv_loop_t loop;
 static sb_daemon *d;
 
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0700);
-        DIR *dp = opendir(path);
-        if (dp) {
-            struct dirent *de;
-            while ((de = readdir(dp)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                    continue;
-                char child[PATH_BUF];
-                snprintf(child, sizeof child, "%s/%s", path, de->d_name);
-                remove_tree(child);
-            }
-            closedir(dp);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static void base_setup(void)
 {
     char templ[PATH_MAX];
@@ -84,7 +60,7 @@ static void base_setup(void)
 
 static void base_teardown(void)
 {
-    remove_tree(tmp_base);
+    tmp_tree_remove(tmp_base);
 }
 
 static void setup(void)
@@ -119,7 +95,7 @@ static void teardown(void)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&loop), 0);
-    remove_tree(tmp);
+    tmp_tree_remove(tmp);
 }
 
 static void new_daemon(const char *const *dirs, size_t ndirs)

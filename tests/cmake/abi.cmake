@@ -30,7 +30,7 @@ sb_add_abi_plugin(sb_abi_frozen_v2 frozen_v2 ${CMAKE_CURRENT_SOURCE_DIR}/abi/fro
 sb_add_abi_plugin(sb_abi_future future_abi ${CMAKE_CURRENT_SOURCE_DIR}/abi/future_plugin.c)
 target_include_directories(sb_abi_future PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
 
-sb_add_unit_test(test_abi SOURCES abi/test_abi.c LIBRARIES sbcore)
+sb_add_unit_test(test_abi SOURCES abi/test_abi.c tmp_tree.c LIBRARIES sbcore)
 target_compile_definitions(test_abi PRIVATE SB_ABI_PLUGIN_DIR="${SB_ABI_PLUGIN_DIR}"
   SB_FROZEN_V2_HEADER="${SB_FROZEN_V2_HEADER}" SB_FROZEN_V2_SHA256="${SB_FROZEN_V2_SHA256}")
 add_dependencies(test_abi sb_abi_frozen_v2 sb_abi_future sb_test_plugins)

@@ -227,7 +227,8 @@ typedef struct sb_host {
     /* Publish an event from this instance. Safe from any thread. Returns 0, or -ENOBUFS when the
      * bus queue is full and the event could not be coalesced (it is counted as dropped),
      * -ESHUTDOWN after stop() has returned, -EINVAL without a valid size or topic, -E2BIG with
-     * more than SB_MAX_LABELS labels. The payload is the host's in every case. */
+     * more than SB_MAX_LABELS labels. The payload is the host's in every case but a size too
+     * small to hold its field. */
     int (*publish)(sb_instance *inst, const sb_publish *ev);
 
     void (*log)(sb_instance *inst, sb_log_level level, const char *fmt, ...)
