@@ -7,9 +7,15 @@ SUDO=""
 # build: compiler, cmake, ninja, pkg-config; libraries: libuv (event loop), libyaml (pipeline
 # files), libcurl (HTTP triggers and scalers), cJSON (event payloads), Check (tests); test tools:
 # valgrind, clang and libclang-rt-14-dev (second compiler, libFuzzer), tzdata (cron time zones),
-# procps (ps in the end-to-end test), libxml2-utils (xmllint checks the simulator's SVG).
+# procps (ps in the end-to-end test), libxml2-utils (xmllint checks the simulator's SVG);
+# trigger libraries: hiredis (the redis trigger, with its libuv adapter), librabbitmq (the
+# rabbitmq trigger's AMQP mode); the real servers the trigger tests read: redis-server,
+# rabbitmq-server (management plugin included), prometheus, nginx-light (stub_status), haproxy
+# (stats CSV); python3 + python3-botocore (the SQS and metadata doubles recompute SigV4), curl.
 PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
-libcjson-dev check valgrind clang libclang-rt-14-dev tzdata procps libxml2-utils"
+libcjson-dev check valgrind clang libclang-rt-14-dev tzdata procps libxml2-utils \
+libhiredis-dev librabbitmq-dev redis-server rabbitmq-server prometheus nginx-light haproxy \
+python3 python3-botocore curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

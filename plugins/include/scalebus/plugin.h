@@ -70,8 +70,9 @@ extern "C" {
 #define SB_ABI_VERSION 2
 /* The host table grows at its end; its version counts the additions. Version 2 is the ABI-2
  * table: publish .. bounds as in version 1, subscribe returning a handle, then unsubscribe,
- * spawn, kill_group, index_claim and index_release. */
-#define SB_HOST_VERSION 2
+ * spawn, kill_group, index_claim and index_release. Version 3 appends http_request and
+ * http_cancel (the daemon's asynchronous HTTP client). */
+#define SB_HOST_VERSION 3
 
 #define SB_MAX_LABELS 14
 
@@ -137,6 +138,9 @@ typedef struct sb_label {
 #define SB_TOPIC_RUN "run"             /* connector -> trigger: run now */
 #define SB_TOPIC_INSTANCES "instances" /* scaler -> anyone: payload = instance list */
 #define SB_TOPIC_DECISION "decision"   /* connector -> anyone: a decision and its reason */
+/* trigger -> connector: a read failed (value = consecutive failures, label "reason" = why). The
+ * daemon delivers it along the same edges as readings; a failure is never a reading of 0. */
+#define SB_TOPIC_ERROR "error"
 
 /* Event flags. */
 #define SB_EVENT_COALESCE                                                                          \
@@ -204,6 +208,51 @@ typedef struct sb_spawn {
  * other process of its group is left. When some were left, it is called a second time, with the
  * same status and group_empty 1, once the last of them is gone. */
 typedef void (*sb_child_cb)(void *arg, int64_t pid, int wait_status, int group_empty);
+
+/* ---- Asynchronous HTTP (host version 3) --------------------------------------------------- */
+
+/* A request for host->http_request(). Start it with SB_HTTP_REQUEST_INIT. Everything it points to
+ * is copied before http_request() returns. */
+typedef struct sb_http_request {
+    uint32_t size;          /* sizeof(sb_http_request) as the plugin was built */
+    const char *method;     /* NULL: GET, or POST when body is set */
+    const char *url;        /* http:// or https:// only; redirects are not followed */
+    const sb_label *headers; /* "Name", "value" pairs sent as "Name: value" */
+    size_t nheaders;
+    const char *body; /* NULL: none */
+    size_t body_len;
+    uint64_t timeout_ms; /* the whole request, connect included; 0: 10 s (never unlimited) */
+    size_t max_body;     /* reply bodies longer than this fail with -EMSGSIZE; 0: 4 MiB */
+    int insecure;        /* 1: do not verify the TLS peer and host name (an option says so) */
+    const char *unix_socket; /* NULL: TCP; else the path of a unix socket to connect to */
+    /* AWS Signature V4: "aws:amz:REGION:SERVICE" (curl's CURLOPT_AWS_SIGV4), with the access key
+     * in username and the secret in password; the caller adds X-Amz-Security-Token itself. */
+    const char *aws_sigv4;
+    const char *username; /* HTTP basic auth (or the SigV4 access key); NULL: none */
+    const char *password;
+} sb_http_request;
+
+#define SB_HTTP_REQUEST_INIT .size = sizeof(sb_http_request)
+
+/* How a request ended, handed to its callback on the loop thread. Valid for the callback only. */
+typedef struct sb_http_response {
+    uint32_t size;  /* sizeof(sb_http_response) as the daemon was built */
+    int error;      /* 0: a reply came (any status); else a negative errno: -ETIMEDOUT,
+                       -ECONNREFUSED, -EHOSTUNREACH (name or address), -EMSGSIZE (body over
+                       max_body), -EPROTO (not HTTP, TLS failure), -ECANCELED, -EIO */
+    const char *error_text; /* one line on error (curl's own words), else "" */
+    long status;            /* the HTTP status, 0 on error */
+    const char *body;       /* NUL-terminated (the NUL is not counted); "" when none */
+    size_t body_len;
+    const sb_label *headers; /* the reply's headers, names lower-cased, in order */
+    size_t nheaders;
+    uint64_t elapsed_us; /* from the request's start to its end */
+} sb_http_response;
+
+/* Completion: called exactly once per request on the loop thread, unless http_cancel() was called
+ * first (then never). */
+typedef void (*sb_http_cb)(void *arg, const sb_http_response *res);
+typedef struct sb_http sb_http; /* one request in flight, owned by the host */
 
 /* ---- Host table -------------------------------------------------------------------------- */
 
@@ -285,6 +334,20 @@ typedef struct sb_host {
      * with index_release, or when this instance is destroyed. Returns the index or -ENOMEM. */
     int64_t (*index_claim)(sb_instance *inst);
     void (*index_release)(sb_instance *inst, int64_t index);
+
+    /* ---- host version 3 ---- */
+
+    /* Start an HTTP request on the daemon's shared client (one libcurl multi handle on the loop:
+     * connections are reused, sockets are close-on-exec, TLS peers are verified unless
+     * req->insecure). cb runs later on the loop thread, never inside this call. Requests belong
+     * to the instance: those still in flight when its stop() completes are cancelled without a
+     * callback. Returns 0 with a handle in *out (may be NULL), or -EINVAL (bad request or URL
+     * scheme), -ESHUTDOWN (stopped), -ENOMEM. Not under --dry-run either: reads still read. */
+    int (*http_request)(sb_instance *inst, const sb_http_request *req, sb_http_cb cb, void *arg,
+                        sb_http **out);
+    /* Cancel a request in flight: its callback is never called. The handle is gone afterwards.
+     * Do not call it for a request whose callback has run (the handle died with it). */
+    void (*http_cancel)(sb_instance *inst, sb_http *req);
 } sb_host;
 
 /* True when the running daemon's host table has function FN. */
