@@ -27,6 +27,7 @@
 #endif
 
 #include "bus.h"
+#include "http.h"
 #include "loader.h"
 #include "log.h"
 #include "supervise.h"
@@ -214,6 +215,7 @@ struct sb_daemon {
     size_t pending_stops;
 
     supervisor *sup;   /* children spawned by plugins */
+    http_client *http; /* the shared HTTP client, made on the first request */
     psub **psubs;      /* every plugin subscription */
     size_t npsubs, psubs_cap;
     int64_t next_psub; /* handles */
@@ -223,6 +225,7 @@ struct sb_daemon {
     const config *loading; /* the file being loaded: ids a create() may subscribe to */
 
     int stopping;
+    int closing_http;
     void (*stop_done)(void *);
     void *stop_arg;
     uv_idle_t finish; /* runs the stop's completion outside plugin callbacks */
@@ -358,6 +361,45 @@ static int host_dry_run(sb_instance *inst)
 }
 
 static void inst_stopped(sb_instance *inst);
+
+/* ---- HTTP (host version 3) ------------------------------------------------------------------ */
+
+static int host_http_request(sb_instance *inst, const sb_http_request *req, sb_http_cb cb,
+                             void *arg, sb_http **out)
+{
+    sb_daemon *d = inst->d;
+    if (out)
+        *out = NULL;
+    /* A stopping instance may still make requests (a scaler tearing down); a stopped one not. */
+    if (inst->st == INST_STOPPED || d->closing_http)
+        return -ESHUTDOWN;
+    char err[256];
+    if (!d->http) {
+        d->http = http_client_new(d->loop, err, sizeof err);
+        if (!d->http) {
+            inst_log(inst, SB_LOG_ERROR, "HTTP client: %s", err);
+            return -ENOMEM;
+        }
+    }
+    int rc = http_client_request(d->http, inst, req, cb, arg, out, err, sizeof err);
+    if (rc != 0)
+        inst_log(inst, SB_LOG_WARN, "HTTP request refused: %s", err);
+    return rc;
+}
+
+static void host_http_cancel(sb_instance *inst, sb_http *req)
+{
+    if (req)
+        http_client_cancel(inst->d->http, req);
+}
+
+/* Requests belong to their instance: none completes after its stop has finished. */
+static void inst_http_cancel_all(sb_instance *inst)
+{
+    size_t n = http_client_cancel_owner(inst->d->http, inst);
+    if (n)
+        inst_log(inst, SB_LOG_DEBUG, "%zu HTTP request(s) cancelled at stop", n);
+}
 
 static void host_stopped(sb_instance *inst)
 {
@@ -624,6 +666,8 @@ static const sb_host host_table = {
     .kill_group = host_kill_group,
     .index_claim = host_index_claim,
     .index_release = host_index_release,
+    .http_request = host_http_request,
+    .http_cancel = host_http_cancel,
 };
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
@@ -1016,6 +1060,7 @@ static void inst_destroy(sb_instance *inst)
     sb_daemon *d = inst->d;
     atomic_store(&inst->accepting, 0);
     psubs_drop_owner(d, inst);
+    inst_http_cancel_all(inst);
     if (inst->desc && inst->state)
         inst->desc->destroy(inst->state);
     /* Whatever the plugin left of its children goes now, and its callbacks are never called. */
@@ -1064,6 +1109,7 @@ static void heap_release(void)
 static void inst_stopped(sb_instance *inst)
 {
     inst->st = INST_STOPPED;
+    inst_http_cancel_all(inst);
     sb_daemon *d = inst->d;
     if (d->pending_stops > 0)
         d->pending_stops--;
@@ -1164,6 +1210,14 @@ static void edge_to_connector(void *arg, const sb_event *ev)
     if (conn->st != INST_RUNNING || !labels_match(conn, ev))
         return;
     conn->desc->on_event(conn->state, ev);
+}
+
+/* A failed read concerns the whole trigger, not one series: no `match` filter. */
+static void edge_error_to_connector(void *arg, const sb_event *ev)
+{
+    sb_instance *conn = arg;
+    if (conn->st == INST_RUNNING)
+        conn->desc->on_event(conn->state, ev);
 }
 
 static void deliver_desired(sb_instance *scaler, const sb_event *ev)
@@ -1298,6 +1352,11 @@ static int edges_build(sb_daemon *d, const config *cfg)
             const char *topic =
                 (src && src->kind == SB_KIND_CONNECTOR) ? SB_TOPIC_DESIRED : SB_TOPIC_READING;
             if (src && edge_add(d, src, topic, edge_to_connector, conn) != 0)
+                return -ENOMEM;
+            /* A trigger's failed reads travel the same way, so the policy can hold or fall back. */
+            if (src && src->kind == SB_KIND_TRIGGER && conn->desc &&
+                (conn->desc->accepts & SB_ACCEPTS_ERRORS) &&
+                edge_add(d, src, SB_TOPIC_ERROR, edge_error_to_connector, conn) != 0)
                 return -ENOMEM;
         }
         for (size_t t = 0; t < c->nto; t++) {
@@ -1891,6 +1950,10 @@ void daemon_free(sb_daemon *d)
     idmap_free(&d->by_id);
     /* Children left by a caller that skipped daemon_stop are killed; the watchdog exits. */
     supervisor_free(d->sup);
+    /* Every owner is gone, so no request is left; curl closes its cached connections. */
+    d->closing_http = 1;
+    http_client_close(d->http);
+    d->http = NULL;
     bus_close(d->bus);
     uv_close((uv_handle_t *)&d->finish, finish_closed);
     /* The idle handle is embedded: free only after libuv is done with it. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "config.h"
@@ -490,8 +491,13 @@ int main(int argc, char **argv)
         fputs(usage_main, stdout);
         return 0;
     }
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) {
+        /* Before any thread starts (curl's global set-up is not thread-safe). */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        int rc = cmd_run(argc - 2, argv + 2);
+        curl_global_cleanup();
+        return rc;
+    }
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "plugins") == 0)

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "fake_host.h"
+#include "http.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -228,6 +229,28 @@ static void fake_index_release(sb_instance *inst, int64_t index)
     ck_abort_msg("index_release(%lld): not claimed", (long long)index);
 }
 
+/* HTTP goes to a real client (core/http.c) on the test's loop, made on the first request. */
+static int fake_http_request(sb_instance *inst, const sb_http_request *req, sb_http_cb cb,
+                             void *arg, sb_http **out)
+{
+    fake_host *fh = host_of(inst);
+    REQUIRE(fh->loop != NULL, "http_request() on a fake host without a loop: set fh->loop first");
+    char err[256];
+    if (!fh->http) {
+        fh->http = http_client_new(fh->loop, err, sizeof err);
+        REQUIRE(fh->http != NULL, "%s", err);
+    }
+    fh->http_requests++;
+    return http_client_request(fh->http, fh, req, cb, arg, out, err, sizeof err);
+}
+
+static void fake_http_cancel(sb_instance *inst, sb_http *req)
+{
+    fake_host *fh = host_of(inst);
+    fh->http_cancels++;
+    http_client_cancel(fh->http, req);
+}
+
 static const struct cJSON *fake_payload_retain(sb_instance *inst, const struct cJSON *payload)
 {
     host_of(inst);
@@ -272,6 +295,8 @@ fake_host *fake_host_new(const char *id)
         .kill_group = fake_kill_group,
         .index_claim = fake_index_claim,
         .index_release = fake_index_release,
+        .http_request = fake_http_request,
+        .http_cancel = fake_http_cancel,
     };
     fh->id = copy_string(id);
     fh->magic = FAKE_HOST_MAGIC;
@@ -301,6 +326,8 @@ void fake_host_forget(fake_host *fh)
 {
     if (fh->sup)
         supervisor_forget_owner(fh->sup, fh);
+    /* As the daemon does when an instance stops: its requests never complete. */
+    http_client_cancel_owner(fh->http, fh);
 }
 
 void fake_host_free(fake_host *fh)
@@ -308,6 +335,7 @@ void fake_host_free(fake_host *fh)
     if (!fh)
         return;
     supervisor_free(fh->sup);
+    http_client_close(fh->http);
     for (size_t i = 0; i < fh->nconfigs; i++)
         config_free(fh->configs[i]);
     free(fh->configs);

@@ -14,6 +14,8 @@
  *   config code (core/config.c), so its options get their defaults and types as the daemon gives
  *   them; test_connector for a connector whose tests make instance after instance that way;
  *   test_option_values_from_yaml() for the option values alone (a reconfigure() under test).
+ * - HTTP: http_request() and http_cancel() go to a real client (core/http.c) on `loop`, made on
+ *   the first request; fake_host_forget() cancels what is left, as the daemon does at a stop.
  * - Children: spawn() and kill_group() go to a real supervisor (core/supervise.c) on the loop the
  *   test sets in `loop`, made on the first spawn; index_claim()/index_release() hand out the
  *   lowest free index. A test that spawns runs that loop for the exits to be seen, calls
@@ -82,6 +84,8 @@ struct fake_host {
     int64_t *indexes;              /* the indexes claimed and not released, in claim order */
     size_t nindexes;
     struct supervisor *sup; /* spawn()'s supervisor, once there has been a spawn */
+    struct http_client *http; /* http_request()'s client (core/http.c), once there has been one */
+    int http_requests, http_cancels; /* calls of http_request() and http_cancel() */
 
     /* Private. */
     char *id;

@@ -393,7 +393,18 @@ typedef struct sb_plugin_descriptor {
      * freed after this returns), or a negative code (SB_RECONFIGURE_REPLACE, or an error with one
      * line in err) to have the host replace the instance instead. NULL: always replace. */
     int (*reconfigure)(void *state, const sb_value *values, char *err, size_t errlen);
+
+    /* ---- appended with host version 3 ---- */
+
+    /* Connectors: the extra topics this one wants from its inputs, beyond readings and desired
+     * counts (SB_ACCEPTS_*). 0 (every plugin built before this field): none, so a connector
+     * that treats every event as a reading never sees a failure as one. */
+    uint32_t accepts;
 } sb_plugin_descriptor;
+
+/* sb_plugin_descriptor.accepts: SB_TOPIC_ERROR events from the triggers in `from` (value =
+ * consecutive failures, label reason), delivered whatever the connector's `match`. */
+#define SB_ACCEPTS_ERRORS 0x1u
 
 /* reconfigure(): these changes cannot be taken in place; replace the instance. */
 #define SB_RECONFIGURE_REPLACE (-95) /* -EOPNOTSUPP */

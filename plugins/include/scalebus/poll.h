@@ -119,8 +119,8 @@ sb_instance *sb_poller_instance(const sb_poller *p);
 int sb_poller_http(sb_poller *p, const sb_http_request *req, sb_http_cb cb, void *arg);
 
 /* The usual failure for a reply that did not succeed, or NULL when it did (2xx): "GET
- * http://h/x: connection refused", "GET http://h/x: HTTP 503: <first line of the body>". Writes
- * into buf. */
+ * http://h/x: connection refused", "GET http://h/x: HTTP 503: <first line of the body>", with a
+ * password in the URL shown as ***. Writes into buf. */
 const char *sb_http_failure(const sb_http_request *req, const sb_http_response *res, char *buf,
                             size_t len);
 
