@@ -402,8 +402,6 @@ http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen)
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    /* The timer is an internal handle: it must not keep a loop alive that has nothing else. */
-    uv_unref((uv_handle_t *)&c->timer);
     c->open_handles = 1;
     return c;
 }

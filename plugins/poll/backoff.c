@@ -95,7 +95,7 @@ uint64_t sb_retry_after_ms(const char *v, int64_t now_wall_s)
     /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (the one form servers send today). */
     char wday[4], mon[4], zone[4];
     int day, year, hh, mm, ss;
-    if (sscanf(v, "%3s %d %3s %d %d:%d:%d %3s", wday, &day, mon, &year, &hh, &mm, &ss, zone) != 8)
+    if (sscanf(v, "%3s, %d %3s %d %d:%d:%d %3s", wday, &day, mon, &year, &hh, &mm, &ss, zone) != 8)
         return 0;
     int mi = month_index(mon);
     if (mi < 0 || strcmp(zone, "GMT") != 0 || day < 1 || day > 31 || year < 1970 || year > 9999 ||
