@@ -21,6 +21,10 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include <dlfcn.h>
+
+#include "config.h"
+#include "daemon.h"
 #include "fake_host.h"
 #include "http.h"
 #include "scalebus/poll.h"
@@ -705,6 +709,138 @@ START_TEST(test_poller_http_failure_text_and_cancel)
 }
 END_TEST
 
+/* ---- through the daemon's host table ---------------------------------------------------------- */
+
+typedef struct http_probe_stats {
+    int starts, stops, requests, replies, late;
+    long last_status;
+} http_probe_stats;
+
+static http_probe_stats *probe_stats;
+static void *probe_handle;
+static sb_daemon *dmn;
+static char dmn_dir[] = "/tmp/sb-http-daemon.XXXXXX";
+
+static void daemon_setup(void)
+{
+    ck_assert_ptr_nonnull(mkdtemp(dmn_dir));
+    probe_handle = dlopen(SB_HTTP_PROBE_DIR "/http_probe.so", RTLD_NOW);
+    ck_assert_msg(probe_handle != NULL, "%s", dlerror());
+    probe_stats = dlsym(probe_handle, "http_probe_stats_v");
+    ck_assert_ptr_nonnull(probe_stats);
+    memset(probe_stats, 0, sizeof *probe_stats);
+    uv_loop_init(&loop);
+    static const char *dirs[] = {SB_HTTP_PROBE_DIR};
+    daemon_options o = {.plugin_dirs = dirs, .nplugin_dirs = 1, .log_level = SB_LOG_ERROR,
+                        .log_level_set = 1};
+    dmn = daemon_new(&loop, &o);
+    ck_assert_ptr_nonnull(dmn);
+}
+
+static void set_flag(void *arg)
+{
+    *(int *)arg = 1;
+}
+
+static int daemon_stopped_by_test;
+
+static void daemon_teardown(void)
+{
+    int done = daemon_stopped_by_test;
+    daemon_stopped_by_test = 0;
+    if (!done)
+        daemon_stop(dmn, set_flag, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(done, 1);
+    daemon_free(dmn);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    dlclose(probe_handle);
+    char path[128];
+    snprintf(path, sizeof path, "%s/p.yaml", dmn_dir);
+    unlink(path);
+    rmdir(dmn_dir);
+    snprintf(dmn_dir, sizeof dmn_dir, "/tmp/sb-http-daemon.XXXXXX");
+}
+
+static void load_probe(const char *path_and_query)
+{
+    char path[128], text[256];
+    snprintf(path, sizeof path, "%s/p.yaml", dmn_dir);
+    snprintf(text, sizeof text,
+             "triggers:\n  - { id: web, type: http_probe, url: \"http://127.0.0.1:%d%s\" }\n",
+             server_port, path_and_query);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    config_errors errs;
+    config_errors_init(&errs);
+    int rc = daemon_load(dmn, path, &errs);
+    if (rc != 0)
+        config_errors_print(&errs, stderr);
+    config_errors_free(&errs);
+    ck_assert_int_eq(rc, 0);
+}
+
+static void run_for_ms(int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+}
+
+START_TEST(test_daemon_request_completes)
+{
+    load_probe("/ok");
+    for (int i = 0; i < 1000 && !probe_stats->replies; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(5000);
+    }
+    ck_assert_int_eq(probe_stats->requests, 1);
+    ck_assert_int_eq(probe_stats->replies, 1);
+    ck_assert_int_eq(probe_stats->last_status, 200);
+}
+END_TEST
+
+START_TEST(test_daemon_cancels_at_stop)
+{
+    load_probe("/slow?ms=400");
+    run_for_ms(50);
+    ck_assert_int_eq(probe_stats->requests, 1);
+    int done = 0;
+    daemon_stop(dmn, set_flag, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    ck_assert_int_eq(done, 1);
+    daemon_stopped_by_test = 1;
+    /* Past the server's reply: the stopped instance never hears it. */
+    run_for_ms(600);
+    ck_assert_int_eq(probe_stats->stops, 1);
+    ck_assert_int_eq(probe_stats->replies, 0);
+    ck_assert_int_eq(probe_stats->late, 0);
+}
+END_TEST
+
+START_TEST(test_daemon_cancels_at_reload)
+{
+    load_probe("/slow?ms=400");
+    run_for_ms(50);
+    /* A changed url replaces the instance: the old request goes with it, the new one answers. */
+    load_probe("/ok");
+    for (int i = 0; i < 200 && !probe_stats->replies; i++)
+        run_for_ms(10);
+    run_for_ms(600);
+    ck_assert_int_eq(probe_stats->starts, 2);
+    ck_assert_int_eq(probe_stats->requests, 2);
+    ck_assert_int_eq(probe_stats->replies, 1);
+    ck_assert_int_eq(probe_stats->last_status, 200);
+    ck_assert_int_eq(probe_stats->late, 0);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -733,6 +869,13 @@ static Suite *http_suite(void)
     tcase_add_test(b, test_poller_rejects_bad_rows);
     tcase_add_test(b, test_poller_http_failure_text_and_cancel);
     suite_add_tcase(s, b);
+    TCase *dc = tcase_create("daemon");
+    tcase_add_checked_fixture(dc, daemon_setup, daemon_teardown);
+    tcase_set_timeout(dc, 60);
+    tcase_add_test(dc, test_daemon_request_completes);
+    tcase_add_test(dc, test_daemon_cancels_at_stop);
+    tcase_add_test(dc, test_daemon_cancels_at_reload);
+    suite_add_tcase(s, dc);
     return s;
 }
 
