@@ -208,17 +208,18 @@ START_TEST(test_option_rows_order)
                                         "stabilize_up", "stabilize_down",
                                         "max_step_up",  "max_step_down",
                                         "period",       "activate_above",
-                                        "idle_after"};
+                                        "idle_after",   "fail_after",
+                                        "fallback"};
     ck_assert_uint_eq(sizeof names / sizeof names[0], SB_POLICY_OPTION_COUNT);
     for (size_t i = 0; i < SB_POLICY_OPTION_COUNT; i++)
         ck_assert_str_eq(policy_rows[i].name, names[i]);
     ck_assert_ptr_null(policy_rows[SB_POLICY_OPTION_COUNT].name);
     /* Each connector's table carries the rows where its enum says. */
     ck_assert_str_eq(target_options[TARGET_OPT_POLICY].name, "min");
-    ck_assert_str_eq(target_options[TARGET_OPT_COUNT - 1].name, "idle_after");
+    ck_assert_str_eq(target_options[TARGET_OPT_COUNT - 1].name, "fallback");
     ck_assert_ptr_null(target_options[TARGET_OPT_COUNT].name);
     ck_assert_str_eq(threshold_options[THRESHOLD_OPT_POLICY].name, "min");
-    ck_assert_str_eq(threshold_options[THRESHOLD_OPT_COUNT - 1].name, "idle_after");
+    ck_assert_str_eq(threshold_options[THRESHOLD_OPT_COUNT - 1].name, "fallback");
     ck_assert_ptr_null(threshold_options[THRESHOLD_OPT_COUNT].name);
 }
 END_TEST
@@ -240,6 +241,8 @@ START_TEST(test_options_defaults)
     ck_assert_uint_eq(po.period_ms, 15000);
     ck_assert_int_eq(po.has_activation, 0);
     ck_assert_uint_eq(po.idle_after_ms, 0);
+    ck_assert_int_eq(po.fail_after, 3);
+    ck_assert_int_eq(po.has_fallback, 0);
 
     /* Nothing set at all (a host that fills no defaults): the same defaults. */
     sb_value none[SB_POLICY_OPTION_COUNT];
@@ -247,6 +250,13 @@ START_TEST(test_options_defaults)
     ck_assert_int_eq(sb_policy_options_read(none, &po, err, sizeof err), 0);
     ck_assert_uint_eq(po.stabilize_down_ms, 300000);
     ck_assert_uint_eq(po.period_ms, 15000);
+    ck_assert_int_eq(po.fail_after, 3);
+    ck_assert_int_eq(po.has_fallback, 0);
+
+    opts_fill(&o, policy_rows, "fail_after=1 fallback=0");
+    ck_assert_int_eq(sb_policy_options_read(o.v, &po, err, sizeof err), 0);
+    ck_assert_int_eq(po.fail_after, 1);
+    ck_assert(po.has_fallback && po.fallback == 0);
 
     opts_fill(&o, policy_rows,
               "min=1 max=9 max_step_up=4 max_step_down=12.5% period=1m activate_above=0.5 "
@@ -283,6 +293,13 @@ static const error_case error_cases[] = {
     {0, "max_step_down=%", "max_step_down: expected a whole count*"},
     {0, "max_step_up=4 period=0s",
      "period: must be above 0 when max_step_up or max_step_down is set"},
+    {0, "fail_after=0", "fail_after: expected 1 to 1000000000, got 0"},
+    {0, "fail_after=-2", "fail_after: expected 1 to 1000000000, got -2"},
+    {0, "fail_after=1000000001", "fail_after: expected 1 to 1000000000, got 1000000001"},
+    {0, "fallback=-1", "fallback: expected 0 to 1000000000, got -1"},
+    {0, "fallback=2000000000", "fallback: expected 0 to 1000000000, got 2000000000"},
+    {1, "per_instance=2 fail_after=0", "fail_after: expected 1 to 1000000000, got 0"},
+    {2, "upper=1 fallback=-3", "fallback: expected 0 to 1000000000, got -3"},
     {1, "mode=foo", "mode: expected total or ratio, got 'foo'"},
     {1, "mode=ratio", "target: required when mode is ratio"},
     {1, "mode=ratio target=0", "target: must be above 0, got 0"},
@@ -1093,6 +1110,464 @@ START_TEST(test_plugins)
 }
 END_TEST
 
+/* ---- failed inputs: fail_after and fallback ---------------------------------------------- */
+
+/* An error event as a polling trigger publishes it: value = its consecutive failures. */
+static const sb_event *failure(event_buf *b, double t, const char *source, double count)
+{
+    memset(b, 0, sizeof *b);
+    b->label = (sb_label){"reason", "GET http://q/: connection refused"};
+    b->ev.source_id = source;
+    b->ev.topic = SB_TOPIC_ERROR;
+    b->ev.mono_ns = secs(t);
+    b->ev.value = count;
+    b->ev.labels = &b->label;
+    b->ev.nlabels = 1;
+    return &b->ev;
+}
+
+/* A reading from `source` with no labels: the reason names the trigger by its id. */
+static const sb_event *reading_from(event_buf *b, double t, const char *source, double value)
+{
+    reading(b, t, NULL, value);
+    b->ev.source_id = source;
+    return &b->ev;
+}
+
+/* A target connector behind the shared glue (sb_policy_connector_*), as target.so makes it. */
+static int glue_target_new(const sb_value *values, void **conn, char *err, size_t errlen)
+{
+    target_conn *t = NULL;
+    int rc = target_conn_new(values, &t, err, errlen);
+    *conn = t;
+    return rc;
+}
+
+static sb_policy *glue_target_policy(void *conn)
+{
+    return target_conn_policy(conn);
+}
+
+static const sb_policy_connector_ops glue_target_ops = {
+    .create = glue_target_new,
+    .on_event = target_conn_on_event,
+    .destroy = target_conn_free,
+    .policy = glue_target_policy,
+};
+
+/* Without .policy the glue hands every event to the connector as it is. */
+static const sb_policy_connector_ops glue_target_ops_no_policy = {
+    .create = glue_target_new,
+    .on_event = target_conn_on_event,
+    .destroy = target_conn_free,
+};
+
+static void *glue_new(const sb_policy_connector_ops *ops, const char *spec)
+{
+    optset o;
+    char err[256] = "";
+    void *state = NULL;
+    opts_fill(&o, target_options, spec);
+    ck_assert_msg(sb_policy_connector_create(ops, fake_host_instance(fh), &fh->host, o.v, &state,
+                                             err, sizeof err) == 0,
+                  "%s: %s", spec, err);
+    return state;
+}
+
+static int log_count(const char *text)
+{
+    int n = 0;
+    for (size_t i = 0; i < fh->nlog; i++)
+        n += strcmp(fh->logs[i].text, text) == 0;
+    return n;
+}
+
+static const char *info_lines(char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < fh->nlog && at < len; i++)
+        if (fh->logs[i].level <= SB_LOG_INFO)
+            at += (size_t)snprintf(buf + at, len - at, "[%s] ", fh->logs[i].text);
+    return buf;
+}
+
+START_TEST(test_failures_hold)
+{
+    char lines[2048];
+    event_buf b;
+    void *c = glue_new(&glue_target_ops, "per_instance=2 stabilize_down=0s");
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, reading_from(&b, 0, "redis-jobs", 8));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 4);
+
+    /* Two failures: counted, nothing decided, nothing at info. */
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 1, "redis-jobs", 1));
+    sb_policy_connector_on_event(c, failure(&b, 2, "redis-jobs", 2));
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO] + fh->logs_at[SB_LOG_WARN], 0);
+    /* The third: hold the last decision, said once; never a decision from the error's value. */
+    sb_policy_connector_on_event(c, failure(&b, 3, "redis-jobs", 3));
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO], 1);
+    ck_assert_int_eq(last_log()->level, SB_LOG_INFO);
+    ck_assert_str_eq(last_log()->text, "redis-jobs: 3 failures -> hold 4");
+    for (int i = 4; i <= 5; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "redis-jobs", i));
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_msg(fh->logs_at[SB_LOG_INFO] == 1, "%s", info_lines(lines, sizeof lines));
+
+    /* Reading again: said once, then decided as usual. */
+    sb_policy_connector_on_event(c, reading_from(&b, 6, "redis-jobs", 2));
+    ck_assert_int_eq(log_count("redis-jobs: reading again after 5 failures"), 1);
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 1);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs=2 per_instance=2 -> 1");
+    sb_policy_connector_on_event(c, reading_from(&b, 7, "redis-jobs", 2));
+    ck_assert_int_eq(log_count("redis-jobs: reading again after 5 failures"), 1);
+
+    /* A failure below fail_after and a reading: debug only. */
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 8, "redis-jobs", 1));
+    sb_policy_connector_on_event(c, reading_from(&b, 9, "redis-jobs", 2));
+    ck_assert_int_eq(log_count("redis-jobs: reading again after 1 failure"), 1);
+    ck_assert_int_eq(last_log()->level, SB_LOG_DEBUG);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO] + fh->logs_at[SB_LOG_WARN], 0);
+    sb_policy_connector_destroy(c);
+}
+END_TEST
+
+/* fail_after counts per input; the counter follows the trigger's own count when it is larger. */
+START_TEST(test_failures_fail_after)
+{
+    event_buf b;
+    sb_instance *inst = fake_host_instance(fh);
+    sb_policy *p = policy_from("fail_after=1 stabilize_down=0s");
+    sb_policy_input in = {.now_ns = 0, .raw = 2};
+    sb_policy_decide(p, &in, NULL);
+    ck_assert_int_eq(sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 1, "q", 1)), 1);
+    ck_assert_str_eq(last_log()->text, "q: 1 failure -> hold 2");
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 1);
+    ck_assert_uint_eq(fh->npub, 0);
+    ck_assert_int_eq(sb_policy_failures_on_event(p, &fh->host, inst, reading_from(&b, 2, "q", 1)),
+                     0);
+    ck_assert_str_eq(last_log()->text, "q: reading again after 1 failure");
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 0);
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 0);
+    sb_policy_free(p);
+
+    p = policy_from("fail_after=5");
+    sb_policy_decide(p, &in, NULL);
+    fake_host_clear(fh);
+    for (int i = 1; i <= 4; i++)
+        sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, i, "q", i));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 4);
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 0);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO], 0);
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 5, "q", 5));
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 1);
+    ck_assert_str_eq(last_log()->text, "q: 5 failures -> hold 2");
+    sb_policy_free(p);
+
+    /* A policy newer than the failures (a reload): the trigger's count of 7 is taken at once. A
+     * count that is not a number, or goes back (the trigger was replaced), counts one more. */
+    p = policy_from("");
+    fake_host_clear(fh);
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 1, "q", 7));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 7);
+    ck_assert_str_eq(last_log()->text, "q: 7 failures -> hold (nothing decided yet)");
+    ck_assert_uint_eq(fh->npub, 0); /* before any decision a hold publishes nothing */
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 2, "q", NAN));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 8);
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 3, "q", 1));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 9);
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 3, "q", 1e300));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "q"), 1000000000000ull);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_INFO], 1);
+    ck_assert_uint_eq(fh->npub, 0);
+
+    /* Other topics are not the failure handling's business. */
+    ck_assert_int_eq(sb_policy_failures_on_event(p, &fh->host, inst, instances(&b, 4, 3)), 0);
+    b.ev.topic = NULL;
+    ck_assert_int_eq(sb_policy_failures_on_event(p, &fh->host, inst, &b.ev), 0);
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 1);
+    sb_policy_free(p);
+}
+END_TEST
+
+START_TEST(test_failures_fallback)
+{
+    char lines[2048];
+    event_buf b;
+    /* The windows, rate limits and cooldowns would all hold 4: the fallback passes them. */
+    void *c = glue_new(&glue_target_ops,
+                       "per_instance=2 fallback=1 cooldown_down=1h max_step_down=1");
+    sb_policy_connector_on_event(c, reading_from(&b, 0, "redis-jobs", 8));
+    ck_assert(last_publish()->value == 4);
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 1, "redis-jobs", 1));
+    sb_policy_connector_on_event(c, failure(&b, 2, "redis-jobs", 2));
+    ck_assert_uint_eq(fh->npub, 0);
+    sb_policy_connector_on_event(c, failure(&b, 3, "redis-jobs", 3));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert_str_eq(last_publish()->topic, SB_TOPIC_DESIRED);
+    ck_assert(last_publish()->value == 1);
+    ck_assert_uint_eq(last_publish()->time_ns, secs(3));
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 3 failures -> fallback 1");
+    ck_assert_int_eq(last_log()->level, SB_LOG_INFO);
+    ck_assert_str_eq(last_log()->text, "desired 1: redis-jobs: 3 failures -> fallback 1");
+    /* Each further failure publishes the fallback again, logged at debug only. */
+    for (int i = 4; i <= 10; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "redis-jobs", i));
+    ck_assert_uint_eq(fh->npub, 8);
+    ck_assert(last_publish()->value == 1);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 3 failures -> fallback 1");
+    ck_assert_msg(fh->logs_at[SB_LOG_INFO] == 1, "%s", info_lines(lines, sizeof lines));
+
+    /* Reading again: the fallback was a decision, so the cooldown and the rate limit now run
+     * from it (up is free; the scale-down to 1 has happened). */
+    sb_policy_connector_on_event(c, reading_from(&b, 11, "redis-jobs", 12));
+    ck_assert_int_eq(log_count("redis-jobs: reading again after 10 failures"), 1);
+    ck_assert(last_publish()->value == 6);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs=12 per_instance=2 -> 6");
+    ck_assert_msg(fh->logs_at[SB_LOG_INFO] == 3, "%s", info_lines(lines, sizeof lines));
+    sb_policy_connector_destroy(c);
+
+    /* Before any decision the fallback is still decided and published. */
+    c = glue_new(&glue_target_ops, "fallback=2");
+    fake_host_clear(fh);
+    for (int i = 1; i <= 3; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "redis-jobs", i));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 2);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 3 failures -> fallback 2");
+    sb_policy_connector_destroy(c);
+}
+END_TEST
+
+START_TEST(test_failures_fallback_bounds)
+{
+    event_buf b;
+    void *c = glue_new(&glue_target_ops, "fallback=10 max=5 fail_after=2");
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 1, "redis-jobs", 1));
+    sb_policy_connector_on_event(c, failure(&b, 2, "redis-jobs", 2));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 5);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 2 failures -> fallback 10; max 5 -> 5");
+    sb_policy_connector_destroy(c);
+
+    /* The scaler's own max, from its instance list. */
+    c = glue_new(&glue_target_ops, "fallback=10 min=1");
+    sb_label bounds[2] = {{"scaler_min", "0"}, {"scaler_max", "3"}};
+    sb_event inst_ev = {.source_id = "pool",
+                        .topic = SB_TOPIC_INSTANCES,
+                        .value = 2,
+                        .labels = bounds,
+                        .nlabels = 2};
+    sb_policy_connector_on_event(c, &inst_ev);
+    fake_host_clear(fh);
+    for (int i = 1; i <= 3; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "redis-jobs", i));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 3);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 3 failures -> fallback 10; scaler max 3 -> 3");
+    sb_policy_connector_destroy(c);
+
+    /* And min. */
+    c = glue_new(&glue_target_ops, "fallback=0 min=2 fail_after=1");
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 1, "redis-jobs", 1));
+    ck_assert(last_publish()->value == 2);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "redis-jobs: 1 failure -> fallback 0; min 2 -> 2");
+    sb_policy_connector_destroy(c);
+}
+END_TEST
+
+/* Two inputs: without fallback the other still decides; with it the fallback wins while any is
+ * failed, and its reason names the input that failed first among those still failed. */
+START_TEST(test_failures_two_inputs)
+{
+    char lines[2048];
+    event_buf b;
+    void *c = glue_new(&glue_target_ops, "per_instance=2 stabilize_down=0s");
+    sb_policy_connector_on_event(c, reading_from(&b, 0, "a", 8));
+    fake_host_clear(fh);
+    for (int i = 1; i <= 3; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "a", i));
+    ck_assert_str_eq(last_log()->text, "a: 3 failures -> hold 4");
+    ck_assert_uint_eq(fh->npub, 0);
+    sb_policy_connector_on_event(c, reading_from(&b, 4, "b", 2));
+    ck_assert_uint_eq(fh->npub, 1);
+    ck_assert(last_publish()->value == 1);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"), "b=2 per_instance=2 -> 1");
+    /* b's one failure and a's fourth change nothing. */
+    sb_policy_connector_on_event(c, failure(&b, 5, "b", 1));
+    sb_policy_connector_on_event(c, failure(&b, 5, "a", 4));
+    ck_assert_uint_eq(fh->npub, 1);
+    sb_policy_connector_on_event(c, reading_from(&b, 6, "a", 6));
+    ck_assert_int_eq(log_count("a: reading again after 4 failures"), 1);
+    ck_assert(last_publish()->value == 3);
+    sb_policy_connector_destroy(c);
+
+    c = glue_new(&glue_target_ops, "per_instance=2 stabilize_down=0s fallback=2");
+    sb_policy_connector_on_event(c, reading_from(&b, 0, "a", 8));
+    fake_host_clear(fh);
+    for (int i = 1; i <= 3; i++)
+        sb_policy_connector_on_event(c, failure(&b, i, "a", i));
+    ck_assert(last_publish()->value == 2);
+    ck_assert_uint_eq(fh->npub, 1);
+    /* b's readings decide the fallback again, not their own count. */
+    sb_policy_connector_on_event(c, reading_from(&b, 4, "b", 20));
+    ck_assert_uint_eq(fh->npub, 2);
+    ck_assert(last_publish()->value == 2);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "a: 3 failures -> fallback 2");
+    for (int i = 1; i <= 3; i++)
+        sb_policy_connector_on_event(c, failure(&b, 4 + i, "b", i));
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "a: 3 failures -> fallback 2");
+    ck_assert_msg(fh->logs_at[SB_LOG_INFO] == 1, "%s", info_lines(lines, sizeof lines));
+    /* a reads again, b is still failed: still the fallback, now for b. */
+    sb_policy_connector_on_event(c, reading_from(&b, 8, "a", 12));
+    ck_assert_int_eq(log_count("a: reading again after 3 failures"), 1);
+    ck_assert(last_publish()->value == 2);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                     "b: 3 failures -> fallback 2");
+    ck_assert_str_eq(last_log()->text, "desired 2: b: 3 failures -> fallback 2");
+    ck_assert_int_eq(last_log()->level, SB_LOG_INFO);
+    /* b reads again: decisions as usual. */
+    sb_policy_connector_on_event(c, reading_from(&b, 9, "b", 10));
+    ck_assert_int_eq(log_count("b: reading again after 3 failures"), 1);
+    ck_assert(last_publish()->value == 5);
+    ck_assert_str_eq(fake_published_label(last_publish(), "reason"), "b=10 per_instance=2 -> 5");
+    sb_policy_connector_destroy(c);
+}
+END_TEST
+
+/* The glue without ops->policy hands the error to the connector, which ignores the topic; a
+ * connector never reads an error's value as a reading. Many failing inputs stay bounded. */
+START_TEST(test_failures_glue_and_limits)
+{
+    event_buf b;
+    void *c = glue_new(&glue_target_ops_no_policy, "per_instance=2 fallback=2 fail_after=1");
+    fake_host_clear(fh);
+    sb_policy_connector_on_event(c, failure(&b, 1, "a", 1));
+    sb_policy_connector_on_event(c, failure(&b, 2, "a", 2));
+    ck_assert_uint_eq(fh->npub, 0);
+    sb_policy_connector_destroy(c);
+
+    sb_policy *p = policy_from("fail_after=1");
+    sb_instance *inst = fake_host_instance(fh);
+    char id[32];
+    fake_host_clear(fh);
+    for (int i = 0; i < SB_POLICY_INPUTS_MAX; i++) {
+        snprintf(id, sizeof id, "t%d", i);
+        sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 1, id, 1));
+    }
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), SB_POLICY_INPUTS_MAX);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_WARN], 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 2, "one-more", 1)), 1);
+    ck_assert_int_eq(fh->logs_at[SB_LOG_WARN], 1);
+    ck_assert_str_eq(last_log()->text,
+                     "one-more: failure not counted: 1024 inputs are failing already (or no "
+                     "memory)");
+    ck_assert_uint_eq(sb_policy_input_failures(p, "one-more"), 0);
+    /* One reads again: room for the newcomer. */
+    sb_policy_failures_on_event(p, &fh->host, inst, reading_from(&b, 3, "t7", 1));
+    sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 4, "one-more", 1));
+    ck_assert_uint_eq(sb_policy_input_failures(p, "one-more"), 1);
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), SB_POLICY_INPUTS_MAX);
+    sb_policy_free(p);
+
+    /* A full table of inputs below fail_after makes room by forgetting one of them. */
+    p = policy_from("fail_after=2");
+    for (int i = 0; i < SB_POLICY_INPUTS_MAX + 5; i++) {
+        snprintf(id, sizeof id, "t%d", i);
+        sb_policy_failures_on_event(p, &fh->host, inst, failure(&b, 1, id, 1));
+    }
+    ck_assert_uint_eq(sb_policy_input_failures(p, id), 1);
+    ck_assert_uint_eq(sb_policy_failed_inputs(p), 0);
+    sb_policy_free(p);
+}
+END_TEST
+
+/* Every policy plugin, loaded as the daemon loads it, takes error events the same way: the
+ * fallback with its reason, or a hold with its one log line, and never a decision from the
+ * error's value. */
+typedef struct plugin_case {
+    const char *type, *opts;
+    double first; /* the decision on a reading of 8 */
+} plugin_case;
+
+static const plugin_case failure_plugins[] = {
+    {"target", "per_instance=2", 4},
+    {"threshold", "upper=5 upper_action=exact upper_amount=4", 4},
+    {"expression", "expression=ceil(value/2)", 4},
+    {"waiter", "concurrency_level=2 scale_up_factor=1", 4},
+    {"combine", "", 8},
+};
+
+START_TEST(test_failures_every_plugin)
+{
+    const plugin_case *pc = &failure_plugins[_i];
+    void *h;
+    const sb_plugin_descriptor *d = plugin_load(pc->type, &h);
+    if (!d)
+        return;
+    for (int with_fallback = 0; with_fallback <= 1; with_fallback++) {
+        optset o;
+        char spec[256], err[256] = "";
+        void *state = NULL;
+        event_buf b;
+        snprintf(spec, sizeof spec, "%s stabilize_down=0s%s", pc->opts,
+                 with_fallback ? " fallback=1" : "");
+        opts_fill(&o, d->options, spec);
+        ck_assert_msg(
+            d->create(fake_host_instance(fh), &fh->host, o.v, &state, err, sizeof err) == 0,
+            "%s: %s", spec, err);
+        fake_host_clear(fh);
+        d->on_event(state, reading_from(&b, 1, "jobs", 8));
+        ck_assert_msg(fh->npub == 1, "%s: %zu publishes", pc->type, fh->npub);
+        ck_assert_msg(last_publish()->value == pc->first, "%s: first decision %g", pc->type,
+                      last_publish()->value);
+        for (int i = 1; i <= 3; i++)
+            d->on_event(state, failure(&b, 1 + i, "jobs", i));
+        if (with_fallback) {
+            ck_assert_msg(fh->npub == 2, "%s: %zu publishes", pc->type, fh->npub);
+            ck_assert(last_publish()->value == 1);
+            ck_assert_str_eq(fake_published_label(last_publish(), "reason"),
+                             "jobs: 3 failures -> fallback 1");
+        } else {
+            ck_assert_msg(fh->npub == 1, "%s: %zu publishes", pc->type, fh->npub);
+            char hold[64];
+            snprintf(hold, sizeof hold, "jobs: 3 failures -> hold %g", pc->first);
+            ck_assert_int_eq(log_count(hold), 1);
+        }
+        d->on_event(state, reading_from(&b, 5, "jobs", 8));
+        ck_assert_int_eq(log_count("jobs: reading again after 3 failures"), 1);
+        ck_assert_msg(fh->npub == (size_t)(2 + with_fallback), "%s: %zu publishes", pc->type,
+                      fh->npub);
+        ck_assert_msg(strstr(fake_published_label(last_publish(), "reason"), "failure") == NULL,
+                      "%s: %s", pc->type, fake_published_label(last_publish(), "reason"));
+        d->destroy(state);
+    }
+    test_plugin_unload(h);
+}
+END_TEST
+
 /* ---- property tests over random traces ----------------------------------------------------- */
 
 static uint64_t base_seed(void)
@@ -1516,6 +1991,18 @@ static Suite *policy_suite(void)
                         (int)(sizeof connector_cases / sizeof connector_cases[0]));
     tcase_add_test(tc, test_publish_and_log);
     tcase_add_test(tc, test_plugins);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, fake_host_setup, fake_host_teardown);
+    tcase_add_test(tc, test_failures_hold);
+    tcase_add_test(tc, test_failures_fail_after);
+    tcase_add_test(tc, test_failures_fallback);
+    tcase_add_test(tc, test_failures_fallback_bounds);
+    tcase_add_test(tc, test_failures_two_inputs);
+    tcase_add_test(tc, test_failures_glue_and_limits);
+    tcase_add_loop_test(tc, test_failures_every_plugin, 0,
+                        (int)(sizeof failure_plugins / sizeof failure_plugins[0]));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");

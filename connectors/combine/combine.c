@@ -7,8 +7,10 @@
  * `stale_after` by `by` (max, min, sum or avg; combine_core.c), passes the result through the
  * policy SDK's common limits and publishes it with its reason, e.g.
  *   "max of by-queue=7 by-cpu=4 (stale: by-latency) -> 7".
- * With no fresh input it decides nothing. Time is the events' own (ev->mono_ns), so
- * `scalebus simulate` gives the same decisions on virtual time.
+ * With no fresh input it decides nothing. Error events from an input go to the policy library's
+ * failure handling (fail_after, fallback); a failed input's last value counts until it is stale.
+ * Time is the events' own (ev->mono_ns), so `scalebus simulate` gives the same decisions on
+ * virtual time.
  */
 #include <errno.h>
 #include <math.h>
@@ -84,6 +86,11 @@ static void combine_on_event(void *state, const sb_event *ev)
         sb_policy_observe(s->policy, ev);
         return;
     }
+    /* Failed inputs (fail_after, fallback): an error event is never a value; a value while the
+     * fallback is in force is still remembered, so the inputs are fresh when the fallback ends. */
+    int handled = sb_policy_failures_on_event(s->policy, s->host, s->inst, ev);
+    if (ev->topic && strcmp(ev->topic, SB_TOPIC_ERROR) == 0)
+        return;
     /* A reading from a trigger, or a decided count from a connector named in `from`. */
     const char *source = ev->source_id ? ev->source_id : "?";
     int rc = sb_combine_put(s->core, source, ev->labels, ev->nlabels, ev->value, ev->mono_ns);
@@ -95,6 +102,8 @@ static void combine_on_event(void *state, const sb_event *ev)
     if (rc != 0)
         s->host->log(s->inst, SB_LOG_WARN, "could not remember a value from %s (error %d)", source,
                      rc);
+    if (handled)
+        return;
 
     char why[sizeof(((sb_reason *)0)->text)];
     double combined = 0;

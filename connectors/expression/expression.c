@@ -11,7 +11,8 @@
  * "ceil((scheduled + running) / 2) with scheduled=3 running=4 -> 4". An event the expression
  * cannot be evaluated on (an unknown name, division by zero) decides nothing and logs a warning,
  * once per distinct message. Instance lists from the scalers in `to` feed the policy's current
- * count.
+ * count. Error events from an input go to the policy library's failure handling (fail_after,
+ * fallback), as they do for the connectors on its glue.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -170,6 +171,9 @@ static void expression_on_event(void *state, const sb_event *ev)
         sb_policy_observe(s->policy, ev);
         return;
     }
+    /* Failed inputs (fail_after, fallback), as the policy glue does for target and threshold. */
+    if (sb_policy_failures_on_event(s->policy, s->host, s->inst, ev))
+        return;
     if (strcmp(ev->topic, SB_TOPIC_READING) != 0 && strcmp(ev->topic, SB_TOPIC_DESIRED) != 0)
         return;
 

@@ -16,10 +16,16 @@ static int target_new(const sb_value *values, void **conn, char *err, size_t err
     return rc;
 }
 
+static sb_policy *target_policy(void *conn)
+{
+    return target_conn_policy(conn);
+}
+
 static const sb_policy_connector_ops target_ops = {
     .create = target_new,
     .on_event = target_conn_on_event,
     .destroy = target_conn_free,
+    .policy = target_policy,
 };
 
 SB_POLICY_CONNECTOR_CREATE(target, target_ops)
@@ -35,6 +41,7 @@ static const sb_plugin_descriptor target_descriptor = {
     .create = target_create,
     .destroy = sb_policy_connector_destroy,
     .on_event = sb_policy_connector_on_event,
+    .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 
 SB_PLUGIN_EXPORT(target_descriptor)

@@ -113,7 +113,7 @@ void target_conn_free(void *conn)
     free(t);
 }
 
-const sb_policy *target_conn_policy(const target_conn *t)
+sb_policy *target_conn_policy(const target_conn *t)
 {
     return t->policy;
 }

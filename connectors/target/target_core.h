@@ -39,7 +39,8 @@ int target_conn_decide(target_conn *t, const sb_event *ev, int64_t *desired, sb_
 void target_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
                             const sb_event *ev); /* conn: a target_conn */
 
-/* The policy inside, for sb_policy_current() and sb_policy_decided(). */
-const sb_policy *target_conn_policy(const target_conn *t);
+/* The policy inside: for sb_policy_current() and sb_policy_decided(), and for the glue's
+ * failure handling (sb_policy_connector_ops.policy). */
+sb_policy *target_conn_policy(const target_conn *t);
 
 #endif

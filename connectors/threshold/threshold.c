@@ -16,10 +16,16 @@ static int threshold_new(const sb_value *values, void **conn, char *err, size_t 
     return rc;
 }
 
+static sb_policy *threshold_policy(void *conn)
+{
+    return threshold_conn_policy(conn);
+}
+
 static const sb_policy_connector_ops threshold_ops = {
     .create = threshold_new,
     .on_event = threshold_conn_on_event,
     .destroy = threshold_conn_free,
+    .policy = threshold_policy,
 };
 
 SB_POLICY_CONNECTOR_CREATE(threshold, threshold_ops)
@@ -35,6 +41,7 @@ static const sb_plugin_descriptor threshold_descriptor = {
     .create = threshold_create,
     .destroy = sb_policy_connector_destroy,
     .on_event = sb_policy_connector_on_event,
+    .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 
 SB_PLUGIN_EXPORT(threshold_descriptor)

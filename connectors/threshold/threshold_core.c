@@ -141,7 +141,7 @@ void threshold_conn_free(void *conn)
     free(t);
 }
 
-const sb_policy *threshold_conn_policy(const threshold_conn *t)
+sb_policy *threshold_conn_policy(const threshold_conn *t)
 {
     return t->policy;
 }

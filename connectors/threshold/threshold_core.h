@@ -43,7 +43,8 @@ int threshold_conn_decide(threshold_conn *t, const sb_event *ev, int64_t *desire
 void threshold_conn_on_event(void *conn, const sb_host *host, sb_instance *inst,
                                const sb_event *ev); /* conn: a threshold_conn */
 
-/* The policy inside, for sb_policy_current() and sb_policy_decided(). */
-const sb_policy *threshold_conn_policy(const threshold_conn *t);
+/* The policy inside: for sb_policy_current() and sb_policy_decided(), and for the glue's
+ * failure handling (sb_policy_connector_ops.policy). */
+sb_policy *threshold_conn_policy(const threshold_conn *t);
 
 #endif

@@ -8,7 +8,8 @@
  * (sb_policy_decide: Waiter's min and max are the common `min`/`max`) and is published as a
  * desired count with its reason, e.g.
  *   "outstanding=40 concurrency_level=4 -> ideal 10; target 3.2 -> 4 (+1)".
- * The current instance count comes from the instance lists of the scalers in `to`.
+ * The current instance count comes from the instance lists of the scalers in `to`. Error events
+ * from an input go to the policy library's failure handling (fail_after, fallback).
  */
 #include <errno.h>
 #include <math.h>
@@ -130,6 +131,10 @@ static void waiter_on_event(void *state, const sb_event *ev)
         sb_policy_bounds(s->policy, &s->core.p.min, &s->core.p.max);
         return;
     }
+    /* An error event is never a count of requests: the policy library's failure handling
+     * (fail_after, fallback) takes it, and a value while the fallback is in force. */
+    if (sb_policy_failures_on_event(s->policy, s->host, s->inst, ev))
+        return;
     /* A reading, or a desired count from a connector named in `from`: outstanding requests. */
     if (!isfinite(ev->value) || ev->value < 0) {
         s->host->log(s->inst, SB_LOG_WARN,

@@ -8,6 +8,10 @@
  * decision's reason. All time is the events' own time, so a simulation on virtual time decides
  * exactly as the daemon would. plugins/policy/README.md describes the semantics.
  *
+ * Failed inputs (sb_policy_failures_on_event) are kept in a small array of the inputs with at least
+ * one failure since their last value; a policy hears from few inputs, and a value from an input
+ * that never failed costs one test of the array's length.
+ *
  * The windows are monotonic queues: the stabilisation windows keep only the recommendations that
  * can still be the highest (or lowest) before they age out, and the rate limits keep the earlier
  * decided counts the same way, keyed by the time each stopped being the decided count. Each queue
@@ -43,6 +47,8 @@ enum {
     OPT_PERIOD,
     OPT_ACTIVATE_ABOVE,
     OPT_IDLE_AFTER,
+    OPT_FAIL_AFTER,
+    OPT_FALLBACK,
     OPT_END
 };
 _Static_assert(OPT_END == SB_POLICY_OPTION_COUNT, "policy.h rows and this enum must agree");
@@ -215,6 +221,21 @@ int sb_policy_options_read(const sb_value *values, sb_policy_options *out, char 
         o.has_activation = 1;
         o.activate_above = values[OPT_ACTIVATE_ABOVE].number;
     }
+    o.fail_after = values[OPT_FAIL_AFTER].is_set ? values[OPT_FAIL_AFTER].integer : 3;
+    if (o.fail_after < 1 || o.fail_after > SB_POLICY_COUNT_MAX) {
+        snprintf(err, errlen, "fail_after: expected 1 to %d, got %lld", SB_POLICY_COUNT_MAX,
+                 (long long)o.fail_after);
+        return -EINVAL;
+    }
+    if (values[OPT_FALLBACK].is_set) {
+        o.has_fallback = 1;
+        o.fallback = values[OPT_FALLBACK].integer;
+        if (o.fallback < 0 || o.fallback > SB_POLICY_COUNT_MAX) {
+            snprintf(err, errlen, "fallback: expected 0 to %d, got %lld", SB_POLICY_COUNT_MAX,
+                     (long long)o.fallback);
+            return -EINVAL;
+        }
+    }
     *out = o;
     return 0;
 }
@@ -294,6 +315,14 @@ static const char *fmt_secs(char *buf, size_t len, uint64_t ns)
 
 /* ---- the policy ---------------------------------------------------------------------------- */
 
+/* An input with failures since its last value. */
+typedef struct failing_input {
+    char *id;
+    uint64_t failures;  /* consecutive */
+    uint64_t failed_at; /* the count at which it reached fail_after; 0: not failed yet */
+    uint64_t order;     /* which failed first: the fallback's reason names that one */
+} failing_input;
+
 struct sb_policy {
     sb_policy_options o;
     uint64_t stabilize_up_ns, stabilize_down_ns, cooldown_up_ns, cooldown_down_ns;
@@ -318,6 +347,12 @@ struct sb_policy {
     int has_published;
     int64_t published;
     char published_reason[sizeof(((sb_reason *)0)->text)];
+
+    failing_input *inputs; /* inputs with failures since their last value */
+    size_t ninputs, inputs_cap;
+    size_t nfailed;      /* of them, those at fail_after or more */
+    uint64_t next_order; /* for failing_input.order */
+    int warned_full;     /* the "too many failing inputs" line has been written */
 };
 
 int sb_policy_new_from_values(const sb_value *policy_rows, sb_policy **out, char *err,
@@ -341,6 +376,8 @@ sb_policy *sb_policy_new(const sb_policy_options *o)
     if (!p)
         return NULL;
     p->o = *o;
+    if (p->o.fail_after < 1)
+        p->o.fail_after = 1; /* options made by hand, not read: the least that means anything */
     p->scaler_min = p->scaler_max = -1;
     p->stabilize_up_ns = ms_to_ns(o->stabilize_up_ms);
     p->stabilize_down_ns = ms_to_ns(o->stabilize_down_ms);
@@ -369,6 +406,9 @@ void sb_policy_free(sb_policy *p)
     window_free(&p->rec_low);
     window_free(&p->dec_high);
     window_free(&p->dec_low);
+    for (size_t i = 0; i < p->ninputs; i++)
+        free(p->inputs[i].id);
+    free(p->inputs);
     free(p);
 }
 
@@ -631,13 +671,19 @@ static void record_decision(sb_policy *p, int64_t v, int64_t ref, uint64_t now)
     p->decided = v;
 }
 
+/* The decision's time: an event from a slower ring cannot be earlier than what we saw. */
+static uint64_t advance_clock(sb_policy *p, uint64_t t)
+{
+    if (p->has_now && t < p->now_ns)
+        t = p->now_ns;
+    p->now_ns = t;
+    p->has_now = 1;
+    return t;
+}
+
 int64_t sb_policy_decide(sb_policy *p, const sb_policy_input *in, sb_reason *r)
 {
-    uint64_t now = in->now_ns;
-    if (p->has_now && now < p->now_ns)
-        now = p->now_ns; /* an event from a slower ring: it cannot be earlier than what we saw */
-    p->now_ns = now;
-    p->has_now = 1;
+    uint64_t now = advance_clock(p, in->now_ns);
 
     int64_t ref = sb_policy_decided(p);
     int64_t v;
@@ -687,6 +733,167 @@ int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint
     return rc;
 }
 
+/* ---- failed inputs ------------------------------------------------------------------------ */
+
+/* The most failures counted: a trigger's count larger than this (or not a number) is held here. */
+#define FAILURES_MAX 1000000000000ull
+
+static const char *input_name(const sb_event *ev)
+{
+    return ev->source_id && *ev->source_id ? ev->source_id : "?";
+}
+
+static failing_input *input_find(sb_policy *p, const char *id)
+{
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (strcmp(p->inputs[i].id, id) == 0)
+            return &p->inputs[i];
+    return NULL;
+}
+
+static void input_remove(sb_policy *p, failing_input *in)
+{
+    if (in->failed_at)
+        p->nfailed--;
+    free(in->id);
+    *in = p->inputs[--p->ninputs];
+}
+
+/* A new entry for `id`; NULL when out of memory, or when the table is full of failed inputs. A
+ * full table first lets go of an input that has not reached fail_after (it may count from 1
+ * again: only ever later, never sooner). */
+static failing_input *input_add(sb_policy *p, const char *id)
+{
+    if (p->ninputs == SB_POLICY_INPUTS_MAX) {
+        size_t i = 0;
+        while (i < p->ninputs && p->inputs[i].failed_at)
+            i++;
+        if (i == p->ninputs)
+            return NULL;
+        input_remove(p, &p->inputs[i]);
+    }
+    if (p->ninputs == p->inputs_cap) {
+        size_t ncap = p->inputs_cap ? p->inputs_cap * 2 : 4;
+        failing_input *n = realloc(p->inputs, ncap * sizeof *n);
+        if (!n)
+            return NULL;
+        p->inputs = n;
+        p->inputs_cap = ncap;
+    }
+    char *copy = strdup(id);
+    if (!copy)
+        return NULL;
+    failing_input *in = &p->inputs[p->ninputs++];
+    *in = (failing_input){.id = copy};
+    return in;
+}
+
+/* The fallback, decided and published: held to the bounds, past the windows, rate limits and
+ * cooldowns (KEDA applies its fallback directly), and remembered as a decision like any other. */
+static void publish_fallback(sb_policy *p, const sb_host *host, sb_instance *inst, uint64_t t)
+{
+    const failing_input *first = NULL;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].failed_at && (!first || p->inputs[i].order < first->order))
+            first = &p->inputs[i];
+    if (!first)
+        return;
+    uint64_t now = advance_clock(p, t);
+    sb_reason r;
+    sb_reason_init(&r);
+    sb_reason_addf(&r, "%s: %llu failure%s -> fallback %lld", first->id,
+                   (unsigned long long)first->failed_at, first->failed_at == 1 ? "" : "s",
+                   (long long)p->o.fallback);
+    int64_t ref = sb_policy_decided(p);
+    int64_t v = apply_bounds(p, p->o.fallback, &r);
+    record_decision(p, v, ref, now);
+    sb_policy_publish(p, host, inst, now, v, &r);
+}
+
+/* One more failure of the input that sent ev. */
+static void input_failed(sb_policy *p, const sb_host *host, sb_instance *inst, const sb_event *ev)
+{
+    const char *id = input_name(ev);
+    failing_input *in = input_find(p, id);
+    if (!in && (in = input_add(p, id)) == NULL) {
+        if (!p->warned_full)
+            host->log(inst, SB_LOG_WARN,
+                      "%s: failure not counted: %d inputs are failing already (or no memory)", id,
+                      SB_POLICY_INPUTS_MAX);
+        p->warned_full = 1;
+        return;
+    }
+    /* The trigger's own count is the truth when it is larger (this policy may be newer than the
+     * failures, after a reload); counting the events keeps a count that went back honest. */
+    uint64_t n = in->failures + 1;
+    if (isfinite(ev->value) && ev->value > (double)n)
+        n = ev->value >= (double)FAILURES_MAX ? FAILURES_MAX : (uint64_t)ev->value;
+    if (n > FAILURES_MAX)
+        n = FAILURES_MAX;
+    in->failures = n;
+    if (in->failed_at || n < (uint64_t)p->o.fail_after) {
+        host->log(inst, SB_LOG_DEBUG, "%s: %llu failure%s", id, (unsigned long long)n,
+                  n == 1 ? "" : "s");
+        return;
+    }
+    in->failed_at = n;
+    in->order = p->next_order++;
+    p->nfailed++;
+    if (p->o.has_fallback)
+        return; /* the caller publishes the fallback */
+    if (p->has_decided)
+        host->log(inst, SB_LOG_INFO, "%s: %llu failure%s -> hold %lld", id, (unsigned long long)n,
+                  n == 1 ? "" : "s", (long long)p->decided);
+    else
+        host->log(inst, SB_LOG_INFO, "%s: %llu failure%s -> hold (nothing decided yet)", id,
+                  (unsigned long long)n, n == 1 ? "" : "s");
+}
+
+/* A value from the input that sent ev: its failures are over. */
+static void input_recovered(sb_policy *p, const sb_host *host, sb_instance *inst,
+                            const sb_event *ev)
+{
+    failing_input *in = input_find(p, input_name(ev));
+    if (!in)
+        return;
+    host->log(inst, in->failed_at ? SB_LOG_INFO : SB_LOG_DEBUG,
+              "%s: reading again after %llu failure%s", in->id, (unsigned long long)in->failures,
+              in->failures == 1 ? "" : "s");
+    input_remove(p, in);
+}
+
+int sb_policy_failures_on_event(sb_policy *p, const sb_host *host, sb_instance *inst,
+                                const sb_event *ev)
+{
+    if (!ev->topic)
+        return 0;
+    int error = strcmp(ev->topic, SB_TOPIC_ERROR) == 0;
+    if (error)
+        input_failed(p, host, inst, ev);
+    else if (strcmp(ev->topic, SB_TOPIC_READING) == 0 || strcmp(ev->topic, SB_TOPIC_DESIRED) == 0)
+        input_recovered(p, host, inst, ev);
+    else
+        return 0;
+    if (p->nfailed > 0 && p->o.has_fallback) {
+        publish_fallback(p, host, inst, ev->mono_ns);
+        return 1;
+    }
+    return error;
+}
+
+uint64_t sb_policy_input_failures(const sb_policy *p, const char *source_id)
+{
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (strcmp(p->inputs[i].id, source_id) == 0)
+            return p->inputs[i].failures;
+    return 0;
+}
+
+size_t sb_policy_failed_inputs(const sb_policy *p)
+{
+    return p->nfailed;
+}
+
 /* ---- connector glue ----------------------------------------------------------------------- */
 
 typedef struct policy_connector {
@@ -718,6 +925,9 @@ int sb_policy_connector_create(const sb_policy_connector_ops *ops, sb_instance *
 void sb_policy_connector_on_event(void *state, const sb_event *ev)
 {
     policy_connector *c = state;
+    sb_policy *p = c->ops->policy ? c->ops->policy(c->conn) : NULL;
+    if (p && sb_policy_failures_on_event(p, c->host, c->inst, ev))
+        return;
     c->ops->on_event(c->conn, c->host, c->inst, ev);
 }
 

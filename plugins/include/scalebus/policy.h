@@ -17,6 +17,12 @@
  * the ratio formulas multiply it. The *decided* count (sb_policy_decided) is what this policy last
  * asked for: "no change", the windows, rate limits and cooldowns are all relative to it, so a
  * scaler still starting instances does not make the policy take back its own decision.
+ * When an input fails (a trigger publishes SB_TOPIC_ERROR events instead of readings) the policy
+ * never reads that as 0: after `fail_after` consecutive failures of one input it holds its last
+ * decision, or, with `fallback` set, decides the fallback count (KEDA's fallback), held to the
+ * bounds only: "redis-jobs: 3 failures -> fallback 2". sb_policy_failures_on_event() does it;
+ * the connector glue below calls it for every policy built on the glue.
+ *
  * plugins/policy/README.md describes every step and option.
  *
  * The implementation is one static library (libscalebus_policy.a, PIC) that each policy plugin
@@ -58,9 +64,15 @@ extern "C" {
         {"activate_above", SB_OPT_NUMBER, NULL, 0,                                                 \
          "leave zero only when the reading is above this (KEDA's activation threshold)"},          \
         {"idle_after", SB_OPT_DURATION, "0s", 0,                                                   \
-         "go to zero only after this long with zero demand"}
+         "go to zero only after this long with zero demand"},                                      \
+        {"fail_after", SB_OPT_INT, "3", 0,                                                         \
+         "consecutive failures of one input before this policy holds its last decision, or "       \
+         "moves to `fallback`"},                                                                   \
+        {"fallback", SB_OPT_INT, NULL, 0,                                                          \
+         "the count to ask for while an input has failed fail_after times (KEDA's fallback; "      \
+         "default: hold the last decision)"}
 /* clang-format on */
-#define SB_POLICY_OPTION_COUNT 11
+#define SB_POLICY_OPTION_COUNT 13
 
 /* The largest count a policy decides: a formula's larger (or infinite) result is held here. */
 #define SB_POLICY_COUNT_MAX 1000000000
@@ -76,6 +88,9 @@ typedef struct sb_policy_options {
     int has_activation;
     double activate_above;
     uint64_t idle_after_ms;
+    int64_t fail_after; /* consecutive failures of one input that make it failed (below 1: 1) */
+    int has_fallback;   /* 0: a failed input holds the last decision */
+    int64_t fallback;   /* the count decided while an input is failed */
 } sb_policy_options;
 
 /* Read the SB_POLICY_OPTION_COUNT common values, values[0] being "min". Returns 0, or -EINVAL
@@ -152,18 +167,59 @@ int64_t sb_policy_decide(sb_policy *p, const sb_policy_input *in, sb_reason *r);
 int sb_policy_publish(sb_policy *p, const sb_host *host, sb_instance *inst, uint64_t now_ns,
                       int64_t desired, const sb_reason *r);
 
+/* ---- Failed inputs ---------------------------------------------------------------------- */
+
+/* An input is the component an event comes from (ev->source_id): a trigger, or a connector
+ * upstream. Failures are counted per input: an SB_TOPIC_ERROR event from it is one more
+ * consecutive failure (its value, the trigger's own count, when that is a larger whole number),
+ * and a value from it (a reading, or a desired count) resets the count. An input is *failed* once
+ * its count reaches `fail_after`, until its next value. Then:
+ *
+ * - no `fallback`: the policy holds its last decision. It publishes nothing new and logs once
+ *   "redis-jobs: 3 failures -> hold 4" (before any decision: "... -> hold (nothing decided
+ *   yet)"). Values from the other inputs still decide as usual.
+ * - `fallback: N`: the policy decides N at once, held to min/max and the scaler's bounds (each
+ *   step in the reason) but not to the stabilisation windows, rate limits or cooldowns, as KEDA
+ *   applies its fallback directly; it is published like any decision, its reason
+ *   "redis-jobs: 3 failures -> fallback 2" (the input that failed first, and the count at which
+ *   it did). While any input is failed, every event from an input (a value or an error) decides
+ *   the fallback again, instead of its own decision. The fallback counts as a decision: the
+ *   cooldowns and rate limits that follow start from it.
+ *
+ * A value from a failed input logs "redis-jobs: reading again after 5 failures" (info; debug
+ * for an input that had not reached fail_after) and is then decided on as usual (or, with
+ * `fallback`, still gives the fallback while another input is failed).
+ *
+ * Call it first in on_event, with every event. Returns 1 when the event is dealt with here and
+ * the connector must decide nothing on it: every SB_TOPIC_ERROR event (never a value), and an
+ * input's value while the fallback is in force (a connector may still remember that value, e.g.
+ * combine does). Returns 0 otherwise (other topics too). At most SB_POLICY_INPUTS_MAX inputs with
+ * failures are remembered. */
+#define SB_POLICY_INPUTS_MAX 1024
+int sb_policy_failures_on_event(sb_policy *p, const sb_host *host, sb_instance *inst,
+                                const sb_event *ev);
+/* The consecutive failures counted for input `source_id` (0: none since its last value), and the
+ * number of inputs failed now. */
+uint64_t sb_policy_input_failures(const sb_policy *p, const char *source_id);
+size_t sb_policy_failed_inputs(const sb_policy *p);
+
 /* ---- The connector glue every policy plugin shares --------------------------------------- */
 
-/* A policy's own object behind three functions: made from the options (one value per options
- * row; a negative code and one line in err on failure), fed every event, freed. */
+/* A policy's own object behind its functions: made from the options (one value per options
+ * row; a negative code and one line in err on failure), fed every event, freed; and the
+ * sb_policy inside it, for the failure handling the glue does for it. */
 typedef struct sb_policy_connector_ops {
     int (*create)(const sb_value *values, void **conn, char *err, size_t errlen);
     void (*on_event)(void *conn, const sb_host *host, sb_instance *inst, const sb_event *ev);
     void (*destroy)(void *conn);
+    /* The connector's sb_policy. NULL: no failure handling, and error events reach on_event. */
+    sb_policy *(*policy)(void *conn);
 } sb_policy_connector_ops;
 
 /* The descriptor's callbacks: create() through ops, then on_event() and destroy() for any
- * policy made so. */
+ * policy made so. on_event() hands each event to sb_policy_failures_on_event() first, and to
+ * ops->on_event only when that returns 0: every policy on the glue gets fail_after and fallback
+ * without code of its own. */
 int sb_policy_connector_create(const sb_policy_connector_ops *ops, sb_instance *inst,
                                const sb_host *host, const sb_value *values, void **state,
                                char *err, size_t errlen);
