@@ -144,6 +144,7 @@ static const sb_plugin_descriptor combine_descriptor = {
     .create = combine_create,
     .destroy = combine_destroy,
     .on_event = combine_on_event,
+    .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 
 SB_PLUGIN_EXPORT(combine_descriptor)

@@ -229,6 +229,7 @@ static const sb_plugin_descriptor expression_descriptor = {
     .create = expression_create,
     .destroy = expression_destroy,
     .on_event = expression_on_event,
+    .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 
 SB_PLUGIN_EXPORT(expression_descriptor)

@@ -178,6 +178,7 @@ static const sb_plugin_descriptor waiter_descriptor = {
     .create = waiter_create,
     .destroy = waiter_destroy,
     .on_event = waiter_on_event,
+    .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 
 SB_PLUGIN_EXPORT(waiter_descriptor)
