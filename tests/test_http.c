@@ -553,10 +553,15 @@ START_TEST(test_poller_schedule_readings_failures)
     uint64_t total;
     ck_assert_uint_eq(sb_poller_failures(p, &total), 4);
     ck_assert_uint_eq(total, 4);
+    /* A reason stays one line whatever a remote put in it. */
+    fire_last(fh);
+    sb_poller_fail(p, 0, "bad reply: \"x\r\n2026-01-01 error [other] forged\x1b[31m\"");
+    ck_assert_uint_eq(count_logs(fh, SB_LOG_WARN,
+                                 "bad reply: \"x??2026-01-01 error [other] forged?[31m\""), 1);
     /* Recovery is logged once, and the schedule is back to `every`. */
     fire_last(fh);
     sb_poller_done(p);
-    ck_assert_uint_eq(count_logs(fh, SB_LOG_INFO, "reading again after 4 failures"), 1);
+    ck_assert_uint_eq(count_logs(fh, SB_LOG_INFO, "reading again after 5 failures"), 1);
     ck_assert_uint_eq(sb_poller_failures(p, &total), 0);
     ck_assert_uint_le(fh->last_timer->timeout_ms, 1000);
     /* A Retry-After longer than the back-off is honoured. */

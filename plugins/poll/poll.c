@@ -288,6 +288,10 @@ void sb_poller_fail(sb_poller *p, uint64_t retry_after_ms, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    /* One line whatever a remote put in it: no forged log lines, no terminal escapes. */
+    for (char *c = reason; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     p->consecutive++;
     p->total++;
     /* Logged once per change of state: the first failure, and each new reason. */

@@ -99,7 +99,8 @@ void sb_poller_run_now(sb_poller *p);
 int sb_poller_reading(sb_poller *p, double value, const sb_label *labels, size_t nlabels);
 /* The read succeeded. Loop thread. */
 void sb_poller_done(sb_poller *p);
-/* The read failed: the reason is logged (warn) when the state changes (first failure, another
+/* The read failed: the reason (control characters shown as '?', so it stays one line whatever a
+ * remote sent) is logged (warn) when the state changes (first failure, another
  * reason, recovery is logged by sb_poller_done), counted, and published as SB_TOPIC_ERROR with
  * value = consecutive failures and label reason. The next read comes after a back-off (at least
  * `every`, honouring retry_after_ms when > 0). Loop thread. */
