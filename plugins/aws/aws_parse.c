@@ -74,10 +74,9 @@ static void trim(const char **b, const char **e)
         (*e)--;
 }
 
-int sb_aws_parse_credentials_file(const char *text, size_t len, const char *profile,
-                                  sb_aws_parsed *out, char *err, size_t errlen)
+static int parse_credentials(const char *text, size_t len, const char *profile,
+                             sb_aws_parsed *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
     if (len > SB_AWS_MAX_FILE)
         return fail(err, errlen, -EINVAL, "larger than %d bytes", SB_AWS_MAX_FILE);
     size_t plen = strlen(profile);
@@ -156,6 +155,16 @@ int sb_aws_parse_credentials_file(const char *text, size_t len, const char *prof
         return fail(err, errlen, -EINVAL, "section [%s] has no %s", profile, missing);
     }
     return 0;
+}
+
+int sb_aws_parse_credentials_file(const char *text, size_t len, const char *profile,
+                                  sb_aws_parsed *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = parse_credentials(text, len, profile, out, err, errlen);
+    if (rc)
+        sb_aws_parsed_clear(out); /* nothing half-read is left */
+    return rc;
 }
 
 int sb_aws_parse_imds_role(const char *text, size_t len, char *role, size_t rolelen, char *err,
