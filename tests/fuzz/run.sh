@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh BUILD_DIR SECONDS [TARGET] - fuzz TARGET (expression: the expression language, the
-# default; config: pipeline files; trace: the trace reader of `scalebus simulate`) for SECONDS
+# default; config: pipeline files; trace: the trace reader of `scalebus simulate`; replies: the
+# parsers of what remote servers send the triggers) for SECONDS
 # with libFuzzer, starting from a copy of the kept seed corpus (tests/fuzz/corpus/TARGET), so new
 # inputs never land in the source tree. BUILD_DIR is a clang build configured with -DSB_FUZZ=ON.
 #
@@ -8,7 +9,7 @@
 # kept and its path printed); 2 bad arguments; 77 the fuzzer is not built in BUILD_DIR.
 set -u
 if [ $# -ne 2 ] && [ $# -ne 3 ]; then
-  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace]" >&2
+  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace|replies]" >&2
   exit 2
 fi
 build=$1
@@ -18,7 +19,8 @@ case $target in
   expression) max_len=4200 ;;
   config) max_len=16384 ;;
   trace) max_len=4096 ;;
-  *) echo "$0: unknown target '$target' (expression, config or trace)" >&2; exit 2 ;;
+  replies) max_len=8192 ;;
+  *) echo "$0: unknown target '$target' (expression, config, trace or replies)" >&2; exit 2 ;;
 esac
 case $seconds in
   '' | *[!0-9]*) echo "$0: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;;
