@@ -6,13 +6,16 @@
  * a failing start, a subscription by id made in create(), payloads kept beyond the callback
  * (payload_retain/payload_release), options taken in place (reconfigure), instance index
  * claims, and a thread that publishes until it is refused. Every probe records what
- * host->bounds answers.
+ * host->bounds answers. With `feed_file` a probe is a trigger a shell test steers: every
+ * `feed_every` it reads the file and publishes a number in it as a reading, or `error WHY` as an
+ * SB_TOPIC_ERROR event (value: consecutive errors, label reason), as a polling trigger does.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +41,10 @@ typedef struct probe_state {
     _Atomic int stopped; /* stop() has returned */
     _Atomic int refused; /* the thread saw -ESHUTDOWN after that */
     _Atomic int last_rc;
+    char *feed_file; /* `feed_file`: what to publish, read every feed_every_ms */
+    uint64_t feed_every_ms;
+    sb_timer *feed_timer;
+    double feed_errors; /* consecutive `error` lines read */
 } probe_state;
 
 static probe_record *probe_find(const char *id)
@@ -53,7 +60,17 @@ static probe_record *probe_find(const char *id)
     return r;
 }
 
-enum { OPT_TAG, OPT_SOFT, OPT_FAIL_START, OPT_SUBSCRIBE_TO, OPT_CLAIMS, OPT_PUBLISHER, OPT_RETAIN };
+enum {
+    OPT_TAG,
+    OPT_SOFT,
+    OPT_FAIL_START,
+    OPT_SUBSCRIBE_TO,
+    OPT_CLAIMS,
+    OPT_PUBLISHER,
+    OPT_RETAIN,
+    OPT_FEED_FILE,
+    OPT_FEED_EVERY
+};
 
 static const sb_option_spec probe_options[] = {
     [OPT_TAG] = {"tag", SB_OPT_STRING, "none", 0, "any text; changing it replaces the component"},
@@ -66,6 +83,10 @@ static const sb_option_spec probe_options[] = {
                        "a thread publishes readings until refused after stop()"},
     [OPT_RETAIN] = {"retain", SB_OPT_BOOL, "false", 0,
                     "keep each payload heard through subscribe_to until the next event"},
+    [OPT_FEED_FILE] = {"feed_file", SB_OPT_STRING, NULL, 0,
+                       "read every feed_every: a number is published as a reading, `error WHY` "
+                       "as an error event (value: consecutive errors, label reason)"},
+    [OPT_FEED_EVERY] = {"feed_every", SB_OPT_DURATION, "200ms", 0, "how often feed_file is read"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -121,6 +142,36 @@ static void *probe_publisher(void *arg)
     }
 }
 
+/* `feed_file`: one line, "12" or "error connection refused"; nothing while it is missing. */
+static void probe_feed(void *arg)
+{
+    probe_state *s = arg;
+    char line[256];
+    FILE *f = fopen(s->feed_file, "r");
+    if (!f)
+        return;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    if (strncmp(line, "error", 5) == 0) {
+        s->feed_errors++;
+        sb_label why = {"reason", line[5] == ' ' ? line + 6 : "error"};
+        sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_ERROR, .value = s->feed_errors,
+                        .labels = &why, .nlabels = 1};
+        s->host->publish(s->inst, &p);
+        return;
+    }
+    char *end;
+    double v = strtod(line, &end);
+    if (end == line)
+        return;
+    s->feed_errors = 0;
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE,
+                    .value = v};
+    s->host->publish(s->inst, &p);
+}
+
 static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *v, void **state,
                         char *err, size_t errlen)
 {
@@ -141,6 +192,12 @@ static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *
     s->claims = v[OPT_CLAIMS].integer;
     s->publisher = (int)v[OPT_PUBLISHER].integer;
     s->retain = (int)v[OPT_RETAIN].integer;
+    s->feed_every_ms = v[OPT_FEED_EVERY].is_set ? v[OPT_FEED_EVERY].duration_ms : 200;
+    if (v[OPT_FEED_FILE].is_set && v[OPT_FEED_FILE].str &&
+        (s->feed_file = strdup(v[OPT_FEED_FILE].str)) == NULL) {
+        free(s);
+        return -ENOMEM;
+    }
     if (v[OPT_SUBSCRIBE_TO].is_set)
         r->subscribe_rc =
             host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, SB_TOPIC_READING, probe_heard, s);
@@ -161,6 +218,12 @@ static int probe_start(void *state)
         s->rec->claimed[s->rec->nclaimed++] = s->host->index_claim(s->inst);
     if (s->publisher && pthread_create(&s->thread, NULL, probe_publisher, s) == 0)
         s->thread_running = 1;
+    if (s->feed_file) {
+        uint64_t every = s->feed_every_ms ? s->feed_every_ms : 1;
+        s->feed_timer = s->host->timer_new(s->inst, every, every, probe_feed, s);
+        if (!s->feed_timer)
+            return -ENOMEM;
+    }
     return 0;
 }
 
@@ -169,6 +232,9 @@ static int probe_stop(void *state)
     probe_state *s = state;
     s->rec->stops++;
     atomic_store(&s->stopped, 1);
+    if (s->feed_timer)
+        s->host->timer_free(s->feed_timer);
+    s->feed_timer = NULL;
     return 0;
 }
 
@@ -183,6 +249,9 @@ static void probe_destroy(void *state)
         s->rec->refused_after_stop += atomic_load(&s->refused);
         s->rec->publish_rc_after_stop = atomic_load(&s->last_rc);
     }
+    if (s->feed_timer)
+        s->host->timer_free(s->feed_timer);
+    free(s->feed_file);
     free(s);
 }
 
@@ -195,7 +264,7 @@ static int probe_reconfigure(void *state, const sb_value *v, char *err, size_t e
     if (strcmp(v[OPT_TAG].str ? v[OPT_TAG].str : "", s->tag) != 0 ||
         (int)v[OPT_FAIL_START].integer != s->fail_start || v[OPT_CLAIMS].integer != s->claims ||
         (int)v[OPT_PUBLISHER].integer != s->publisher || v[OPT_SUBSCRIBE_TO].is_set ||
-        (int)v[OPT_RETAIN].integer != s->retain)
+        (int)v[OPT_RETAIN].integer != s->retain || v[OPT_FEED_FILE].is_set || s->feed_file)
         return SB_RECONFIGURE_REPLACE;
     s->rec->reconfigs++;
     strncpy(s->rec->soft, v[OPT_SOFT].str ? v[OPT_SOFT].str : "", sizeof s->rec->soft - 1);
