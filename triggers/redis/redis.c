@@ -133,7 +133,8 @@ struct redis_trigger {
     char first_error[256];
     size_t errors;
     char handshake_error[200];
-    int lag_fallback; /* the last read took the pending count for a missing lag */
+    int lag_fallback;       /* the last read took the pending count for a missing lag */
+    int warned_unsolicited; /* data between reads was logged once as a warning */
 };
 
 /* ---- connections -------------------------------------------------------------------------- */
@@ -363,8 +364,10 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void conn_take_replies(redis_trigger *t, redis_conn *c, const char *data, size_t n)
 {
     if (!c->reading) {
-        t->host->log(t->inst, SB_LOG_WARN, "%s sent data nobody asked for: reconnecting",
-                     t->where);
+        /* Between reads: nothing was asked, and a pipeline out of step cannot be trusted. */
+        t->host->log(t->inst, t->warned_unsolicited ? SB_LOG_DEBUG : SB_LOG_WARN,
+                     "%s sent data between reads: reconnecting", t->where);
+        t->warned_unsolicited = 1;
         conn_close(c);
         return;
     }
@@ -377,7 +380,7 @@ static void conn_take_replies(redis_trigger *t, redis_conn *c, const char *data,
         read_fail(t, "%s: out of memory reading the reply", t->where);
         return;
     }
-    for (;;) {
+    while (c->got < c->expect) {
         void *reply = NULL;
         if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
             read_fail(t, "%s: protocol error: %s", t->where,
@@ -386,21 +389,15 @@ static void conn_take_replies(redis_trigger *t, redis_conn *c, const char *data,
         }
         if (!reply)
             return; /* wait for more */
-        if (!c->reading) {
-            freeReplyObject(reply);
-            t->host->log(t->inst, SB_LOG_WARN, "%s sent more replies than asked for: reconnecting",
-                         t->where);
-            conn_close(c);
-            return;
-        }
         handle_reply(t, c, reply);
         freeReplyObject(reply);
-        if (c->got == c->expect) {
-            read_finish(t, c);
-            if (c->closing)
-                return;
-        }
     }
+    /* Every reply is in; a byte more is one nobody asked for. */
+    if (c->reader->pos < c->reader->len) {
+        read_fail(t, "%s sent more replies than asked for", t->where);
+        return;
+    }
+    read_finish(t, c);
 }
 
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
