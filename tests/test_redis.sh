@@ -102,6 +102,8 @@ stop_daemon() { # stop_daemon SIGNAL: rc is the exit status (255: still running 
 # ms_of_line TEXT: the time of the first log line holding TEXT, in ms since the epoch.
 ms_of_line() { date -d "$(grep -F -- "$1" "$log" | head -1 | cut -d' ' -f1)" +%s%3N; }
 
+"$SB" check "$SRC/examples/ci-agents-redis.yaml" >"$W/check.out" 2>&1 \
+  && ok "examples/ci-agents-redis.yaml passes check" || not_ok "the example: $(cat "$W/check.out")"
 start_redis
 mkdir -p "$W/a" "$W/b"
 
