@@ -307,7 +307,14 @@ expect_line "an element count an int cannot hold" "[truncated] read failed: redi
 expect_line "a server that never answers" "[silent] read failed: read timed out after 300ms (1 in a row"
 log_has "[c-wrongtype] desired" && not_ok "a read with a WRONGTYPE key published readings" \
   || ok "a read with one bad key publishes nothing (all or nothing)"
-sleep 1
+# A reload that changes only `every` is taken in place; the trigger reads on.
+sed -i 's/key: delayed, kind: zset, every: 200ms/key: delayed, kind: zset, every: 300ms/' "$W/checks.yaml"
+kill -HUP "$daemon"
+wait_for 10 log_has "(44 kept, 1 reconfigured, 0 started, 0 stopped)" && ok "reload: a new every is taken in place" \
+  || not_ok "reload: $(grep 'component(s) running' "$log" | tail -1)"
+cli zadd delayed 3 c >/dev/null
+wait_for 5 log_has "[c-z] desired 3: delayed=3 per_instance=1 -> 3" && ok "reload: the reconfigured trigger reads on" \
+  || not_ok "after the reload: $(grep c-z "$log" | tail -2)"
 kill -0 "$daemon" 2>/dev/null && ok "checks: the daemon runs on" || not_ok "checks: the daemon exited"
 stop_daemon TERM
 [ $rc = 0 ] && ok "checks: SIGTERM exit 0" || not_ok "checks: exit status $rc"
