@@ -85,7 +85,8 @@ typedef struct redis_conn {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    int has_handle;
+    int has_handle; /* h is initialised: freed by its close callback */
+    int resolving;  /* resolve_req is in flight: freed by its callback */
     uv_connect_t connect_req;
     uv_getaddrinfo_t resolve_req;
     conn_state state;
@@ -178,8 +179,10 @@ static void conn_close(redis_conn *c)
         c->t->conn = NULL;
     if (c->has_handle)
         uv_close(&c->h.handle, conn_on_close);
-    else
+    else if (c->resolving)
         uv_cancel((uv_req_t *)&c->resolve_req); /* its callback frees c */
+    else
+        conn_free(c); /* nothing of libuv's holds it */
 }
 
 static redis_conn *conn_new(redis_trigger *t)
@@ -461,6 +464,7 @@ static void conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 {
     redis_conn *c = req->data;
     redis_trigger *t = c->t;
+    c->resolving = 0;
     if (c->closing || !t) {
         uv_freeaddrinfo(res);
         conn_free(c); /* it had no handle yet */
@@ -468,13 +472,8 @@ static void conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
     }
     if (status < 0 || !res) {
         uv_freeaddrinfo(res);
-        /* Not a handle: free it here, after reporting (read_fail would cancel the request). */
-        c->closing = 1;
-        if (t->conn == c)
-            t->conn = NULL;
-        sb_poller_fail(t->poller, 0, "cannot resolve %s: %s", t->where,
-                       uv_strerror(status < 0 ? status : UV_EAI_NONAME));
-        conn_free(c);
+        read_fail(t, "cannot resolve %s: %s", t->where,
+                  uv_strerror(status < 0 ? status : UV_EAI_NONAME)); /* frees c */
         return;
     }
     conn_connect_tcp(c, res->ai_addr);
@@ -518,12 +517,11 @@ static void conn_open(redis_trigger *t)
     hints.ai_socktype = SOCK_STREAM;
     c->state = CONN_RESOLVING;
     c->resolve_req.data = c;
+    c->resolving = 1;
     int rc = uv_getaddrinfo(t->loop, &c->resolve_req, conn_on_resolved, t->url.host, port, &hints);
     if (rc < 0) {
-        c->closing = 1;
-        t->conn = NULL;
-        conn_free(c);
-        sb_poller_fail(t->poller, 0, "cannot resolve %s: %s", t->where, uv_strerror(rc));
+        c->resolving = 0;
+        read_fail(t, "cannot resolve %s: %s", t->where, uv_strerror(rc)); /* frees c */
     }
 }
 
@@ -767,7 +765,8 @@ static void redis_destroy(void *state)
         return;
     sb_poller_free(t->poller);
     /* Connections still closing (only when stop was not waited for) outlive us on their own. */
-    for (redis_conn *c = t->conns; c; c = c->next) {
+    for (redis_conn *c = t->conns, *next; c; c = next) {
+        next = c->next; /* conn_close may free c */
         c->t = NULL;
         if (!c->closing)
             conn_close(c);
@@ -827,8 +826,10 @@ static int redis_stop(void *state)
 {
     redis_trigger *t = state;
     sb_poller_stop(t->poller); /* cancels the read in flight (redis_cancel) */
-    for (redis_conn *c = t->conns; c; c = c->next)
+    for (redis_conn *c = t->conns, *next; c; c = next) {
+        next = c->next; /* conn_close may free c */
         conn_close(c);
+    }
     if (t->open == 0)
         return 0;
     t->stopping = 1; /* conn_free calls host->stopped() when the last one is gone */
