@@ -38,8 +38,7 @@ START_TEST(test_url_good)
          "redis://cache.internal:6380/3"},
         {"redis://:s3cret@10.0.0.5:7000/15", 0, "10.0.0.5", 7000, "", "", "s3cret", 15,
          "redis://10.0.0.5:7000/15"},
-        {"redis://ci:p%40ss%3Aword@h:1/2", 0, "h", 1, "", "ci", "p@ss:word", 2,
-         "redis://h:1/2"},
+        {"redis://ci:p%40ss%3Aword@h:1/2", 0, "h", 1, "", "ci", "p@ss:word", 2, "redis://h:1/2"},
         {"redis://:p@ss@h", 0, "h", 6379, "", "", "p@ss", 0, "redis://h:6379/0"},
         {"redis://[::1]:6390/1", 0, "::1", 6390, "", "", "", 1, "redis://[::1]:6390/1"},
         {"redis://[fe80::1]", 0, "fe80::1", 6379, "", "", "", 0, "redis://[fe80::1]:6379/0"},
@@ -188,15 +187,15 @@ static const sb_redis_query GROUP_PENDING = {SB_REDIS_STREAM, "workers", SB_REDI
 
 /* XINFO GROUPS as Redis 7.0 answers it: two groups, the second one ours. */
 #define GROUP_OTHER                                                                                \
-    "*12\r\n$4\r\nname\r\n$6\r\nbackup\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n"      \
+    "*12\r\n$4\r\nname\r\n$6\r\nbackup\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n"        \
     "$17\r\nlast-delivered-id\r\n$3\r\n0-0\r\n$12\r\nentries-read\r\n$-1\r\n$3\r\nlag\r\n:9\r\n"
 #define GROUP_WORKERS(lag)                                                                         \
-    "*12\r\n$4\r\nname\r\n$7\r\nworkers\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:4\r\n"     \
-    "$17\r\nlast-delivered-id\r\n$15\r\n1700000000000-0\r\n$12\r\nentries-read\r\n:5\r\n"         \
+    "*12\r\n$4\r\nname\r\n$7\r\nworkers\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:4\r\n"       \
+    "$17\r\nlast-delivered-id\r\n$15\r\n1700000000000-0\r\n$12\r\nentries-read\r\n:5\r\n"          \
     "$3\r\nlag\r\n" lag "\r\n"
 /* As Redis 6 answers it: no entries-read, no lag. */
 #define GROUP_WORKERS_V6                                                                           \
-    "*8\r\n$4\r\nname\r\n$7\r\nworkers\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:4\r\n"      \
+    "*8\r\n$4\r\nname\r\n$7\r\nworkers\r\n$9\r\nconsumers\r\n:2\r\n$7\r\npending\r\n:4\r\n"        \
     "$17\r\nlast-delivered-id\r\n$3\r\n1-0\r\n"
 
 static int parse(const char *bytes, size_t len, const sb_redis_query *q, double *v, int *fb,
@@ -271,16 +270,14 @@ START_TEST(test_reply_groups)
     ck_assert_str_eq(err, "XINFO GROUPS returned an integer, expected an array of groups");
     ck_assert_int_eq(PARSE("*1\r\n:1\r\n", &GROUP_LAG, &v, &fb, err), -EPROTO);
     ck_assert_str_eq(err, "XINFO GROUPS: group 1 is not a list of field-value pairs");
-    ck_assert_int_eq(PARSE("*1\r\n*3\r\n$4\r\nname\r\n$1\r\nx\r\n:1\r\n", &GROUP_LAG, &v, &fb,
-                           err),
+    ck_assert_int_eq(PARSE("*1\r\n*3\r\n$4\r\nname\r\n$1\r\nx\r\n:1\r\n", &GROUP_LAG, &v, &fb, err),
                      -EPROTO);
     ck_assert_str_eq(err, "XINFO GROUPS: group 1 is not a list of field-value pairs");
-    ck_assert_int_eq(PARSE("*1\r\n*2\r\n$4\r\nname\r\n:1\r\n", &GROUP_LAG, &v, &fb, err),
-                     -EPROTO);
+    ck_assert_int_eq(PARSE("*1\r\n*2\r\n$4\r\nname\r\n:1\r\n", &GROUP_LAG, &v, &fb, err), -EPROTO);
     ck_assert_str_eq(err, "XINFO GROUPS: group 1 has no name");
-    ck_assert_int_eq(PARSE("*1\r\n*2\r\n$4\r\nname\r\n$7\r\nworkers\r\n", &GROUP_PENDING, &v,
-                           &fb, err),
-                     -EPROTO);
+    ck_assert_int_eq(
+        PARSE("*1\r\n*2\r\n$4\r\nname\r\n$7\r\nworkers\r\n", &GROUP_PENDING, &v, &fb, err),
+        -EPROTO);
     ck_assert_str_eq(err, "group 'workers': no pending count in the reply");
     ck_assert_int_eq(PARSE("*1\r\n*4\r\n$4\r\nname\r\n$7\r\nworkers\r\n$3\r\nlag\r\n$1\r\n5\r\n",
                            &GROUP_LAG, &v, &fb, err),
@@ -321,9 +318,9 @@ START_TEST(test_reply_hostile)
     ck_assert_int_eq(PARSE("HTTP/1.1 400 Bad Request\r\n", &LIST, &v, &fb, err), -EPROTO);
     ck_assert_str_eq(err, "Protocol error, got \"H\" as reply type byte");
     /* Nested deeper than hiredis reads. */
-    ck_assert_int_eq(PARSE("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &LIST,
-                           &v, &fb, err),
-                     -EPROTO);
+    ck_assert_int_eq(
+        PARSE("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &LIST, &v, &fb, err),
+        -EPROTO);
     ck_assert_str_eq(err, "No support for nested multi bulk replies with depth > 7");
     /* Incomplete: waits for more. */
     ck_assert_int_eq(PARSE(":12", &LIST, &v, &fb, err), -EAGAIN);

@@ -119,7 +119,7 @@ struct redis_trigger {
     char *handshake; /* AUTH and SELECT, formatted once; NULL when neither is needed */
     size_t handshake_len, handshake_replies;
     int handshake_auth; /* the first handshake reply is AUTH's */
-    char *pipeline; /* one command per key, formatted once */
+    char *pipeline;     /* one command per key, formatted once */
     size_t pipeline_len;
     char *identity; /* every option but the poll rows, to tell a reconfigure what changed */
     size_t identity_len;
@@ -350,8 +350,7 @@ static void handle_reply(redis_trigger *t, redis_conn *c, const redisReply *r)
                          "entries were deleted): reading the pending count instead",
                          t->keys[k], t->query.group);
         else
-            t->host->log(t->inst, SB_LOG_INFO, "group '%s': reading the lag again",
-                         t->query.group);
+            t->host->log(t->inst, SB_LOG_INFO, "group '%s': reading the lag again", t->query.group);
     }
 }
 
@@ -596,8 +595,8 @@ static int append_command(char **buf, size_t *len, int argc, const char **argv)
 static char *options_identity(const sb_value *v, size_t *len)
 {
     size_t cap = 64;
-    const int rows[] = {OPT_URL, OPT_PASSWORD, OPT_USERNAME, OPT_KEY, OPT_KIND, OPT_GROUP,
-                        OPT_MEASURE};
+    const int rows[] = {OPT_URL,  OPT_PASSWORD, OPT_USERNAME, OPT_KEY,
+                        OPT_KIND, OPT_GROUP,    OPT_MEASURE};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         cap += (opt_str(&v[rows[i]]) ? strlen(v[rows[i]].str) : 0) + 2;
     if (v[OPT_KEYS].is_set)

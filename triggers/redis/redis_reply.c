@@ -132,8 +132,8 @@ static void *bounded_create_nil(const redisReadTask *task)
 
 /* hiredis takes a non-const pointer but never writes through it. */
 static redisReplyObjectFunctions bounded_functions = {
-    bounded_create_string, bounded_create_array, bounded_create_integer, bounded_create_nil,
-    freeReplyObject,
+    bounded_create_string, bounded_create_array, bounded_create_integer,
+    bounded_create_nil,    freeReplyObject,
 };
 
 redisReader *sb_redis_reader_new(int *over_limit)
@@ -253,8 +253,7 @@ static int group_value(const redisReply *reply, const sb_redis_query *q, double 
         return fail(-EPROTO, err, errlen, "XINFO GROUPS returned a malformed array");
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *g = reply->element[i];
-        if (!g || g->type != REDIS_REPLY_ARRAY || g->elements % 2 ||
-            (g->elements && !g->element))
+        if (!g || g->type != REDIS_REPLY_ARRAY || g->elements % 2 || (g->elements && !g->element))
             return fail(-EPROTO, err, errlen,
                         "XINFO GROUPS: group %zu is not a list of field-value pairs", i + 1);
         const redisReply *name = NULL, *pending = NULL, *lag = NULL;
@@ -325,8 +324,7 @@ int sb_redis_reply_parse(const char *buf, size_t len, const sb_redis_query *q, d
     if (fell_back)
         *fell_back = 0;
     if (len > SB_REDIS_REPLY_MAX_BYTES)
-        return fail(-EMSGSIZE, err, errlen, "reply larger than %d bytes",
-                    SB_REDIS_REPLY_MAX_BYTES);
+        return fail(-EMSGSIZE, err, errlen, "reply larger than %d bytes", SB_REDIS_REPLY_MAX_BYTES);
     redisReader *r = sb_redis_reader_new(&over);
     if (!r)
         return fail(-ENOMEM, err, errlen, "out of memory");

@@ -12,7 +12,8 @@
 
 #define FORMS "redis://[[user]:password@]host[:port][/db] or unix:/path/to/socket[?db=N]"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -108,8 +109,8 @@ static int parse_db(const char *s, size_t n, long *db, char *err, size_t errlen)
 /* Host characters outside brackets: a DNS name or an IPv4 address. */
 static int is_host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 static int is_ipv6_char(char c)
@@ -232,8 +233,9 @@ static int parse_tcp(const char *s, sb_redis_url *u, char *err, size_t errlen)
         if (dlen == 0)
             return 0; /* "redis://host/": database 0 */
         if (strcspn(rest, "/?#") != dlen)
-            return fail(err, errlen, "unexpected '%s' after the database",
-                        quote(rest + strcspn(rest, "/?#"), dlen - strcspn(rest, "/?#"), q, sizeof q));
+            return fail(
+                err, errlen, "unexpected '%s' after the database",
+                quote(rest + strcspn(rest, "/?#"), dlen - strcspn(rest, "/?#"), q, sizeof q));
         return parse_db(rest, dlen, &u->db, err, errlen);
     }
     return 0;

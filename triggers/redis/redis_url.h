@@ -21,13 +21,13 @@
 #define SB_REDIS_DB_MAX 2147483647L
 
 typedef struct sb_redis_url {
-    int is_unix;                               /* 1: unix socket at path; 0: TCP host:port */
-    char host[SB_REDIS_HOST_MAX + 1];          /* TCP: a name or an address (IPv6 unbracketed) */
-    int port;                                  /* TCP: 1-65535 (6379 when absent) */
-    char path[SB_REDIS_PATH_MAX + 1];          /* unix: the absolute socket path */
-    char username[SB_REDIS_USER_MAX + 1];      /* "" : AUTH with the password only */
-    char password[SB_REDIS_PASSWORD_MAX + 1];  /* "" : no AUTH */
-    long db;                                   /* 0 when absent */
+    int is_unix;                              /* 1: unix socket at path; 0: TCP host:port */
+    char host[SB_REDIS_HOST_MAX + 1];         /* TCP: a name or an address (IPv6 unbracketed) */
+    int port;                                 /* TCP: 1-65535 (6379 when absent) */
+    char path[SB_REDIS_PATH_MAX + 1];         /* unix: the absolute socket path */
+    char username[SB_REDIS_USER_MAX + 1];     /* "" : AUTH with the password only */
+    char password[SB_REDIS_PASSWORD_MAX + 1]; /* "" : no AUTH */
+    long db;                                  /* 0 when absent */
 } sb_redis_url;
 
 /* Parse text (NUL-terminated) into *out. Returns 0, or -EINVAL with one line in err (without the
