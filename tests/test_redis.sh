@@ -124,12 +124,15 @@ connectors:
   - { id: per-two-fb, type: target, from: jobs-fb, to: pool-fb, per_instance: 2, stabilize_down: 0s,
       fail_after: 2, fallback: 1 }
   - { id: per-stage, type: target, from: stages, to: sink, per_instance: 1, stabilize_down: 0s }
+  - { id: deploy-only, type: target, from: stages, to: sink-deploy, match: { queue: deploy },
+      per_instance: 1, stabilize_down: 0s }
 scalers:
   - { id: pool, type: process, command: [sh, "$SRC/tests/e2e/worker.sh"], env: { E2E_DIR: "$W/a" },
       max: 8, stop_grace: 1s }
   - { id: pool-fb, type: process, command: [sh, "$SRC/tests/e2e/worker.sh"], env: { E2E_DIR: "$W/b" },
       max: 8, stop_grace: 1s }
   - { id: sink, type: process, command: [sleep, "600"], min: 0, max: 1, stop_grace: 1s }
+  - { id: sink-deploy, type: process, command: [sleep, "600"], min: 0, max: 1, stop_grace: 1s }
 YAML
 cli -n 2 rpush build b1 b2 b3 >/dev/null
 cli -n 2 rpush deploy d1 >/dev/null
@@ -162,6 +165,10 @@ wait_for 5 log_has "[per-stage] desired 3: build=3 per_instance=1 -> 3" \
   && wait_for 5 log_has "[per-stage] desired 1: deploy=1 per_instance=1 -> 1" \
   && ok "keys [build, deploy] (ACL user, db 2): one reading each, labelled by key" \
   || not_ok "several keys: $(grep per-stage "$log" | head -4)"
+wait_for 5 log_has "[deploy-only] desired 1: deploy=1 per_instance=1 -> 1" \
+  && ! grep -F "[deploy-only]" "$log" | grep -qF "build=" \
+  && ok "match: { queue: deploy } sees only that key's readings (the label is queue=<key>)" \
+  || not_ok "match on queue: $(grep deploy-only "$log" | head -3)"
 
 # redis-server killed: error lines, error events (the policies count them), hold and fallback.
 kill_line=$(wc -l <"$log")
