@@ -5,7 +5,8 @@
 # a process scaler through a `target` connector:
 #   1. credentials from the environment: a changed queue count reaches the scaler within one
 #      `every` (latency printed); include: not_visible adds; a missing queue gives AWS's
-#      NonExistentQueue; garbage, truncated and oversized replies, a 500 and throttling give clear
+#      NonExistentQueue; garbage, truncated and oversized replies, a 500, throttling, a dropped
+#      connection and a reply slower than `timeout` give clear
 #      errors without a crash; the double killed gives errors, the count held (not 0) and then
 #      the policy's fallback; reading resumes when it is back; no secret in the log;
 #   2. a wrong secret: SignatureDoesNotMatch; an unknown key: InvalidClientTokenId;
@@ -197,6 +198,8 @@ check_mode truncated "bytes): line 1: an unterminated tag" "a truncated reply"
 check_mode oversized "GetQueueAttributes: POST $Q/123456789012/jobs: reply body over the limit of 65536 bytes" "an oversized reply"
 check_mode http500 "GetQueueAttributes: InternalError: We encountered an internal error. Please try again. (HTTP 500)" "a 500"
 check_mode throttle "GetQueueAttributes: Throttling: Rate exceeded (HTTP 400; backing off)" "throttling"
+check_mode reset "GetQueueAttributes: POST $Q/123456789012/jobs: " "the connection dropped without a reply"
+check_mode "slow&delay=3" "GetQueueAttributes: POST $Q/123456789012/jobs: Operation timed out after" "a reply slower than timeout (2s)"
 [ "$(live_workers)" -gt 0 ] && ok "env: after the bad replies the pool still runs $(live_workers) workers (never 0)" \
   || not_ok "env: the pool went to 0"
 mark; set_mode normal
