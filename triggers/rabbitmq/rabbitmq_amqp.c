@@ -215,17 +215,16 @@ static int connect_and_login(sb_amqp_reader *r, uint64_t deadline, char *err, si
         return -ENOMEM;
     }
     tv = left(deadline);
-    errno = 0;
     status = amqp_socket_open_noblock(sock, r->info.host, r->info.port, &tv);
-    if (status != AMQP_STATUS_OK) {
-        int e = errno;
-        if (status == AMQP_STATUS_SOCKET_ERROR && e == ECONNREFUSED) {
-            snprintf(err, errlen, "%s: connect: connection refused", r->where);
-            drop_connection(r);
-            return -ECONNREFUSED;
-        }
-        return library_error(r, status, "connect", err, errlen);
+    if (status == AMQP_STATUS_SOCKET_ERROR) {
+        /* librabbitmq keeps no errno for a failed connect: say what it usually is. */
+        snprintf(err, errlen, "%s: connect: cannot connect (connection refused or unreachable)",
+                 r->where);
+        drop_connection(r);
+        return -ECONNREFUSED;
     }
+    if (status != AMQP_STATUS_OK)
+        return library_error(r, status, "connect", err, errlen);
     tv = left(deadline);
     amqp_set_handshake_timeout(r->conn, &tv);
     reply = amqp_login(r->conn, r->info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, r->info.user,
