@@ -62,9 +62,9 @@ START_TEST(file_default_and_named_profiles)
     ck_assert_ptr_null(k.session_token);
     ck_assert_int_eq(k.expires_s, 0);
     sb_aws_parsed_clear(&k);
-    ck_assert_int_eq(sb_aws_parse_credentials_file(creds_file, strlen(creds_file), "ci", &k, err,
-                                                   sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(creds_file, strlen(creds_file), "ci", &k, err, sizeof(err)),
+        0);
     ck_assert_str_eq(k.access_key_id, "AKIACI000000002");
     ck_assert_str_eq(k.secret_access_key, "ci/secret+key");
     ck_assert_str_eq(k.session_token, "old-name-token");
@@ -76,29 +76,28 @@ START_TEST(file_errors)
 {
     sb_aws_parsed k;
     char err[200];
-    ck_assert_int_eq(sb_aws_parse_credentials_file(creds_file, strlen(creds_file), "prod", &k,
-                                                   err, sizeof(err)),
-                     -ENOENT);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(creds_file, strlen(creds_file), "prod", &k, err, sizeof(err)),
+        -ENOENT);
     ck_assert_str_eq(err, "no [prod] section");
     ck_assert_int_eq(sb_aws_parse_credentials_file(creds_file, strlen(creds_file), "nosecret", &k,
                                                    err, sizeof(err)),
                      -EINVAL);
     ck_assert_str_eq(err, "section [nosecret] has no aws_secret_access_key");
     const char *bad = "[default]\naws_access_key_id = A\nthis line is wrong\n";
-    ck_assert_int_eq(sb_aws_parse_credentials_file(bad, strlen(bad), "default", &k, err,
-                                                   sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(bad, strlen(bad), "default", &k, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "line 3: expected 'key = value' or '[section]'");
     const char *twice = "[default]\naws_access_key_id=A\n[default]\naws_secret_access_key=B\n";
-    ck_assert_int_eq(sb_aws_parse_credentials_file(twice, strlen(twice), "default", &k, err,
-                                                   sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(twice, strlen(twice), "default", &k, err, sizeof(err)),
+        -EINVAL);
     ck_assert_str_eq(err, "line 3: section [default] appears twice");
     /* A secret with a space inside: refused, and the message never shows the secret. */
     const char *spaced = "[default]\naws_access_key_id=A\naws_secret_access_key=top secret\n";
-    ck_assert_int_eq(sb_aws_parse_credentials_file(spaced, strlen(spaced), "default", &k, err,
-                                                   sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(spaced, strlen(spaced), "default", &k, err, sizeof(err)),
+        -EINVAL);
     ck_assert_ptr_null(strstr(err, "top"));
     ck_assert_ptr_nonnull(strstr(err, "aws_secret_access_key"));
     const char nul[] = "[default]\naws_access_key_id=A\0B\n";
@@ -106,17 +105,16 @@ START_TEST(file_errors)
         sb_aws_parse_credentials_file(nul, sizeof(nul) - 1, "default", &k, err, sizeof(err)),
         -EINVAL);
     const char *noclose = "[default\n";
-    ck_assert_int_eq(sb_aws_parse_credentials_file(noclose, strlen(noclose), "default", &k, err,
-                                                   sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(noclose, strlen(noclose), "default", &k, err, sizeof(err)),
+        -EINVAL);
     /* A value longer than any key is refused. */
     char big[2000];
     int n = snprintf(big, sizeof(big), "[default]\naws_secret_access_key=");
     memset(big + n, 'x', 400);
     big[n + 400] = '\0';
-    ck_assert_int_eq(sb_aws_parse_credentials_file(big, strlen(big), "default", &k, err,
-                                                   sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_aws_parse_credentials_file(big, strlen(big), "default", &k, err, sizeof(err)), -EINVAL);
 }
 END_TEST
 
@@ -223,9 +221,9 @@ typedef struct fake_imds {
     int ttl_hdr;
     sb_http_cb cb;
     void *arg;
-    int lifetime_s;  /* of the keys handed out */
-    int fail;        /* 1: answer 500 */
-    int fetches;     /* credentials handed out */
+    int lifetime_s; /* of the keys handed out */
+    int fail;       /* 1: answer 500 */
+    int fetches;    /* credentials handed out */
     int cancels;
     char secret[64]; /* the last secret handed out */
 } fake_imds;
@@ -265,8 +263,11 @@ static void imds_cancel(sb_instance *inst, sb_http *h)
 
 static void imds_reply(long status, const char *body)
 {
-    sb_http_response res = {.size = sizeof(res), .status = status, .body = body,
-                            .body_len = strlen(body), .error_text = ""};
+    sb_http_response res = {.size = sizeof(res),
+                            .status = status,
+                            .body = body,
+                            .body_len = strlen(body),
+                            .error_text = ""};
     imds.pending = 0;
     imds.cb(imds.arg, &res);
 }
@@ -352,10 +353,11 @@ static void imds_env_open(imds_env *e, int lifetime_s)
     e->host.http_cancel = imds_cancel;
     sb_aws_creds_options o = {.metadata_url = "http://imds.test/"};
     char err[200] = "";
-    ck_assert_msg(sb_aws_creds_new(fake_host_instance(e->fh), &e->host, &o, &e->creds, err,
-                                   sizeof(err)) == 0,
-                  "%s", err);
-    ck_assert(log_has(e->fh, "from the instance metadata service at http://imds.test on first use"));
+    ck_assert_msg(
+        sb_aws_creds_new(fake_host_instance(e->fh), &e->host, &o, &e->creds, err, sizeof(err)) == 0,
+        "%s", err);
+    ck_assert(
+        log_has(e->fh, "from the instance metadata service at http://imds.test on first use"));
 }
 
 static void imds_env_close(imds_env *e)
@@ -549,8 +551,7 @@ END_TEST
 
 /* ---- the environment and the file ------------------------------------------------------- */
 
-static int new_creds(fake_host *fh, const char *profile, sb_aws_creds **c, char *err,
-                     size_t errlen)
+static int new_creds(fake_host *fh, const char *profile, sb_aws_creds **c, char *err, size_t errlen)
 {
     sb_aws_creds_options o = {.profile = profile, .metadata_url = "http://imds.test"};
     return sb_aws_creds_new(fake_host_instance(fh), &fh->host, &o, c, err, errlen);
@@ -736,7 +737,8 @@ START_TEST(sqs_malformed)
     sqs_bad("<GetQueueAttributesResponse>", "the reply ends inside <GetQueueAttributesResponse>");
     sqs_bad("<GetQueueAttributesResponse/><GetQueueAttributesResponse/>", "a second root element");
     sqs_bad("<GetQueueAttributesResponse/>junk", "text after the root element");
-    sqs_bad("<GetQueueAttributesResponse><Attribute><Name>&#0;</Name>", "a bad character reference");
+    sqs_bad("<GetQueueAttributesResponse><Attribute><Name>&#0;</Name>",
+            "a bad character reference");
     /* Deep nesting, many attributes, long names: bounded. */
     char deep[4096] = "<GetQueueAttributesResponse>";
     for (int i = 0; i < 40; i++)
@@ -803,13 +805,13 @@ START_TEST(sqs_options)
                      -EINVAL);
     ck_assert_str_eq(err, "region: required (queue_url's host '127.0.0.1:9' is not "
                           "sqs.REGION.amazonaws.com)");
-    ck_assert_int_eq(sqs_create("queue_url: \"https://sqs.eu-west-1.amazonaws.com/jobs\"", err,
-                                sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sqs_create("queue_url: \"https://sqs.eu-west-1.amazonaws.com/jobs\"", err, sizeof(err)),
+        -EINVAL);
     ck_assert_str_eq(err, "queue_url: expected the path /ACCOUNT/NAME, got '/jobs'");
-    ck_assert_int_eq(sqs_create("queue_url: \"http://sqs.eu-west-1.amazonaws.com/1/jobs\"", err,
-                                sizeof(err)),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sqs_create("queue_url: \"http://sqs.eu-west-1.amazonaws.com/1/jobs\"", err, sizeof(err)),
+        -EINVAL);
     ck_assert_int_eq(sqs_create("queue_url: \"https://sqs.eu-west-1.amazonaws.com/1/jobs\", "
                                 "region: \"EU WEST\"",
                                 err, sizeof(err)),

@@ -129,9 +129,10 @@ START_TEST(label_errors)
                            "/queues/*/depth", "name", 0),
                      -EINVAL);
     ck_assert_str_eq(err, "/queues/1/name: missing (the label of /queues/1/depth)");
-    ck_assert_int_eq(parse("{\"queues\":[{\"name\":\"a\",\"depth\":1},{\"name\":\"a\",\"depth\":2}]}",
-                           "/queues/*/depth", "name", 0),
-                     -EINVAL);
+    ck_assert_int_eq(
+        parse("{\"queues\":[{\"name\":\"a\",\"depth\":1},{\"name\":\"a\",\"depth\":2}]}",
+              "/queues/*/depth", "name", 0),
+        -EINVAL);
     ck_assert_str_eq(err, "/queues/1/depth: label name=a is already the label of another match");
     ck_assert_int_eq(parse("{\"q\":[{\"name\":null,\"depth\":1}]}", "/q/*/depth", "name", 0),
                      -EINVAL);
@@ -203,8 +204,8 @@ START_TEST(check_queries)
 {
     sb_http_json_query q = {.select = "jobs/scheduled"};
     ck_assert_int_eq(sb_http_json_check(&q, err, sizeof(err)), -EINVAL);
-    ck_assert_str_eq(err,
-                     "select: a JSON pointer starts with '/' (\"/data/count\"), got 'jobs/scheduled'");
+    ck_assert_str_eq(
+        err, "select: a JSON pointer starts with '/' (\"/data/count\"), got 'jobs/scheduled'");
     q = (sb_http_json_query){.select = "/a~2b"};
     ck_assert_int_eq(sb_http_json_check(&q, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "select: '~' must be followed by 0 or 1 (RFC 6901) in '/a~2b'");
@@ -220,7 +221,8 @@ END_TEST
 static int plugin_create(const char *opts)
 {
     void *handle = NULL;
-    const sb_plugin_descriptor *d = test_plugin_load_if_built("http_json", SB_KIND_TRIGGER, &handle);
+    const sb_plugin_descriptor *d =
+        test_plugin_load_if_built("http_json", SB_KIND_TRIGGER, &handle);
     if (!d)
         return 0;
     fake_host *fh = fake_host_new("ci");

@@ -38,14 +38,14 @@ enum imds_step { IMDS_IDLE, IMDS_TOKEN, IMDS_ROLE, IMDS_KEYS };
 struct sb_aws_creds {
     sb_instance *inst;
     const sb_host *host;
-    int from_imds;        /* 0: static keys from the environment or the file */
-    sb_aws_parsed keys;   /* the current keys (empty until the first metadata fetch) */
-    char *metadata_url;   /* without a trailing '/' */
-    enum imds_step step;  /* the metadata request in flight, if any */
+    int from_imds;       /* 0: static keys from the environment or the file */
+    sb_aws_parsed keys;  /* the current keys (empty until the first metadata fetch) */
+    char *metadata_url;  /* without a trailing '/' */
+    enum imds_step step; /* the metadata request in flight, if any */
     sb_http *req;
     char *imds_token;
     char role[160];
-    sb_timer *timer;      /* the next refresh, or a retry after a failed one */
+    sb_timer *timer; /* the next refresh, or a retry after a failed one */
     sb_backoff backoff;
     creds_waiter *waiters;  /* waiting for the fetch in flight */
     creds_waiter *flushing; /* being called back now (cancel reaches them too) */
@@ -190,8 +190,8 @@ int sb_aws_creds_new(sb_instance *inst, const sb_host *host, const sb_aws_creds_
     if (!opt)
         opt = &none;
     *out = NULL;
-    const char *url = opt->metadata_url && *opt->metadata_url ? opt->metadata_url
-                                                               : DEFAULT_METADATA_URL;
+    const char *url =
+        opt->metadata_url && *opt->metadata_url ? opt->metadata_url : DEFAULT_METADATA_URL;
     size_t ulen = strlen(url);
     if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
         ulen >= MAX_URL - 64)
@@ -300,7 +300,8 @@ static void arm_timer(sb_aws_creds *c, uint64_t delay_ms)
                      "credentials: cannot arm the refresh timer; fetching on the next use");
 }
 
-static void imds_failed(sb_aws_creds *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void imds_failed(sb_aws_creds *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void imds_failed(sb_aws_creds *c, const char *fmt, ...)
 {
     char why[512];

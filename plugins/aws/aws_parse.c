@@ -74,8 +74,8 @@ static void trim(const char **b, const char **e)
         (*e)--;
 }
 
-static int parse_credentials(const char *text, size_t len, const char *profile,
-                             sb_aws_parsed *out, char *err, size_t errlen)
+static int parse_credentials(const char *text, size_t len, const char *profile, sb_aws_parsed *out,
+                             char *err, size_t errlen)
 {
     if (len > SB_AWS_MAX_FILE)
         return fail(err, errlen, -EINVAL, "larger than %d bytes", SB_AWS_MAX_FILE);
@@ -96,15 +96,14 @@ static int parse_credentials(const char *text, size_t len, const char *profile,
             continue;
         if (*b == '[') {
             if (e[-1] != ']')
-                return fail(err, errlen, -EINVAL, "line %d: a section header without ']'",
-                            lineno);
+                return fail(err, errlen, -EINVAL, "line %d: a section header without ']'", lineno);
             const char *nb = b + 1, *ne = e - 1;
             trim(&nb, &ne);
             in_section = (size_t)(ne - nb) == plen && memcmp(nb, profile, plen) == 0;
             if (in_section) {
                 if (found) /* a repeated section: the AWS CLI merges; we refuse to guess */
-                    return fail(err, errlen, -EINVAL, "line %d: section [%s] appears twice",
-                                lineno, profile);
+                    return fail(err, errlen, -EINVAL, "line %d: section [%s] appears twice", lineno,
+                                profile);
                 found = 1;
             }
             continue;
@@ -137,8 +136,8 @@ static int parse_credentials(const char *text, size_t len, const char *profile,
         if (vl == 0 || vl > max || !printable(vb, vl)) {
             sb_aws_parsed_clear(out);
             return fail(err, errlen, -EINVAL,
-                        "line %d: %.*s: empty, longer than %zu characters or not printable",
-                        lineno, (int)kl, kb, max);
+                        "line %d: %.*s: empty, longer than %zu characters or not printable", lineno,
+                        (int)kl, kb, max);
         }
         free(*slot);
         *slot = dup_n(vb, vl);
@@ -234,8 +233,7 @@ int sb_aws_parse_imds_credentials(const char *text, size_t len, sb_aws_parsed *o
         (rc = take_string(root, "Expiration", 64, &expiration, err, errlen)))
         goto out;
     if (sb_aws_parse_time(expiration, &out->expires_s) != 0 || out->expires_s <= 0)
-        rc = fail(err, errlen, -EINVAL, "Expiration '%s' is not an ISO 8601 UTC time",
-                  expiration);
+        rc = fail(err, errlen, -EINVAL, "Expiration '%s' is not an ISO 8601 UTC time", expiration);
 out:
     free(expiration);
     cJSON_Delete(root);
@@ -275,8 +273,8 @@ int sb_aws_parse_time(const char *s, int64_t *out)
         return -EINVAL;
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = digits(s + 11, 2),
         mi = digits(s + 14, 2), se = digits(s + 17, 2);
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
-        mi > 59 || se < 0 || se > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+        se < 0 || se > 60)
         return -EINVAL;
     const char *p = s + 19;
     if (*p == '.') {

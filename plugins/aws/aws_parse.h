@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Keys read from a file or a metadata reply; each string malloc'ed, freed by sb_aws_parsed_clear. */
+/* Keys read from a file or a metadata reply; each string malloc'ed, freed by sb_aws_parsed_clear.
+ */
 typedef struct sb_aws_parsed {
     char *access_key_id;
     char *secret_access_key;

@@ -191,8 +191,8 @@ static int leaf_value(walk_state *st, const cJSON *v, const char *path, double *
         return fail(st->err, st->errlen, -EINVAL, "%s: expected a number, got the string \"%s\"",
                     path[0] ? path : "/", txt);
     }
-    return fail(st->err, st->errlen, -EINVAL, "%s: expected a number, got %s",
-                path[0] ? path : "/", describe(v));
+    return fail(st->err, st->errlen, -EINVAL, "%s: expected a number, got %s", path[0] ? path : "/",
+                describe(v));
 }
 
 /* The label of a match: the sibling named q->label in parent, or the concrete path. */
@@ -215,14 +215,13 @@ static int leaf_label(walk_state *st, const cJSON *parent, const char *path, cha
                     "%s: label '%s': the value is not a member of an object", path, name);
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(parent, name);
     if (!l)
-        return fail(st->err, st->errlen, -EINVAL, "%.*s/%s: missing (the label of %s)",
-                    holder_len, path, name, path);
+        return fail(st->err, st->errlen, -EINVAL, "%.*s/%s: missing (the label of %s)", holder_len,
+                    path, name, path);
     if (cJSON_IsString(l) && l->valuestring) {
         size_t n = strlen(l->valuestring);
         if (n == 0 || n > SB_HTTP_JSON_MAX_LABEL)
-            return fail(st->err, st->errlen, -EINVAL,
-                        "%.*s/%s: a label must be 1 to %d bytes long", holder_len, path, name,
-                        SB_HTTP_JSON_MAX_LABEL);
+            return fail(st->err, st->errlen, -EINVAL, "%.*s/%s: a label must be 1 to %d bytes long",
+                        holder_len, path, name, SB_HTTP_JSON_MAX_LABEL);
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)l->valuestring[i] < 0x20 || l->valuestring[i] == 0x7f)
                 return fail(st->err, st->errlen, -EINVAL,
@@ -322,8 +321,7 @@ static int walk(walk_state *st, const cJSON *node, const cJSON *parent, int i, c
             }
             size_t nl = plen;
             if (path_push(path, &nl, name) != 0)
-                return fail(st->err, st->errlen, -EINVAL, "a path longer than %d bytes",
-                            MAX_PATH);
+                return fail(st->err, st->errlen, -EINVAL, "a path longer than %d bytes", MAX_PATH);
             int rc = walk(st, c, node, i + 1, path, nl);
             path[plen] = '\0';
             if (rc)

@@ -63,8 +63,8 @@ typedef struct sqs_trigger {
 /* ---- Options -------------------------------------------------------------------------- */
 
 /* queue_url's host, path and queue name; -EINVAL with err. */
-static int split_queue_url(const char *url, const char **host, size_t *hostlen,
-                           const char **path, char *queue, char *err, size_t errlen)
+static int split_queue_url(const char *url, const char **host, size_t *hostlen, const char **path,
+                           char *queue, char *err, size_t errlen)
 {
     const char *rest = strncmp(url, "https://", 8) == 0  ? url + 8
                        : strncmp(url, "http://", 7) == 0 ? url + 7
@@ -189,8 +189,9 @@ static int build_request(sqs_trigger *t, const sb_value *values, const char *pat
             sprintf(url, "%.*s%s", (int)el, ep, path);
     } else {
         if (strncmp(base, "https://", 8) != 0) {
-            snprintf(err, errlen, "queue_url: SQS is reached over https:// (use `endpoint` for "
-                                  "anything else)");
+            snprintf(err, errlen,
+                     "queue_url: SQS is reached over https:// (use `endpoint` for "
+                     "anything else)");
             return -EINVAL;
         }
         url = strdup(base);
@@ -291,7 +292,8 @@ static void sqs_on_reply(void *arg, const sb_http_response *res)
         sb_poller_fail(t->poller, retry, "GetQueueAttributes: %s",
                        sb_http_failure(&req, res, buf, sizeof(buf)));
     } else if (rc != 0) {
-        sb_poller_fail(t->poller, 0, "GetQueueAttributes: a malformed reply (HTTP %ld, %zu bytes): %s",
+        sb_poller_fail(t->poller, 0,
+                       "GetQueueAttributes: a malformed reply (HTTP %ld, %zu bytes): %s",
                        res->status, res->body_len, why);
     } else {
         double total = 0;
@@ -349,8 +351,8 @@ static void sqs_destroy(void *state)
     free(t);
 }
 
-static int sqs_create(sb_instance *inst, const sb_host *host, const sb_value *values,
-                      void **state, char *err, size_t errlen)
+static int sqs_create(sb_instance *inst, const sb_host *host, const sb_value *values, void **state,
+                      char *err, size_t errlen)
 {
     if (!SB_HOST_HAS(host, http_request)) {
         snprintf(err, errlen, "this daemon has no HTTP client (host version 3 needed)");
@@ -366,8 +368,8 @@ static int sqs_create(sb_instance *inst, const sb_host *host, const sb_value *va
     t->insecure = values[OPT_TLS_VERIFY].is_set && !values[OPT_TLS_VERIFY].integer;
     const char *qhost, *path;
     size_t qhostlen;
-    int rc = split_queue_url(values[OPT_QUEUE_URL].str, &qhost, &qhostlen, &path, t->queue, err,
-                             errlen);
+    int rc =
+        split_queue_url(values[OPT_QUEUE_URL].str, &qhost, &qhostlen, &path, t->queue, err, errlen);
     if (rc == 0) {
         if (values[OPT_REGION].is_set) {
             snprintf(t->region, sizeof(t->region), "%s", values[OPT_REGION].str);

@@ -164,10 +164,10 @@ static int read_entity(xml_reader *x)
         int n = 0;
         while (x->p < x->end && *x->p != ';' && n < 8) {
             char c = *x->p;
-            int d = c >= '0' && c <= '9'                ? c - '0'
-                    : hex && c >= 'a' && c <= 'f'       ? c - 'a' + 10
-                    : hex && c >= 'A' && c <= 'F'       ? c - 'A' + 10
-                                                        : -1;
+            int d = c >= '0' && c <= '9'          ? c - '0'
+                    : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
             if (d < 0)
                 return bad(x, "a bad character reference");
             cp = cp * (hex ? 16u : 10u) + (uint32_t)d;
