@@ -12,7 +12,8 @@
 #   2. a wrong secret: SignatureDoesNotMatch; an unknown key: InvalidClientTokenId;
 #   3. credentials from a credentials file, by profile;
 #   4. credentials from the metadata double (IMDSv2): keys that live 16 s are fetched again
-#      before they expire (the double counts its fetches), the new keys' signatures verify, a
+#      before they expire (the double counts its fetches; a failed refresh keeps the old keys and
+#      is retried with back-off), the new keys' signatures verify, a
 #      count changed after the refresh still reaches the scaler; no secret or token in the log.
 # Every daemon stops on SIGTERM with exit 0.
 #
@@ -268,9 +269,18 @@ wait_for 15 workers_are 4 && ok "imds: 4 workers, signed with the role's keys" |
 verified ASIAIMDSDOUBLE000001 && ok "imds: the SQS double verified the first keys (with their session token)" \
   || not_ok "imds: first keys not verified"
 [ "$(imds_stat unauthorized)" = 0 ] && ok "imds: every metadata GET carried the session token" || not_ok "imds: $(imds_stat unauthorized) unauthorized GETs"
-# 16 s keys: fetched again half-way, after ~8 s, before they expire.
-wait_for 14 log_has "key ...0002, expire" && ok "imds: the keys were fetched again before they expired" \
+# 16 s keys are fetched again half-way, after ~8 s. The first refresh fails (the double answers
+# 500): the old keys stay in use and the refresh is retried with back-off; the double back, the
+# retry gets new keys before the old ones expire, and no read ever failed.
+curl -s --max-time 2 "http://127.0.0.1:$IP/_control/mode?mode=down" >/dev/null
+wait_for 14 log_has "credentials: refresh failed (instance metadata service: PUT http://127.0.0.1:$IP/latest/api/token: HTTP 500: Internal Server Error); the current ones stay valid until " \
+  && ok "imds: a failed refresh keeps the current keys: $(grep -F 'refresh failed' "$log" | head -1 | sed 's/.*; the current/the current/')" \
+  || not_ok "imds: no failed refresh: $(grep -i credentials "$log" | tail -2)"
+curl -s --max-time 2 "http://127.0.0.1:$IP/_control/mode?mode=normal" >/dev/null
+wait_for 8 log_has "key ...0002, expire" && ok "imds: the retried refresh got new keys before the old ones expired" \
   || not_ok "imds: no refresh: $(grep -i credentials "$log" | tail -2)"
+log_has "[sqs-jobs] read failed" && not_ok "imds: a read failed: $(grep -F 'read failed' "$log" | head -1)" \
+  || ok "imds: no read failed across the refreshes"
 fetches=$(imds_stat credential_fetches)
 [ "$fetches" -ge 2 ] && ok "imds: the double counted $fetches credential fetches" || not_ok "imds: $fetches fetches"
 t0=$(now_ms); set_count 7
