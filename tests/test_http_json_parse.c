@@ -167,6 +167,16 @@ START_TEST(count)
 }
 END_TEST
 
+/* Found by fuzz_replies: a member name the remote chose is quoted in the path of an error; it
+ * must not bring a line break (a forged log line) or a terminal escape with it. */
+START_TEST(errors_stay_one_line)
+{
+    ck_assert_int_eq(parse("{\"a\\n2026 error [x] forged\\u001b\":\"many\"}", "/*", NULL, 0),
+                     -EINVAL);
+    ck_assert_str_eq(err, "/a?2026 error [x] forged?: expected a number, got the string \"many\"");
+}
+END_TEST
+
 START_TEST(github_total_count)
 {
     const char *gh = "{\"total_count\":3,\"workflow_runs\":[{\"id\":30433642,\"name\":\"Build\","
@@ -277,6 +287,7 @@ static Suite *http_json_suite(void)
     tcase_add_test(tc, label_errors);
     tcase_add_test(tc, count);
     tcase_add_test(tc, github_total_count);
+    tcase_add_test(tc, errors_stay_one_line);
     tcase_add_test(tc, garbage_and_bounds);
     tcase_add_test(tc, check_queries);
     tcase_add_test(tc, plugin_options);

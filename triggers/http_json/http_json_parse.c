@@ -396,8 +396,13 @@ int sb_http_json_parse(const char *text, size_t len, const sb_http_json_query *q
     free(path);
     cJSON_Delete(root);
     free(s.buf);
-    if (rc)
+    if (rc) {
         sb_http_json_readings_free(out);
+        /* Paths quote the reply's member names: one line, whatever bytes the remote put there. */
+        for (char *c = err; errlen && *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+    }
     return rc;
 }
 
