@@ -111,6 +111,7 @@ START_TEST(test_url_bad)
         {"redis://:p%00@h", "bad percent-encoding in the password"},
         {"redis://u%g1:p@h", "bad percent-encoding in the user name"},
         {"redis://ci:@h", "user 'ci' has an empty password"},
+        {"redis://c%08i:@h", "user 'c?i' has an empty password"},
         {"redis://h /0", "has a space or a control character (percent-encode it)"},
         {"redis://h\n", "has a space or a control character (percent-encode it)"},
         {"unix:run/redis.sock", "the socket path must be absolute (unix:/path/to/redis.sock)"},
@@ -328,6 +329,9 @@ START_TEST(test_reply_hostile)
     /* Control characters in a server's error stay out of the log line. */
     ck_assert_int_eq(PARSE("-ERR a\x1b[31mred\x07\r\n", &LIST, &v, &fb, err), -EIO);
     ck_assert_str_eq(err, "ERR a?[31mred?");
+    /* An empty error still says something. */
+    ck_assert_int_eq(PARSE("-\r\n", &LIST, &v, &fb, err), -EIO);
+    ck_assert_str_eq(err, "an empty error reply");
     /* A long error is cut. */
     char big[600];
     big[0] = '-';

@@ -301,6 +301,8 @@ static void note_handshake_error(redis_trigger *t, const char *what, const redis
         text[o++] = ch >= 0x20 && ch != 0x7f ? (char)ch : '?';
     }
     text[o] = '\0';
+    if (!o)
+        snprintf(text, sizeof text, "an empty error reply");
     snprintf(t->handshake_error, sizeof t->handshake_error, "%s failed: %s", what, text);
 }
 

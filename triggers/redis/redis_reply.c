@@ -303,7 +303,8 @@ int sb_redis_reply_value(const redisReply *reply, const sb_redis_query *q, doubl
         return fail(-EPROTO, err, errlen, "no reply");
     if (reply->type == REDIS_REPLY_ERROR)
         return fail(-EIO, err, errlen, "%s",
-                    reply->str ? printable(reply->str, reply->len, buf, sizeof buf) : "error");
+                    reply->str && reply->len ? printable(reply->str, reply->len, buf, sizeof buf)
+                                             : "an empty error reply");
     if (q->kind == SB_REDIS_STREAM && q->group)
         return group_value(reply, q, value, fell_back, err, errlen);
     if (reply->type != REDIS_REPLY_INTEGER)

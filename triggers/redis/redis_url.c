@@ -136,8 +136,10 @@ static int parse_userinfo(const char *s, size_t n, sb_redis_url *u, char *err, s
         return fail(err, errlen, "bad percent-encoding in the password");
     if (rc == -2)
         return fail(err, errlen, "the password is longer than %d bytes", SB_REDIS_PASSWORD_MAX);
+    char q[64];
     if (u->username[0] && !u->password[0])
-        return fail(err, errlen, "user '%s' has an empty password", u->username);
+        return fail(err, errlen, "user '%s' has an empty password",
+                    quote(u->username, strlen(u->username), q, sizeof q));
     return 0;
 }
 
