@@ -117,8 +117,8 @@ publish() { # publish QUEUE N: N persistent messages
 purge() { api DELETE "/queues/%2F/$1/contents"; }
 set_depth() { purge "$1" && publish "$1" "$2"; }
 
-log_has() { grep -qF -- "$1" "$log"; }
-log_count() { grep -cF -- "$1" "$log"; }
+log_has() { grep -sqF -- "$1" "$log"; }
+log_count() { grep -scF -- "$1" "$log"; }
 live_workers() { # live_workers POOL
   local n=0 pid
   for f in "$W/$1"/worker.*; do
@@ -276,8 +276,35 @@ if start_rabbit; then
 else
   not_ok "rabbitmq-server did not come back"
 fi
-stop_daemon
-[ $rc = 0 ] && ok "live: SIGTERM exit 0 (amqp connection closed on the worker)" || not_ok "live: exit status $rc"
+# A server that hangs (its VM frozen with SIGSTOP): each read ends at `timeout` (2s) with a
+# failure, on both protocols; reading resumes when it thaws.
+beam=$(pgrep -P "$rmq_pid" | head -1)
+n_amqp=$(log_count "[jobs-amqp] reading again after ")
+if [ -n "$beam" ] && kill -STOP "$beam"; then
+  wait_for 10 log_has "[jobs-amqp] read failed: amqp://127.0.0.1:$AMQP_PORT vhost /: queue.declare (passive): request timed out" \
+    && ok "amqp: a hung server: the read times out" \
+    || not_ok "amqp: no timeout line: $(grep -F '[jobs-amqp] read failed' "$log" | tail -1)"
+  wait_for 10 log_has "[jobs-http] read failed: GET http://127.0.0.1:$MGMT_PORT/api/queues/%2F/jobs: Operation timed out" \
+    && ok "http: a hung server: the read times out" \
+    || not_ok "http: no timeout line: $(grep -F '[jobs-http] read failed' "$log" | tail -1)"
+  kill -CONT "$beam"
+  wait_for 15 eval '[ "$(log_count "[jobs-amqp] reading again after ")" -gt "$n_amqp" ]' \
+    && ok "amqp: reading resumes after the thaw" || not_ok "amqp: no recovery after the thaw"
+  wait_for 20 workers_are pool-amqp 6 && ok "amqp: 6 workers again" || not_ok "amqp: workers $(live_workers pool-amqp)"
+  # SIGTERM while a read blocks on the worker thread: stop() waits for it, closes the
+  # connection there, then the daemon exits 0.
+  kill -STOP "$beam"
+  sleep 0.5
+  t0=$(now_ms)
+  stop_daemon
+  [ $rc = 0 ] && ok "live: SIGTERM during a blocked AMQP read: exit 0 after $(($(now_ms) - t0)) ms" \
+    || not_ok "live: exit status $rc"
+  kill -CONT "$beam"
+else
+  not_ok "no Erlang VM under the rabbitmq-server script"
+  stop_daemon
+  [ $rc = 0 ] && ok "live: SIGTERM exit 0" || not_ok "live: exit status $rc"
+fi
 wait_for 10 workers_are pool-amqp 0 && wait_for 10 workers_are pool-http 0 || not_ok "workers left"
 kill_workers
 
