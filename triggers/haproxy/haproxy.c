@@ -140,11 +140,17 @@ static int hap_row(hap_trigger *t, const sb_value *v, char *err, size_t errlen)
 static void hap_fail_reply(hap_trigger *t, const sb_http_response *res)
 {
     uint64_t retry = sb_http_retry_after_ms(res);
-    if (res->error == 0 && (res->status == 401 || res->status == 403)) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP %ld: %s", t->req.url, res->status,
+    if (res->error == 0 && res->status == 401) {
+        sb_poller_fail(t->poller, retry, "GET %s: HTTP 401: %s", t->req.url,
                        t->req.username ? "the credentials were refused (username, password)"
                                        : "the stats page wants credentials (username, "
                                          "password)");
+        return;
+    }
+    if (res->error == 0 && res->status == 403) {
+        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->req.url,
+                       t->req.username ? " to user '" : "",
+                       t->req.username ? t->req.username : "", t->req.username ? "'" : "");
         return;
     }
     char buf[512];

@@ -120,11 +120,16 @@ static void ngx_fail_reply(ngx_trigger *t, const sb_http_response *res)
 {
     uint64_t retry = sb_http_retry_after_ms(res);
     char buf[512];
-    if (res->error == 0 && (res->status == 401 || res->status == 403)) {
-        snprintf(buf, sizeof buf, "HTTP %ld: %s", res->status,
+    if (res->error == 0 && res->status == 401) {
+        ngx_fail(t, retry, "GET %s: HTTP 401: %s", t->req.url,
                  t->req.username ? "the credentials were refused (username, password)"
                                  : "the page wants credentials (username, password)");
-        ngx_fail(t, retry, "GET %s: %s", t->req.url, buf);
+        return;
+    }
+    if (res->error == 0 && res->status == 403) {
+        ngx_fail(t, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->req.url,
+                 t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
+                 t->req.username ? "'" : "");
         return;
     }
     const char *line = sb_http_failure(&t->req, res, buf, sizeof buf);

@@ -171,11 +171,17 @@ static void prom_fail_reply(prom_trigger *t, const sb_http_response *res)
     sb_http_request shown = t->req;
     shown.url = t->display_url;
     uint64_t retry = sb_http_retry_after_ms(res);
-    if (res->error == 0 && (res->status == 401 || res->status == 403)) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP %ld: %s", t->display_url, res->status,
+    if (res->error == 0 && res->status == 401) {
+        sb_poller_fail(t->poller, retry, "GET %s: HTTP 401: %s", t->display_url,
                        t->req.username ? "the credentials were refused (username, password)"
                                        : "the server wants credentials (username, password or "
                                          "headers)");
+        return;
+    }
+    if (res->error == 0 && res->status == 403) {
+        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s",
+                       t->display_url, t->req.username ? " to user '" : "",
+                       t->req.username ? t->req.username : "", t->req.username ? "'" : "");
         return;
     }
     if (res->error == 0) {
