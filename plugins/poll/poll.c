@@ -176,7 +176,9 @@ static void deadline_fire(void *arg)
     read_abandon(p);
     /* read_abandon cleared in_flight; fail() wants the read it ends. */
     p->in_flight = 1;
-    sb_poller_fail(p, 0, "read timed out after %llums", (unsigned long long)p->timeout_ms);
+    sb_poller_fail(p, 0, "read timed out (timeout %llums, no answer after %llums)",
+                   (unsigned long long)p->timeout_ms,
+                   (unsigned long long)(mono_ms() - p->read_started_ms));
 }
 
 static void read_now(sb_poller *p)
