@@ -162,8 +162,8 @@ START_TEST(test_wrong_types)
         {"null", SB_RABBITMQ_MESSAGES_READY, "the reply is not a value, not a queue object"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ck_assert_msg(parse_exact(cases[i].json, cases[i].m, "jobs") == -EPROTO, "case %zu: %s",
-                      i, err);
+        ck_assert_msg(parse_exact(cases[i].json, cases[i].m, "jobs") == -EPROTO, "case %zu: %s", i,
+                      err);
         ck_assert_str_eq(err, cases[i].err);
         ck_assert_uint_eq(res.count, 0);
     }
@@ -202,9 +202,9 @@ START_TEST(test_numbers)
     ck_assert_int_eq(parse_exact(big, SB_RABBITMQ_MESSAGES_READY, "jobs"), -EPROTO);
     ck_assert_str_eq(err, "queue jobs: messages_ready is out of range (inf)");
     /* Zero is a value (a reading of 0), not "no statistics". */
-    ck_assert_int_eq(parse_exact("{\"name\":\"jobs\",\"messages_ready\":0}",
-                                 SB_RABBITMQ_MESSAGES_READY, "jobs"),
-                     0);
+    ck_assert_int_eq(
+        parse_exact("{\"name\":\"jobs\",\"messages_ready\":0}", SB_RABBITMQ_MESSAGES_READY, "jobs"),
+        0);
     ck_assert_double_eq(res.values[0].value, 0);
 }
 END_TEST
@@ -212,9 +212,8 @@ END_TEST
 /* publish_rate: 0 for a queue that has statistics but never saw a publish. */
 START_TEST(test_publish_rate)
 {
-    ck_assert_int_eq(parse_exact("{\"name\":\"jobs\",\"messages\":0}", SB_RABBITMQ_PUBLISH_RATE,
-                                 "jobs"),
-                     0);
+    ck_assert_int_eq(
+        parse_exact("{\"name\":\"jobs\",\"messages\":0}", SB_RABBITMQ_PUBLISH_RATE, "jobs"), 0);
     ck_assert_double_eq(res.values[0].value, 0);
     sb_rabbitmq_result_free(&res);
     ck_assert_int_eq(parse_exact("{\"name\":\"jobs\",\"messages\":0,\"message_stats\":{}}",
@@ -295,9 +294,9 @@ START_TEST(test_regex_shapes)
                               SB_RABBITMQ_MESSAGES_READY, "."),
                      -EPROTO);
     /* A bad element anywhere fails the whole read (no half readings). */
-    ck_assert_int_eq(parse_re("[{\"name\":\"a\",\"messages_ready\":1},\"b\"]",
-                              SB_RABBITMQ_MESSAGES_READY, "."),
-                     -EPROTO);
+    ck_assert_int_eq(
+        parse_re("[{\"name\":\"a\",\"messages_ready\":1},\"b\"]", SB_RABBITMQ_MESSAGES_READY, "."),
+        -EPROTO);
     ck_assert_str_eq(err, "queue #2 in the reply is a string, not an object");
     ck_assert_uint_eq(res.count, 0);
     ck_assert_int_eq(parse_re("[{\"name\":\"a\",\"messages_ready\":1},{\"name\":\"b\","
@@ -329,8 +328,8 @@ START_TEST(test_regex_too_many)
     ck_assert_str_eq(err, "more than 10000 queues match");
     ck_assert_uint_eq(res.count, 0);
     /* Exactly the limit is fine. */
-    ck_assert_int_eq(parse_re(json, SB_RABBITMQ_MESSAGES, "^q([0-9]{1,3}|[0-8][0-9]{3}|9[0-9]{3})$"),
-                     0);
+    ck_assert_int_eq(
+        parse_re(json, SB_RABBITMQ_MESSAGES, "^q([0-9]{1,3}|[0-8][0-9]{3}|9[0-9]{3})$"), 0);
     ck_assert_uint_eq(res.count, 10000);
     free(json);
 }
@@ -365,19 +364,18 @@ END_TEST
 START_TEST(test_not_json)
 {
     static const char *bad[] = {
-        "", "   ", "<html>502 Bad Gateway</html>", "{\"name\":\"jobs\"", "[{}]]", "[] x",
-        "{\"name\":\"jobs\",\"messages\":1} {}", "nul", "\xff\xfe",
+        "",         "   ",  "<html>502 Bad Gateway</html>",          "{\"name\":\"jobs\"",
+        "[{}]]",    "[] x", "{\"name\":\"jobs\",\"messages\":1} {}", "nul",
+        "\xff\xfe",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_msg(parse_exact(bad[i], SB_RABBITMQ_MESSAGES, "jobs") == -EPROTO, "case %zu",
-                      i);
+        ck_assert_msg(parse_exact(bad[i], SB_RABBITMQ_MESSAGES, "jobs") == -EPROTO, "case %zu", i);
         ck_assert_msg(strncmp(err, "the reply is not JSON", 21) == 0, "case %zu: %s", i, err);
         ck_assert_uint_eq(res.count, 0);
     }
     /* White space after the value is fine. */
-    ck_assert_int_eq(parse_exact("{\"name\":\"jobs\",\"messages\":1}\r\n",
-                                 SB_RABBITMQ_MESSAGES, "jobs"),
-                     0);
+    ck_assert_int_eq(
+        parse_exact("{\"name\":\"jobs\",\"messages\":1}\r\n", SB_RABBITMQ_MESSAGES, "jobs"), 0);
 }
 END_TEST
 
@@ -389,9 +387,9 @@ START_TEST(test_length_bounds)
     char *exact = malloc(len); /* no NUL: ASan/valgrind see any read past len */
     ck_assert_ptr_nonnull(exact);
     memcpy(exact, json, len);
-    ck_assert_int_eq(sb_rabbitmq_parse(exact, len, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, err,
-                                       sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sb_rabbitmq_parse(exact, len, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, err, sizeof err),
+        0);
     ck_assert_double_eq(res.values[0].value, 12);
     sb_rabbitmq_result_free(&res);
     /* Cut short inside the number: "1" */
@@ -403,12 +401,12 @@ START_TEST(test_length_bounds)
     ck_assert_int_eq(sb_rabbitmq_parse(with_nul, sizeof with_nul - 1, SB_RABBITMQ_MESSAGES, "jobs",
                                        NULL, &res, err, sizeof err),
                      -EPROTO);
-    ck_assert_int_eq(sb_rabbitmq_parse(NULL, 0, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, err,
-                                       sizeof err),
-                     -EPROTO);
-    ck_assert_int_eq(sb_rabbitmq_parse("{}", 2, SB_RABBITMQ_MESSAGES, NULL, NULL, &res, err,
-                                       sizeof err),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_rabbitmq_parse(NULL, 0, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, err, sizeof err),
+        -EPROTO);
+    ck_assert_int_eq(
+        sb_rabbitmq_parse("{}", 2, SB_RABBITMQ_MESSAGES, NULL, NULL, &res, err, sizeof err),
+        -EINVAL);
 }
 END_TEST
 
@@ -429,9 +427,9 @@ END_TEST
 START_TEST(test_small_err_buffer)
 {
     char small[8];
-    ck_assert_int_eq(sb_rabbitmq_parse("x", 1, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, small,
-                                       sizeof small),
-                     -EPROTO);
+    ck_assert_int_eq(
+        sb_rabbitmq_parse("x", 1, SB_RABBITMQ_MESSAGES, "jobs", NULL, &res, small, sizeof small),
+        -EPROTO);
     ck_assert_str_eq(small, "the rep");
 }
 END_TEST
@@ -453,7 +451,8 @@ static void teardown_plugin(void)
     plugin_handle = NULL;
 }
 
-/* create() with these options (YAML flow-mapping entries); returns its result, err as it left it. */
+/* create() with these options (YAML flow-mapping entries); returns its result, err as it left it.
+ */
 static int create_with(const char *opts, char *msg, size_t len)
 {
     char yaml[1024];

@@ -94,11 +94,11 @@ typedef struct rabbitmq_state {
     /* amqp: the reader belongs to the worker while `busy` */
     sb_amqp_reader *reader;
     uv_work_t work;
-    int busy;         /* a work item is queued or running */
-    int job;          /* JOB_READ or JOB_CLOSE */
-    int abandoned;    /* the poller cancelled the read in flight: report nothing */
-    int read_wanted;  /* a read came while an abandoned one still ran: start it after */
-    int stopping;     /* stop() returned SB_PENDING: close, then host->stopped */
+    int busy;        /* a work item is queued or running */
+    int job;         /* JOB_READ or JOB_CLOSE */
+    int abandoned;   /* the poller cancelled the read in flight: report nothing */
+    int read_wanted; /* a read came while an abandoned one still ran: start it after */
+    int stopping;    /* stop() returned SB_PENDING: close, then host->stopped */
     uint64_t timeout_ms;
     int job_rc;
     uint32_t job_messages, job_consumers;
@@ -298,8 +298,9 @@ static void http_reply(void *arg, const sb_http_response *res)
         return;
     }
     if (res->status == 401) {
-        sb_poller_fail(p, 0, "GET %s: HTTP 401: login refused for user '%s' (wrong username or "
-                             "password, or a user without a management tag)",
+        sb_poller_fail(p, 0,
+                       "GET %s: HTTP 401: login refused for user '%s' (wrong username or "
+                       "password, or a user without a management tag)",
                        st->shown_url, st->username);
         return;
     }
@@ -316,9 +317,8 @@ static void http_reply(void *arg, const sb_http_response *res)
                        res->status, hint[0] ? ": " : "", hint);
         return;
     }
-    rc = sb_rabbitmq_parse(res->body, res->body_len, st->measure,
-                           st->use_regex ? NULL : st->queue, st->use_regex ? &st->re : NULL,
-                           &result, err, sizeof err);
+    rc = sb_rabbitmq_parse(res->body, res->body_len, st->measure, st->use_regex ? NULL : st->queue,
+                           st->use_regex ? &st->re : NULL, &result, err, sizeof err);
     if (rc == -EAGAIN) {
         sb_poller_fail(p, 0, "%s", err); /* "queue jobs: no statistics yet" */
         return;
@@ -408,8 +408,7 @@ static void amqp_report(rabbitmq_state *st)
         sb_poller_fail(p, 0, "%s", st->job_err);
         return;
     }
-    double value =
-        st->measure == SB_RABBITMQ_CONSUMERS ? st->job_consumers : st->job_messages;
+    double value = st->measure == SB_RABBITMQ_CONSUMERS ? st->job_consumers : st->job_messages;
     sb_label label = {"queue", st->queue};
     st->host->log(st->inst, SB_LOG_DEBUG, "queue %s: %s %g", st->queue,
                   sb_rabbitmq_measure_name(st->measure), value);
@@ -576,18 +575,21 @@ static int create_amqp(rabbitmq_state *st, const sb_value *values, char *err, si
         return -EINVAL;
     }
     if (values[OPT_VHOST].is_set && values[OPT_VHOST].str) {
-        snprintf(err, errlen, "vhost: with protocol amqp the vhost is the url's path "
-                              "(amqp://host:5672/%%2F for /)");
+        snprintf(err, errlen,
+                 "vhost: with protocol amqp the vhost is the url's path "
+                 "(amqp://host:5672/%%2F for /)");
         return -EINVAL;
     }
     if (st->use_regex) {
-        snprintf(err, errlen, "queue_regex: protocol amqp reads one queue by its exact name "
-                              "(use protocol http for a regular expression)");
+        snprintf(err, errlen,
+                 "queue_regex: protocol amqp reads one queue by its exact name "
+                 "(use protocol http for a regular expression)");
         return -EINVAL;
     }
     if (st->measure != SB_RABBITMQ_MESSAGES_READY && st->measure != SB_RABBITMQ_CONSUMERS) {
-        snprintf(err, errlen, "measure: protocol amqp reads messages_ready or consumers, not %s "
-                              "(use protocol http)",
+        snprintf(err, errlen,
+                 "measure: protocol amqp reads messages_ready or consumers, not %s "
+                 "(use protocol http)",
                  sb_rabbitmq_measure_name(st->measure));
         return -EINVAL;
     }
@@ -647,8 +649,9 @@ static int rabbitmq_create(sb_instance *inst, const sb_host *host, const sb_valu
         goto fail;
     }
     if (sb_rabbitmq_measure_from_name(measure, &st->measure) < 0) {
-        snprintf(err, errlen, "measure: expected messages_ready, messages, "
-                              "messages_unacknowledged, consumers or publish_rate, not '%s'",
+        snprintf(err, errlen,
+                 "measure: expected messages_ready, messages, "
+                 "messages_unacknowledged, consumers or publish_rate, not '%s'",
                  measure);
         rc = -EINVAL;
         goto fail;

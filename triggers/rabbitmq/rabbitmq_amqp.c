@@ -45,8 +45,9 @@ int sb_amqp_reader_new(const char *url, const char *user, const char *password, 
 
     *out = NULL;
     if (strncmp(url, "amqps://", 8) == 0) {
-        snprintf(err, errlen, "url: amqps:// is not supported yet (use amqp://, or protocol: http "
-                              "with an https:// url)");
+        snprintf(err, errlen,
+                 "url: amqps:// is not supported yet (use amqp://, or protocol: http "
+                 "with an https:// url)");
         return -EINVAL;
     }
     if (strncmp(url, "amqp://", 7) != 0) {
@@ -130,8 +131,7 @@ static void bytes_text(amqp_bytes_t b, char *buf, size_t len)
     buf[i] = '\0';
 }
 
-static int library_error(sb_amqp_reader *r, int status, const char *step, char *err,
-                         size_t errlen)
+static int library_error(sb_amqp_reader *r, int status, const char *step, char *err, size_t errlen)
 {
     int rc = status == AMQP_STATUS_TIMEOUT ? -ETIMEDOUT : -EIO;
     snprintf(err, errlen, "%s: %s: %s", r->where, step, amqp_error_string2(status));

@@ -282,9 +282,8 @@ static int parse_matching(const cJSON *root, sb_rabbitmq_measure m, const regex_
     return 0;
 }
 
-int sb_rabbitmq_parse(const char *body, size_t len, sb_rabbitmq_measure measure,
-                      const char *name, const regex_t *re, sb_rabbitmq_result *out, char *err,
-                      size_t errlen)
+int sb_rabbitmq_parse(const char *body, size_t len, sb_rabbitmq_measure measure, const char *name,
+                      const regex_t *re, sb_rabbitmq_result *out, char *err, size_t errlen)
 {
     const char *text = body ? body : "";
     const char *end = NULL;

@@ -30,7 +30,7 @@ int sb_rabbitmq_measure_from_name(const char *name, sb_rabbitmq_measure *out);
 const char *sb_rabbitmq_measure_name(sb_rabbitmq_measure m);
 /* The column list to ask the management API for (its `columns` query parameter). */
 #define SB_RABBITMQ_COLUMNS                                                                        \
-    "name,messages,messages_ready,messages_unacknowledged,consumers,"                             \
+    "name,messages,messages_ready,messages_unacknowledged,consumers,"                              \
     "message_stats.publish_details.rate"
 
 typedef struct sb_rabbitmq_value {
@@ -65,9 +65,8 @@ typedef struct sb_rabbitmq_result {
  * regex, or the object is another queue), -E2BIG (more than SB_RABBITMQ_MAX_QUEUES match),
  * -ENOMEM.
  */
-int sb_rabbitmq_parse(const char *body, size_t len, sb_rabbitmq_measure measure,
-                      const char *name, const regex_t *re, sb_rabbitmq_result *out, char *err,
-                      size_t errlen);
+int sb_rabbitmq_parse(const char *body, size_t len, sb_rabbitmq_measure measure, const char *name,
+                      const regex_t *re, sb_rabbitmq_result *out, char *err, size_t errlen);
 
 void sb_rabbitmq_result_free(sb_rabbitmq_result *r);
 
