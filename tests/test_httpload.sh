@@ -72,9 +72,13 @@ chmod 755 "$W" "$W/www"
 
 # ---- the sources ---------------------------------------------------------------------------------
 # The scrape target: a static file; metrics() replaces it in one rename.
+# Also: a series with no number (NaN), and one with 15 labels of its own.
 metrics() { # metrics A B: inflight{route="/a"} A, inflight{route="/b"} B
-  printf '# TYPE inflight gauge\ninflight{route="/a"} %s\ninflight{route="/b"} %s\n' "$1" "$2" \
-    >"$W/www/metrics.tmp"
+  { printf '# TYPE inflight gauge\ninflight{route="/a"} %s\ninflight{route="/b"} %s\n' "$1" "$2"
+    printf 'broken{route="/c"} NaN\n'
+    printf 'wide{l01="1",l02="2",l03="3",l04="4",l05="5",l06="6",l07="7",l08="8",l09="9",'
+    printf 'l10="10",l11="11",l12="12",l13="13",l14="14",l15="15"} 6\n'
+  } >"$W/www/metrics.tmp"
   mv "$W/www/metrics.tmp" "$W/www/metrics.txt"
 }
 metrics 2 3
@@ -201,6 +205,9 @@ triggers:
   - { id: prom-routes, type: prometheus, url: "$P:$PP/", query: "sum by (route) (inflight)", $POLL }
   - { id: prom-empty, type: prometheus, url: "$P:$PP", query: "nothing_here", $SLOWPOLL }
   - { id: prom-empty0, type: prometheus, url: "$P:$PP", query: "nothing_here", empty_as_zero: true, $SLOWPOLL }
+  - { id: prom-nan, type: prometheus, url: "$P:$PP", query: "broken", $SLOWPOLL }
+  - { id: prom-some-nan, type: prometheus, url: "$P:$PP", query: '{__name__=~"inflight|broken"}', $SLOWPOLL }
+  - { id: prom-wide, type: prometheus, url: "$P:$PP", query: "wide", $SLOWPOLL }
   - { id: prom-bad, type: prometheus, url: "$P:$PP", query: "sum(", $SLOWPOLL }
   - { id: prom-junk, type: prometheus, url: "$P:$NP/junk", query: "up", $SLOWPOLL }
   - { id: prom-big, type: prometheus, url: "$P:$NP/big", query: "up", $SLOWPOLL }
@@ -382,6 +389,16 @@ expect_line "haproxy: missing credentials are named" "[hap-auth-none] read faile
 expect_line "haproxy: the HTML page is refused, with a hint" "[hap-html] read failed: GET $P:$HP/stats: not HAProxy stats CSV: no \"# pxname,svname,...\" header line (does the url end in ;csv?)"
 expect_line "haproxy: an unknown column is named" "[hap-column] read failed: GET $P:$HP/stats;csv: no column \"sessions_now\" in the stats CSV header"
 expect_line "haproxy: an unknown backend lists the backends" "[hap-nobackend] read failed: GET $P:$HP/stats;csv: no backend \"api\" in the stats (backends: web, app)"
+expect_line "prometheus: a NaN value fails, naming the series" \
+  "[prom-nan] read failed: the query's value is NaN for {__name__=\"broken\", instance=\"127.0.0.1:$NP\", job=\"web\", route=\"/c\"} (not a number)"
+expect_line "prometheus: a NaN series among others gives no reading and a warning" \
+  "warn  [prom-some-nan] 1 of 3 series have no number (NaN or Inf) and give no reading, e.g. {__name__=\"broken\""
+log_has "[prom-some-nan] read failed" && not_ok "prom-some-nan failed" \
+  || ok "prometheus: the other two series still read"
+expect_line "prometheus: labels past 14 are cut, said once" \
+  "warn  [prom-wide] a series has 18 labels; readings carry the first 14 (the rest are cut: aggregate with sum by (...) to choose them)"
+n=$(log_count "[prom-wide] a series has")
+[ "$n" = 1 ] && ok "prometheus: the cut is logged once" || not_ok "the cut is logged $n times"
 # Failures are logged once per change of state, not at every read.
 n=$(log_count "[prom-bad] read failed")
 [ "$n" = 1 ] && ok "a failure that repeats is logged once at warn ($n line)" || not_ok "prom-bad logged $n times"

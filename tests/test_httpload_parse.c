@@ -171,9 +171,9 @@ START_TEST(test_prom_server_errors)
     ck_assert_int_eq(prom_fixture("prom_exec_error.json", &r, err), -EREMOTEIO);
     ck_assert_msg(strncmp(err, "execution: found duplicate series", 33) == 0, "%s", err);
     /* Control characters in the server's words never reach a log line. */
-    ck_assert_int_eq(prom("{\"status\":\"error\",\"errorType\":\"x\\ny\",\"error\":\"a\\r\\nb\"}",
-                          &r, err),
-                     -EREMOTEIO);
+    ck_assert_int_eq(
+        prom("{\"status\":\"error\",\"errorType\":\"x\\ny\",\"error\":\"a\\r\\nb\"}", &r, err),
+        -EREMOTEIO);
     ck_assert_str_eq(err, "x y: a  b");
     /* No type, no text. */
     ck_assert_int_eq(prom("{\"status\":\"error\",\"errorType\":5}", &r, err), -EREMOTEIO);
@@ -283,8 +283,9 @@ START_TEST(test_prom_limits)
     char err[256];
     /* 20 labels: the first SB_MAX_LABELS are kept, the rest counted. */
     char buf[4096];
-    size_t n = (size_t)snprintf(buf, sizeof buf, "{\"status\":\"success\",\"data\":{\"resultType\":"
-                                                 "\"vector\",\"result\":[{\"metric\":{");
+    size_t n = (size_t)snprintf(buf, sizeof buf,
+                                "{\"status\":\"success\",\"data\":{\"resultType\":"
+                                "\"vector\",\"result\":[{\"metric\":{");
     for (int i = 0; i < 20; i++)
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\"l%02d\":\"v%d\"", i ? "," : "", i, i);
     snprintf(buf + n, sizeof buf - n, "},\"value\":[1,\"2\"]}]}}");
@@ -297,8 +298,8 @@ START_TEST(test_prom_limits)
     /* More series than SB_PROM_MAX_SERIES. */
     size_t cap = 64 * (SB_PROM_MAX_SERIES + 2) + 128;
     char *big = malloc(cap);
-    n = (size_t)snprintf(big, cap,
-                         "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[");
+    n = (size_t)snprintf(
+        big, cap, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[");
     for (int i = 0; i <= SB_PROM_MAX_SERIES; i++)
         n += (size_t)snprintf(big + n, cap - n, "%s{\"metric\":{\"i\":\"%d\"},\"value\":[1,\"1\"]}",
                               i ? "," : "", i);
@@ -314,8 +315,7 @@ START_TEST(test_prom_limits)
     snprintf(longerr + n + 15000, 20000 - n - 15000, "\"}");
     char small[64];
     char *c = exact(longerr, strlen(longerr));
-    ck_assert_int_eq(sb_prometheus_parse(c, strlen(longerr), &r, small, sizeof small),
-                     -EREMOTEIO);
+    ck_assert_int_eq(sb_prometheus_parse(c, strlen(longerr), &r, small, sizeof small), -EREMOTEIO);
     ck_assert_uint_eq(strlen(small), sizeof small - 1);
     free(c);
     free(longerr);
@@ -372,8 +372,7 @@ START_TEST(test_hap_real)
     ck_assert_int_eq(sb_haproxy_parse(csv, len, "nope", NULL, "scur", &v, err, sizeof err),
                      -ENOENT);
     ck_assert_str_eq(err, "no backend \"nope\" in the stats (backends: web, slow, checked)");
-    ck_assert_int_eq(sb_haproxy_parse(csv, len, "web", "n9", "scur", &v, err, sizeof err),
-                     -ENOENT);
+    ck_assert_int_eq(sb_haproxy_parse(csv, len, "web", "n9", "scur", &v, err, sizeof err), -ENOENT);
     ck_assert_str_eq(err, "no server web/n9 in the stats (servers of web: n1, n2)");
     /* The stats frontend has no BACKEND row. */
     ck_assert_int_eq(sb_haproxy_parse(csv, len, "stats", NULL, "scur", &v, err, sizeof err),
@@ -387,8 +386,7 @@ START_TEST(test_hap_real)
         char *c = exact(csv, n);
         int rc = sb_haproxy_parse(c, n, "checked", NULL, "agg_check_status", &v, err, sizeof err);
         free(c);
-        ck_assert_msg(rc == 0 || rc == -EBADMSG || rc == -ENOENT || rc == -ENODATA ||
-                          rc == -EINVAL,
+        ck_assert_msg(rc == 0 || rc == -EBADMSG || rc == -ENOENT || rc == -ENODATA || rc == -EINVAL,
                       "prefix %zu: %d", n, rc);
     }
     free(csv);
@@ -429,9 +427,8 @@ START_TEST(test_hap_garbage_numbers)
 {
     double v;
     char err[256];
-    ck_assert_int_eq(hap("<html><body>Statistics Report</body></html>", "web", NULL, "scur", &v,
-                         err),
-                     -EBADMSG);
+    ck_assert_int_eq(
+        hap("<html><body>Statistics Report</body></html>", "web", NULL, "scur", &v, err), -EBADMSG);
     ck_assert_msg(strstr(err, ";csv") != NULL, "%s", err);
     ck_assert_int_eq(hap("", "web", NULL, "scur", &v, err), -EBADMSG);
     ck_assert_int_eq(hap("# a,b,c\nweb,BACKEND,1\n", "web", NULL, "c", &v, err), -EBADMSG);

@@ -88,8 +88,7 @@ static int hap_check_url(const char *url, char *err, size_t errlen)
 }
 
 /* A proxy, server or column name: no separator of the CSV, not too long. */
-static int hap_check_name(const char *what, const char *name, size_t len, char *err,
-                          size_t errlen)
+static int hap_check_name(const char *what, const char *name, size_t len, char *err, size_t errlen)
 {
     if (len == 0 || len > HAP_NAME_MAX) {
         snprintf(err, errlen, "%s: %s", what, len ? "longer than 128 characters" : "empty");
@@ -109,9 +108,10 @@ static int hap_row(hap_trigger *t, const sb_value *v, char *err, size_t errlen)
 {
     int has_b = v[OPT_BACKEND].is_set, has_s = v[OPT_SERVER].is_set;
     if (has_b == has_s) {
-        snprintf(err, errlen, "%s", has_b ? "set backend or server, not both"
-                                          : "set backend (a backend's name) or server "
-                                            "(BACKEND/SERVER)");
+        snprintf(err, errlen, "%s",
+                 has_b ? "set backend or server, not both"
+                       : "set backend (a backend's name) or server "
+                         "(BACKEND/SERVER)");
         return -EINVAL;
     }
     if (has_b) {
@@ -149,8 +149,8 @@ static void hap_fail_reply(hap_trigger *t, const sb_http_response *res)
     }
     if (res->error == 0 && res->status == 403) {
         sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->req.url,
-                       t->req.username ? " to user '" : "",
-                       t->req.username ? t->req.username : "", t->req.username ? "'" : "");
+                       t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
+                       t->req.username ? "'" : "");
         return;
     }
     char buf[512];
@@ -224,8 +224,7 @@ static int hap_create(sb_instance *inst, const sb_host *host, const sb_value *v,
     t->measure = v[OPT_MEASURE].str;
     rc = hap_row(t, v, err, errlen);
     if (rc == 0)
-        rc = sb_poller_new(inst, host, &v[OPT_EVERY], &hap_poll_ops, t, &t->poller, err,
-                           errlen);
+        rc = sb_poller_new(inst, host, &v[OPT_EVERY], &hap_poll_ops, t, &t->poller, err, errlen);
     if (rc != 0) {
         hap_destroy(t);
         return rc;
@@ -233,10 +232,9 @@ static int hap_create(sb_instance *inst, const sb_host *host, const sb_value *v,
     t->labels[0] = (sb_label){"backend", t->backend};
     t->labels[1] = (sb_label){"server", t->server};
     t->nlabels = t->server[0] ? 2 : 1;
-    t->req = (sb_http_request){SB_HTTP_REQUEST_INIT,
-                               .url = v[OPT_URL].str,
-                               .max_body = HAP_MAX_BODY,
-                               .insecure = v[OPT_TLS_VERIFY].integer == 0};
+    t->req =
+        (sb_http_request){SB_HTTP_REQUEST_INIT, .url = v[OPT_URL].str, .max_body = HAP_MAX_BODY,
+                          .insecure = v[OPT_TLS_VERIFY].integer == 0};
     if (v[OPT_USERNAME].is_set) {
         t->req.username = v[OPT_USERNAME].str;
         t->req.password = v[OPT_PASSWORD].is_set ? v[OPT_PASSWORD].str : "";

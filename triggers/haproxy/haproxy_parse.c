@@ -273,8 +273,8 @@ int sb_haproxy_parse(const char *csv, size_t len, const char *proxy, const char 
             continue;
         if (i < cols.want)
             return hap_error(-EBADMSG, err, errlen,
-                             "%s: the row has %zu fields, the header %zu (no \"%s\")", row,
-                             i + 1, cols.count, column);
+                             "%s: the row has %zu fields, the header %zu (no \"%s\")", row, i + 1,
+                             cols.count, column);
         return hap_found(&v, row, column, value, err, errlen);
     }
     if (server && proxy_seen)

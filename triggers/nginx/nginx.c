@@ -259,10 +259,9 @@ static int ngx_create(sb_instance *inst, const sb_host *host, const sb_value *v,
         ngx_destroy(t);
         return rc;
     }
-    t->req = (sb_http_request){SB_HTTP_REQUEST_INIT,
-                               .url = v[OPT_URL].str,
-                               .max_body = NGX_MAX_BODY,
-                               .insecure = v[OPT_TLS_VERIFY].integer == 0};
+    t->req =
+        (sb_http_request){SB_HTTP_REQUEST_INIT, .url = v[OPT_URL].str, .max_body = NGX_MAX_BODY,
+                          .insecure = v[OPT_TLS_VERIFY].integer == 0};
     if (v[OPT_USERNAME].is_set) {
         t->req.username = v[OPT_USERNAME].str;
         t->req.password = v[OPT_PASSWORD].is_set ? v[OPT_PASSWORD].str : "";

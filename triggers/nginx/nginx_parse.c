@@ -98,20 +98,18 @@ static int ngx_expect(ngx_words *w, const char *word, char *err, size_t errlen)
     return ngx_error(-EBADMSG, err, errlen,
                      "not an nginx stub_status page: expected \"%s\" at byte %zu, found "
                      "\"%.*s\"",
-                     word, (size_t)(w->word - w->start), (int)(w->len > 24 ? 24 : w->len),
-                     w->word);
+                     word, (size_t)(w->word - w->start), (int)(w->len > 24 ? 24 : w->len), w->word);
 }
 
-static int ngx_read_number(ngx_words *w, const char *what, uint64_t *out, char *err,
-                           size_t errlen)
+static int ngx_read_number(ngx_words *w, const char *what, uint64_t *out, char *err, size_t errlen)
 {
     if (!ngx_next(w))
         return ngx_error(-EBADMSG, err, errlen,
                          "not an nginx stub_status page: it ends before the %s count", what);
     int rc = ngx_number(w, out);
     if (rc == -ERANGE)
-        return ngx_error(rc, err, errlen, "stub_status: the %s count %.*s is out of range",
-                         what, (int)(w->len > 24 ? 24 : w->len), w->word);
+        return ngx_error(rc, err, errlen, "stub_status: the %s count %.*s is out of range", what,
+                         (int)(w->len > 24 ? 24 : w->len), w->word);
     if (rc != 0)
         return ngx_error(rc, err, errlen,
                          "not an nginx stub_status page: the %s count \"%.*s\" at byte %zu is "
@@ -140,14 +138,13 @@ static int ngx_totals(ngx_words *w, sb_nginx_status *st, char *err, size_t errle
                              "\"server\"");
     }
     if (columns < 3)
-        return ngx_error(-EBADMSG, err, errlen,
-                         "not an nginx stub_status page: expected \"%s\"", want[columns]);
+        return ngx_error(-EBADMSG, err, errlen, "not an nginx stub_status page: expected \"%s\"",
+                         want[columns]);
     uint64_t *slot[] = {&st->accepts, &st->handled, &st->requests};
     uint64_t ignored;
     w->p = w->word; /* the first number again, read through ngx_read_number */
     for (size_t i = 0; i < columns; i++) {
-        rc = ngx_read_number(w, i < 3 ? want[i] : "extra", i < 3 ? slot[i] : &ignored, err,
-                             errlen);
+        rc = ngx_read_number(w, i < 3 ? want[i] : "extra", i < 3 ? slot[i] : &ignored, err, errlen);
         if (rc != 0)
             return rc;
     }
@@ -163,8 +160,8 @@ int sb_nginx_parse(const char *text, size_t len, sb_nginx_status *out, char *err
     if (!ngx_next(&w) || !ngx_is(&w, "Active")) {
         char head[32];
         ngx_preview(text, len, head, sizeof head);
-        return ngx_error(-EBADMSG, err, errlen,
-                         "not an nginx stub_status page (it starts \"%s\")", head);
+        return ngx_error(-EBADMSG, err, errlen, "not an nginx stub_status page (it starts \"%s\")",
+                         head);
     }
     int rc;
     if ((rc = ngx_expect(&w, "connections:", err, errlen)) != 0 ||

@@ -179,17 +179,17 @@ static void prom_fail_reply(prom_trigger *t, const sb_http_response *res)
         return;
     }
     if (res->error == 0 && res->status == 403) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s",
-                       t->display_url, t->req.username ? " to user '" : "",
-                       t->req.username ? t->req.username : "", t->req.username ? "'" : "");
+        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->display_url,
+                       t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
+                       t->req.username ? "'" : "");
         return;
     }
     if (res->error == 0) {
         sb_prom_result *r = NULL;
         char why[512];
         if (sb_prometheus_parse(res->body, res->body_len, &r, why, sizeof why) == -EREMOTEIO) {
-            sb_poller_fail(t->poller, retry, "GET %s: HTTP %ld: %s", t->display_url,
-                           res->status, why);
+            sb_poller_fail(t->poller, retry, "GET %s: HTTP %ld: %s", t->display_url, res->status,
+                           why);
             return;
         }
         sb_prom_result_free(r);
@@ -204,8 +204,8 @@ static void prom_series_text(const sb_prom_series *s, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "{");
     for (size_t i = 0; i < s->nlabels && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", i ? ", " : "",
-                              s->labels[i].key, s->labels[i].value);
+        n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", i ? ", " : "", s->labels[i].key,
+                              s->labels[i].value);
     if (n < len)
         snprintf(buf + n, len - n, "}");
 }
@@ -238,7 +238,9 @@ static void prom_publish(prom_trigger *t, const sb_prom_result *r)
     if (finite == 0 && bad) {
         t->nonfinite_reported = 0;
         sb_poller_fail(t->poller, 0, "the query's value is %s%s%s (not a number)",
-                       isnan(bad->value) ? "NaN" : bad->value > 0 ? "+Inf" : "-Inf",
+                       isnan(bad->value) ? "NaN"
+                       : bad->value > 0  ? "+Inf"
+                                         : "-Inf",
                        r->is_scalar ? "" : " for ", r->is_scalar ? "" : series);
         return;
     }
@@ -287,8 +289,7 @@ static void prom_read(void *self, sb_poller *p)
     prom_trigger *t = self;
     int rc = sb_poller_http(p, &t->req, prom_reply, t);
     if (rc < 0)
-        sb_poller_fail(p, 0, "GET %s: cannot start the request: %s", t->display_url,
-                       strerror(-rc));
+        sb_poller_fail(p, 0, "GET %s: cannot start the request: %s", t->display_url, strerror(-rc));
 }
 
 static const sb_poll_ops prom_poll_ops = {.read = prom_read};
@@ -338,8 +339,7 @@ static int prom_create(sb_instance *inst, const sb_host *host, const sb_value *v
         rc = -ENOMEM;
     }
     if (rc == 0)
-        rc = sb_poller_new(inst, host, &v[OPT_EVERY], &prom_poll_ops, t, &t->poller, err,
-                           errlen);
+        rc = sb_poller_new(inst, host, &v[OPT_EVERY], &prom_poll_ops, t, &t->poller, err, errlen);
     if (rc != 0) {
         prom_destroy(t);
         return rc;

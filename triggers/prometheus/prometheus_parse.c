@@ -180,8 +180,7 @@ static int prom_data(prom_store *st, char *err, size_t errlen)
     if (strcmp(status->valuestring, "error") == 0)
         return prom_server_error(root, err, errlen);
     if (strcmp(status->valuestring, "success") != 0)
-        return prom_error(-EBADMSG, err, errlen, "unknown status \"%.32s\"",
-                          status->valuestring);
+        return prom_error(-EBADMSG, err, errlen, "unknown status \"%.32s\"", status->valuestring);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(data, "resultType");
     const cJSON *result = cJSON_GetObjectItemCaseSensitive(data, "result");
