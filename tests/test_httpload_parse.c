@@ -594,6 +594,33 @@ START_TEST(test_ngx_garbage)
 }
 END_TEST
 
+/* Words quoted from a reply never bring a line break or a control character into an error. */
+START_TEST(test_errors_one_line)
+{
+    char err[256];
+    sb_prom_result *r;
+    ck_assert_int_eq(prom("{\"status\":\"a\\nb\\u0001\"}", &r, err), -EBADMSG);
+    ck_assert_str_eq(err, "unknown status \"a?b?\"");
+    ck_assert_int_eq(prom("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":"
+                          "[{\"metric\":{\"x\\ny\":1},\"value\":[1,\"1\"]}]}}",
+                          &r, err),
+                     -EBADMSG);
+    ck_assert_str_eq(err, "series 1: the label \"x?y\" is not a string");
+    double v;
+    ck_assert_int_eq(
+        hap("# pxname,svname,scur\nweb,BACKEND,\"1\n2\"\n", "web", NULL, "scur", &v, err), -EINVAL);
+    ck_assert_str_eq(err, "web/BACKEND: scur=\"1?2\" is not a number");
+    ck_assert_int_eq(
+        hap("# pxname,svname,scur\n\"a\tb\",BACKEND,1\n", "web", NULL, "scur", &v, err), -ENOENT);
+    ck_assert_str_eq(err, "no backend \"web\" in the stats (backends: a?b)");
+    sb_nginx_status st;
+    ck_assert_int_eq(ngx("Active connections: 1\x01\n", &st, err), -EBADMSG);
+    ck_assert_str_eq(err,
+                     "not an nginx stub_status page: the active count \"1?\" at byte 20 is not "
+                     "a number");
+}
+END_TEST
+
 static Suite *httpload_parse_suite(void)
 {
     Suite *s = suite_create("httpload_parse");
@@ -617,6 +644,9 @@ static Suite *httpload_parse_suite(void)
     tcase_add_test(n, test_ngx_variants);
     tcase_add_test(n, test_ngx_garbage);
     suite_add_tcase(s, n);
+    TCase *e = tcase_create("errors");
+    tcase_add_test(e, test_errors_one_line);
+    suite_add_tcase(s, e);
     return s;
 }
 
