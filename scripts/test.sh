@@ -2,12 +2,14 @@
 # The whole test suite, from a fresh Debian 12 (as root): installs the dependencies, then
 #   1. gcc build with -Werror, every test (unit and end-to-end)
 #   2. clang build with -Werror (warning-free with both compilers), and the fuzzers (libFuzzer +
-#      ASan + UBSan) of the expression language and of pipeline files, over their seed corpora
-#      and for 60 more seconds each
+#      ASan + UBSan) of the expression language, pipeline files, simulate's traces and the
+#      triggers' reply parsers, over their seed corpora and for 60 more seconds each
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
 #   4. the unit tests under valgrind (memcheck, leaks included), and the end-to-end scripts with
 #      their daemons and `simulate` under valgrind (SB_E2E_WRAP; any error fails the exit status)
-# and finally prints the bus benchmark (a figure beside its baseline; it never fails the run).
+# and finally prints the benchmarks (figures beside their baselines; they never fail the run).
+# The trigger tests start real servers (redis-server, rabbitmq-server, prometheus, nginx, haproxy)
+# and the SQS and metadata doubles on loopback, once per script, and stop them by pid.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
@@ -28,6 +30,7 @@ cmake --build build-clang
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" expression
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" config
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" trace
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" replies
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \
@@ -61,7 +64,8 @@ step "valgrind: the end-to-end daemon and simulate"
 # on the way (a refused reload, a failed start) fails them.
 vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 vg="$vg --show-leak-kinds=definite,indirect"
-for t in test_e2e test_policy_pipelines test_lifecycle; do
+for t in test_e2e test_policy_pipelines test_lifecycle test_policy_failures test_redis \
+  test_http_json test_sqs; do
   echo "valgrind $t"
   SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" build-ci/tests/daemon/plugins \
     >"build-ci/valgrind-$t.log" 2>&1 || {
@@ -71,5 +75,6 @@ done
 step "benchmark (figures only)"
 build-ci/tests/bench_bus 1000000 || echo "benchmark did not run (not a test failure)"
 sh tests/bench/bench_pipelines.sh build-ci || echo "bench_pipelines did not run (not a test failure)"
+sh tests/bench/bench_triggers.sh build-ci || echo "bench_triggers did not run (not a test failure)"
 echo
 echo "all tests passed"

@@ -193,6 +193,11 @@ START_TEST(imds_replies)
     ck_assert_int_eq(
         sb_aws_parse_imds_credentials(bad_code, strlen(bad_code), &k, err, sizeof(err)), -EINVAL);
     ck_assert_str_eq(err, "Code is AssumeRoleUnauthorizedAccess, not Success");
+    /* Found by fuzz_replies: what the service sent stays one line in the message. */
+    const char *tab_code = "{\"Code\":\"Su\\tx\\n2026 forged\"}";
+    ck_assert_int_eq(
+        sb_aws_parse_imds_credentials(tab_code, strlen(tab_code), &k, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, "Code is Su?x?2026 forged, not Success");
     const char *no_token = "{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s3cr3t\"}";
     ck_assert_int_eq(
         sb_aws_parse_imds_credentials(no_token, strlen(no_token), &k, err, sizeof(err)), -EINVAL);

@@ -28,6 +28,10 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* Messages may quote what the metadata service sent: keep them one line. */
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
     }
     return rc;
 }

@@ -42,7 +42,7 @@ struct sb_poller {
     uint64_t read_started_ms;
     uint64_t consecutive, total;
     int failing;
-    char reason[256];
+    char reason[512];
     sb_backoff backoff;
     poll_req *reqs[POLL_MAX_REQS];
 };
