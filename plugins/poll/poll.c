@@ -431,3 +431,81 @@ const char *sb_http_failure(const sb_http_request *req, const sb_http_response *
         snprintf(buf, len, "%s %s: HTTP %ld", method, url, res->status);
     return buf;
 }
+
+int sb_poller_fail_reply(sb_poller *p, const sb_http_request *req, const char *shown_url,
+                         const sb_http_response *res, const char *missing_credentials)
+{
+    if (res->error == 0 && res->status >= 200 && res->status < 300)
+        return 0;
+    sb_http_request shown = *req;
+    if (shown_url)
+        shown.url = shown_url;
+    const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
+    char url[512];
+    url_redacted(shown.url, url, sizeof url);
+    uint64_t retry = sb_http_retry_after_ms(res);
+    if (res->error == 0 && res->status == 401) {
+        sb_poller_fail(p, retry, "%s %s: HTTP 401: %s", method, url,
+                       req->username ? "the credentials were refused (username, password)"
+                                     : missing_credentials);
+        return 1;
+    }
+    if (res->error == 0 && res->status == 403) {
+        sb_poller_fail(p, retry, "%s %s: HTTP 403: access forbidden%s%s%s", method, url,
+                       req->username ? " to user '" : "", req->username ? req->username : "",
+                       req->username ? "'" : "");
+        return 1;
+    }
+    char buf[512];
+    const char *line = sb_http_failure(&shown, res, buf, sizeof buf);
+    sb_poller_fail(p, retry, "%s", line ? line : "the request failed");
+    return 1;
+}
+
+int sb_http_url_check(const char *option, const char *url, char *err, size_t errlen)
+{
+    const char *rest;
+    if (strncmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    else {
+        snprintf(err, errlen, "%s: must start with http:// or https://, got \"%.64s\"", option,
+                 url);
+        return -EINVAL;
+    }
+    size_t host_len = strcspn(rest, "/?#");
+    if (host_len == 0) {
+        snprintf(err, errlen, "%s: no host in \"%.64s\"", option, url);
+        return -EINVAL;
+    }
+    if (memchr(rest, '@', host_len)) {
+        snprintf(err, errlen, "%s: put credentials in username and password, not in the URL",
+                 option);
+        return -EINVAL;
+    }
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+            snprintf(err, errlen, "%s: a space or control character at position %zu", option,
+                     (size_t)(c - url) + 1);
+            return -EINVAL;
+        }
+    return 0;
+}
+
+int sb_poll_trigger_start(void *state)
+{
+    return sb_poller_start(*(sb_poller **)state);
+}
+
+int sb_poll_trigger_stop(void *state)
+{
+    sb_poller_stop(*(sb_poller **)state);
+    return 0;
+}
+
+void sb_poll_trigger_on_event(void *state, const sb_event *ev)
+{
+    if (ev->topic && strcmp(ev->topic, SB_TOPIC_RUN) == 0)
+        sb_poller_run_now(*(sb_poller **)state);
+}

@@ -60,31 +60,7 @@ typedef struct hap_trigger {
 
 static int hap_check_url(const char *url, char *err, size_t errlen)
 {
-    const char *rest;
-    if (strncmp(url, "http://", 7) == 0)
-        rest = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        rest = url + 8;
-    else {
-        snprintf(err, errlen, "url: must start with http:// or https://, got \"%.64s\"", url);
-        return -EINVAL;
-    }
-    size_t host_len = strcspn(rest, "/?#");
-    if (host_len == 0) {
-        snprintf(err, errlen, "url: no host in \"%.64s\"", url);
-        return -EINVAL;
-    }
-    if (memchr(rest, '@', host_len)) {
-        snprintf(err, errlen, "url: put credentials in username and password, not in the URL");
-        return -EINVAL;
-    }
-    for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-            snprintf(err, errlen, "url: a space or control character at position %zu",
-                     (size_t)(c - url) + 1);
-            return -EINVAL;
-        }
-    return 0;
+    return sb_http_url_check("url", url, err, errlen);
 }
 
 /* A proxy, server or column name: no separator of the CSV, not too long. */
@@ -137,34 +113,13 @@ static int hap_row(hap_trigger *t, const sb_value *v, char *err, size_t errlen)
     return 0;
 }
 
-static void hap_fail_reply(hap_trigger *t, const sb_http_response *res)
-{
-    uint64_t retry = sb_http_retry_after_ms(res);
-    if (res->error == 0 && res->status == 401) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP 401: %s", t->req.url,
-                       t->req.username ? "the credentials were refused (username, password)"
-                                       : "the stats page wants credentials (username, "
-                                         "password)");
-        return;
-    }
-    if (res->error == 0 && res->status == 403) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->req.url,
-                       t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
-                       t->req.username ? "'" : "");
-        return;
-    }
-    char buf[512];
-    const char *line = sb_http_failure(&t->req, res, buf, sizeof buf);
-    sb_poller_fail(t->poller, retry, "%s", line ? line : "the request failed");
-}
 
 static void hap_reply(void *arg, const sb_http_response *res)
 {
     hap_trigger *t = arg;
-    if (res->error != 0 || res->status < 200 || res->status > 299) {
-        hap_fail_reply(t, res);
+    if (sb_poller_fail_reply(t->poller, &t->req, NULL, res,
+                             "the stats page wants credentials (username, password)"))
         return;
-    }
     double value;
     char why[400];
     int rc = sb_haproxy_parse(res->body, res->body_len, t->backend, t->server[0] ? t->server : NULL,
@@ -243,25 +198,8 @@ static int hap_create(sb_instance *inst, const sb_host *host, const sb_value *v,
     return 0;
 }
 
-static int hap_start(void *state)
-{
-    hap_trigger *t = state;
-    return sb_poller_start(t->poller);
-}
 
-static int hap_stop(void *state)
-{
-    hap_trigger *t = state;
-    sb_poller_stop(t->poller);
-    return 0;
-}
 
-static void hap_on_event(void *state, const sb_event *ev)
-{
-    hap_trigger *t = state;
-    if (strcmp(ev->topic, SB_TOPIC_RUN) == 0)
-        sb_poller_run_now(t->poller);
-}
 
 static const sb_plugin_descriptor hap_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -271,10 +209,10 @@ static const sb_plugin_descriptor hap_descriptor = {
     .description = "reads a backend's or server's figure from HAProxy's stats CSV",
     .options = hap_options,
     .create = hap_create,
-    .start = hap_start,
-    .stop = hap_stop,
+    .start = sb_poll_trigger_start,
+    .stop = sb_poll_trigger_stop,
     .destroy = hap_destroy,
-    .on_event = hap_on_event,
+    .on_event = sb_poll_trigger_on_event,
 };
 
 SB_PLUGIN_EXPORT(hap_descriptor)

@@ -239,25 +239,8 @@ static int http_json_create(sb_instance *inst, const sb_host *host, const sb_val
     return 0;
 }
 
-static int http_json_start(void *state)
-{
-    http_json_trigger *t = state;
-    return sb_poller_start(t->poller);
-}
 
-static int http_json_stop(void *state)
-{
-    http_json_trigger *t = state;
-    sb_poller_stop(t->poller);
-    return 0;
-}
 
-static void http_json_on_event(void *state, const sb_event *ev)
-{
-    http_json_trigger *t = state;
-    if (strcmp(ev->topic, SB_TOPIC_RUN) == 0)
-        sb_poller_run_now(t->poller);
-}
 
 static const sb_plugin_descriptor http_json_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -267,10 +250,10 @@ static const sb_plugin_descriptor http_json_descriptor = {
     .description = "numbers selected from a JSON HTTP API's reply (one reading per match)",
     .options = http_json_options,
     .create = http_json_create,
-    .start = http_json_start,
-    .stop = http_json_stop,
+    .start = sb_poll_trigger_start,
+    .stop = sb_poll_trigger_stop,
     .destroy = http_json_destroy,
-    .on_event = http_json_on_event,
+    .on_event = sb_poll_trigger_on_event,
 };
 
 SB_PLUGIN_EXPORT(http_json_descriptor)

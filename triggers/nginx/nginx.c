@@ -75,31 +75,7 @@ static uint64_t ngx_now_ns(void)
 
 static int ngx_check_url(const char *url, char *err, size_t errlen)
 {
-    const char *rest;
-    if (strncmp(url, "http://", 7) == 0)
-        rest = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        rest = url + 8;
-    else {
-        snprintf(err, errlen, "url: must start with http:// or https://, got \"%.64s\"", url);
-        return -EINVAL;
-    }
-    size_t host_len = strcspn(rest, "/?#");
-    if (host_len == 0) {
-        snprintf(err, errlen, "url: no host in \"%.64s\"", url);
-        return -EINVAL;
-    }
-    if (memchr(rest, '@', host_len)) {
-        snprintf(err, errlen, "url: put credentials in username and password, not in the URL");
-        return -EINVAL;
-    }
-    for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-            snprintf(err, errlen, "url: a space or control character at position %zu",
-                     (size_t)(c - url) + 1);
-            return -EINVAL;
-        }
-    return 0;
+    return sb_http_url_check("url", url, err, errlen);
 }
 
 static void ngx_fail(ngx_trigger *t, uint64_t retry_ms, const char *fmt, ...)
@@ -114,26 +90,6 @@ static void ngx_fail(ngx_trigger *t, uint64_t retry_ms, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     sb_poller_fail(t->poller, retry_ms, "%s", line);
-}
-
-static void ngx_fail_reply(ngx_trigger *t, const sb_http_response *res)
-{
-    uint64_t retry = sb_http_retry_after_ms(res);
-    char buf[512];
-    if (res->error == 0 && res->status == 401) {
-        ngx_fail(t, retry, "GET %s: HTTP 401: %s", t->req.url,
-                 t->req.username ? "the credentials were refused (username, password)"
-                                 : "the page wants credentials (username, password)");
-        return;
-    }
-    if (res->error == 0 && res->status == 403) {
-        ngx_fail(t, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->req.url,
-                 t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
-                 t->req.username ? "'" : "");
-        return;
-    }
-    const char *line = sb_http_failure(&t->req, res, buf, sizeof buf);
-    ngx_fail(t, retry, "%s", line ? line : "the request failed");
 }
 
 /* requests_per_second: the rate since the last read, without this trigger's own read (each
@@ -171,8 +127,9 @@ static void ngx_rate(ngx_trigger *t, uint64_t requests)
 static void ngx_reply(void *arg, const sb_http_response *res)
 {
     ngx_trigger *t = arg;
-    if (res->error != 0 || res->status < 200 || res->status > 299) {
-        ngx_fail_reply(t, res);
+    if (sb_poller_fail_reply(t->poller, &t->req, NULL, res,
+                             "the page wants credentials (username, password)")) {
+        t->have_last = 0; /* a failed read may hide a restart */
         return;
     }
     sb_nginx_status st;
@@ -270,26 +227,8 @@ static int ngx_create(sb_instance *inst, const sb_host *host, const sb_value *v,
     return 0;
 }
 
-static int ngx_start(void *state)
-{
-    ngx_trigger *t = state;
-    t->have_last = 0;
-    return sb_poller_start(t->poller);
-}
 
-static int ngx_stop(void *state)
-{
-    ngx_trigger *t = state;
-    sb_poller_stop(t->poller);
-    return 0;
-}
 
-static void ngx_on_event(void *state, const sb_event *ev)
-{
-    ngx_trigger *t = state;
-    if (strcmp(ev->topic, SB_TOPIC_RUN) == 0)
-        sb_poller_run_now(t->poller);
-}
 
 static const sb_plugin_descriptor ngx_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -299,10 +238,10 @@ static const sb_plugin_descriptor ngx_descriptor = {
     .description = "reads nginx's stub_status: connections, or the request rate",
     .options = ngx_options,
     .create = ngx_create,
-    .start = ngx_start,
-    .stop = ngx_stop,
+    .start = sb_poll_trigger_start,
+    .stop = sb_poll_trigger_stop,
     .destroy = ngx_destroy,
-    .on_event = ngx_on_event,
+    .on_event = sb_poll_trigger_on_event,
 };
 
 SB_PLUGIN_EXPORT(ngx_descriptor)

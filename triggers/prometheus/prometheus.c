@@ -63,37 +63,14 @@ typedef struct prom_trigger {
 
 static int prom_check_url(const char *url, char *err, size_t errlen)
 {
-    const char *rest;
-    if (strncmp(url, "http://", 7) == 0)
-        rest = url + 7;
-    else if (strncmp(url, "https://", 8) == 0)
-        rest = url + 8;
-    else {
-        snprintf(err, errlen, "url: must start with http:// or https://, got \"%.64s\"", url);
-        return -EINVAL;
-    }
-    size_t host_len = strcspn(rest, "/?#");
-    if (host_len == 0) {
-        snprintf(err, errlen, "url: no host in \"%.64s\"", url);
-        return -EINVAL;
-    }
-    if (memchr(rest, '@', host_len)) {
-        snprintf(err, errlen, "url: put credentials in username and password, not in the URL");
-        return -EINVAL;
-    }
-    for (const char *c = url; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-            snprintf(err, errlen, "url: a space or control character at position %zu",
-                     (size_t)(c - url) + 1);
-            return -EINVAL;
-        }
-    if (strpbrk(url, "?#")) {
+    int rc = sb_http_url_check("url", url, err, errlen);
+    if (rc == 0 && strpbrk(url, "?#")) {
         snprintf(err, errlen,
                  "url: the server's base URL only, without ?query or #fragment (e.g. "
                  "http://127.0.0.1:9090)");
-        return -EINVAL;
+        rc = -EINVAL;
     }
-    return 0;
+    return rc;
 }
 
 static int prom_check_auth(const sb_value *v, char *err, size_t errlen)
@@ -168,35 +145,19 @@ static int prom_urls(prom_trigger *t, const char *base, const char *query)
  * word for refused credentials, else the SDK's usual line. */
 static void prom_fail_reply(prom_trigger *t, const sb_http_response *res)
 {
-    sb_http_request shown = t->req;
-    shown.url = t->display_url;
-    uint64_t retry = sb_http_retry_after_ms(res);
-    if (res->error == 0 && res->status == 401) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP 401: %s", t->display_url,
-                       t->req.username ? "the credentials were refused (username, password)"
-                                       : "the server wants credentials (username, password or "
-                                         "headers)");
-        return;
-    }
-    if (res->error == 0 && res->status == 403) {
-        sb_poller_fail(t->poller, retry, "GET %s: HTTP 403: access forbidden%s%s%s", t->display_url,
-                       t->req.username ? " to user '" : "", t->req.username ? t->req.username : "",
-                       t->req.username ? "'" : "");
-        return;
-    }
-    if (res->error == 0) {
+    /* Prometheus explains a refused query in its body: its own words are the reason. */
+    if (res->error == 0 && res->status != 401 && res->status != 403) {
         sb_prom_result *r = NULL;
         char why[512];
         if (sb_prometheus_parse(res->body, res->body_len, &r, why, sizeof why) == -EREMOTEIO) {
-            sb_poller_fail(t->poller, retry, "GET %s: HTTP %ld: %s", t->display_url, res->status,
-                           why);
+            sb_poller_fail(t->poller, sb_http_retry_after_ms(res), "GET %s: HTTP %ld: %s",
+                           t->display_url, res->status, why);
             return;
         }
         sb_prom_result_free(r);
     }
-    char buf[512];
-    const char *line = sb_http_failure(&shown, res, buf, sizeof buf);
-    sb_poller_fail(t->poller, retry, "%s", line ? line : "the request failed");
+    sb_poller_fail_reply(t->poller, &t->req, t->display_url, res,
+                         "the server wants credentials (username, password or headers)");
 }
 
 /* "{k="v", ...}" of a series, cut to fit, for messages. */
@@ -358,25 +319,8 @@ static int prom_create(sb_instance *inst, const sb_host *host, const sb_value *v
     return 0;
 }
 
-static int prom_start(void *state)
-{
-    prom_trigger *t = state;
-    return sb_poller_start(t->poller);
-}
 
-static int prom_stop(void *state)
-{
-    prom_trigger *t = state;
-    sb_poller_stop(t->poller);
-    return 0;
-}
 
-static void prom_on_event(void *state, const sb_event *ev)
-{
-    prom_trigger *t = state;
-    if (strcmp(ev->topic, SB_TOPIC_RUN) == 0)
-        sb_poller_run_now(t->poller);
-}
 
 static const sb_plugin_descriptor prom_descriptor = {
     SB_DESCRIPTOR_SIZES,
@@ -386,10 +330,10 @@ static const sb_plugin_descriptor prom_descriptor = {
     .description = "reads a Prometheus instant query: one reading per series",
     .options = prom_options,
     .create = prom_create,
-    .start = prom_start,
-    .stop = prom_stop,
+    .start = sb_poll_trigger_start,
+    .stop = sb_poll_trigger_stop,
     .destroy = prom_destroy,
-    .on_event = prom_on_event,
+    .on_event = sb_poll_trigger_on_event,
 };
 
 SB_PLUGIN_EXPORT(prom_descriptor)

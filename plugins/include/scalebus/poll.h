@@ -125,6 +125,28 @@ int sb_poller_http(sb_poller *p, const sb_http_request *req, sb_http_cb cb, void
 const char *sb_http_failure(const sb_http_request *req, const sb_http_response *res, char *buf,
                             size_t len);
 
+/* The usual way a read ends when a reply did not succeed: returns 0 for a 2xx reply (nothing
+ * done), else fails the read (honouring Retry-After) and returns 1. The reason is that of
+ * sb_http_failure (the URL shown as shown_url when not NULL), except HTTP 401: "the credentials
+ * were refused (username, password)" when the request carried a username, else
+ * missing_credentials ("the stats page wants credentials (username, password)"); and HTTP 403:
+ * "access forbidden", naming the user. */
+int sb_poller_fail_reply(sb_poller *p, const sb_http_request *req, const char *shown_url,
+                         const sb_http_response *res, const char *missing_credentials);
+
+/* Check an http(s) URL option: the scheme, a host, no credentials in it (they belong in their
+ * own options, which the log never shows), no spaces or control characters. Returns 0 or -EINVAL
+ * with one line in err naming the option ("url: no host in \"http:///x\""). */
+int sb_http_url_check(const char *option, const char *url, char *err, size_t errlen);
+
+/* ---- Descriptor callbacks for a polling trigger -------------------------------------------- */
+
+/* For a trigger whose state's FIRST member is its sb_poller *: .start = sb_poll_trigger_start,
+ * .stop = sb_poll_trigger_stop, .on_event = sb_poll_trigger_on_event (a read at once on "run"). */
+int sb_poll_trigger_start(void *state);
+int sb_poll_trigger_stop(void *state);
+void sb_poll_trigger_on_event(void *state, const sb_event *ev);
+
 #ifdef __cplusplus
 }
 #endif
