@@ -1,5 +1,5 @@
-# tests/lib.sh - what the shell tests share: TAP-style ok/not_ok lines that count failures, and a
-# bounded poll. Source it after setting SLOW (how many times longer a wait may take, e.g. under
+# tests/lib.sh - what the shell tests share: TAP-style ok/not_ok lines that count failures, a
+# bounded poll, stopping what a test started by pid, and a free loopback port. Source it after setting SLOW (how many times longer a wait may take, e.g. under
 # valgrind; 1 by default). Each script keeps its own cleanup and process helpers.
 fails=${fails:-0}
 ok() { echo "ok - $*"; }
@@ -23,3 +23,20 @@ keep_or_remove() {
     rm -rf "$dir"
   fi
 }
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (10); waits for it. For a server or
+# helper the script started itself (never by name).
+stop_pid() {
+  [ -n "$1" ] || return 0
+  local limit=$((${2:-10} * 10))
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq "$limit"); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  return 0
+}
+# free_port: a loopback TCP port nobody listens on right now, for a server the test starts.
+free_port() {
+  /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+# now_ms: wall-clock milliseconds, for the latencies a test prints.
+now_ms() { date +%s%3N; }

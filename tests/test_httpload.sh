@@ -36,14 +36,6 @@ daemon="" nginx_pid="" haproxy_pid="" prom_pid="" slow_pid="" helpers=""
 . "$(dirname "$0")/lib.sh"
 
 # ---- processes ---------------------------------------------------------------------------------
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 10 s; waits for it
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-  return 0
-}
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   for p in $helpers; do kill -KILL "$p" 2>/dev/null; done
@@ -56,8 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
-free_port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
 helper() { # helper NAME ARGS...: clients.py ARGS in the background; its pid in $helper_pid
   $PY "$CLIENTS" "${@:2}" >"$W/$1.log" 2>&1 &
   helper_pid=$!

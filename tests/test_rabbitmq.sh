@@ -35,7 +35,6 @@ fails=0
 daemon="" rmq_pid="" epmd_pid="" junk_pid=""
 . "$SRC/tests/lib.sh"
 
-free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 AMQP_PORT=$(free_port) MGMT_PORT=$(free_port) EPMD_PORT=$(free_port) DIST_PORT=$(free_port)
 JUNK_PORT=$(free_port)
 NODE=sbtest$$@localhost
@@ -129,7 +128,6 @@ live_workers() { # live_workers POOL
   echo $n
 }
 workers_are() { [ "$(live_workers "$1")" = "$2" ]; }
-now_ms() { date +%s%3N; }
 start_daemon() { # start_daemon NAME FILE [ARGS]
   log=$W/$1.log; shift
   $WRAP "$SB" run "$@" >"$log" 2>&1 &

@@ -32,7 +32,6 @@ fails=0
 daemon="" fake_pid=""
 . "$(dirname "$0")/lib.sh"
 
-free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PORT=$(free_port)
 FAKE_PORT=$(free_port)
 PASS=sb-test-pw

@@ -34,14 +34,6 @@ fails=0
 daemon="" sqs_pid="" imds_pid=""
 . "$(dirname "$0")/lib.sh"
 
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s; waits for it
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-  return 0
-}
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   stop_pid "$sqs_pid"
@@ -53,8 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
-free_port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
 QP=$(free_port)
 IP=$(free_port)
 Q="http://127.0.0.1:$QP"
