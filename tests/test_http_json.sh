@@ -121,6 +121,7 @@ put jobs '[{"id":8,"status":"pending","name":"rspec"},{"id":9,"status":"pending"
 put queues '{"queues":[{"name":"build","depth":4},{"name":"deploy","depth":"6"}]}'
 put nonnum '{"jobs":{"scheduled":"many"}}'
 put graphql '{"data":{"count":5}}'
+put kicked '{"total_count":2}'
 start_server
 
 # ---- the pipeline ----------------------------------------------------------------------------------
@@ -145,7 +146,12 @@ triggers:
   - { id: http500, type: http_json, url: "$S/status/500", select: /a, $SLOWPOLL }
   - { id: garbage, type: http_json, url: "$S/garbage", select: /a, $SLOWPOLL }
   - { id: big, type: http_json, url: "$S/big", select: /n, $SLOWPOLL }
+  # Read once an hour on its own, and every second when the cron trigger says "run" (waymond's way).
+  - { id: kicked, type: http_json, url: "$S/kicked", select: /total_count, every: 1h }
+  - { id: tick, type: cron, schedule: "* * * * * *" }
 connectors:
+  - { id: kick, type: direct, from: tick, to: kicked }
+  - { id: c-kicked, type: target, from: kicked, to: probe, $PROBE }
   - { id: per-one, type: target, from: bk, to: pool, per_instance: 1, stabilize_down: 0s,
       fail_after: 3, fallback: 2 }
   - { id: c-build, type: target, from: queues, match: { name: build }, to: probe, $PROBE }
@@ -207,6 +213,9 @@ expect "[c-rest] desired 0: gh=2" "github: total_count"
 expect "[c-rest] desired 0: gl=3" "gitlab: count: true over the array"
 expect "[c-rest] desired 0: basic=2" "basic auth"
 expect "[c-rest] desired 0: post=5" "POST with a JSON body"
+expect "[c-kicked] desired 0: kicked=2" "every: 1h reads at once at start"
+put kicked '{"total_count":7}'
+expect "[c-kicked] desired 0: kicked=7" "every: 1h, driven by a cron trigger through a connector: read again on \"run\""
 expect "[bk-wrong] read failed: GET $S/auth/metrics: HTTP 401: {\"message\":\"Authentication required\"}" "a wrong token"
 expect "[basic-wrong] read failed: GET $S/basic/runs: HTTP 401" "a wrong password"
 expect "[nonnum] read failed: reply: /jobs/scheduled: expected a number, got the string \"many\"" "a non-numeric value"
