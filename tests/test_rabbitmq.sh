@@ -48,12 +48,16 @@ management.tcp.ip = 127.0.0.1
 management.tcp.port = $MGMT_PORT
 CONF
 API=http://127.0.0.1:$MGMT_PORT/api
+# The node is sbtest...@localhost. A minimal system may have no /etc/hosts (the fresh-Debian
+# chroot has none), where "localhost" does not resolve and the node cannot start: Erlang's own
+# resolver configuration says what localhost is, for these commands only.
+printf '{host, {127,0,0,1}, ["localhost"]}.\n{lookup, [file, native]}.\n' >"$R/inetrc"
 
 # Every RabbitMQ command runs with this environment (and only those commands).
 RMQ_ENV=(HOME="$R/home" RABBITMQ_CONF_ENV_FILE="$R/env.conf" RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf"
   RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log"
   RABBITMQ_ENABLED_PLUGINS_FILE="$R/enabled_plugins" RABBITMQ_NODENAME="$NODE"
-  RABBITMQ_DIST_PORT="$DIST_PORT" ERL_CRASH_DUMP="$R/erl_crash.dump"
+  RABBITMQ_DIST_PORT="$DIST_PORT" ERL_CRASH_DUMP="$R/erl_crash.dump" ERL_INETRC="$R/inetrc"
   ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT"
   RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} -kernel inet_dist_listen_min $DIST_PORT -kernel inet_dist_listen_max $DIST_PORT")
 # Up when the management API answers; a server that exited is given up on at once.

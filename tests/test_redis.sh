@@ -116,7 +116,7 @@ triggers:
   - { id: jobs-fb, type: redis, url: "redis://127.0.0.1:$PORT", password: "\${SB_TEST_REDIS_PASSWORD}",
       key: jobs, every: 200ms, timeout: 1s, backoff_max: 1s }
   # an ACL user, database 2, two keys
-  - { id: stages, type: redis, url: "redis://ci-reader:ci-pw@localhost:$PORT/2", keys: [build, deploy],
+  - { id: stages, type: redis, url: "redis://ci-reader:ci-pw@127.0.0.1:$PORT/2", keys: [build, deploy],
       every: 200ms, backoff_max: 1s }
 connectors:
   - { id: per-two, type: target, from: jobs, to: pool, per_instance: 2, stabilize_down: 0s }
