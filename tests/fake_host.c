@@ -544,3 +544,24 @@ void *test_connector_create_ok(test_connector *c, const char *opts)
     ck_assert_msg(rc == 0, "create: %s", err);
     return state;
 }
+
+int test_plugin_try_options(const sb_plugin_descriptor *plugin, const char *opts, char *err,
+                            size_t errlen)
+{
+    static const char *const sections[] = {"", "triggers", "connectors", "scalers"};
+    REQUIRE(plugin->kind >= SB_KIND_TRIGGER && plugin->kind <= SB_KIND_SCALER, "bad kind");
+    size_t n = strlen(opts) + strlen(plugin->type) + 64;
+    char *yaml = malloc(n);
+    REQUIRE(yaml != NULL, "out of memory");
+    snprintf(yaml, n, "%s:\n  - { id: x, type: %s, %s }\n", sections[plugin->kind], plugin->type,
+             opts);
+    fake_host *fh = fake_host_new("x");
+    void *state = NULL;
+    err[0] = '\0';
+    int rc = test_plugin_create_from_yaml(plugin, fh, yaml, "x", &state, err, errlen);
+    if (rc == 0)
+        plugin->destroy(state);
+    fake_host_free(fh);
+    free(yaml);
+    return rc;
+}

@@ -142,6 +142,13 @@ int test_plugin_create_from_yaml(const sb_plugin_descriptor *plugin, fake_host *
                                  const char *yaml, const char *id, void **state, char *err,
                                  size_t errlen);
 
+/* create() of one `plugin` component whose flow-mapping options are `opts` ("url: x, every: 1s"),
+ * in the file section its kind belongs to, on a fresh fake host; destroyed again when it
+ * succeeds. Returns create()'s result with its message in err ("" when none): the one call a test
+ * of a plugin's option errors needs. */
+int test_plugin_try_options(const sb_plugin_descriptor *plugin, const char *opts, char *err,
+                            size_t errlen);
+
 /* The option values of component `id` of `yaml`, as test_plugin_create_from_yaml() would hand
  * them to create(); they live until test_option_values_free(). */
 typedef struct test_option_values test_option_values;

@@ -777,15 +777,7 @@ static int sqs_create(const char *opts, char *err, size_t errlen)
     const sb_plugin_descriptor *d = test_plugin_load_if_built("sqs", SB_KIND_TRIGGER, &handle);
     if (!d)
         return 0;
-    fake_host *fh = fake_host_new("jobs");
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml), "triggers:\n  - { id: jobs, type: sqs, %s }\n", opts);
-    void *state = NULL;
-    int rc = test_plugin_create_from_yaml(d, fh, yaml, "jobs", &state, err, errlen);
-    if (rc == 0) {
-        d->destroy(state);
-    }
-    fake_host_free(fh);
+    int rc = test_plugin_try_options(d, opts, err, errlen);
     test_plugin_unload(handle);
     return rc;
 }

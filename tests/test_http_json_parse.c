@@ -235,15 +235,7 @@ static int plugin_create(const char *opts)
         test_plugin_load_if_built("http_json", SB_KIND_TRIGGER, &handle);
     if (!d)
         return 0;
-    fake_host *fh = fake_host_new("ci");
-    char yaml[1024];
-    snprintf(yaml, sizeof(yaml), "triggers:\n  - { id: ci, type: http_json, %s }\n", opts);
-    void *state = NULL;
-    err[0] = '\0';
-    int rc = test_plugin_create_from_yaml(d, fh, yaml, "ci", &state, err, sizeof(err));
-    if (rc == 0)
-        d->destroy(state);
-    fake_host_free(fh);
+    int rc = test_plugin_try_options(d, opts, err, sizeof(err));
     test_plugin_unload(handle);
     return rc;
 }

@@ -455,16 +455,7 @@ static void teardown_plugin(void)
  */
 static int create_with(const char *opts, char *msg, size_t len)
 {
-    char yaml[1024];
-    void *st = NULL;
-    fake_host *fh = fake_host_new("q");
-    snprintf(yaml, sizeof yaml, "triggers:\n  - { id: q, type: rabbitmq, %s }\n", opts);
-    msg[0] = '\0';
-    int rc = test_plugin_create_from_yaml(plugin, fh, yaml, "q", &st, msg, len);
-    if (rc == 0)
-        plugin->destroy(st);
-    fake_host_free(fh);
-    return rc;
+    return test_plugin_try_options(plugin, opts, msg, len);
 }
 
 START_TEST(test_plugin_options)
