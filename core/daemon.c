@@ -1463,7 +1463,12 @@ static int kind_order(sb_kind k)
 static void send_initial_desired(sb_instance *scaler, double replaced_desired)
 {
     int carried = !isnan(replaced_desired);
+    /* Labelled, so a scaler that adopts what runs (scalebus/scaler.h) takes it as the floor
+     * only: a restart must not scale an existing fleet down to min. */
+    sb_label initial = {"initial", carried ? "replaced" : "min"};
     sb_event ev = {.size = sizeof(sb_event),
+                   .labels = &initial,
+                   .nlabels = 1,
                    .source_id = carried ? "the instance it replaces" : "scalebus",
                    .topic = SB_TOPIC_DESIRED,
                    .mono_ns = bus_now_mono_ns(),

@@ -1,0 +1,595 @@
+/*
+ * fleet.c - the scaler contract (scalebus/scaler.h): adopt what runs, act one call at a time
+ * toward the newest desired count, back off on busy and failed, reconcile drift, scale down
+ * newest first, publish the instance list, honour --dry-run and on_stop.
+ *
+ * The fleet is always in one of three states: idle, listing (list() in flight) or acting (a
+ * start, stop or set_count in flight). Every action is followed by a list, so the next step is
+ * always taken from what the engine says runs, never from what we believe we did.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "scalebus/poll.h"
+#include "scalebus/scaler.h"
+
+#define FLEET_BACKOFF_BASE_MS 500
+#define FLEET_BACKOFF_MAX_MS 30000
+#define FLEET_STOP_GIVE_UP 3 /* failures in a row before on_stop: stop gives up */
+
+typedef enum fleet_phase { PHASE_IDLE, PHASE_LISTING, PHASE_ACTING } fleet_phase;
+typedef enum list_why { LIST_ADOPT, LIST_AFTER_ACTION, LIST_RECONCILE } list_why;
+
+typedef struct member {
+    char *id;
+    char *address;
+    sb_member_state state;
+    int64_t started_at;
+    size_t order; /* position in the engine's list: later is newer when started_at ties */
+} member;
+
+struct sb_fleet {
+    sb_instance *inst;
+    const sb_host *host;
+    const sb_fleet_ops *ops;
+    void *self;
+    uint64_t reconcile_ms, drain_ms;
+    int on_stop_stop;
+
+    member *members;
+    size_t nmembers;
+    int listed; /* a list has come back at least once */
+
+    int64_t desired; /* -1: no policy has decided yet */
+    fleet_phase phase;
+    list_why why;
+    sb_fleet_call acting; /* the call in flight when PHASE_ACTING */
+    char acting_id[256];
+
+    sb_timer *reconcile, *retry, *drain;
+    char draining[256]; /* the member waiting out drain_timeout, "" when none */
+    sb_backoff backoff;
+
+    uint64_t failures, in_a_row;
+    char last_problem[512]; /* the last failure or busy message logged (logged once per change) */
+    int problem_is_list;    /* it came from list(): a good list ends it */
+
+    char dry_logged[512]; /* the last call --dry-run logged */
+    char *published;      /* the last instance list published, to publish only changes */
+
+    int stopping; /* on_stop: stop in progress */
+    int started, stopped_reported;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static void members_clear(sb_fleet *f)
+{
+    for (size_t i = 0; i < f->nmembers; i++) {
+        free(f->members[i].id);
+        free(f->members[i].address);
+    }
+    free(f->members);
+    f->members = NULL;
+    f->nmembers = 0;
+}
+
+static int is_active(const member *m)
+{
+    return m->state == SB_MEMBER_STARTING || m->state == SB_MEMBER_READY;
+}
+
+size_t sb_fleet_active(const sb_fleet *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nmembers; i++)
+        n += is_active(&f->members[i]) && strcmp(f->members[i].id, f->draining) != 0;
+    return n;
+}
+
+int64_t sb_fleet_desired(const sb_fleet *f)
+{
+    return f->desired;
+}
+
+uint64_t sb_fleet_failures(const sb_fleet *f)
+{
+    return f->failures;
+}
+
+static void timer_drop(sb_fleet *f, sb_timer **t)
+{
+    if (*t) {
+        f->host->timer_free(*t);
+        *t = NULL;
+    }
+}
+
+static const char *state_name(sb_member_state s)
+{
+    switch (s) {
+    case SB_MEMBER_STARTING:
+        return "starting";
+    case SB_MEMBER_READY:
+        return "ready";
+    case SB_MEMBER_STOPPING:
+        return "stopping";
+    case SB_MEMBER_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}
+
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+/* The count to move toward: the policy's, else what runs; held to the scaler's bounds. */
+static int64_t fleet_target(const sb_fleet *f)
+{
+    if (f->stopping)
+        return 0;
+    int64_t lo = 0, hi = INT64_MAX;
+    f->host->bounds(f->inst, &lo, &hi);
+    int64_t t = f->desired >= 0 ? f->desired : (int64_t)sb_fleet_active(f);
+    if (t < lo)
+        t = lo;
+    if (hi >= 0 && t > hi)
+        t = hi;
+    return t;
+}
+
+/* ---- the instance list --------------------------------------------------------------------- */
+
+static void publish_instances(sb_fleet *f)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return;
+    for (size_t i = 0; i < f->nmembers; i++) {
+        const member *m = &f->members[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddStringToObject(o, "id", m->id);
+        if (m->address)
+            cJSON_AddStringToObject(o, "address", m->address);
+        sb_member_state st = strcmp(m->id, f->draining) == 0 ? SB_MEMBER_STOPPING : m->state;
+        cJSON_AddStringToObject(o, "state", state_name(st));
+        if (m->started_at)
+            cJSON_AddNumberToObject(o, "started_at", (double)m->started_at);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *text = cJSON_PrintUnformatted(arr);
+    if (text && f->published && strcmp(text, f->published) == 0) {
+        free(text);
+        cJSON_Delete(arr);
+        return; /* on every change, not on every list */
+    }
+    free(f->published);
+    f->published = text;
+    sb_publish ev = {SB_PUBLISH_INIT,
+                     .topic = SB_TOPIC_INSTANCES,
+                     .value = (double)sb_fleet_active(f),
+                     .payload = arr};
+    f->host->publish(f->inst, &ev);
+}
+
+/* ---- steps --------------------------------------------------------------------------------- */
+
+static void fleet_list(sb_fleet *f, list_why why);
+static void fleet_step(sb_fleet *f);
+
+static void finish_stop(sb_fleet *f)
+{
+    if (f->stopped_reported)
+        return;
+    f->stopped_reported = 1;
+    timer_drop(f, &f->reconcile);
+    timer_drop(f, &f->retry);
+    timer_drop(f, &f->drain);
+    f->host->stopped(f->inst);
+}
+
+static void retry_fire(void *arg)
+{
+    sb_fleet *f = arg;
+    timer_drop(f, &f->retry);
+    fleet_list(f, LIST_AFTER_ACTION);
+}
+
+static void retry_later(sb_fleet *f, uint64_t delay_ms)
+{
+    timer_drop(f, &f->retry);
+    f->retry = f->host->timer_new(f->inst, delay_ms, 0, retry_fire, f);
+}
+
+static void reconcile_fire(void *arg)
+{
+    sb_fleet *f = arg;
+    if (f->phase == PHASE_IDLE && !f->retry && !f->drain)
+        fleet_list(f, LIST_RECONCILE);
+}
+
+static void fleet_list(sb_fleet *f, list_why why)
+{
+    if (f->phase != PHASE_IDLE)
+        return;
+    f->phase = PHASE_LISTING;
+    f->why = why;
+    f->ops->list(f->self, f);
+}
+
+/* Log a problem when it is new (a change of state), at debug when it repeats. */
+static void log_problem(sb_fleet *f, sb_log_level level, const char *text)
+{
+    int changed = strcmp(text, f->last_problem) != 0;
+    snprintf(f->last_problem, sizeof f->last_problem, "%s", text);
+    f->host->log(f->inst, changed ? level : SB_LOG_DEBUG, "%s", text);
+}
+
+static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
+{
+    char what[600] = "";
+    if (f->ops->describe)
+        f->ops->describe(f->self, call, id, n, what, sizeof what);
+    else
+        snprintf(what, sizeof what, "%s %s", call == SB_CALL_START  ? "start one"
+                                             : call == SB_CALL_STOP ? "stop"
+                                                                    : "set count",
+                 id ? id : "");
+    one_line(what);
+    if (f->host->dry_run(f->inst)) {
+        /* Nothing changes, so the same step comes again: log each call once. */
+        char line[sizeof f->dry_logged];
+        snprintf(line, sizeof line, "would %s (toward %lld)", what, (long long)n);
+        if (strcmp(line, f->dry_logged) != 0) {
+            f->host->log(f->inst, SB_LOG_INFO, "%s", line);
+            snprintf(f->dry_logged, sizeof f->dry_logged, "%s", line);
+        }
+        if (f->stopping)
+            finish_stop(f);
+        return;
+    }
+    f->host->log(f->inst, SB_LOG_INFO, "%s", what);
+    f->phase = PHASE_ACTING;
+    f->acting = call;
+    snprintf(f->acting_id, sizeof f->acting_id, "%s", id ? id : "");
+    if (call == SB_CALL_START)
+        f->ops->start_one(f->self, f);
+    else if (call == SB_CALL_STOP)
+        f->ops->stop_one(f->self, f, f->acting_id);
+    else
+        f->ops->set_count(f->self, f, n);
+}
+
+static void drain_fire(void *arg)
+{
+    sb_fleet *f = arg;
+    timer_drop(f, &f->drain);
+    char id[sizeof f->draining];
+    snprintf(id, sizeof id, "%s", f->draining);
+    if (f->phase == PHASE_IDLE && id[0])
+        act(f, SB_CALL_STOP, id, fleet_target(f));
+}
+
+/* The newest active member (latest started_at, then latest in the engine's list). */
+static const member *newest_active(const sb_fleet *f)
+{
+    const member *best = NULL;
+    for (size_t i = 0; i < f->nmembers; i++) {
+        const member *m = &f->members[i];
+        if (!is_active(m))
+            continue;
+        if (!best || m->started_at > best->started_at ||
+            (m->started_at == best->started_at && m->order > best->order))
+            best = m;
+    }
+    return best;
+}
+
+static void fleet_step(sb_fleet *f)
+{
+    if (f->phase != PHASE_IDLE || f->retry || f->drain || !f->listed || f->stopped_reported)
+        return;
+    /* A failed member (a dead container, a failed unit) goes first: removed, then replaced. */
+    if (f->ops->stop_one) {
+        for (size_t i = 0; i < f->nmembers; i++)
+            if (f->members[i].state == SB_MEMBER_FAILED) {
+                act(f, SB_CALL_STOP, f->members[i].id, fleet_target(f));
+                return;
+            }
+    }
+    int64_t target = fleet_target(f);
+    int64_t active = (int64_t)sb_fleet_active(f);
+    if (f->ops->set_count) {
+        if (active != target)
+            act(f, SB_CALL_SET_COUNT, NULL, target);
+        else if (f->stopping)
+            finish_stop(f);
+        return;
+    }
+    if (active < target) {
+        act(f, SB_CALL_START, NULL, target);
+    } else if (active > target) {
+        const member *m = newest_active(f);
+        if (!m)
+            return;
+        if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping) {
+            /* Listed as stopping first, so a router sends it nothing new. */
+            snprintf(f->draining, sizeof f->draining, "%s", m->id);
+            publish_instances(f);
+            f->drain = f->host->timer_new(f->inst, f->drain_ms, 0, drain_fire, f);
+            return;
+        }
+        act(f, SB_CALL_STOP, m->id, target);
+    } else if (f->stopping) {
+        finish_stop(f);
+    }
+}
+
+/* ---- answers ------------------------------------------------------------------------------- */
+
+static int has_id(const sb_member *ms, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].id && strcmp(ms[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+void sb_fleet_listed(sb_fleet *f, const sb_member *ms, size_t n)
+{
+    if (f->phase != PHASE_LISTING)
+        return;
+    f->phase = PHASE_IDLE;
+    /* Drift: on a reconcile, members that came or went (or failed) without us are logged. */
+    if (f->why == LIST_RECONCILE) {
+        for (size_t i = 0; i < f->nmembers; i++)
+            if (!has_id(ms, n, f->members[i].id))
+                f->host->log(f->inst, SB_LOG_WARN,
+                             "changed outside scalebus: %s is gone; reconciling", f->members[i].id);
+        for (size_t i = 0; i < n; i++) {
+            int known = 0;
+            for (size_t k = 0; k < f->nmembers; k++)
+                if (strcmp(f->members[k].id, ms[i].id) == 0) {
+                    known = 1;
+                    if (ms[i].state == SB_MEMBER_FAILED && f->members[k].state != SB_MEMBER_FAILED)
+                        f->host->log(f->inst, SB_LOG_WARN,
+                                     "changed outside scalebus: %s failed; replacing it", ms[i].id);
+                }
+            if (!known)
+                f->host->log(f->inst, SB_LOG_WARN, "changed outside scalebus: %s appeared; %s",
+                             ms[i].id, "adopted (it carries this scaler's mark)");
+        }
+    }
+    member *copy = n ? calloc(n, sizeof *copy) : NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n && copy; i++) {
+        if (!ms[i].id)
+            continue;
+        copy[kept].id = strdup(ms[i].id);
+        copy[kept].address = ms[i].address ? strdup(ms[i].address) : NULL;
+        copy[kept].state = ms[i].state;
+        copy[kept].started_at = ms[i].started_at;
+        copy[kept].order = i;
+        if (copy[kept].id)
+            kept++;
+    }
+    members_clear(f);
+    f->members = copy;
+    f->nmembers = kept;
+    /* The member being drained may have gone on its own. */
+    if (f->draining[0] && !has_id(ms, n, f->draining)) {
+        f->draining[0] = '\0';
+        timer_drop(f, &f->drain);
+    }
+    if (!f->listed) {
+        f->listed = 1;
+        f->host->log(f->inst, SB_LOG_INFO, "adopted %zu running instance(s)%s", sb_fleet_active(f),
+                     f->desired < 0 ? "; nothing changes until a policy decides (or to reach min)"
+                                    : "");
+    }
+    if (f->last_problem[0] && f->problem_is_list) {
+        f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
+                     (unsigned long long)f->in_a_row);
+        f->in_a_row = 0;
+        f->last_problem[0] = '\0';
+        f->problem_is_list = 0;
+    }
+    publish_instances(f);
+    fleet_step(f);
+}
+
+static void fail_common(sb_fleet *f, sb_action_result why, const char *what, const char *msg)
+{
+    char text[700];
+    snprintf(text, sizeof text, "%s %s: %s", what, why == SB_ACTION_BUSY ? "busy" : "failed", msg);
+    one_line(text);
+    if (why == SB_ACTION_BUSY) {
+        log_problem(f, SB_LOG_INFO, text);
+    } else {
+        f->failures++;
+        f->in_a_row++;
+        log_problem(f, SB_LOG_WARN, text);
+    }
+    if (f->stopping && f->in_a_row >= FLEET_STOP_GIVE_UP) {
+        f->host->log(f->inst, SB_LOG_ERROR, "on_stop: stop: giving up after %llu failures: %s",
+                     (unsigned long long)f->in_a_row, msg);
+        finish_stop(f);
+        return;
+    }
+    retry_later(f, sb_backoff_next(&f->backoff, 0));
+}
+
+void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ...)
+{
+    if (f->phase != PHASE_LISTING)
+        return;
+    f->phase = PHASE_IDLE;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    f->problem_is_list = 1;
+    fail_common(f, why == SB_ACTION_DONE ? SB_ACTION_FAILED : why, "list", msg);
+}
+
+void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt, ...)
+{
+    if (f->phase != PHASE_ACTING)
+        return;
+    f->phase = PHASE_IDLE;
+    if (f->acting == SB_CALL_STOP && strcmp(f->acting_id, f->draining) == 0)
+        f->draining[0] = '\0';
+    if (result == SB_ACTION_DONE) {
+        sb_backoff_reset(&f->backoff);
+        if (f->in_a_row)
+            f->host->log(f->inst, SB_LOG_INFO, "the engine acts again after %llu failure(s)",
+                         (unsigned long long)f->in_a_row);
+        f->in_a_row = 0;
+        f->last_problem[0] = '\0';
+        f->problem_is_list = 0;
+        fleet_list(f, LIST_AFTER_ACTION);
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *what = f->acting == SB_CALL_START ? "start" : f->acting == SB_CALL_STOP ? "stop"
+                                                                                         : "set count";
+    char where[300];
+    snprintf(where, sizeof where, "%s%s%s", what, f->acting_id[0] ? " " : "", f->acting_id);
+    f->problem_is_list = 0;
+    fail_common(f, result, where, msg);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
+                 const sb_fleet_ops *ops, void *self, sb_fleet **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!ops || !ops->list || !((ops->start_one && ops->stop_one) || ops->set_count)) {
+        snprintf(err, errlen, "fleet: list and start_one/stop_one (or set_count) are required");
+        return -EINVAL;
+    }
+    const char *on_stop = rows[1].is_set && rows[1].str ? rows[1].str : "keep";
+    if (strcmp(on_stop, "keep") != 0 && strcmp(on_stop, "stop") != 0) {
+        snprintf(err, errlen, "on_stop: keep or stop, got '%s'", on_stop);
+        return -EINVAL;
+    }
+    uint64_t reconcile = rows[0].is_set ? rows[0].duration_ms : 30000;
+    if (reconcile < 100) {
+        snprintf(err, errlen, "reconcile_every: at least 100ms");
+        return -EINVAL;
+    }
+    sb_fleet *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    f->inst = inst;
+    f->host = host;
+    f->ops = ops;
+    f->self = self;
+    f->reconcile_ms = reconcile;
+    f->drain_ms = rows[2].is_set ? rows[2].duration_ms : 0;
+    f->on_stop_stop = strcmp(on_stop, "stop") == 0;
+    f->desired = -1;
+    sb_backoff_init(&f->backoff, FLEET_BACKOFF_BASE_MS, FLEET_BACKOFF_MAX_MS);
+    *out = f;
+    return 0;
+}
+
+int sb_fleet_start(sb_fleet *f)
+{
+    f->started = 1;
+    f->reconcile = f->host->timer_new(f->inst, f->reconcile_ms, f->reconcile_ms, reconcile_fire, f);
+    if (!f->reconcile)
+        return -ENOMEM;
+    fleet_list(f, LIST_ADOPT);
+    return 0;
+}
+
+static void abandon_call(sb_fleet *f)
+{
+    if (f->phase != PHASE_IDLE && f->ops->cancel)
+        f->ops->cancel(f->self);
+    f->phase = PHASE_IDLE;
+}
+
+int sb_fleet_stop(sb_fleet *f)
+{
+    if (!f->on_stop_stop || !f->started || f->host->dry_run(f->inst)) {
+        /* The fleet outlives the daemon: nothing is stopped. */
+        timer_drop(f, &f->reconcile);
+        timer_drop(f, &f->retry);
+        timer_drop(f, &f->drain);
+        abandon_call(f);
+        f->stopped_reported = 1;
+        return 0;
+    }
+    f->stopping = 1;
+    f->in_a_row = 0;
+    timer_drop(f, &f->drain);
+    f->draining[0] = '\0';
+    timer_drop(f, &f->retry);
+    if (f->phase == PHASE_IDLE) {
+        if (f->listed)
+            fleet_step(f);
+        else
+            fleet_list(f, LIST_AFTER_ACTION);
+    }
+    return f->stopped_reported ? 0 : SB_PENDING;
+}
+
+void sb_fleet_free(sb_fleet *f)
+{
+    if (!f)
+        return;
+    timer_drop(f, &f->reconcile);
+    timer_drop(f, &f->retry);
+    timer_drop(f, &f->drain);
+    abandon_call(f);
+    members_clear(f);
+    free(f->published);
+    free(f);
+}
+
+void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
+{
+    if (!ev->topic || strcmp(ev->topic, SB_TOPIC_DESIRED) != 0 || f->stopping)
+        return;
+    for (size_t i = 0; i < ev->nlabels; i++)
+        if (strcmp(ev->labels[i].key, SB_LABEL_INITIAL) == 0) {
+            /* The daemon's first count is only the floor, which fleet_target applies. */
+            fleet_step(f);
+            return;
+        }
+    if (isnan(ev->value) || ev->value < 0)
+        return;
+    int64_t want = (int64_t)ceil(ev->value - 1e-9);
+    if (want != f->desired)
+        f->dry_logged[0] = '\0';
+    f->desired = want;
+    fleet_step(f);
+}
+
+void sb_fleet_scaler_on_event(void *state, const sb_event *ev)
+{
+    sb_fleet_on_event(*(sb_fleet **)state, ev);
+}
