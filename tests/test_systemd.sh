@@ -1,0 +1,290 @@
+#!/bin/bash
+# The systemd scaler end to end against a real systemd: the host's own /usr booted in
+# systemd-nspawn on a tmpfs root (--volatile=yes), its system bus bound to $W/bus and driven from
+# outside over D-Bus (DBUS_SYSTEM_BUS_ADDRESS), units from $W/units. A python3 http.server serves
+# one JSON file per scaler; an http_json trigger reads it every second and a direct connector
+# hands the number to the scaler, so the test sets a desired count by rewriting a file. It shows,
+# with template units (ci-agent@.service) and transient units (command: /bin/sleep infinity):
+#   - scale up; scale down newest first (highest timestamp), each stop a StopUnit job;
+#   - a unit stopped behind its back is restarted, one started by hand (ci-agent@9) is adopted
+#     and, being the newest, stopped to get back to the count (reconcile_every 1s);
+#   - units outside the pattern (ci-agent@x.service, another-1.service) are never touched;
+#   - transient units carry their properties (MemoryMax, Environment, TimeoutStopUSec);
+#   - on_stop keep: a daemon restart with 3 running and min: 1 (no policy) leaves 3 running;
+#   - --dry-run logs the exact D-Bus call and changes nothing;
+#   - the manager gone (nspawn powered off): "cannot reach the system bus at ..." with back-off,
+#     then booted again: the fleet is rebuilt;
+#   - a failing unit (Type=oneshot, ExecStart=/bin/false): failed with systemd's own result; a
+#     slow one (ExecStartPre=/bin/sleep 3, timeout 1s): busy, then ready;
+#   - on_stop: stop: SIGTERM stops every member (and only them), exit 0.
+#
+#   tests/test_systemd.sh BUILD/scalebus SOURCE_DIR
+#
+# Needs root and systemd-container (systemd-nspawn, which pulls systemd) and dbus; exits 77 when
+# the container cannot boot here. SB_E2E_WRAP, when set, prefixes `scalebus run`; waits are then
+# bounded 10 times longer (SLOW). On a failure the temporary folder, with every log, is kept.
+set -u
+SB=$1
+SRC=$2
+WRAP=${SB_E2E_WRAP:-}
+SLOW=${SLOW:-1}
+[ -n "$WRAP" ] && SLOW=10
+PY=/usr/bin/python3
+fails=0
+daemon="" server_pid="" nspawn_pid=""
+. "$(dirname "$0")/lib.sh"
+
+skip() { echo "skipped: $*"; exit 77; }
+[ "$(id -u)" = 0 ] || skip "systemd-nspawn needs root"
+for f in /usr/bin/systemd-nspawn /usr/bin/busctl /usr/lib/systemd/systemd /usr/bin/dbus-daemon $PY; do
+  [ -x "$f" ] || skip "$f is missing (apt-get install systemd-container dbus)"
+done
+W=$(mktemp -d /tmp/sb-systemd.XXXXXX)
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$W/bus/system_bus_socket
+M="org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager"
+
+stop_daemon_hard() { [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; daemon=""; }
+stop_nspawn() {
+  [ -n "$nspawn_pid" ] || return 0
+  stop_pid "$nspawn_pid" 20
+  nspawn_pid=""
+}
+cleanup() {
+  stop_daemon_hard
+  stop_pid "$server_pid"
+  stop_nspawn
+  keep_or_remove "$W"
+}
+trap cleanup EXIT
+trap 'fails=$((fails + 1)); exit 1' INT TERM
+
+# ---- the manager ------------------------------------------------------------------------------
+mkdir -p "$W/bus" "$W/units" "$W/www"
+printf 'disable *\n' >"$W/00-test.preset"
+printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$W/units/ci-agent@.service"
+printf '[Service]\nType=oneshot\nExecStart=/bin/false\n' >"$W/units/ci-fail@.service"
+printf '[Service]\nExecStartPre=/bin/sleep 3\nExecStart=/bin/sleep infinity\n' >"$W/units/ci-slow@.service"
+booted() { busctl get-property $M SystemState 2>/dev/null | grep -qE 'running|degraded'; }
+boot() {
+  setsid /usr/bin/systemd-nspawn -q --volatile=yes -D / -M "sbtest$$" --private-network \
+    --register=no --keep-unit --bind="$W/bus:/run/dbus" --bind="$W/units:/run/systemd/system" \
+    --bind-ro="$W/00-test.preset:/etc/systemd/system-preset/00-test.preset" \
+    -b -- systemd.firstboot=off >>"$W/nspawn.log" 2>&1 </dev/null &
+  nspawn_pid=$!
+  wait_for 30 booted
+}
+t0=$(now_ms)
+if ! boot; then
+  reason=$(grep -v '^\s*$' "$W/nspawn.log" | tail -1)
+  fails=0 # nothing of ours failed: the machine cannot run the recipe
+  skip "systemd-nspawn did not boot here: ${reason:-no output}"
+fi
+echo "# systemd booted in $(($(now_ms) - t0)) ms"
+
+# Unit names in STATES (default active) matching PATTERN, sorted, one per line.
+units() {
+  busctl --json=short call $M ListUnitsByPatterns asas 1 "${2:-active}" 1 "$1" 2>/dev/null \
+    | $PY -c 'import json,sys; sys.stdout.write("".join(n + "\n" for n in sorted(u[0] for u in json.load(sys.stdin)["data"][0])))'
+}
+units_are() { [ "$(units "$1" | tr '\n' ' ')" = "$2" ]; }
+start_by_hand() { busctl call $M StartUnit ss "$1" replace >/dev/null; }
+stop_by_hand() { busctl call $M StopUnit ss "$1" replace >/dev/null; }
+# A transient unit by hand, outside every pattern the test's scalers use.
+transient_by_hand() {
+  busctl call $M StartTransientUnit 'ssa(sv)a(sa(sv))' "$1" fail \
+    1 ExecStart 'a(sasb)' 1 /bin/sleep 2 /bin/sleep infinity false 0 >/dev/null
+}
+unit_prop() { # unit_prop UNIT INTERFACE PROPERTY
+  local path
+  path=$(busctl call $M GetUnit s "$1" 2>/dev/null | awk '{print $2}' | tr -d '"')
+  busctl get-property org.freedesktop.systemd1 "$path" "org.freedesktop.systemd1.$2" "$3" 2>/dev/null
+}
+
+# ---- the trigger's server and the daemon ------------------------------------------------------
+SP=$(free_port)
+(cd "$W/www" && exec $PY -m http.server "$SP" --bind 127.0.0.1 >"$W/server.log" 2>&1) &
+server_pid=$!
+want() { echo "$2" >"$W/www/$1.tmp" && mv "$W/www/$1.tmp" "$W/www/$1.json"; }
+wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$SP/" || not_ok "the http server does not answer"
+
+pipeline() { # pipeline FILE ON_STOP SCALER...: an http_json trigger per scaler reading www/<id>.json
+  local f=$1 on_stop=$2; shift 2
+  {
+    echo "triggers:"
+    for s in "$@"; do
+      echo "  - {id: want-$s, type: http_json, url: \"http://127.0.0.1:$SP/$s.json\", every: 1s}"
+    done
+    echo "connectors:"
+    for s in "$@"; do echo "  - {id: to-$s, type: direct, from: want-$s, to: $s}"; done
+    echo "scalers:"
+    for s in "$@"; do
+      case $s in
+        agents) echo "  - {id: agents, type: systemd, unit: ci-agent@.service, min: 0, max: 10, reconcile_every: 1s, on_stop: $on_stop}" ;;
+        web) echo "  - {id: web, type: systemd, command: [/bin/sleep, infinity], min: 0, max: 10, reconcile_every: 1s, stop_grace: 2s, on_stop: $on_stop,"
+             echo "     properties: {MemoryMax: 64M, Environment: \"A=1 B=two\", Description: scalebus test web}}" ;;
+        failing) echo "  - {id: failing, type: systemd, unit: ci-fail@.service, min: 0, max: 2, reconcile_every: 1s}" ;;
+        slow) echo "  - {id: slow, type: systemd, unit: ci-slow@.service, min: 0, max: 2, reconcile_every: 1s, timeout: 1s}" ;;
+      esac
+    done
+  } >"$f"
+}
+log=""
+start_daemon() { # start_daemon LOG FILE [ARGS...]
+  log=$1; shift
+  $WRAP "$SB" run "$@" >"$log" 2>&1 &
+  daemon=$!
+}
+stop_daemon() { # SIGTERM; asserts exit 0
+  kill -TERM "$daemon"
+  for _ in $(seq $((300 * SLOW))); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+  local rc
+  if kill -0 "$daemon" 2>/dev/null; then kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; rc=255; else wait "$daemon"; rc=$?; fi
+  daemon=""
+  [ $rc = 0 ] && ok "$1: SIGTERM: exit 0" || not_ok "$1: SIGTERM: exit status $rc"
+}
+has() { grep -qF -- "$1" "$log"; }
+nth_line() { grep -nF -- "$1" "$log" | head -1 | cut -d: -f1; }
+
+# ---- 1. scale up, templates and transient units, with units outside the patterns --------------
+start_by_hand ci-agent@x.service
+transient_by_hand another-1.service
+wait_for 10 units_are 'ci-agent@*' 'ci-agent@x.service ' || not_ok "ci-agent@x by hand: $(units 'ci-agent@*')"
+pipeline "$W/p.yaml" keep agents web
+want agents 3
+want web 2
+t0=$(now_ms)
+start_daemon "$W/daemon1.log" "$W/p.yaml"
+wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
+  && ok "template: scaled up to 3 ($(($(now_ms) - t0)) ms), ci-agent@x.service left alone" \
+  || not_ok "template up: $(units 'ci-agent@*' | tr '\n' ' ')"
+wait_for 20 units_are 'web-*' 'web-1.service web-2.service ' \
+  && ok "transient: scaled up to 2" || not_ok "transient up: $(units 'web-*' | tr '\n' ' ')"
+has "StartUnit ci-agent@1.service replace" && has "StartTransientUnit web-1.service fail [ExecStart=/bin/sleep infinity" \
+  && ok "the log names each D-Bus call" || not_ok "calls not logged: $(grep -F Start "$log" | head -3)"
+[ "$(unit_prop web-1.service Service MemoryMax)" = "t 67108864" ] \
+  && unit_prop web-1.service Service Environment | grep -qF '"A=1" "B=two"' \
+  && [ "$(unit_prop web-1.service Service TimeoutStopUSec)" = "t 2000000" ] \
+  && [ "$(unit_prop web-1.service Unit Description)" = 's "scalebus test web"' ] \
+  && ok "transient units carry MemoryMax, Environment, Description and stop_grace" \
+  || not_ok "properties: $(unit_prop web-1.service Service MemoryMax) $(unit_prop web-1.service Service Environment) $(unit_prop web-1.service Service TimeoutStopUSec)"
+
+# ---- 2. scale down, newest first ----------------------------------------------------------------
+want agents 1
+want web 1
+wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@x.service ' \
+  && ok "template: scaled down to 1" || not_ok "template down: $(units 'ci-agent@*' | tr '\n' ' ')"
+a3=$(nth_line "StopUnit ci-agent@3.service replace") a2=$(nth_line "StopUnit ci-agent@2.service replace")
+[ -n "$a3" ] && [ -n "$a2" ] && [ "$a3" -lt "$a2" ] && ok "newest first: @3 stopped before @2" \
+  || not_ok "stop order: @3 at line ${a3:-none}, @2 at line ${a2:-none}"
+wait_for 20 units_are 'web-*' 'web-1.service ' && ok "transient: scaled down to 1, newest (web-2) first" \
+  || not_ok "transient down: $(units 'web-*' | tr '\n' ' ')"
+units_are 'web-*' 'web-1.service ' && [ "$(units 'web-*' inactive)" = "" ] \
+  && ok "a stopped transient unit is gone (not left inactive)" || true
+grep -qE '\[agents\] (StopUnit|StartUnit) ci-agent@x' "$log" && not_ok "ci-agent@x was touched" \
+  || ok "ci-agent@x.service never touched"
+
+# ---- 3. drift: stopped behind its back, started by hand ----------------------------------------
+stop_by_hand ci-agent@1.service
+wait_for 10 has "changed outside scalebus: ci-agent@1.service is gone" \
+  && wait_for 10 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@x.service ' \
+  && ok "a unit stopped behind its back is restarted by reconcile" \
+  || not_ok "not restarted: $(units 'ci-agent@*' | tr '\n' ' ')"
+sleep 1.1 # a newer ActiveEnterTimestamp than @1's, to the second
+start_by_hand ci-agent@9.service
+wait_for 10 has "changed outside scalebus: ci-agent@9.service appeared" \
+  && wait_for 10 has "StopUnit ci-agent@9.service replace" \
+  && wait_for 10 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@x.service ' \
+  && ok "ci-agent@9 started by hand: adopted, and stopped as the newest to get back to 1" \
+  || not_ok "by hand: $(units 'ci-agent@*' | tr '\n' ' ')"
+stop_by_hand web-1.service
+wait_for 10 has "changed outside scalebus: web-1.service is gone" \
+  && wait_for 10 units_are 'web-*' 'web-1.service ' \
+  && ok "a transient unit stopped behind its back is started again" \
+  || not_ok "web not restarted: $(units 'web-*' | tr '\n' ' ')"
+
+# ---- 4. adoption across a restart (on_stop keep) -----------------------------------------------
+want agents 3
+wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
+  || not_ok "back to 3: $(units 'ci-agent@*' | tr '\n' ' ')"
+stop_daemon "keep"
+units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
+  && units_are 'web-*' 'web-1.service ' && ok "on_stop keep: the fleet outlives the daemon" \
+  || not_ok "keep: $(units 'ci-agent@*' | tr '\n' ' ') $(units 'web-*' | tr '\n' ' ')"
+cat >"$W/alone.yaml" <<EOF
+scalers:
+  - {id: agents, type: systemd, unit: ci-agent@.service, min: 1, max: 10, reconcile_every: 1s}
+EOF
+start_daemon "$W/daemon2.log" "$W/alone.yaml"
+wait_for 10 has "adopted 3 running instance(s)" || not_ok "no adoption line: $(grep agents "$log" | tail -3)"
+sleep 2.5 # two reconciles
+units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
+  && ! has "StopUnit" && ok "restart with 3 running and min: 1: still 3, adopted" \
+  || not_ok "after restart: $(units 'ci-agent@*' | tr '\n' ' ')"
+stop_daemon "adopted"
+
+# ---- 5. --dry-run --------------------------------------------------------------------------------
+want agents 1
+want web 3
+start_daemon "$W/dry.log" --dry-run "$W/p.yaml"
+wait_for 10 has "would StopUnit ci-agent@3.service replace" \
+  && wait_for 10 has "would StartTransientUnit web-2.service fail [ExecStart=/bin/sleep infinity, MemoryMax=67108864, Environment=A=1 B=two, Description=scalebus test web, TimeoutStopUSec=2000000]" \
+  && ok "--dry-run logs the exact calls" || not_ok "dry-run lines: $(grep -F would "$log" | head -3)"
+sleep 2
+units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
+  && units_are 'web-*' 'web-1.service ' && ok "--dry-run changes nothing" \
+  || not_ok "dry-run changed: $(units 'ci-agent@*' | tr '\n' ' ') $(units 'web-*' | tr '\n' ' ')"
+stop_daemon "dry-run"
+
+# ---- 6. the manager gone, then back --------------------------------------------------------------
+want agents 2
+want web 1
+start_daemon "$W/daemon3.log" "$W/p.yaml"
+wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@x.service ' \
+  || not_ok "before the outage: $(units 'ci-agent@*' | tr '\n' ' ')"
+stop_nspawn
+wait_for 15 has "cannot reach the system bus at unix:path=$W/bus/system_bus_socket" \
+  && ok "the bus gone: $(grep -m1 -oF "cannot reach the system bus at unix:path=$W/bus/system_bus_socket" "$log")..." \
+  || not_ok "no bus error: $(grep agents "$log" | tail -3)"
+grep -m1 -F "cannot reach the system bus" "$log" | sed 's/^/# /'
+sleep 2
+t0=$(now_ms)
+boot || not_ok "systemd did not boot again"
+# The root is a fresh tmpfs: every unit is gone, and the fleet rebuilds itself.
+wait_for 40 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ' \
+  && wait_for 20 units_are 'web-*' 'web-1.service ' \
+  && ok "the bus back: the fleet rebuilt ($(($(now_ms) - t0)) ms after boot)" \
+  || not_ok "after the outage: $(units 'ci-agent@*' | tr '\n' ' ') $(units 'web-*' | tr '\n' ' ')"
+has "connected to the system bus at" && ok "the reconnection is logged" || not_ok "no reconnection line"
+kill -0 "$daemon" 2>/dev/null && ok "the daemon ran throughout" || not_ok "the daemon is gone"
+
+# ---- 7. on_stop: stop ----------------------------------------------------------------------------
+stop_daemon "outage"
+start_by_hand ci-agent@x.service
+transient_by_hand another-1.service
+pipeline "$W/stop.yaml" stop agents web
+start_daemon "$W/daemon4.log" "$W/stop.yaml"
+wait_for 10 has "adopted 2 running instance(s)" || not_ok "on_stop stop: not adopted: $(grep agents "$log" | tail -2)"
+stop_daemon "on_stop stop"
+units_are 'ci-agent@*' 'ci-agent@x.service ' && units_are 'web-*' '' \
+  && units_are 'another-*' 'another-1.service ' \
+  && ok "on_stop stop: every member stopped, ci-agent@x and another-1 left running" \
+  || not_ok "on_stop stop left: $(units "ci-agent@*" | tr "\n" " ") web: $(units "web-*" | tr "\n" " ") another: $(units "another-*" | tr "\n" " ")"
+
+# ---- 8. a failing unit, a slow one ---------------------------------------------------------------
+pipeline "$W/bad.yaml" keep failing slow
+want failing 1
+want slow 1
+start_daemon "$W/daemon5.log" "$W/bad.yaml"
+wait_for 15 has "start failed: StartUnit ci-fail@1.service: job failed (the unit's result: exit-code, exit status 1)" \
+  && ok "a failing unit: failed with systemd's result" \
+  || not_ok "failing: $(grep failing "$log" | tail -3)"
+grep -m1 -F "[failing] start failed" "$log" | sed 's/^/# /'
+wait_for 10 has "start busy: StartUnit ci-slow@1.service: job" \
+  && ok "a slow unit (timeout 1s): busy" || not_ok "slow: $(grep slow "$log" | tail -3)"
+wait_for 15 units_are 'ci-slow@*' 'ci-slow@1.service ' \
+  && ok "the slow unit is ready later, and only one was started" \
+  || not_ok "slow: $(units 'ci-slow@*' 'active activating' | tr '\n' ' ')"
+stop_daemon "failing"
+
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
