@@ -470,8 +470,11 @@ static void pull_done(docker_req *r, const sb_http_response *res)
     char msg[400];
     if (res->error)
         return fail_unreachable(d, res);
-    if (res->status != 200)
-        return fail_reply(d, "POST /images/create", res);
+    if (res->status != 200) { /* Docker says at once when the registry cannot be reached */
+        sb_docker_error_message(res->status, res->body, msg, sizeof msg);
+        return op_fail(d, sb_docker_classify(res->status, res->body), "pull %s: %s", d->image,
+                       msg);
+    }
     if (sb_docker_pull_error(res->body, msg, sizeof msg))
         return op_fail(d, SB_ACTION_FAILED, "pull %s: %s", d->image, msg);
     d->host->log(d->inst, SB_LOG_INFO, "pulled %s", d->image);
