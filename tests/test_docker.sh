@@ -14,8 +14,9 @@
 #     until it is unpaused (dockerd stops a paused container, so it has no busy to show);
 #   - the engine stopped: "cannot reach docker at ...", a change asked meanwhile is made once it
 #     is back; --dry-run logs the exact calls and changes nothing;
-#   - adoption: a restart with 3 running and min 1 leaves 3 running; on_stop keep leaves the
-#     fleet, on_stop stop removes it; SIGTERM exits 0;
+#   - adoption: a restart with 3 running and min 1 leaves 3 running; a reload with other
+#     container options takes them in place (nothing restarts); on_stop keep leaves the fleet,
+#     on_stop stop removes it; SIGTERM exits 0;
 #   - pull: never with a missing image, and pull: missing from an unreachable registry: clear
 #     errors; containers it does not own (no label, another scaler's label) are never touched.
 #
@@ -165,8 +166,8 @@ stop_daemon() { # SIGTERM; asserts exit 0
   daemon=""
   [ $rc = 0 ] && ok "$engine: SIGTERM: exit 0" || not_ok "$engine: SIGTERM: exit status $rc"
 }
-pipeline() { # pipeline ON_STOP: the file the daemon runs for the engine under test
-  local hp=$1
+pipeline() { # pipeline PORT ON_STOP [TEAM]: the file the daemon runs for the engine under test
+  local hp=$1 team=${3:-test}
   cat >"$W/$engine.yaml" <<EOF
 triggers:
   - { id: want-web, type: http_json, url: "$S/web.json", select: /n, every: 200ms, timeout: 2s, backoff_max: 1s }
@@ -183,7 +184,7 @@ scalers:
     network: host
     port: 8080
     env: { GREETING: "hello from scalebus" }
-    labels: { team: test }
+    labels: { team: $team }
     stop_grace: 5s
     reconcile_every: 1s
     on_stop: $2
@@ -360,6 +361,28 @@ run_engine() {
   count_is web 3 && ok "$engine: a restart with 3 running and min 1 leaves 3 running" || not_ok "$engine: after restart: $(names web all)"
   want web 2
   wait_for 20 count_is web 2 && ok "$engine: and the next decision is acted on: 2" || not_ok "$engine: 2: $(names web all)"
+
+  # A reload that changes what containers are made of takes it in place: nothing restarts, and
+  # the containers started from then on have it.
+  mark
+  pipeline "$hp" keep test2
+  kill -HUP "$daemon"
+  expect "[web] options changed: taken in place" "reload with other labels"
+  sleep 1.5
+  count_is web 2 && ! since_has "/stop?t=" && ok "$engine: the reload stopped nothing ($(names web))" \
+    || not_ok "$engine: after the reload: $(names web all): $(since_last '[web]')"
+  want web 3
+  if wait_for 20 count_is web 3; then
+    local added
+    added=$(names web | cut -d' ' -f3)
+    [ "$(inspect "$added" labels)" = "scalebus.scaler=web,team=test2" ] \
+      && ok "$engine: a container started after the reload has the new labels ($added)" \
+      || not_ok "$engine: $added has $(inspect "$added" labels)"
+  else
+    not_ok "$engine: 3 after the reload: $(names web all)"
+  fi
+  want web 2
+  wait_for 20 count_is web 2 || not_ok "$engine: back to 2 after the reload: $(names web all)"
   stop_daemon
 
   # on_stop stop.

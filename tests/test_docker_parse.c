@@ -566,6 +566,49 @@ START_TEST(plugin_options)
 }
 END_TEST
 
+/* reconfigure(): the container's options in place, the fleet's rows by a replacement. */
+START_TEST(plugin_reconfigure)
+{
+    void *handle = NULL;
+    const sb_plugin_descriptor *d = test_plugin_load_if_built("docker", SB_KIND_SCALER, &handle);
+    if (!d)
+        return;
+    ck_assert_ptr_nonnull(d->reconfigure);
+    const char *head = "scalers:\n  - { id: web, type: docker, max: 3, ";
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%simage: x, on_stop: stop }\n", head);
+    fake_host *fh = fake_host_new("web");
+    void *state = NULL;
+    ck_assert_int_eq(test_plugin_create_from_yaml(d, fh, yaml, "web", &state, err, sizeof err), 0);
+    struct {
+        const char *opts;
+        int rc;
+        const char *err;
+    } cases[] = {
+        {"image: \"y:2\", labels: {team: a}, stop_grace: 3s, on_stop: stop", 0, NULL},
+        {"image: y, socket: /run/podman/podman.sock, name_prefix: w, on_stop: stop", 0, NULL},
+        {"image: y, on_stop: keep", SB_RECONFIGURE_REPLACE, NULL},
+        {"image: y, on_stop: stop, reconcile_every: 5s", SB_RECONFIGURE_REPLACE, NULL},
+        {"image: y, on_stop: stop, pull: often", -EINVAL, "pull: never or missing, got 'often'"},
+    };
+    test_option_values *kept[5] = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(yaml, sizeof yaml, "%s%s }\n", head, cases[i].opts);
+        kept[i] = test_option_values_from_yaml(d, yaml, "web");
+        err[0] = '\0';
+        ck_assert_int_eq(d->reconfigure(state, test_option_values_get(kept[i]), err, sizeof err),
+                         cases[i].rc);
+        if (cases[i].err)
+            ck_assert_str_eq(err, cases[i].err);
+    }
+    d->destroy(state);
+    for (size_t i = 0; i < 5; i++)
+        test_option_values_free(kept[i]);
+    fake_host_free(fh);
+    test_plugin_unload(handle);
+}
+END_TEST
+
 static Suite *docker_suite(void)
 {
     Suite *s = suite_create("docker_parse");
@@ -582,6 +625,7 @@ static Suite *docker_suite(void)
     tcase_add_test(tc, create_body);
     tcase_add_test(tc, small_values);
     tcase_add_test(tc, plugin_options);
+    tcase_add_test(tc, plugin_reconfigure);
     suite_add_tcase(s, tc);
     return s;
 }

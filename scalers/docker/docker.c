@@ -99,6 +99,7 @@ struct docker {
     sb_instance *inst;
     const sb_host *host;
     const char *id;
+    const sb_value *values; /* the option values in use (host-owned) */
     char socket[256];
     char prefix[96];
     char *create_body;
@@ -805,6 +806,7 @@ static int docker_create(sb_instance *inst, const sb_host *host, const sb_value 
     d->inst = inst;
     d->host = host;
     d->id = host->instance_id(inst);
+    d->values = values;
     sb_docker_spec spec = {0};
     int rc = read_options(d, values, &spec, err, errlen);
     if (rc == 0) {
@@ -850,6 +852,47 @@ static void docker_destroy(void *state)
     free(d);
 }
 
+static int same_row(const sb_value *a, const sb_value *b)
+{
+    return a->is_set == b->is_set && a->duration_ms == b->duration_ms &&
+           strcmp(a->str ? a->str : "", b->str ? b->str : "") == 0;
+}
+
+/* The container's options (image, command, env, ...) are taken in place: they apply to the
+ * containers started from now on, as they would after a replacement, which adopts the same
+ * containers. The fleet's rows (reconcile_every, on_stop, drain_timeout) need a new fleet. */
+static int docker_reconfigure(void *state, const sb_value *values, char *err, size_t errlen)
+{
+    docker *d = state;
+    for (int i = 0; i < SB_FLEET_OPTION_COUNT; i++)
+        if (!same_row(&d->values[OPT_RECONCILE_EVERY + i], &values[OPT_RECONCILE_EVERY + i]))
+            return SB_RECONFIGURE_REPLACE;
+    docker fresh = {.id = d->id};
+    sb_docker_spec spec = {0};
+    int rc = read_options(&fresh, values, &spec, err, errlen);
+    if (rc != 0)
+        return rc;
+    char *body = sb_docker_create_body(&spec);
+    if (!body) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (strcmp(fresh.socket, d->socket) != 0)
+        d->api[0] = '\0'; /* another engine: ask its version */
+    memcpy(d->socket, fresh.socket, sizeof d->socket);
+    memcpy(d->prefix, fresh.prefix, sizeof d->prefix);
+    free(d->create_body);
+    d->create_body = body;
+    d->where = fresh.where;
+    d->image = fresh.image;
+    d->pull_missing = fresh.pull_missing;
+    d->grace_s = fresh.grace_s;
+    if (d->op == OP_NONE)
+        d->name[0] = '\0'; /* a name picked under the old prefix */
+    d->values = values;
+    return 0;
+}
+
 static const sb_plugin_descriptor docker_descriptor = {
     SB_DESCRIPTOR_SIZES,
     .type = "docker",
@@ -862,6 +905,7 @@ static const sb_plugin_descriptor docker_descriptor = {
     .stop = docker_stop,
     .destroy = docker_destroy,
     .on_event = sb_fleet_scaler_on_event,
+    .reconfigure = docker_reconfigure,
 };
 
 SB_PLUGIN_EXPORT(docker_descriptor)

@@ -58,7 +58,7 @@ typedef struct sb_docker_inspected {
     int64_t started_at; /* State.StartedAt, or Created when it never started; Unix seconds */
     int64_t started_ns; /* the same in nanoseconds: orders containers started within a second */
     char address[SB_DOCKER_ADDRESS_MAX]; /* "" when unknown */
-    char status[32];                     /* State.Status, and health when there is one */
+    char status[48];                     /* State.Status, and health when there is one */
 } sb_docker_inspected;
 
 /* A container created this long ago and never started is left over (a create whose start never
