@@ -123,6 +123,7 @@ pipeline() { # pipeline FILE ON_STOP SCALER...: an http_json trigger per scaler 
         web) echo "  - {id: web, type: systemd, command: [/bin/sleep, infinity], min: 0, max: 10, reconcile_every: 1s, stop_grace: 2s, on_stop: $on_stop,"
              echo "     properties: {MemoryMax: 64M, Environment: \"A=1 B=two\", Description: scalebus test web}}" ;;
         failing) echo "  - {id: failing, type: systemd, unit: ci-fail@.service, min: 0, max: 2, reconcile_every: 1s}" ;;
+        missing) echo "  - {id: missing, type: systemd, unit: nope@.service, min: 0, max: 2, reconcile_every: 1s}" ;;
         slow) echo "  - {id: slow, type: systemd, unit: ci-slow@.service, min: 0, max: 2, reconcile_every: 1s, timeout: 1s}" ;;
       esac
     done
@@ -271,7 +272,8 @@ units_are 'ci-agent@*' 'ci-agent@x.service ' && units_are 'web-*' '' \
   || not_ok "on_stop stop left: $(units "ci-agent@*" | tr "\n" " ") web: $(units "web-*" | tr "\n" " ") another: $(units "another-*" | tr "\n" " ")"
 
 # ---- 8. a failing unit, a slow one ---------------------------------------------------------------
-pipeline "$W/bad.yaml" keep failing slow
+pipeline "$W/bad.yaml" keep failing slow missing
+want missing 1
 want failing 1
 want slow 1
 start_daemon "$W/daemon5.log" "$W/bad.yaml"
@@ -284,7 +286,26 @@ wait_for 10 has "start busy: StartUnit ci-slow@1.service: job" \
 wait_for 15 units_are 'ci-slow@*' 'ci-slow@1.service ' \
   && ok "the slow unit is ready later, and only one was started" \
   || not_ok "slow: $(units 'ci-slow@*' 'active activating' | tr '\n' ' ')"
+wait_for 10 has "[missing] start failed: StartUnit nope@1.service: Unit nope@1.service not found. (org.freedesktop.systemd1.NoSuchUnit)" \
+  && ok "a template that does not exist: systemd's error" || not_ok "missing: $(grep missing "$log" | tail -2)"
 stop_daemon "failing"
+
+# ---- 9. configuration errors (scalebus check runs create()) --------------------------------------
+check_says() { # check_says SCALER_YAML EXPECTED
+  printf 'scalers:\n  - %s\n' "$1" >"$W/bad-config.yaml"
+  local out
+  out=$("$SB" check "$W/bad-config.yaml" 2>&1)
+  [ $? = 1 ] && grep -qF -- "$2" <<<"$out" && ok "check: $2" || not_ok "check: want '$2', got: $out"
+}
+check_says '{id: a, type: systemd, max: 2}' "systemd 'a': unit: required (a template such as ci-agent@.service), or command"
+check_says '{id: a, type: systemd, unit: ci-agent.service, max: 2}' "unit: expected a template service such as ci-agent@.service, got 'ci-agent.service'"
+check_says '{id: a, type: systemd, command: [sleep, "1"], max: 2}' "command: the program must be an absolute path (systemd searches no PATH), got 'sleep'"
+check_says '{id: a, type: systemd, unit: a@.service, stop_grace: 2s, max: 2}' "stop_grace: only with command"
+check_says '{id: a, type: systemd, command: [/bin/sleep], properties: {MemoryMax: lots}, max: 2}' "properties: MemoryMax: expected bytes such as 536870912, 512M or infinity, got 'lots'"
+check_says '{id: a, type: systemd, command: [/bin/sleep], properties: {Bogus: "1"}, max: 2}' "properties: Bogus: not supported (supported: Description,"
+check_says '{id: a, type: systemd, unit: a@.service, bus: session, max: 2}' "bus: system or user, got 'session'"
+"$SB" check "$SRC/examples/ci-agents-systemd.yaml" >/dev/null 2>&1 && ok "examples/ci-agents-systemd.yaml passes check" \
+  || not_ok "the example: $("$SB" check "$SRC/examples/ci-agents-systemd.yaml" 2>&1)"
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

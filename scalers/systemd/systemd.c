@@ -496,7 +496,8 @@ static void list_finish(sd_scaler *s)
         return;
     }
     /* Oldest first, so the fleet's "later is newer" holds within a second too. */
-    qsort(s->listing, s->nlisting, sizeof *s->listing, entry_cmp);
+    if (s->nlisting > 1)
+        qsort(s->listing, s->nlisting, sizeof *s->listing, entry_cmp);
     sb_member *ms = s->nlisting ? calloc(s->nlisting, sizeof *ms) : NULL;
     if (s->nlisting && !ms) {
         list_fail(s, "out of memory");
