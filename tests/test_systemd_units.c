@@ -39,8 +39,9 @@ START_TEST(template_errors)
 {
     sd_naming n;
     char err[256];
-    const char *bad[] = {"ci-agent.service", "ci-agent@1.service", "@.service", "ci agent@.service",
-                         "ci-agent@.socket", "", "ci-agent@"};
+    const char *bad[] = {"ci-agent.service",  "ci-agent@1.service", "@.service",
+                         "ci agent@.service", "ci-agent@.socket",   "",
+                         "ci-agent@"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(sd_naming_from_template(&n, bad[i], err, sizeof err), -EINVAL);
         ck_assert_msg(strncmp(err, "unit: ", 6) == 0, "%s", err);

@@ -125,11 +125,11 @@ struct sd_scaler {
 
     sd_conn *conn;
     sd_bus_slot *match_slot;
-    int broken;     /* the connection is lost: dropped after sd_bus_process returns */
-    int in_process; /* inside sd_bus_process: the connection cannot be dropped now */
-    int was_down;   /* a connection failed: say so when one works again */
+    int broken;             /* the connection is lost: dropped after sd_bus_process returns */
+    int in_process;         /* inside sd_bus_process: the connection cannot be dropped now */
+    int was_down;           /* a connection failed: say so when one works again */
     sd_conn *closing_conns; /* connections whose handles are still closing */
-    int stopping;   /* stop() returned SB_PENDING: host->stopped once closing is 0 */
+    int stopping;           /* stop() returned SB_PENDING: host->stopped once closing is 0 */
 
     /* The call in flight (one at a time, as the fleet asks). */
     sd_op op;
@@ -152,7 +152,8 @@ struct sd_scaler {
 /* ---- small helpers ------------------------------------------------------------------------- */
 
 /* snprintf for messages: cut to the buffer on purpose (a message is one line of bounded size). */
-static int sd_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sd_fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int sd_fmt(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -288,10 +289,12 @@ static void conn_drop(sd_scaler *s)
         s->was_down = 1;
     s->broken = 0;
     if (op == OP_LIST)
-        sb_fleet_list_failed(s->fleet, SB_ACTION_FAILED, "cannot reach the %s bus at %s: the connection was lost",
-                             s->bus_name, s->address);
+        sb_fleet_list_failed(s->fleet, SB_ACTION_FAILED,
+                             "cannot reach the %s bus at %s: the connection was lost", s->bus_name,
+                             s->address);
     else if (op != OP_NONE)
-        answer(s, SB_ACTION_FAILED, "cannot reach the %s bus at %s: the connection was lost while following %s",
+        answer(s, SB_ACTION_FAILED,
+               "cannot reach the %s bus at %s: the connection was lost while following %s",
                s->bus_name, s->address, unit);
 }
 
@@ -388,7 +391,7 @@ static int conn_ensure(sd_scaler *s, char *err, size_t errlen)
     if (s->conn && (s->broken || sd_bus_is_open(s->conn->bus) <= 0)) {
         if (s->in_process) {
             sd_fmt(err, errlen, "cannot reach the %s bus at %s: the connection was lost",
-                     s->bus_name, s->address);
+                   s->bus_name, s->address);
             return -ENOTCONN;
         }
         s->broken = 1;
@@ -402,7 +405,7 @@ static int conn_ensure(sd_scaler *s, char *err, size_t errlen)
     if (r < 0) {
         s->was_down = 1;
         sd_fmt(err, errlen, "cannot reach the %s bus at %s: %s", s->bus_name, s->address,
-                 strerror(-r));
+               strerror(-r));
         return r;
     }
     sd_conn *c = calloc(1, sizeof *c);
@@ -434,7 +437,7 @@ static int conn_ensure(sd_scaler *s, char *err, size_t errlen)
                                      on_subscribed, s, "");
     if (r < 0) {
         sd_fmt(err, errlen, "cannot reach the %s bus at %s: %s", s->bus_name, s->address,
-                 strerror(-r));
+               strerror(-r));
         s->broken = 1;
         conn_drop(s);
         return r;
@@ -607,7 +610,7 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
     int r = list_parse(s, m);
     if (r < 0) {
         sd_fmt(msg, sizeof msg, "ListUnitsByPatterns %s: cannot read the reply: %s", s->pattern,
-                 strerror(-r));
+               strerror(-r));
         list_fail(s, msg);
         return 0;
     }
@@ -633,7 +636,7 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         sd_bus_message_unref(q);
         if (r < 0) {
             sd_fmt(msg, sizeof msg, "Get ActiveEnterTimestamp of %s: %s", s->listing[i].name,
-                     strerror(-r));
+                   strerror(-r));
             list_fail(s, msg);
             return 0;
         }
@@ -756,7 +759,7 @@ static int on_unit_status(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         else if (code == 2 || code == 3)
             sd_fmt(how, sizeof how, ", killed by signal %d", (int)status);
         sd_fmt(detail, sizeof detail, " (the unit's result: %s%s%s%s)", svc_result, how,
-                 status_text[0] ? ", status: " : "", status_text);
+               status_text[0] ? ", status: " : "", status_text);
     }
     answer(s, SB_ACTION_FAILED, "%s %s: job %s%s", s->op_method, s->op_unit, result, detail);
     return 0;
@@ -963,8 +966,8 @@ static void systemd_stop_one(void *self, sb_fleet *f, const char *id)
         unit_call(s, OP_STOP, "StopUnit", id, "replace");
 }
 
-static void systemd_describe(void *self, sb_fleet_call call, const char *id, int64_t n,
-                             char *buf, size_t len)
+static void systemd_describe(void *self, sb_fleet_call call, const char *id, int64_t n, char *buf,
+                             size_t len)
 {
     (void)n;
     sd_scaler *s = self;
@@ -1066,13 +1069,15 @@ static int parse_options(sd_scaler *s, const sb_value *v, char *err, size_t errl
     s->timeout_us = timeout_ms * 1000;
     if (unit->is_set) {
         if (props->is_set && props->count) {
-            sd_fmt(err, errlen, "properties: only with command (a template's unit file sets "
-                                  "its own)");
+            sd_fmt(err, errlen,
+                   "properties: only with command (a template's unit file sets "
+                   "its own)");
             return -EINVAL;
         }
         if (v[OPT_STOP_GRACE].is_set) {
-            sd_fmt(err, errlen, "stop_grace: only with command (a template's unit file sets "
-                                  "TimeoutStopSec)");
+            sd_fmt(err, errlen,
+                   "stop_grace: only with command (a template's unit file sets "
+                   "TimeoutStopSec)");
             return -EINVAL;
         }
         if (v[OPT_PREFIX].is_set) {
@@ -1089,22 +1094,21 @@ static int parse_options(sd_scaler *s, const sb_value *v, char *err, size_t errl
         char shown[128];
         sd_clean_text(cmd->items[0], shown, sizeof shown);
         sd_fmt(err, errlen,
-                 "command: the program must be an absolute path (systemd searches no PATH), "
-                 "got '%s'",
-                 shown);
+               "command: the program must be an absolute path (systemd searches no PATH), "
+               "got '%s'",
+               shown);
         return -EINVAL;
     }
     s->transient = 1;
     s->argv = cmd->items;
     s->argc = cmd->count;
-    const char *prefix =
-        v[OPT_PREFIX].is_set ? v[OPT_PREFIX].str : s->host->instance_id(s->inst);
+    const char *prefix = v[OPT_PREFIX].is_set ? v[OPT_PREFIX].str : s->host->instance_id(s->inst);
     int r = sd_naming_from_prefix(&s->naming, prefix, err, errlen);
     if (r < 0)
         return r;
     if (v[OPT_STOP_GRACE].is_set)
-        s->stop_grace_us = v[OPT_STOP_GRACE].duration_ms ? v[OPT_STOP_GRACE].duration_ms * 1000
-                                                          : UINT64_MAX;
+        s->stop_grace_us =
+            v[OPT_STOP_GRACE].duration_ms ? v[OPT_STOP_GRACE].duration_ms * 1000 : UINT64_MAX;
     if (props->is_set && props->count) {
         s->props = calloc(props->count, sizeof *s->props);
         if (!s->props) {
@@ -1119,8 +1123,9 @@ static int parse_options(sd_scaler *s, const sb_value *v, char *err, size_t errl
             if (strcmp(props->items[i], "Description") == 0)
                 s->has_description = 1;
             if (strcmp(props->items[i], "TimeoutStopSec") == 0 && s->stop_grace_us) {
-                sd_fmt(err, errlen, "stop_grace: give stop_grace or properties: TimeoutStopSec, "
-                                      "not both");
+                sd_fmt(err, errlen,
+                       "stop_grace: give stop_grace or properties: TimeoutStopSec, "
+                       "not both");
                 return -EINVAL;
             }
         }

@@ -16,8 +16,8 @@
 /* The characters systemd allows in a unit name's prefix (unit_name_is_valid). */
 static int unit_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == ':' || c == '_' || c == '.' || c == '-' || c == '\\';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
+           c == '_' || c == '.' || c == '-' || c == '\\';
 }
 
 static int prefix_ok(const char *s, size_t n)
@@ -37,8 +37,8 @@ int sd_naming_from_template(sd_naming *n, const char *unit, char *err, size_t er
     if (len <= tl || strcmp(unit + len - tl, tail) != 0 || !prefix_ok(unit, len - tl)) {
         char shown[128];
         sd_clean_text(unit, shown, sizeof shown);
-        snprintf(err, errlen, "unit: expected a template service such as ci-agent@.service, got '%s'",
-                 shown);
+        snprintf(err, errlen,
+                 "unit: expected a template service such as ci-agent@.service, got '%s'", shown);
         return -EINVAL;
     }
     if (len - tl + 2 + 20 >= sizeof n->head) {
@@ -211,9 +211,8 @@ int sd_parse_usec(const char *s, uint64_t *out)
     static const struct {
         const char *suffix;
         uint64_t us;
-    } units[] = {{"", 1000000},         {"s", 1000000},     {"ms", 1000},
-                 {"us", 1},             {"min", 60000000},  {"m", 60000000},
-                 {"h", 3600000000ULL}};
+    } units[] = {{"", 1000000},     {"s", 1000000},  {"ms", 1000},        {"us", 1},
+                 {"min", 60000000}, {"m", 60000000}, {"h", 3600000000ULL}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strcmp(rest, units[i].suffix) == 0)
             return mul_ok(v, units[i].us, out);
@@ -234,7 +233,15 @@ void sd_clean_text(const char *s, char *buf, size_t len)
 
 /* ---- properties -------------------------------------------------------------------------- */
 
-typedef enum prop_parse { P_STRING, P_BYTES, P_COUNT, P_CPU_QUOTA, P_USEC, P_NICE, P_WORDS } prop_parse;
+typedef enum prop_parse {
+    P_STRING,
+    P_BYTES,
+    P_COUNT,
+    P_CPU_QUOTA,
+    P_USEC,
+    P_NICE,
+    P_WORDS
+} prop_parse;
 
 static const struct prop_row {
     const char *key;

@@ -61,10 +61,10 @@ typedef struct sd_prop {
     const char *key;  /* the name in `properties` (MemoryMax, CPUQuota) */
     const char *name; /* the D-Bus property (MemoryMax, CPUQuotaPerSecUSec) */
     sd_prop_type type;
-    char *str;      /* SD_PROP_STRING */
-    uint64_t u64;   /* SD_PROP_U64 */
-    int32_t i32;    /* SD_PROP_I32 */
-    char **strv;    /* SD_PROP_STRV, NULL-terminated */
+    char *str;    /* SD_PROP_STRING */
+    uint64_t u64; /* SD_PROP_U64 */
+    int32_t i32;  /* SD_PROP_I32 */
+    char **strv;  /* SD_PROP_STRV, NULL-terminated */
     size_t nstrv;
 } sd_prop;
 
