@@ -915,13 +915,15 @@ static void unit_call(sd_scaler *s, sd_op op, const char *method, const char *un
                       const char *mode)
 {
     char err[400];
-    s->op = op;
     s->op_method = method;
     sd_fmt(s->op_unit, sizeof s->op_unit, "%s", unit);
+    /* Connect first: dropping a broken connection answers the op in flight, and this one is not
+     * in flight yet. */
     if (conn_ensure(s, err, sizeof err) < 0) {
         answer(s, SB_ACTION_FAILED, "%s", err);
         return;
     }
+    s->op = op;
     sd_bus_message *m = NULL;
     int r = sd_bus_message_new_method_call(s->conn->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, method);
     if (r >= 0)
