@@ -28,18 +28,15 @@ START_TEST(version_negotiation)
                      0);
     ck_assert_str_eq(v, "1.41");
     /* A newer engine: the newest this plugin knows. */
-    ck_assert_int_eq(sb_docker_parse_version("{\"ApiVersion\":\"1.45\"}", v, sizeof v, err,
-                                             sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sb_docker_parse_version("{\"ApiVersion\":\"1.45\"}", v, sizeof v, err, sizeof err), 0);
     ck_assert_str_eq(v, "1.41");
-    ck_assert_int_eq(sb_docker_parse_version("{\"ApiVersion\":\"2.0\"}", v, sizeof v, err,
-                                             sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sb_docker_parse_version("{\"ApiVersion\":\"2.0\"}", v, sizeof v, err, sizeof err), 0);
     ck_assert_str_eq(v, "1.41");
     /* An older one: its own. */
-    ck_assert_int_eq(sb_docker_parse_version("{\"ApiVersion\":\"1.40\"}", v, sizeof v, err,
-                                             sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sb_docker_parse_version("{\"ApiVersion\":\"1.40\"}", v, sizeof v, err, sizeof err), 0);
     ck_assert_str_eq(v, "1.40");
     /* Podman 4.3's compatible service. */
     ck_assert_int_eq(
@@ -50,17 +47,17 @@ START_TEST(version_negotiation)
                                 v, sizeof v, err, sizeof err),
         0);
     ck_assert_str_eq(v, "1.41");
-    ck_assert_int_eq(sb_docker_parse_version("{\"ApiVersion\":\"1.24\"}", v, sizeof v, err,
-                                             sizeof err),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_docker_parse_version("{\"ApiVersion\":\"1.24\"}", v, sizeof v, err, sizeof err),
+        -EINVAL);
     ck_assert_str_eq(err, "the engine speaks API 1.24, older than 1.25, the oldest this plugin "
                           "speaks");
     ck_assert_int_eq(sb_docker_parse_version("{\"Version\":\"x\"}", v, sizeof v, err, sizeof err),
                      -EINVAL);
     ck_assert_str_eq(err, "GET /version: the reply has no ApiVersion");
-    ck_assert_int_eq(sb_docker_parse_version("{\"ApiVersion\":\"1.41\\nx\"}", v, sizeof v, err,
-                                             sizeof err),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_docker_parse_version("{\"ApiVersion\":\"1.41\\nx\"}", v, sizeof v, err, sizeof err),
+        -EINVAL);
     ck_assert_str_eq(err, "GET /version: ApiVersion '1.41?x' is not a version");
     ck_assert_int_eq(sb_docker_parse_version("<html>", v, sizeof v, err, sizeof err), -EINVAL);
     ck_assert_int_eq(sb_docker_parse_version(NULL, v, sizeof v, err, sizeof err), -EINVAL);
@@ -104,8 +101,7 @@ START_TEST(error_replies)
                                              "clean up: container state improper\",\"response\":"
                                              "500}"),
                      SB_ACTION_BUSY);
-    ck_assert_int_eq(sb_docker_classify(500, "{\"message\":\"driver failed\"}"),
-                     SB_ACTION_FAILED);
+    ck_assert_int_eq(sb_docker_classify(500, "{\"message\":\"driver failed\"}"), SB_ACTION_FAILED);
     ck_assert_int_eq(sb_docker_classify(404, "{\"message\":\"No such image: x\"}"),
                      SB_ACTION_FAILED);
     ck_assert_int_eq(sb_docker_classify(400, "{\"cause\":\"container state improper\"}"),
@@ -179,8 +175,8 @@ START_TEST(list_errors)
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(sb_docker_parse_list("not json", "w", &l, &n, err, sizeof err), -EINVAL);
     ck_assert_int_eq(sb_docker_parse_list(NULL, "w", &l, &n, err, sizeof err), -EINVAL);
-    ck_assert_int_eq(sb_docker_parse_list("[{\"Labels\":{\"scalebus.scaler\":\"w\"}}]", "w", &l,
-                                          &n, err, sizeof err),
+    ck_assert_int_eq(sb_docker_parse_list("[{\"Labels\":{\"scalebus.scaler\":\"w\"}}]", "w", &l, &n,
+                                          err, sizeof err),
                      -EINVAL);
     ck_assert_str_eq(err, "GET /containers/json: a container without a valid Id");
     /* An id that could be a path. */
@@ -197,9 +193,10 @@ static sb_docker_inspected inspect(const char *state, const char *extra, int por
                                    const char *network, int64_t now)
 {
     char body[2048];
-    snprintf(body, sizeof body, "{\"Id\":\"e1\",\"Created\":\"2026-11-27T17:26:31.723629173Z\","
-                                "\"State\":%s%s%s}",
-                                state, extra ? "," : "", extra ? extra : "");
+    snprintf(body, sizeof body,
+             "{\"Id\":\"e1\",\"Created\":\"2026-11-27T17:26:31.723629173Z\","
+             "\"State\":%s%s%s}",
+             state, extra ? "," : "", extra ? extra : "");
     sb_docker_where w = {.port = port, .network = network};
     sb_docker_inspected out;
     ck_assert_int_eq(sb_docker_parse_inspect(body, &w, now, &out, err, sizeof err), 0);
@@ -286,23 +283,20 @@ START_TEST(inspect_addresses)
     i = inspect(running, "\"NetworkSettings\":{\"Ports\":{\"8080/tcp\":null}}", 8080, NULL,
                 CREATED);
     ck_assert_str_eq(i.address, "");
-    i = inspect(running,
-                "\"NetworkSettings\":{\"Ports\":{\"8080/tcp\":[{\"HostPort\":\"x1\"}]}}", 8080,
-                NULL, CREATED);
+    i = inspect(running, "\"NetworkSettings\":{\"Ports\":{\"8080/tcp\":[{\"HostPort\":\"x1\"}]}}",
+                8080, NULL, CREATED);
     ck_assert_str_eq(i.address, "");
     /* Another port. */
-    i = inspect(running,
-                "\"NetworkSettings\":{\"Ports\":{\"9090/tcp\":[{\"HostPort\":\"1\"}]}}", 8080,
-                NULL, CREATED);
+    i = inspect(running, "\"NetworkSettings\":{\"Ports\":{\"9090/tcp\":[{\"HostPort\":\"1\"}]}}",
+                8080, NULL, CREATED);
     ck_assert_str_eq(i.address, "");
     /* On a network: its IP and the container port. */
     i = inspect(running,
                 "\"NetworkSettings\":{\"Networks\":{\"backend\":{\"IPAddress\":\"172.18.0.3\"}}}",
                 8080, "backend", CREATED);
     ck_assert_str_eq(i.address, "172.18.0.3:8080");
-    i = inspect(running,
-                "\"NetworkSettings\":{\"Networks\":{\"v6\":{\"IPAddress\":\"fd00::3\"}}}", 8080,
-                "v6", CREATED);
+    i = inspect(running, "\"NetworkSettings\":{\"Networks\":{\"v6\":{\"IPAddress\":\"fd00::3\"}}}",
+                8080, "v6", CREATED);
     ck_assert_str_eq(i.address, "[fd00::3]:8080");
     /* Host network, whatever `network` says (a container added by hand). */
     i = inspect(running, "\"HostConfig\":{\"NetworkMode\":\"host\"}", 80, NULL, CREATED);
@@ -320,9 +314,9 @@ START_TEST(inspect_errors)
     ck_assert_int_eq(sb_docker_parse_inspect("{\"Id\":\"x\"}", &w, 0, &out, err, sizeof err),
                      -EINVAL);
     ck_assert_str_eq(err, "GET /containers/ID/json: the reply has no State.Status");
-    ck_assert_int_eq(sb_docker_parse_inspect("{\"State\":{\"Status\":3}}", &w, 0, &out, err,
-                                             sizeof err),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_docker_parse_inspect("{\"State\":{\"Status\":3}}", &w, 0, &out, err, sizeof err),
+        -EINVAL);
     ck_assert_int_eq(sb_docker_parse_inspect("[", &w, 0, &out, err, sizeof err), -EINVAL);
     ck_assert_int_eq(sb_docker_parse_inspect(NULL, &w, 0, &out, err, sizeof err), -EINVAL);
     /* A status with a control character is shown safely. */
@@ -389,9 +383,9 @@ START_TEST(created_and_pull)
     ck_assert_str_eq(m, "Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: "
                         "connection refused");
     /* Podman's stream: one object with "error". */
-    ck_assert_int_eq(sb_docker_pull_error("{\"error\":\"initializing source\\nx\",\"id\":\"\"}", m,
-                                          sizeof m),
-                     1);
+    ck_assert_int_eq(
+        sb_docker_pull_error("{\"error\":\"initializing source\\nx\",\"id\":\"\"}", m, sizeof m),
+        1);
     ck_assert_str_eq(m, "initializing source?x");
     ck_assert_int_eq(sb_docker_pull_error("", m, sizeof m), 0);
     ck_assert_int_eq(sb_docker_pull_error(NULL, m, sizeof m), 0);
@@ -437,9 +431,9 @@ START_TEST(create_body)
     body = sb_docker_create_body(&s);
     cJSON *doc = cJSON_Parse(body);
     ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "HostConfig"), "PortBindings"));
-    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "HostConfig"), "NetworkMode")
-                         ->valuestring,
-                     "backend");
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "HostConfig"), "NetworkMode")->valuestring,
+        "backend");
     cJSON_Delete(doc);
     free(body);
 }
@@ -474,9 +468,8 @@ START_TEST(small_values)
                                            err, sizeof err),
                      0);
     ck_assert_str_eq(p, "/run/podman/podman.sock");
-    ck_assert_int_eq(sb_docker_socket_path("socket", "/var/run/docker.sock", p, sizeof p, err,
-                                           sizeof err),
-                     0);
+    ck_assert_int_eq(
+        sb_docker_socket_path("socket", "/var/run/docker.sock", p, sizeof p, err, sizeof err), 0);
     ck_assert_str_eq(p, "/var/run/docker.sock");
     ck_assert_int_eq(sb_docker_socket_path("socket (from DOCKER_HOST)", "tcp://10.0.0.1:2375", p,
                                            sizeof p, err, sizeof err),
@@ -512,7 +505,9 @@ START_TEST(small_values)
     ck_assert_int_eq(sb_docker_name_index("we", "web"), -1);
 
     char o[8];
-    sb_docker_one_line("a\tb\x7f" "cdefghij", o, sizeof o);
+    sb_docker_one_line("a\tb\x7f"
+                       "cdefghij",
+                       o, sizeof o);
     ck_assert_str_eq(o, "a?b?cde");
 }
 END_TEST

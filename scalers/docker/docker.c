@@ -108,7 +108,7 @@ struct docker {
     int pull_missing;
     uint64_t grace_s;
 
-    char api[16]; /* "1.41" once negotiated, "" before */
+    char api[16];              /* "1.41" once negotiated, "" before */
     docker_next after_version; /* what GET /version was sent for */
     docker_req *reqs;
 
@@ -125,7 +125,6 @@ struct docker {
     sb_docker_inspected *inspected;
     unsigned char *gone; /* inspect said 404: removed between the list and the inspect */
     size_t pending;      /* inspects in flight */
-    int list_failed;
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -163,15 +162,14 @@ static void cancel_all(docker *d)
  * code with one line in err. */
 static int send_req(docker *d, const char *method, const char *path, const char *body,
                     uint64_t timeout_ms, size_t index,
-                    void (*done)(docker_req *, const sb_http_response *), char *err,
-                    size_t errlen)
+                    void (*done)(docker_req *, const sb_http_response *), char *err, size_t errlen)
 {
     docker_req *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    char url[1024];
+    char url[1600];
     /* The host name is not resolved: the socket is the address. */
     if (d->api[0])
         snprintf(url, sizeof url, "http://docker/v%s%s", d->api, path);
@@ -262,7 +260,6 @@ static void fail_reply(docker *d, const char *what, const sb_http_response *res)
 
 /* ---- the API version --------------------------------------------------------------------- */
 
-
 static void version_done(docker_req *r, const sb_http_response *res)
 {
     docker *d = r->d;
@@ -344,25 +341,30 @@ static void list_answer(docker *d)
     free(o);
 }
 
+/* The list failed while inspects are in flight: drop them, so none lands in a later listing. */
+static void list_abort(docker *d)
+{
+    d->pending = 0;
+    cancel_all(d);
+}
+
 static void inspect_done(docker_req *r, const sb_http_response *res)
 {
     docker *d = r->d;
     char err[256];
     d->pending--;
-    if (d->list_failed)
-        return;
     if (res->error) {
-        d->list_failed = 1;
+        list_abort(d);
         return fail_unreachable(d, res);
     }
     if (res->status == 404) {
         d->gone[r->index] = 1; /* removed since the list: not a member any more */
     } else if (res->status != 200) {
-        d->list_failed = 1;
+        list_abort(d);
         return fail_reply(d, "GET /containers/ID/json", res);
     } else if (sb_docker_parse_inspect(res->body, &d->where, (int64_t)time(NULL),
                                        &d->inspected[r->index], err, sizeof err) != 0) {
-        d->list_failed = 1;
+        list_abort(d);
         return op_fail(d, SB_ACTION_FAILED, "%s", err);
     }
     if (!d->pending)
@@ -386,15 +388,13 @@ static void list_done(docker_req *r, const sb_http_response *res)
     d->gone = calloc(d->nlisted, 1);
     if (!d->inspected || !d->gone)
         return op_fail(d, SB_ACTION_FAILED, "out of memory");
-    d->list_failed = 0;
     d->pending = 0;
     for (size_t i = 0; i < d->nlisted; i++) {
         char path[128];
         snprintf(path, sizeof path, "/containers/%s/json", d->listed[i].id);
         if (send_req(d, "GET", path, NULL, DOCKER_LIST_TIMEOUT_MS, i, inspect_done, err,
                      sizeof err) < 0) {
-            d->list_failed = 1;
-            cancel_all(d);
+            list_abort(d);
             return op_fail(d, SB_ACTION_FAILED, "%s", err);
         }
         d->pending++;
@@ -473,8 +473,7 @@ static void pull_done(docker_req *r, const sb_http_response *res)
         return fail_unreachable(d, res);
     if (res->status != 200) { /* Docker says at once when the registry cannot be reached */
         sb_docker_error_message(res->status, res->body, msg, sizeof msg);
-        return op_fail(d, sb_docker_classify(res->status, res->body), "pull %s: %s", d->image,
-                       msg);
+        return op_fail(d, sb_docker_classify(res->status, res->body), "pull %s: %s", d->image, msg);
     }
     if (sb_docker_pull_error(res->body, msg, sizeof msg))
         return op_fail(d, SB_ACTION_FAILED, "pull %s: %s", d->image, msg);
@@ -488,15 +487,14 @@ static void pull_send(docker *d)
     sb_docker_image_ref(d->image, from, sizeof from, tag, sizeof tag);
     size_t k = (size_t)snprintf(path, sizeof path, "/images/create?fromImage=");
     for (const char *p = from; *p && k + 4 < sizeof path; p++)
-        k += (size_t)(strchr("/:@", *p) ? snprintf(path + k, sizeof path - k, "%%%02X",
-                                                  (unsigned char)*p)
-                                         : snprintf(path + k, sizeof path - k, "%c", *p));
+        k += (size_t)(strchr("/:@", *p)
+                          ? snprintf(path + k, sizeof path - k, "%%%02X", (unsigned char)*p)
+                          : snprintf(path + k, sizeof path - k, "%c", *p));
     if (*tag)
         snprintf(path + k, sizeof path - k, "&tag=%s", tag);
     d->pulled = 1;
     d->host->log(d->inst, SB_LOG_INFO, "pulling %s (pull: missing)", d->image);
-    if (send_req(d, "POST", path, NULL, DOCKER_PULL_TIMEOUT_MS, 0, pull_done, err, sizeof err) <
-        0)
+    if (send_req(d, "POST", path, NULL, DOCKER_PULL_TIMEOUT_MS, 0, pull_done, err, sizeof err) < 0)
         op_fail(d, SB_ACTION_FAILED, "%s", err);
 }
 
@@ -513,8 +511,8 @@ static void create_done(docker_req *r, const sb_http_response *res)
     if (sb_docker_parse_created(res->body, d->cid, sizeof d->cid, err, sizeof err) != 0)
         return op_fail(d, SB_ACTION_FAILED, "%s", err);
     snprintf(path, sizeof path, "/containers/%s/start", d->cid);
-    if (send_req(d, "POST", path, NULL, DOCKER_CREATE_TIMEOUT_MS, 0, start_done, err,
-                 sizeof err) < 0)
+    if (send_req(d, "POST", path, NULL, DOCKER_CREATE_TIMEOUT_MS, 0, start_done, err, sizeof err) <
+        0)
         op_fail(d, SB_ACTION_FAILED, "%s", err);
 }
 
@@ -581,12 +579,12 @@ static void stop_done(docker_req *r, const sb_http_response *res)
     if (res->error)
         return fail_unreachable(d, res);
     if (res->status == 404)
-        return op_done(d); /* gone already */
+        return op_done(d);                        /* gone already */
     if (res->status != 204 && res->status != 304) /* 304: it had stopped (a failed member) */
         return fail_reply(d, "POST /containers/ID/stop", res);
     snprintf(path, sizeof path, "/containers/%s?v=1", d->cid);
-    if (send_req(d, "DELETE", path, NULL, DOCKER_LIST_TIMEOUT_MS, 0, delete_done, err,
-                 sizeof err) < 0)
+    if (send_req(d, "DELETE", path, NULL, DOCKER_LIST_TIMEOUT_MS, 0, delete_done, err, sizeof err) <
+        0)
         op_fail(d, SB_ACTION_FAILED, "%s", err);
 }
 
@@ -595,8 +593,8 @@ static void stop_send(docker *d)
     char path[160], err[256];
     snprintf(path, sizeof path, "/containers/%s/stop?t=%llu", d->cid,
              (unsigned long long)d->grace_s);
-    if (send_req(d, "POST", path, NULL, d->grace_s * 1000 + DOCKER_STOP_EXTRA_MS, 0, stop_done,
-                 err, sizeof err) < 0)
+    if (send_req(d, "POST", path, NULL, d->grace_s * 1000 + DOCKER_STOP_EXTRA_MS, 0, stop_done, err,
+                 sizeof err) < 0)
         op_fail(d, SB_ACTION_FAILED, "%s", err);
 }
 
@@ -623,8 +621,8 @@ static void docker_stop_one(void *self, sb_fleet *f, const char *name)
 
 /* ---- describe, cancel -------------------------------------------------------------------- */
 
-static void docker_describe(void *self, sb_fleet_call call, const char *name, int64_t n,
-                            char *buf, size_t len)
+static void docker_describe(void *self, sb_fleet_call call, const char *name, int64_t n, char *buf,
+                            size_t len)
 {
     docker *d = self;
     const char *v = d->api[0] ? d->api : "1.41";
@@ -637,8 +635,9 @@ static void docker_describe(void *self, sb_fleet_call call, const char *name, in
         const char *cid = name ? listed_id(d, name) : NULL;
         char shown[16];
         snprintf(shown, sizeof shown, "%.12s", cid ? cid : "ID");
-        snprintf(buf, len, "POST /v%s/containers/%s/stop?t=%llu, DELETE /v%s/containers/%s?v=1 (%s)",
-                 v, shown, (unsigned long long)d->grace_s, v, shown, name ? name : "");
+        snprintf(buf, len,
+                 "POST /v%s/containers/%s/stop?t=%llu, DELETE /v%s/containers/%s?v=1 (%s)", v,
+                 shown, (unsigned long long)d->grace_s, v, shown, name ? name : "");
     } else {
         snprintf(buf, len, "set count %lld", (long long)n);
     }
@@ -664,8 +663,8 @@ static const sb_fleet_ops docker_ops = {
 
 static int name_ok(const char *s)
 {
-    if (!*s || strlen(s) > 64 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                                   (*s >= '0' && *s <= '9')))
+    if (!*s || strlen(s) > 64 ||
+        !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
         return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||

@@ -47,8 +47,10 @@ int sb_docker_parse_version(const char *body, char *out, size_t outlen, char *er
             snprintf(err, errlen, "GET /version: the reply has no ApiVersion");
         rc = -EINVAL;
     } else if (major < 1 || (major == 1 && minor < SB_DOCKER_API_OLDEST_MINOR)) {
-        snprintf(err, errlen, "the engine speaks API %u.%u, older than 1.%d, the oldest this "
-                 "plugin speaks", major, minor, SB_DOCKER_API_OLDEST_MINOR);
+        snprintf(err, errlen,
+                 "the engine speaks API %u.%u, older than 1.%d, the oldest this "
+                 "plugin speaks",
+                 major, minor, SB_DOCKER_API_OLDEST_MINOR);
         rc = -EINVAL;
     } else if (major > 1 || minor >= SB_DOCKER_API_NEWEST_MINOR) {
         snprintf(out, outlen, "1.%d", SB_DOCKER_API_NEWEST_MINOR);
@@ -90,8 +92,8 @@ sb_action_result sb_docker_classify(long status, const char *body)
     return SB_ACTION_FAILED;
 }
 
-int sb_docker_parse_list(const char *body, const char *scaler_id, sb_docker_listed **out,
-                         size_t *n, char *err, size_t errlen)
+int sb_docker_parse_list(const char *body, const char *scaler_id, sb_docker_listed **out, size_t *n,
+                         char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -114,13 +116,13 @@ int sb_docker_parse_list(const char *body, const char *scaler_id, sb_docker_list
     {
         const char *id = json_string(c, "Id");
         const cJSON *labels = cJSON_GetObjectItemCaseSensitive(c, "Labels");
-        const char *owner = cJSON_IsObject(labels) ? json_string(labels, SB_DOCKER_OWNER_LABEL)
-                                                   : NULL;
+        const char *owner =
+            cJSON_IsObject(labels) ? json_string(labels, SB_DOCKER_OWNER_LABEL) : NULL;
         /* Only ours, whatever the filter did: never touch another container. */
         if (!owner || strcmp(owner, scaler_id) != 0)
             continue;
-        if (!id || !*id || strlen(id) >= SB_DOCKER_ID_MAX || strspn(id, "0123456789abcdef") !=
-                                                                  strlen(id)) {
+        if (!id || !*id || strlen(id) >= SB_DOCKER_ID_MAX ||
+            strspn(id, "0123456789abcdef") != strlen(id)) {
             snprintf(err, errlen, "GET /containers/json: a container without a valid Id");
             free(items);
             cJSON_Delete(doc);
@@ -201,8 +203,8 @@ static void published_address(const cJSON *net, int port, char *out, size_t len)
     char key[16];
     snprintf(key, sizeof key, "%d/tcp", port);
     const cJSON *ports = cJSON_GetObjectItemCaseSensitive(net, "Ports");
-    const cJSON *bindings = cJSON_IsObject(ports) ? cJSON_GetObjectItemCaseSensitive(ports, key)
-                                                  : NULL;
+    const cJSON *bindings =
+        cJSON_IsObject(ports) ? cJSON_GetObjectItemCaseSensitive(ports, key) : NULL;
     const cJSON *b = cJSON_IsArray(bindings) ? cJSON_GetArrayItem(bindings, 0) : NULL;
     const char *hport = b ? json_string(b, "HostPort") : NULL;
     const char *hip = b ? json_string(b, "HostIp") : NULL;
@@ -236,9 +238,8 @@ static void member_address(const cJSON *doc, const sb_docker_where *where, char 
         return;
     if (where->network) {
         const cJSON *nets = cJSON_GetObjectItemCaseSensitive(net, "Networks");
-        const cJSON *mine = cJSON_IsObject(nets)
-                                ? cJSON_GetObjectItemCaseSensitive(nets, where->network)
-                                : NULL;
+        const cJSON *mine =
+            cJSON_IsObject(nets) ? cJSON_GetObjectItemCaseSensitive(nets, where->network) : NULL;
         const char *ip = mine ? json_string(mine, "IPAddress") : NULL;
         if (ip && *ip) {
             char shown[48];
@@ -383,8 +384,8 @@ int sb_docker_socket_path(const char *what, const char *value, char *path, size_
     if (strncmp(p, "unix://", 7) == 0)
         p += 7;
     else if (strstr(p, "://")) {
-        snprintf(err, errlen, "%s: only a unix socket is supported (unix:///path), got '%s'",
-                 what, value);
+        snprintf(err, errlen, "%s: only a unix socket is supported (unix:///path), got '%s'", what,
+                 value);
         return -EINVAL;
     }
     if (*p != '/') {

@@ -19,8 +19,8 @@
 /* The label every container this scaler creates carries: scalebus.scaler=<scaler id>. */
 #define SB_DOCKER_OWNER_LABEL "scalebus.scaler"
 
-#define SB_DOCKER_ID_MAX 65     /* a full container id, 64 hex digits, and the NUL */
-#define SB_DOCKER_NAME_MAX 128  /* a container name, without its leading '/' */
+#define SB_DOCKER_ID_MAX 65      /* a full container id, 64 hex digits, and the NUL */
+#define SB_DOCKER_NAME_MAX 128   /* a container name, without its leading '/' */
 #define SB_DOCKER_ADDRESS_MAX 80 /* "host:port" */
 
 /* GET /version: the version to speak, the lower of the server's ApiVersion and 1.41, as "1.41".
@@ -44,8 +44,8 @@ typedef struct sb_docker_listed {
 /* GET /containers/json?all=1&filters=...: the containers whose label scalebus.scaler is exactly
  * scaler_id (checked here too, whatever the server's filter did). Returns 0 with a malloc'd array
  * in *out (NULL when none), or -EINVAL / -ENOMEM with one line in err. */
-int sb_docker_parse_list(const char *body, const char *scaler_id, sb_docker_listed **out,
-                         size_t *n, char *err, size_t errlen);
+int sb_docker_parse_list(const char *body, const char *scaler_id, sb_docker_listed **out, size_t *n,
+                         char *err, size_t errlen);
 
 /* Where a member is reached: the container port (0: no address), and the network it is on. */
 typedef struct sb_docker_where {
