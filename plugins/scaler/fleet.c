@@ -198,7 +198,10 @@ static void finish_stop(sb_fleet *f)
     timer_drop(f, &f->reconcile);
     timer_drop(f, &f->retry);
     timer_drop(f, &f->drain);
-    f->host->stopped(f->inst);
+    if (f->ops->stopped)
+        f->ops->stopped(f->self);
+    else
+        f->host->stopped(f->inst);
 }
 
 static void retry_fire(void *arg)

@@ -102,6 +102,9 @@ typedef struct sb_fleet_ops {
                      size_t len);
     /* Optional: abandon the call in flight (the scaler stops); no answer is taken after it. */
     void (*cancel)(void *self);
+    /* Optional: on_stop: stop has finished (the fleet is at 0, or the engine gave up). The scaler
+     * closes what it holds and calls host->stopped() itself. NULL: the library calls it. */
+    void (*stopped)(void *self);
 } sb_fleet_ops;
 
 /* rows: the sb_value of "reconcile_every" (SB_FLEET_OPTION_COUNT rows). Returns 0 with the fleet
