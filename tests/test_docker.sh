@@ -154,7 +154,7 @@ expect() { # expect TEXT WHAT: a line holding TEXT since the mark, within 15 s
   fi
 }
 start_daemon() { # start_daemon [--dry-run]
-  $WRAP "$SB" run "$W/$engine.yaml" "$@" >>"$log" 2>&1 &
+  DOCKER_HOST=unix://$SOCK $WRAP "$SB" run "$W/$engine.yaml" "$@" >>"$log" 2>&1 &
   daemon=$!
 }
 stop_daemon() { # SIGTERM; asserts exit 0
@@ -193,7 +193,8 @@ scalers:
   # init: false, so busybox sleep is PID 1 and ignores SIGTERM: a stop takes the whole grace.
   - { id: slow, type: docker, socket: "$SOCK", image: test/busybox, command: [sleep, "3600"],
       network: host, init: false, stop_grace: 2s, min: 0, max: 1 }
-  - { id: www, type: docker, socket: "$SOCK", image: test/busybox, network: host, port: $hp,
+  # No socket: DOCKER_HOST says where the engine is.
+  - { id: www, type: docker, image: test/busybox, network: host, port: $hp,
       command: [httpd, -f, -p, "127.0.0.1:$hp", -h, /www], min: 1, max: 1 }
   - { id: ghost, type: docker, socket: "$SOCK", image: test/nothere, network: host, min: 1, max: 1 }
   - { id: ghost-pull, type: docker, socket: "$SOCK", image: "127.0.0.1:$DEAD/test/nothere",
@@ -249,7 +250,7 @@ run_engine() {
   [ "$(inspect "$first" init)" = true ] && ok "$engine: init: true" || not_ok "$engine: init $(inspect "$first" init)"
   case "$first" in web-0-*) ok "$engine: named <id>-<n>-<random>: $first" ;; *) not_ok "$engine: name $first" ;; esac
   wait_for 15 curl -sf --max-time 1 "http://127.0.0.1:$hp/" -o "$W/page" \
-    && ok "$engine: www: httpd in a container answers on 127.0.0.1:$hp ($(cat "$W/page"))" \
+    && ok "$engine: www (its engine from DOCKER_HOST): httpd in a container answers on 127.0.0.1:$hp ($(cat "$W/page"))" \
     || not_ok "$engine: www does not answer on $hp: $(since_last '[www]')"
   wait_for 15 count_is slow 1 && ok "$engine: slow: 1 container" || not_ok "$engine: slow: $(names slow all)"
   if [ "$engine" = docker ]; then
