@@ -17,7 +17,8 @@
 #   - adoption: a restart with 3 running and min 1 leaves 3 running; a reload with other
 #     container options takes them in place (nothing restarts); on_stop keep leaves the fleet,
 #     on_stop stop removes it; SIGTERM exits 0;
-#   - pull: never with a missing image, and pull: missing from an unreachable registry: clear
+#   - pull: missing pulls from a registry on loopback (Debian's docker-registry) and runs it;
+#     pull: never with a missing image, and pull: missing from an unreachable registry: clear
 #     errors; containers it does not own (no label, another scaler's label) are never touched.
 #
 #   tests/test_docker.sh BUILD/scalebus SOURCE_DIR
@@ -44,7 +45,7 @@ skip() { echo "# skipped: $*"; exit 77; }
 command -v curl >/dev/null || skip "no curl"
 
 W=$(mktemp -d /tmp/sb-docker.XXXXXX)
-daemon="" server_pid="" engine_pid="" engine="" SOCK=""
+daemon="" server_pid="" registry_pid="" engine_pid="" engine="" SOCK=""
 
 # Everything mounted under $W (overlay layers, shm, a netns file), deepest first.
 unmount_under() {
@@ -78,7 +79,8 @@ start_engine() {
       --pidfile "$W/docker/dockerd.pid" -H "unix://$SOCK" --iptables=false --bridge=none \
       --live-restore >>"$W/docker-engine.log" 2>&1 </dev/null &
   else
-    CONTAINERS_CONF=$W/containers.conf setsid podman --root "$W/podman/root" \
+    CONTAINERS_CONF=$W/containers.conf CONTAINERS_REGISTRIES_CONF=$W/registries.conf \
+      setsid podman --root "$W/podman/root" \
       --runroot "$W/podman/run" --tmpdir "$W/podman/tmp" --storage-driver vfs \
       --network-config-dir "$W/podman/cni" --events-backend file --cgroup-manager cgroupfs \
       system service --time=0 "unix://$SOCK" >>"$W/podman-engine.log" 2>&1 </dev/null &
@@ -112,6 +114,7 @@ engine_cleanup() {
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   stop_pid "$server_pid"
+  stop_pid "$registry_pid"
   engine_cleanup
   unmount_under
   keep_or_remove "$W"
@@ -130,6 +133,22 @@ tar -C "$W/rootfs" -cf "$W/busybox.tar" .
 # Podman: the rlimit it cannot raise here (no CAP_SYS_RESOURCE), file locks in its own folder.
 printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n[engine]\nlock_type = "file"\n' \
   "$(ulimit -Hn)" "$(ulimit -Hn)" >"$W/containers.conf"
+
+# A registry on loopback (Debian's docker-registry), for pull: missing; Podman is told it speaks
+# plain HTTP, as an operator would for such a registry.
+RP=""
+if [ -x /usr/bin/docker-registry ]; then
+  RP=$(free_port)
+  printf 'version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s/registry}}\nhttp: {addr: "127.0.0.1:%s"}\n' \
+    "$W" "$RP" >"$W/registry.yml"
+  /usr/bin/docker-registry serve "$W/registry.yml" >"$W/registry.log" 2>&1 &
+  registry_pid=$!
+  printf '[[registry]]\nlocation = "127.0.0.1:%s"\ninsecure = true\n' "$RP" >"$W/registries.conf"
+  wait_for 10 curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$RP/v2/" || not_ok "the registry does not answer"
+else
+  echo "# no /usr/bin/docker-registry (Debian package docker-registry): pull: missing is shown failing only"
+  : >"$W/registries.conf"
+fi
 
 SP=$(free_port)
 S="http://127.0.0.1:$SP"
@@ -200,6 +219,10 @@ scalers:
   - { id: ghost-pull, type: docker, socket: "$SOCK", image: "127.0.0.1:$DEAD/test/nothere",
       pull: missing, network: host, min: 1, max: 1 }
 EOF
+  [ -z "$RP" ] || cat >>"$W/$engine.yaml" <<EOF
+  - { id: pulled, type: docker, socket: "$SOCK", image: "127.0.0.1:$RP/test/busybox", pull: missing,
+      command: [sleep, "3600"], network: host, min: 1, max: 1 }
+EOF
 }
 
 # ---- the checks, once per engine ----------------------------------------------------------------
@@ -221,6 +244,17 @@ run_engine() {
     >"$W/$engine-import.out"
   [ "$(inspect_image)" = yes ] && ok "$engine: test/busybox imported from the tarball" \
     || not_ok "$engine: import: $(cat "$W/$engine-import.out")"
+
+  if [ -n "$RP" ] && [ "$engine" = docker ]; then
+    # The image into the registry, and out of the engine again: the scaler must pull it.
+    api POST "/images/test/busybox/tag?repo=127.0.0.1:$RP/test/busybox&tag=latest" >/dev/null
+    curl -s --max-time 60 --unix-socket "$SOCK" -X POST -H 'X-Registry-Auth: e30=' \
+      "http://d/v1.41/images/127.0.0.1:$RP/test/busybox/push?tag=latest" >"$W/push.out"
+    api DELETE "/images/127.0.0.1:$RP/test/busybox:latest" >/dev/null
+    curl -sf -o /dev/null "http://127.0.0.1:$RP/v2/test/busybox/manifests/latest" \
+      -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      && ok "$engine: test/busybox pushed to the loopback registry" || not_ok "push: $(tail -2 "$W/push.out")"
+  fi
 
   # Not ours: one without the label (named like ours), one of another scaler.
   run_container web-9-byhand '{}'
@@ -261,6 +295,11 @@ run_engine() {
   fi
   expect "[ghost-pull] start failed: pull 127.0.0.1:$DEAD/test/nothere: " "pull: missing from an unreachable registry"
   none_left ghost && ok "$engine: nothing is left of the failed starts" || not_ok "$engine: ghost left $(names ghost all)"
+  if [ -n "$RP" ]; then
+    expect "[pulled] pulled 127.0.0.1:$RP/test/busybox" "pull: missing, an image only the registry has"
+    wait_for 20 count_is pulled 1 && ok "$engine: and its container runs: $(names pulled)" \
+      || not_ok "$engine: pulled: $(names pulled all): $(since_last '[pulled]')"
+  fi
 
   # Up, then down newest first.
   mark
