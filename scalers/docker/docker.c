@@ -158,8 +158,8 @@ static void cancel_all(docker *d)
     }
 }
 
-/* Send METHOD /v<api>PATH (PATH already versioned when api is NULL). Returns 0 or a negative
- * code with one line in err. */
+/* Send METHOD /v<api>PATH (PATH alone while no version is known: GET /version). Returns 0 or a
+ * negative code with one line in err. */
 static int send_req(docker *d, const char *method, const char *path, const char *body,
                     uint64_t timeout_ms, size_t index,
                     void (*done)(docker_req *, const sb_http_response *), char *err, size_t errlen)
