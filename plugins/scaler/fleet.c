@@ -255,7 +255,7 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
     if (f->host->dry_run(f->inst)) {
         /* Nothing changes, so the same step comes again: log each call once. */
         char line[sizeof f->dry_logged];
-        snprintf(line, sizeof line, "would %s (toward %lld)", what, (long long)n);
+        snprintf(line, sizeof line, "would %.480s (toward %lld)", what, (long long)n);
         if (strcmp(line, f->dry_logged) != 0) {
             f->host->log(f->inst, SB_LOG_INFO, "%s", line);
             snprintf(f->dry_logged, sizeof f->dry_logged, "%s", line);
