@@ -182,6 +182,7 @@ struct sb_instance {
     sb_kind kind;
     inst_state st;
     int kept;     /* scratch flag during a reload */
+    int stop_reason; /* SB_STOP_*, set before stop() is called */
     int detached; /* its bus source is removed (the number may serve another source by now) */
     /* publish() is accepted from start() until stop() returns; read from any thread. */
     _Atomic int accepting;
@@ -399,6 +400,11 @@ static void inst_http_cancel_all(sb_instance *inst)
     size_t n = http_client_cancel_owner(inst->d->http, inst);
     if (n)
         inst_log(inst, SB_LOG_DEBUG, "%zu HTTP request(s) cancelled at stop", n);
+}
+
+static int host_stop_reason(sb_instance *inst)
+{
+    return inst->st == INST_STOPPING || inst->st == INST_STOPPED ? inst->stop_reason : 0;
 }
 
 static void host_stopped(sb_instance *inst)
@@ -668,6 +674,7 @@ static const sb_host host_table = {
     .index_release = host_index_release,
     .http_request = host_http_request,
     .http_cancel = host_http_cancel,
+    .stop_reason = host_stop_reason,
 };
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
@@ -1537,8 +1544,11 @@ static void plan_roll_back(sb_daemon *d, plan_item *plan, size_t n)
                          err[0] ? err : "refused");
             values_release(d, it->values);
         } else if (it->action == PLAN_NEW && it->inst) {
-            if (it->started)
+            if (it->started) {
+                /* The running instance it would have replaced carries on. */
+                it->inst->stop_reason = SB_STOP_REPLACED;
                 inst_retire(d, it->inst, 0); /* destroyed once stopped */
+            }
             else
                 inst_destroy(it->inst);
         }
@@ -1713,6 +1723,9 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     }
     /* Retire what is not kept (removed components, and the ones replaced by new instances
      * that are already running), then register the new ones under their ids. */
+    for (size_t i = 0; i < n; i++)
+        if (plan[i].action == PLAN_NEW && plan[i].old)
+            plan[i].old->stop_reason = SB_STOP_REPLACED;
     sb_instance **old_insts = d->insts;
     size_t old_n = d->ninsts;
     d->insts = NULL;
@@ -1722,7 +1735,10 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
             old_insts[i]->kept = 0;
             continue;
         }
-        inst_log(old_insts[i], SB_LOG_INFO, "removed or replaced: stopping");
+        if (!old_insts[i]->stop_reason)
+            old_insts[i]->stop_reason = SB_STOP_REMOVED;
+        inst_log(old_insts[i], SB_LOG_INFO, "%s: stopping",
+                 old_insts[i]->stop_reason == SB_STOP_REPLACED ? "replaced" : "removed");
         inst_retire(d, old_insts[i], 0);
         removed++;
     }
@@ -1873,8 +1889,10 @@ static void stop_kind(sb_daemon *d, sb_kind kind)
     size_t w = 0;
     for (size_t i = 0; i < d->ninsts; i++) {
         sb_instance *inst = d->insts[i];
-        if (inst->kind == kind)
+        if (inst->kind == kind) {
+            inst->stop_reason = SB_STOP_SHUTDOWN;
             inst_retire(d, inst, 1);
+        }
         else
             d->insts[w++] = inst;
     }

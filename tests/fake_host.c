@@ -251,6 +251,11 @@ static void fake_http_cancel(sb_instance *inst, sb_http *req)
     http_client_cancel(fh->http, req);
 }
 
+static int fake_stop_reason(sb_instance *inst)
+{
+    return host_of(inst)->stop_reason;
+}
+
 static const struct cJSON *fake_payload_retain(sb_instance *inst, const struct cJSON *payload)
 {
     host_of(inst);
@@ -297,6 +302,7 @@ fake_host *fake_host_new(const char *id)
         .index_release = fake_index_release,
         .http_request = fake_http_request,
         .http_cancel = fake_http_cancel,
+        .stop_reason = fake_stop_reason,
     };
     fh->id = copy_string(id);
     fh->magic = FAKE_HOST_MAGIC;

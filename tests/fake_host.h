@@ -69,6 +69,7 @@ struct fake_host {
     int dry_run;            /* what dry_run() answers */
     void *loop;             /* what loop() answers */
     int64_t bounds_min, bounds_max; /* what bounds() answers (0 and 0) */
+    int stop_reason;                /* what stop_reason() answers (0) */
 
     /* Recorded; fake_host_clear() forgets publishes and log lines. */
     fake_published *pubs;

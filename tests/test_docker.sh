@@ -430,6 +430,16 @@ run_engine() {
   mark
   start_daemon
   expect "[web] adopted 2 running instance(s)" "on_stop: stop, adopted"
+  # A reload that changes a fleet option replaces the scaler: the new one adopts the same
+  # containers, and on_stop: stop must not tear them down (it did before stop_reason).
+  sed -i 's/reconcile_every: 1s/reconcile_every: 2s/' "$W/$engine.yaml"
+  mark
+  kill -HUP "$daemon"
+  expect "[web] replaced: stopping" "on_stop: stop, a reload replaces web"
+  drops=0
+  for _ in $(seq 30); do count_is web 2 || drops=$((drops + 1)); sleep 0.1; done
+  [ $drops = 0 ] && ok "$engine: on_stop stop: a reload that replaces the scaler keeps its 2 containers" \
+    || not_ok "$engine: the reload took the fleet down ($drops samples below 2: $(names web all))"
   stop_daemon
   none_left web && ok "$engine: on_stop stop: every container of web removed before exit" || not_ok "$engine: left $(names web all)"
   count_is www 1 && ok "$engine: www (on_stop keep) still runs" || not_ok "$engine: www $(names www all)"

@@ -395,6 +395,16 @@ START_TEST(test_on_stop_keep_and_stop)
     ck_assert_int_eq(fh->timers_live, 0);
     sb_fleet_free(fleet);
 
+    /* A reload replacing the scaler: the new instance adopts this fleet, nothing is stopped. */
+    make_fleet("stop", 0);
+    sb_fleet_start(fleet);
+    settle(&eng);
+    fh->stop_reason = SB_STOP_REPLACED;
+    ck_assert_int_eq(sb_fleet_stop(fleet), 0);
+    ck_assert_uint_eq(eng.n, 3);
+    sb_fleet_free(fleet);
+
+    fh->stop_reason = SB_STOP_SHUTDOWN;
     make_fleet("stop", 0);
     sb_fleet_start(fleet);
     settle(&eng); /* adopts the three */

@@ -537,7 +537,11 @@ static void abandon_call(sb_fleet *f)
 
 int sb_fleet_stop(sb_fleet *f)
 {
-    if (!f->on_stop_stop || !f->started || f->host->dry_run(f->inst)) {
+    /* A replacement (a reload with changed options) adopts this same fleet: never tear it down
+     * then, whatever on_stop says. */
+    int replaced = SB_HOST_HAS(f->host, stop_reason) &&
+                   f->host->stop_reason(f->inst) == SB_STOP_REPLACED;
+    if (!f->on_stop_stop || replaced || !f->started || f->host->dry_run(f->inst)) {
         /* The fleet outlives the daemon: nothing is stopped. */
         timer_drop(f, &f->reconcile);
         timer_drop(f, &f->retry);

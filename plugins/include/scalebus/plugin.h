@@ -71,7 +71,7 @@ extern "C" {
 /* The host table grows at its end; its version counts the additions. Version 2 is the ABI-2
  * table: publish .. bounds as in version 1, subscribe returning a handle, then unsubscribe,
  * spawn, kill_group, index_claim and index_release. Version 3 appends http_request and
- * http_cancel (the daemon's asynchronous HTTP client). */
+ * http_cancel (the daemon's asynchronous HTTP client) and stop_reason. */
 #define SB_HOST_VERSION 3
 
 #define SB_MAX_LABELS 14
@@ -348,7 +348,17 @@ typedef struct sb_host {
     /* Cancel a request in flight: its callback is never called. The handle is gone afterwards.
      * Do not call it for a request whose callback has run (the handle died with it). */
     void (*http_cancel)(sb_instance *inst, sb_http *req);
+
+    /* Why this instance is being stopped, for stop() to ask (SB_STOP_*; 0 when it is not). A
+     * scaler that would tear its fleet down on a stop does so only on SB_STOP_SHUTDOWN or
+     * SB_STOP_REMOVED: a replacement (a reload with changed options) adopts the same fleet. */
+    int (*stop_reason)(sb_instance *inst);
 } sb_host;
+
+#define SB_STOP_SHUTDOWN 1 /* the daemon stops (SIGTERM, SIGINT) */
+#define SB_STOP_REMOVED 2  /* a reload removed this component from the file */
+#define SB_STOP_REPLACED 3 /* a reload replaces it with a new instance of the same id, or a
+                              refused reload retires the new instance it had started */
 
 /* True when the running daemon's host table has function FN. */
 #define SB_HOST_HAS(host, fn)                                                                      \

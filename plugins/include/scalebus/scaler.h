@@ -31,7 +31,8 @@
  * - --dry-run: each call it would make is logged once per desired count ("would POST
  *   /v1.41/containers/create {...}", from the scaler's describe()), and nothing changes.
  * - on_stop: `keep` (the fleet outlives the daemon; the default for scalers whose instances can)
- *   or `stop` (scale to 0 before the stop completes).
+ *   or `stop` (scale to 0 before the stop completes, when the daemon stops or a reload removes
+ *   the scaler; never when a reload replaces it: the new instance adopts the same fleet).
  */
 #ifndef SCALEBUS_SCALER_H
 #define SCALEBUS_SCALER_H
