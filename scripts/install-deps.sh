@@ -14,12 +14,13 @@ SUDO=""
 # (stats CSV); python3 + python3-botocore (the SQS and metadata doubles recompute SigV4), curl;
 # the scalers: libsystemd-dev (sd-bus, the systemd scaler), and the real engines their tests
 # drive: docker.io and podman (+ catatonit) with busybox-static (an image built without a
-# registry), systemd-container (a real systemd booted in systemd-nspawn, driven over D-Bus).
+# registry; docker-registry serves it on loopback for `pull: missing`), systemd-container (a real
+# systemd booted in systemd-nspawn, driven over D-Bus).
 PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
 libcjson-dev check valgrind clang libclang-rt-14-dev tzdata procps libxml2-utils \
 libhiredis-dev librabbitmq-dev redis-server rabbitmq-server prometheus nginx-light haproxy \
 python3 python3-botocore curl \
-libsystemd-dev docker.io podman catatonit busybox-static systemd-container dbus"
+libsystemd-dev docker.io podman catatonit busybox-static systemd-container dbus docker-registry"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -65,7 +65,7 @@ step "valgrind: the end-to-end daemon and simulate"
 vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 vg="$vg --show-leak-kinds=definite,indirect"
 for t in test_e2e test_policy_pipelines test_lifecycle test_policy_failures test_redis \
-  test_http_json test_sqs; do
+  test_http_json test_sqs test_docker test_systemd; do
   echo "valgrind $t"
   SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" build-ci/tests/daemon/plugins \
     >"build-ci/valgrind-$t.log" 2>&1 || {

@@ -264,7 +264,8 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
             finish_stop(f);
         return;
     }
-    f->host->log(f->inst, SB_LOG_INFO, "%s", what);
+    /* Each call at info; a retry of a failing one at debug (the failure is logged once). */
+    f->host->log(f->inst, f->in_a_row ? SB_LOG_DEBUG : SB_LOG_INFO, "%s", what);
     f->phase = PHASE_ACTING;
     f->acting = call;
     snprintf(f->acting_id, sizeof f->acting_id, "%s", id ? id : "");
