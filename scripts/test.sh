@@ -12,7 +12,7 @@
 # and the SQS and metadata doubles on loopback, once per script, and stop them by pid.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/install-deps.sh
+sh scripts/install-deps.sh --test
 JOBS=$(nproc 2>/dev/null || echo 2)
 export CTEST_OUTPUT_ON_FAILURE=1
 
