@@ -158,14 +158,27 @@ static void fake_stopped(sb_instance *inst)
 static int64_t fake_subscribe(sb_instance *inst, const char *source_id, const char *topic,
                               sb_event_cb cb, void *arg)
 {
-    host_of(inst);
-    return -ENOENT; /* no other instances here */
+    fake_host *fh = host_of(inst);
+    if (!fh->subscribable || !source_id || strcmp(source_id, fh->subscribable) != 0)
+        return -ENOENT; /* no other instances here */
+    if (fh->nsubs == sizeof fh->subs / sizeof fh->subs[0])
+        return -ENOMEM;
+    struct fake_subscription *s = &fh->subs[fh->nsubs++];
+    s->source_id = strdup(source_id);
+    s->topic = topic ? strdup(topic) : NULL;
+    s->cb = cb;
+    s->arg = arg;
+    s->live = 1;
+    return (int64_t)fh->nsubs; /* handle = index + 1 */
 }
 
 static int fake_unsubscribe(sb_instance *inst, int64_t handle)
 {
-    host_of(inst);
-    return -ENOENT; /* subscribe() never hands one out */
+    fake_host *fh = host_of(inst);
+    if (handle < 1 || (size_t)handle > fh->nsubs || !fh->subs[handle - 1].live)
+        return -ENOENT;
+    fh->subs[handle - 1].live = 0;
+    return 0;
 }
 
 static int fake_spawn(sb_instance *inst, const sb_spawn *req, sb_child_cb on_exit, void *arg,
@@ -346,6 +359,10 @@ void fake_host_free(fake_host *fh)
         config_free(fh->configs[i]);
     free(fh->configs);
     fake_host_clear(fh);
+    for (size_t i = 0; i < fh->nsubs; i++) {
+        free(fh->subs[i].source_id);
+        free(fh->subs[i].topic);
+    }
     free(fh->indexes);
     free(fh->pubs);
     free(fh->logs);

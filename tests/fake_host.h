@@ -70,6 +70,16 @@ struct fake_host {
     void *loop;             /* what loop() answers */
     int64_t bounds_min, bounds_max; /* what bounds() answers (0 and 0) */
     int stop_reason;                /* what stop_reason() answers (0) */
+    const char *subscribable; /* subscribe() knows this one other id (NULL: none, -ENOENT) */
+
+    /* subscribe() calls that succeeded, live until unsubscribe(); the test delivers by hand. */
+    struct fake_subscription {
+        char *source_id, *topic;
+        sb_event_cb cb;
+        void *arg;
+        int live;
+    } subs[8];
+    size_t nsubs;
 
     /* Recorded; fake_host_clear() forgets publishes and log lines. */
     fake_published *pubs;

@@ -193,10 +193,15 @@ START_TEST(test_raises_to_min_and_holds_max)
     sb_timer *reconcile = fh->last_timer;
     settle(&eng);
     ck_assert_uint_eq(eng.n, 2); /* below min, with no policy yet: raised to min */
-    /* Ten added by hand (with our mark): over max, brought down to it at the next reconcile. */
+    /* Ten added by hand (with our mark): drift from what was asked (min, as no policy has
+     * decided), repaired at the next reconcile. */
     for (int i = 0; i < 10; i++)
         eng_add(&eng, SB_MEMBER_READY);
     reconcile->cb(reconcile->arg);
+    settle(&eng);
+    ck_assert_uint_eq(eng.n, 2);
+    /* A policy asks for more than max: held to max. */
+    desired(9);
     settle(&eng);
     ck_assert_uint_eq(eng.n, 4);
 }
@@ -434,6 +439,149 @@ START_TEST(test_option_errors)
 }
 END_TEST
 
+START_TEST(test_drained_event_stops_before_the_timeout)
+{
+    fh->subscribable = "router";
+    memset(rows, 0, sizeof rows);
+    const char *from[] = {"router"};
+    rows[0] = (sb_value){.is_set = 1, .duration_ms = 30000};
+    rows[1] = (sb_value){.is_set = 1, .str = "keep"};
+    rows[2] = (sb_value){.is_set = 1, .duration_ms = 60000};
+    rows[3] = (sb_value){.is_set = 1, .items = from, .count = 1};
+    char err[128];
+    ck_assert_int_eq(
+        sb_fleet_new(fake_host_instance(fh), &fh->host, rows, &ops, &eng, &fleet, err, sizeof err),
+        0);
+    ck_assert_uint_eq(fh->nsubs, 1);
+    ck_assert_str_eq(fh->subs[0].topic, SB_TOPIC_DRAINED);
+    sb_fleet_start(fleet);
+    desired(3);
+    settle(&eng);
+    char newest[32], other[32];
+    snprintf(newest, sizeof newest, "%s", eng.ids[2]);
+    snprintf(other, sizeof other, "%s", eng.ids[1]);
+    desired(2);
+    ck_assert_int_eq(eng.pending, NONE); /* draining: waits up to a minute */
+    /* Another scaler's member, or another member of ours: nothing happens. */
+    sb_label wrong[2] = {{"instance", newest}, {"scaler", "api"}};
+    sb_event ev = {.size = sizeof ev, .topic = SB_TOPIC_DRAINED, .source_id = "router",
+                   .labels = wrong, .nlabels = 2};
+    fh->subs[0].cb(fh->subs[0].arg, &ev);
+    sb_label not_it[1] = {{"instance", other}};
+    ev.labels = not_it;
+    ev.nlabels = 1;
+    fh->subs[0].cb(fh->subs[0].arg, &ev);
+    ck_assert_int_eq(eng.pending, NONE);
+    /* The router says the newest has no request left: it is stopped now. */
+    sb_label it[2] = {{"instance", newest}, {"scaler", "web"}};
+    ev.labels = it;
+    ev.nlabels = 2;
+    fh->subs[0].cb(fh->subs[0].arg, &ev);
+    ck_assert_int_eq(eng.pending, STOP);
+    ck_assert_str_eq(eng.last_stop, newest);
+    settle(&eng);
+    ck_assert_uint_eq(eng.n, 2);
+    ck_assert_uint_eq(logs_with(SB_LOG_INFO, "drained (router says so)"), 1);
+
+    /* Wanted again while draining: kept, listed ready again, no stop and no extra start. */
+    desired(1);
+    ck_assert_int_eq(eng.pending, NONE);
+    int starts = eng.starts;
+    desired(2);
+    ck_assert_int_eq(eng.pending, NONE);
+    ck_assert_int_eq(eng.starts, starts);
+    ck_assert_int_eq(eng.stops, 1);
+    ck_assert_uint_eq(logs_with(SB_LOG_INFO, "is wanted again; no longer draining it"), 1);
+    char *text = cJSON_PrintUnformatted(fh->pubs[fh->npub - 1].payload);
+    ck_assert_ptr_null(strstr(text, "stopping"));
+    free(text);
+    sb_fleet_free(fleet);
+    fleet = NULL;
+    ck_assert_int_eq(fh->subs[0].live, 0); /* unsubscribed */
+
+    /* An id that names nothing is a config error. */
+    from[0] = "nope";
+    ck_assert_int_eq(
+        sb_fleet_new(fake_host_instance(fh), &fh->host, rows, &ops, &eng, &fleet, err, sizeof err),
+        -ENOENT);
+    ck_assert_str_eq(err, "drain_from: no component with the id 'nope'");
+    fleet = NULL;
+}
+END_TEST
+
+START_TEST(test_reconcile_before_any_policy_holds_the_adopted_count)
+{
+    eng_add(&eng, SB_MEMBER_READY);
+    eng_add(&eng, SB_MEMBER_READY);
+    eng_add(&eng, SB_MEMBER_READY);
+    make_fleet("keep", 0);
+    sb_fleet_start(fleet);
+    sb_timer *reconcile = fh->last_timer;
+    settle(&eng);
+    ck_assert_int_eq(sb_fleet_desired(fleet), -1);
+    eng_remove(&eng, eng.ids[0]); /* killed behind our back before any policy decided */
+    fh->last_timer = reconcile;
+    fire_reconcile();
+    settle(&eng);
+    ck_assert_uint_eq(eng.n, 3);
+    ck_assert_int_eq(eng.starts, 1);
+}
+END_TEST
+
+/* An engine that keeps its own count (Marathon, an Auto Scaling group): members come later. */
+static int64_t counted, count_calls;
+static void cnt_list(void *self, sb_fleet *f)
+{
+    engine *e = self;
+    e->lists++;
+    e->pending = LIST;
+    e->f = f;
+}
+static void cnt_set(void *self, sb_fleet *f, int64_t n)
+{
+    (void)self;
+    count_calls++;
+    counted = n;
+    sb_fleet_action_done(f, SB_ACTION_DONE, "ok");
+}
+static const sb_fleet_ops count_ops = {.list = cnt_list, .set_count = cnt_set};
+
+START_TEST(test_engine_count_is_compared_not_the_members)
+{
+    counted = 4;
+    count_calls = 0;
+    make_fleet("keep", 0);
+    sb_fleet_free(fleet);
+    char err[128];
+    ck_assert_int_eq(sb_fleet_new(fake_host_instance(fh), &fh->host, rows, &count_ops, &eng,
+                                  &fleet, err, sizeof err),
+                     0);
+    sb_fleet_start(fleet);
+    sb_timer *reconcile = fh->last_timer;
+    /* Adopted: the engine says 4, two tasks run so far (a deployment in progress). */
+    eng_add(&eng, SB_MEMBER_READY);
+    eng_add(&eng, SB_MEMBER_STARTING);
+    eng.pending = NONE;
+    sb_fleet_listed_count(fleet, eng.m, eng.n, counted);
+    ck_assert_int_eq(count_calls, 0); /* not asked again while the engine deploys */
+    desired(6);
+    ck_assert_int_eq(count_calls, 1);
+    ck_assert_int_eq(counted, 6);
+    eng.pending = NONE;
+    sb_fleet_listed_count(fleet, eng.m, eng.n, counted);
+    ck_assert_int_eq(count_calls, 1);
+    /* Someone sets 9 behind our back: logged and repaired at the reconcile. */
+    fh->last_timer = reconcile;
+    fire_reconcile();
+    eng.pending = NONE;
+    sb_fleet_listed_count(fleet, eng.m, eng.n, 9);
+    ck_assert_uint_eq(logs_with(SB_LOG_WARN, "changed outside scalebus: the count went from 6 to 9"),
+                      1);
+    ck_assert_int_eq(count_calls, 2);
+    ck_assert_int_eq(counted, 6);
+}
+END_TEST
+
 static Suite *fleet_suite(void)
 {
     Suite *s = suite_create("fleet");
@@ -451,6 +599,9 @@ static Suite *fleet_suite(void)
     tcase_add_test(c, test_dry_run_changes_nothing);
     tcase_add_test(c, test_on_stop_keep_and_stop);
     tcase_add_test(c, test_option_errors);
+    tcase_add_test(c, test_drained_event_stops_before_the_timeout);
+    tcase_add_test(c, test_reconcile_before_any_policy_holds_the_adopted_count);
+    tcase_add_test(c, test_engine_count_is_compared_not_the_members);
     suite_add_tcase(s, c);
     return s;
 }

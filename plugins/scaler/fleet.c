@@ -45,7 +45,11 @@ struct sb_fleet {
 
     member *members;
     size_t nmembers;
-    int listed; /* a list has come back at least once */
+    int listed;           /* a list has come back at least once */
+    int64_t engine_count; /* the engine's own desired count (sb_fleet_listed_count), -1: none */
+    int64_t adopted;      /* what ran at adoption: the count to hold until a policy decides */
+    int64_t subs[8];      /* drain_from subscriptions */
+    size_t nsubs;
 
     int64_t desired; /* -1: no policy has decided yet */
     fleet_phase phase;
@@ -134,14 +138,23 @@ static void one_line(char *s)
             *s = '?';
 }
 
-/* The count to move toward: the policy's, else what runs; held to the scaler's bounds. */
+/* What runs now: the engine's own count where it keeps one, else the active members. */
+static int64_t fleet_current(const sb_fleet *f)
+{
+    if (f->ops->set_count && f->engine_count >= 0)
+        return f->engine_count;
+    return (int64_t)sb_fleet_active(f);
+}
+
+/* The count to move toward: the policy's, else what ran at adoption (so drift is repaired even
+ * before a policy decides); held to the scaler's bounds. */
 static int64_t fleet_target(const sb_fleet *f)
 {
     if (f->stopping)
         return 0;
     int64_t lo = 0, hi = INT64_MAX;
     f->host->bounds(f->inst, &lo, &hi);
-    int64_t t = f->desired >= 0 ? f->desired : (int64_t)sb_fleet_active(f);
+    int64_t t = f->desired >= 0 ? f->desired : f->adopted >= 0 ? f->adopted : fleet_current(f);
     if (t < lo)
         t = lo;
     if (hi >= 0 && t > hi)
@@ -277,14 +290,19 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
         f->ops->set_count(f->self, f, n);
 }
 
-static void drain_fire(void *arg)
+static void drain_fire_now(sb_fleet *f)
 {
-    sb_fleet *f = arg;
-    timer_drop(f, &f->drain);
     char id[sizeof f->draining];
     snprintf(id, sizeof id, "%s", f->draining);
     if (f->phase == PHASE_IDLE && id[0])
         act(f, SB_CALL_STOP, id, fleet_target(f));
+}
+
+static void drain_fire(void *arg)
+{
+    sb_fleet *f = arg;
+    timer_drop(f, &f->drain);
+    drain_fire_now(f);
 }
 
 /* The newest active member (latest started_at, then latest in the engine's list). */
@@ -317,7 +335,7 @@ static void fleet_step(sb_fleet *f)
     int64_t target = fleet_target(f);
     int64_t active = (int64_t)sb_fleet_active(f);
     if (f->ops->set_count) {
-        if (active != target)
+        if (fleet_current(f) != target)
             act(f, SB_CALL_SET_COUNT, NULL, target);
         else if (f->stopping)
             finish_stop(f);
@@ -354,9 +372,19 @@ static int has_id(const sb_member *ms, size_t n, const char *id)
 
 void sb_fleet_listed(sb_fleet *f, const sb_member *ms, size_t n)
 {
+    sb_fleet_listed_count(f, ms, n, -1);
+}
+
+void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t count)
+{
     if (f->phase != PHASE_LISTING)
         return;
     f->phase = PHASE_IDLE;
+    if (f->why == LIST_RECONCILE && f->engine_count >= 0 && count >= 0 && count != f->engine_count)
+        f->host->log(f->inst, SB_LOG_WARN,
+                     "changed outside scalebus: the count went from %lld to %lld; reconciling",
+                     (long long)f->engine_count, (long long)count);
+    f->engine_count = count;
     /* Drift: on a reconcile, members that came or went (or failed) without us are logged. */
     if (f->why == LIST_RECONCILE) {
         for (size_t i = 0; i < f->nmembers; i++)
@@ -400,6 +428,7 @@ void sb_fleet_listed(sb_fleet *f, const sb_member *ms, size_t n)
     }
     if (!f->listed) {
         f->listed = 1;
+        f->adopted = fleet_current(f);
         f->host->log(f->inst, SB_LOG_INFO, "adopted %zu running instance(s)%s", sb_fleet_active(f),
                      f->desired < 0 ? "; nothing changes until a policy decides (or to reach min)"
                                     : "");
@@ -481,6 +510,29 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     fail_common(f, result, where, msg);
 }
 
+/* A router says the member it was draining has no request left: stop it now. */
+static void drained_event(void *arg, const sb_event *ev)
+{
+    sb_fleet *f = arg;
+    if (!f->draining[0] || !f->drain || !ev->topic || strcmp(ev->topic, SB_TOPIC_DRAINED) != 0)
+        return;
+    const char *instance = NULL, *scaler = NULL;
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        if (strcmp(ev->labels[i].key, "instance") == 0)
+            instance = ev->labels[i].value;
+        else if (strcmp(ev->labels[i].key, "scaler") == 0)
+            scaler = ev->labels[i].value;
+    }
+    if (!instance || strcmp(instance, f->draining) != 0)
+        return;
+    if (scaler && strcmp(scaler, f->host->instance_id(f->inst)) != 0)
+        return;
+    f->host->log(f->inst, SB_LOG_INFO, "%s drained (%s says so)", instance,
+                 ev->source_id ? ev->source_id : "a subscriber");
+    timer_drop(f, &f->drain);
+    drain_fire_now(f);
+}
+
 /* ---- lifecycle ----------------------------------------------------------------------------- */
 
 int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
@@ -514,6 +566,25 @@ int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
     f->drain_ms = rows[2].is_set ? rows[2].duration_ms : 0;
     f->on_stop_stop = strcmp(on_stop, "stop") == 0;
     f->desired = -1;
+    f->engine_count = -1;
+    f->adopted = -1;
+    const sb_value *drain_from = &rows[3];
+    for (size_t i = 0; drain_from->is_set && i < drain_from->count; i++) {
+        if (f->nsubs == sizeof f->subs / sizeof f->subs[0]) {
+            snprintf(err, errlen, "drain_from: at most %zu ids", f->nsubs);
+            sb_fleet_free(f);
+            return -EINVAL;
+        }
+        int64_t h = host->subscribe(inst, drain_from->items[i], SB_TOPIC_DRAINED, drained_event, f);
+        if (h < 0) {
+            snprintf(err, errlen, "drain_from: %s '%s'",
+                     h == -ENOENT ? "no component with the id" : "cannot subscribe to",
+                     drain_from->items[i]);
+            sb_fleet_free(f);
+            return (int)h;
+        }
+        f->subs[f->nsubs++] = h;
+    }
     sb_backoff_init(&f->backoff, FLEET_BACKOFF_BASE_MS, FLEET_BACKOFF_MAX_MS);
     *out = f;
     return 0;
@@ -573,6 +644,8 @@ void sb_fleet_free(sb_fleet *f)
     timer_drop(f, &f->retry);
     timer_drop(f, &f->drain);
     abandon_call(f);
+    for (size_t i = 0; i < f->nsubs; i++)
+        f->host->unsubscribe(f->inst, f->subs[i]);
     members_clear(f);
     free(f->published);
     free(f);
@@ -594,6 +667,14 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
     if (want != f->desired)
         f->dry_logged[0] = '\0';
     f->desired = want;
+    if (f->draining[0] && f->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
+        /* The member being drained is wanted again: keep it rather than stop it and start
+         * another. */
+        f->host->log(f->inst, SB_LOG_INFO, "%s is wanted again; no longer draining it", f->draining);
+        f->draining[0] = '\0';
+        timer_drop(f, &f->drain);
+        publish_instances(f);
+    }
     fleet_step(f);
 }
 

@@ -141,6 +141,9 @@ typedef struct sb_label {
 /* trigger -> connector: a read failed (value = consecutive failures, label "reason" = why). The
  * daemon delivers it along the same edges as readings; a failure is never a reading of 0. */
 #define SB_TOPIC_ERROR "error"
+/* router -> scaler (through the scaler's `drain_from`): the member in label "instance", listed
+ * as stopping, has no request left and may be stopped now. Added with host version 3. */
+#define SB_TOPIC_DRAINED "drained"
 
 /* Event flags. */
 #define SB_EVENT_COALESCE                                                                          \

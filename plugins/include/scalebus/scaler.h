@@ -27,7 +27,13 @@
  *   without this scaler are logged ("changed outside scalebus"), and the count is repaired.
  *   A member in state FAILED (a dead container, a failed unit) is removed and replaced.
  * - Scale down newest first (by started_at): the member is first published as "stopping", then
- *   stopped after `drain_timeout`.
+ *   stopped after `drain_timeout`, or as soon as a component named in `drain_from` (a router)
+ *   publishes SB_TOPIC_DRAINED for it (label "instance" = the member's id; label "scaler", when
+ *   present, must be this scaler's id).
+ * - Engines that take a count (set_count) report their own desired count with
+ *   sb_fleet_listed_count: the fleet compares that, not the members, with the target (a
+ *   deployment in progress is not asked again), adopts it on start, and on a reconcile logs and
+ *   repairs a count someone changed behind its back.
  * - --dry-run: each call it would make is logged once per desired count ("would POST
  *   /v1.41/containers/create {...}", from the scaler's describe()), and nothing changes.
  * - on_stop: `keep` (the fleet outlives the daemon; the default for scalers whose instances can)
@@ -55,9 +61,11 @@ extern "C" {
         {"on_stop", SB_OPT_STRING, ON_STOP_DEFAULT, 0,                                             \
          "what stopping scalebus does to the fleet: keep (it outlives the daemon) or stop"},       \
         {"drain_timeout", SB_OPT_DURATION, "0s", 0,                                                \
-         "a member to be removed is listed as stopping this long before it is stopped"}
+         "a member to be removed is listed as stopping this long before it is stopped"},           \
+        {"drain_from", SB_OPT_LIST, NULL, 0,                                                       \
+         "ids of components (routers) whose drained event stops a member before drain_timeout"}
 /* clang-format on */
-#define SB_FLEET_OPTION_COUNT 3
+#define SB_FLEET_OPTION_COUNT 4
 
 /* The label the daemon puts on a scaler's first desired count (value "min" or "replaced"). */
 #define SB_LABEL_INITIAL "initial"
@@ -127,6 +135,9 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev);
 
 /* Answers. */
 void sb_fleet_listed(sb_fleet *f, const sb_member *members, size_t n);
+/* The same, for an engine that keeps a count of its own (Marathon's instances, an Auto Scaling
+ * group's DesiredCapacity): count is that number (-1: unknown, as sb_fleet_listed). */
+void sb_fleet_listed_count(sb_fleet *f, const sb_member *members, size_t n, int64_t count);
 void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt, ...)
