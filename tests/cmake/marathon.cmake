@@ -10,11 +10,20 @@ if(TARGET sb_marathon_parse)
     add_dependencies(test_marathon_parse plugin_marathon)
   endif()
 endif()
-if(TARGET scalebus AND TARGET plugin_marathon AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_marathon.sh
-   AND COMMAND sb_add_test_plugin)
-  sb_add_test_plugin(marathon instances_recorder SOURCES marathon/instances_recorder.c)
-  target_link_libraries(sb_test_plugin_marathon_instances_recorder PRIVATE PkgConfig::CJSON)
+if(TARGET scalebus AND TARGET plugin_marathon AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/test_marathon.sh)
+  # Built as a real plugin would be (only sb_plugin_entry exported), in a folder of its own.
+  set(sb_marathon_recorder_dir ${CMAKE_BINARY_DIR}/tests/marathon-plugins)
+  add_library(sb_marathon_instances_recorder MODULE marathon/instances_recorder.c)
+  set_target_properties(sb_marathon_instances_recorder PROPERTIES
+    OUTPUT_NAME instances_recorder PREFIX "" SUFFIX ".so" C_VISIBILITY_PRESET hidden
+    LIBRARY_OUTPUT_DIRECTORY $<1:${sb_marathon_recorder_dir}>)
+  target_include_directories(sb_marathon_instances_recorder PRIVATE
+    ${PROJECT_SOURCE_DIR}/plugins/include)
+  target_link_libraries(sb_marathon_instances_recorder PRIVATE PkgConfig::CJSON)
+  sb_target_warnings(sb_marathon_instances_recorder)
+  # test_marathon_parse is built by every unit-test build: the recorder comes along.
+  add_dependencies(test_marathon_parse sb_marathon_instances_recorder)
   add_test(NAME test_marathon COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_marathon.sh
-           $<TARGET_FILE:scalebus> ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/tests/plugins/marathon)
+           $<TARGET_FILE:scalebus> ${PROJECT_SOURCE_DIR} ${sb_marathon_recorder_dir})
   set_tests_properties(test_marathon PROPERTIES LABELS e2e TIMEOUT 300)
 endif()

@@ -187,9 +187,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in headers:
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
         self.status = status
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+            self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = lambda self: self.handle_any()
 
