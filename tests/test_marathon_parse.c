@@ -88,7 +88,7 @@ START_TEST(task_states)
     ck_assert_int_eq(sb_marathon_task_state("TASK_KILLING", 0, 0, &live), SB_MEMBER_STOPPING);
     ck_assert_int_eq(live, 0);
     ck_assert_int_eq(sb_marathon_task_state("TASK_FINISHED", 0, 0, &live), SB_MEMBER_STOPPING);
-    const char *failed[] = {"TASK_FAILED",      "TASK_LOST", "TASK_ERROR", "TASK_DROPPED",
+    const char *failed[] = {"TASK_FAILED",      "TASK_LOST", "TASK_ERROR",     "TASK_DROPPED",
                             "TASK_UNREACHABLE", "TASK_GONE", "TASK_NEW_THING", NULL};
     for (size_t i = 0; failed[i]; i++) {
         ck_assert_int_eq(sb_marathon_task_state(failed[i], 0, 0, &live), SB_MEMBER_FAILED);
@@ -170,7 +170,8 @@ START_TEST(times)
 }
 END_TEST
 
-/* ---- errors ------------------------------------------------------------------------------------ */
+/* ---- errors ------------------------------------------------------------------------------------
+ */
 
 static const char *LOCKED =
     "{\"message\":\"App is locked by one or more deployments. Override with the option "
@@ -209,7 +210,8 @@ START_TEST(error_replies)
 }
 END_TEST
 
-/* ---- app ids, kill bodies, the newest tasks ----------------------------------------------------- */
+/* ---- app ids, kill bodies, the newest tasks -----------------------------------------------------
+ */
 
 START_TEST(app_ids)
 {
@@ -219,9 +221,9 @@ START_TEST(app_ids)
     ck_assert_int_eq(sb_marathon_app_id("team/web-1.v2/", id, sizeof id, err, sizeof err), 0);
     ck_assert_str_eq(id, "/team/web-1.v2");
     ck_assert_int_eq(sb_marathon_app_id("/web", id, sizeof id, err, sizeof err), 0);
-    const char *bad[] = {"",         "/",          "/Team/web", "/team//web", "/team/-web",
-                         "/team/web-", "/team/../x", "/a b",      "/a?x=1",     "/a%2F",
-                         "/a/b.",    NULL};
+    const char *bad[] = {"",           "/",          "/Team/web",  "/team//web",
+                         "/team/-web", "/team/web-", "/team/../x", "/a b",
+                         "/a?x=1",     "/a%2F",      "/a/b.",      NULL};
     for (size_t i = 0; bad[i]; i++) {
         ck_assert_msg(sb_marathon_app_id(bad[i], id, sizeof id, err, sizeof err) == -EINVAL,
                       "'%s' accepted", bad[i]);

@@ -146,8 +146,8 @@ static void fail_reply(marathon *m, const sb_http_response *res)
 {
     char msg[400], dep[128];
     if (res->error) {
-        const char *why = res->error == -ECONNREFUSED ? "connection refused"
-                          : res->error == -ETIMEDOUT  ? "timed out"
+        const char *why = res->error == -ECONNREFUSED           ? "connection refused"
+                          : res->error == -ETIMEDOUT            ? "timed out"
                           : res->error_text && *res->error_text ? res->error_text
                                                                 : strerror(-res->error);
         sb_marathon_one_line(why, msg, sizeof msg);
@@ -155,15 +155,16 @@ static void fail_reply(marathon *m, const sb_http_response *res)
     }
     sb_marathon_error_message(res->body, res->body_len, msg, sizeof msg);
     if (sb_marathon_is_locked(res->status, res->body, res->body_len, dep, sizeof dep))
-        return op_end(m, SB_ACTION_BUSY, "app %s is locked by deployment %s (force: true overrides)",
-                      m->app, dep[0] ? dep : "(unnamed)");
+        return op_end(m, SB_ACTION_BUSY,
+                      "app %s is locked by deployment %s (force: true overrides)", m->app,
+                      dep[0] ? dep : "(unnamed)");
     if (res->status == 404 && m->op == OP_LIST)
         return op_end(m, SB_ACTION_FAILED, "app %s does not exist (scalebus never creates one)",
                       m->app);
     if (res->status == 401)
         return op_end(m, SB_ACTION_FAILED, "%s: HTTP 401: the credentials were refused (%s): %s",
                       m->what,
-                      m->username      ? "username, password"
+                      m->username       ? "username, password"
                       : m->nheaders > 1 ? "token"
                                         : "Marathon wants credentials: username/password or token",
                       msg);
@@ -314,8 +315,8 @@ static void marathon_set_count(void *self, sb_fleet *f, int64_t n)
 
 /* ---- describe, cancel -------------------------------------------------------------------- */
 
-static void marathon_describe(void *self, sb_fleet_call call, const char *id, int64_t n,
-                              char *buf, size_t len)
+static void marathon_describe(void *self, sb_fleet_call call, const char *id, int64_t n, char *buf,
+                              size_t len)
 {
     marathon *m = self;
     (void)call;
@@ -417,8 +418,8 @@ static int read_options(marathon *m, const sb_value *v, char *err, size_t errlen
     if (v[OPT_TOKEN].is_set) {
         const char *tok = v[OPT_TOKEN].str;
         if (!*tok || has_control(tok)) {
-            snprintf(err, errlen, "token: %s", *tok ? "the value holds a control character"
-                                                    : "empty (is its ${VAR} set?)");
+            snprintf(err, errlen, "token: %s",
+                     *tok ? "the value holds a control character" : "empty (is its ${VAR} set?)");
             return -EINVAL;
         }
         m->headers[m->nheaders++] = (sb_label){th, tok};

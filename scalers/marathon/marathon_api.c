@@ -83,8 +83,7 @@ int64_t sb_marathon_parse_time(const char *s)
 
 /* ---- tasks ------------------------------------------------------------------------------- */
 
-sb_member_state sb_marathon_task_state(const char *state, int health_checks, int healthy,
-                                       int *live)
+sb_member_state sb_marathon_task_state(const char *state, int health_checks, int healthy, int *live)
 {
     *live = 0;
     if (!state)
@@ -149,8 +148,8 @@ static int read_task(const cJSON *t, int health_checks, sb_marathon_task *out, s
         snprintf(out->address, sizeof out->address, "%s:%d", h, (int)port0->valuedouble);
     else
         snprintf(out->address, sizeof out->address, "%s", h);
-    out->state = sb_marathon_task_state(str_field(t, "state"), health_checks, all_alive(t),
-                                        &out->live);
+    out->state =
+        sb_marathon_task_state(str_field(t, "state"), health_checks, all_alive(t), &out->live);
     out->started_at = sb_marathon_parse_time(str_field(t, "startedAt"));
     if (!out->started_at)
         out->started_at = sb_marathon_parse_time(str_field(t, "stagedAt"));
@@ -261,9 +260,8 @@ void sb_marathon_error_message(const char *body, size_t len, char *out, size_t o
     } else if (body && len) {
         char first[200];
         size_t k = 0;
-        for (size_t i = 0; i < len && body[i] && body[i] != '\n' && body[i] != '\r' &&
-                           k + 1 < sizeof first;
-             i++)
+        for (size_t i = 0;
+             i < len && body[i] && body[i] != '\n' && body[i] != '\r' && k + 1 < sizeof first; i++)
             first[k++] = body[i];
         first[k] = '\0';
         sb_marathon_one_line(first, out, outlen);

@@ -30,9 +30,9 @@ typedef struct sb_marathon_task {
 } sb_marathon_task;
 
 typedef struct sb_marathon_app {
-    int64_t instances; /* the app's own count */
-    int health_checks; /* the app defines health checks: a task is ready only when healthy */
-    int deployments;   /* deployments in progress on the app */
+    int64_t instances;       /* the app's own count */
+    int health_checks;       /* the app defines health checks: a task is ready only when healthy */
+    int deployments;         /* deployments in progress on the app */
     sb_marathon_task *tasks; /* owned: sb_marathon_app_free */
     size_t ntasks;
 } sb_marathon_app;
