@@ -75,7 +75,7 @@ int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 
 /* The newest instance list the scaler published. */
 typedef struct inst_view {
-    int index, pid, port, restarts;
+    int index, pid, port, restarts, crash_loop;
     char state[16];
     char error[256];
 } inst_view;
@@ -172,6 +172,7 @@ static void on_instances(void *arg, const sb_event *ev)
                           : -1;
         if ((x = cJSON_GetObjectItemCaseSensitive(item, "state")) && cJSON_IsString(x))
             snprintf(v->state, sizeof v->state, "%s", x->valuestring);
+        v->crash_loop = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "crash_loop"));
         if ((x = cJSON_GetObjectItemCaseSensitive(item, "error")) && cJSON_IsString(x))
             snprintf(v->error, sizeof v->error, "%s", x->valuestring);
     }
@@ -607,7 +608,7 @@ START_TEST(test_scale_up_down_clamp)
     for (int i = 0; i < 3; i++) {
         const inst_view *v = view_index(&H.w, i);
         ck_assert_ptr_nonnull(v);
-        ck_assert_str_eq(v->state, "running");
+        ck_assert_str_eq(v->state, "ready");
         ck_assert_int_gt(v->pid, 0);
         ck_assert_int_eq(kill(v->pid, 0), 0);
         const record *r = record_of(recs, nrec, v->pid);
@@ -676,7 +677,7 @@ static int failed_state(void *arg)
 {
     (void)arg;
     const inst_view *v = view_index(&H.w, 0);
-    return v && strcmp(v->state, "failed") == 0;
+    return v && strcmp(v->state, "failed") == 0 && v->crash_loop;
 }
 
 START_TEST(test_crash_backoff)
@@ -838,7 +839,10 @@ START_TEST(test_exec_failure)
     ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
     const char *msg = "cannot run './nope': No such file or directory";
     ck_assert_msg(run_until(exec_failure_seen, (void *)msg, 10000), "no exec failure reported");
-    ck_assert_int_eq(H.w.running, 0);
+    /* Listed as failed, and still counted toward the desired count: it is being restarted (no
+     * second instance is started beside it). */
+    ck_assert_str_eq(view_index(&H.w, 0)->state, "failed");
+    ck_assert_int_eq(H.w.n, 1);
     /* Backed off like a crash: 1 s, 2 s, ... so at most 3 retries in ~3 s. */
     run_until(NULL, NULL, 3200);
     const inst_view *v = view_index(&H.w, 0);
@@ -869,7 +873,7 @@ START_TEST(test_dry_run)
     /* Nothing to wait for: give a real spawn ample time to show up, then look. */
     run_until(first_record, NULL, 1500);
     ck_assert_int_eq(count_records(H.out), 0);
-    ck_assert_int_eq(H.w.events, 0);
+    ck_assert_int_eq(H.w.n, 0); /* the instance list says nothing runs */
     struct stat sb;
     ck_assert_msg(stat(H.logs, &sb) != 0, "dry run created log_dir");
     ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
@@ -1670,6 +1674,7 @@ START_TEST(test_reconfigure_and_indexes)
     snprintf(yaml, sizeof yaml, RECONF_YAML, WORKER, H.out, "hello", "500ms", "");
     fake_host *fh = fake_host_new("workers");
     fh->loop = &H.loop;
+    fh->bounds_max = 5; /* the file's max, which the daemon would hand out */
     void *st;
     char err[256];
     ck_assert_int_eq(test_plugin_create_from_yaml(p, fh, yaml, "workers", &st, err, sizeof err), 0);
@@ -1722,16 +1727,29 @@ START_TEST(test_reconfigure_and_indexes)
     fh = fake_host_new("workers");
     fh->host.index_claim = NULL;
     fh->host.index_release = NULL;
-    fh->dry_run = 1;
+    fh->loop = &H.loop;
+    fh->bounds_max = 5;
     snprintf(yaml, sizeof yaml, RECONF_YAML, WORKER, H.out, "hello", "500ms", "");
     ck_assert_int_eq(test_plugin_create_from_yaml(p, fh, yaml, "workers", &st, err, sizeof err), 0);
     ck_assert_int_eq(p->start(st), 0);
     ev.value = 3;
     p->on_event(st, &ev);
-    char line[512];
-    snprintf(line, sizeof line, "would start instance 2: sh %s %s term", WORKER, H.out);
-    ck_assert_str_eq(fake_host_last_log(fh)->text, line);
-    ck_assert_int_eq(p->stop(st), 0);
+    /* The newest instance list: indexes 0, 1 and 2, with ids named after them. */
+    const fake_published *last = NULL;
+    for (size_t i = 0; i < fh->npub; i++)
+        if (strcmp(fh->pubs[i].topic, SB_TOPIC_INSTANCES) == 0)
+            last = &fh->pubs[i];
+    ck_assert_ptr_nonnull(last);
+    ck_assert_int_eq(cJSON_GetArraySize(last->payload), 3);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *item = cJSON_GetArrayItem(last->payload, i);
+        char id[32];
+        snprintf(id, sizeof id, "workers.%d", i);
+        ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(item, "index")->valueint, i);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring, id);
+    }
+    ck_assert_int_eq(p->stop(st), SB_PENDING);
+    ck_assert_msg(run_until(stopped_pred, fh, 10000), "the scaler did not finish stopping");
     p->destroy(st);
     fake_host_free(fh);
     uv_run(&H.loop, UV_RUN_DEFAULT);
@@ -1748,8 +1766,8 @@ static int crashed_and_healthy(void *arg)
 {
     (void)arg;
     const inst_view *a = view_index(&H.w, 0), *b = view_index(&H.w, 1);
-    return H.w.n == 2 && a && b && a->pid == 0 && strcmp(a->state, "backoff") == 0 && b->pid > 0 &&
-           strcmp(b->state, "running") == 0;
+    return H.w.n == 2 && a && b && a->pid == 0 && strcmp(a->state, "failed") == 0 && b->pid > 0 &&
+           strcmp(b->state, "ready") == 0;
 }
 
 static int list_has_one(void *arg)
@@ -1780,7 +1798,7 @@ START_TEST(test_scale_down_prefers_crashed)
     const inst_view *v = view_index(&H.w, 1);
     ck_assert_msg(v != NULL, "instance 1 was stopped; instance 0 (crashed) was kept");
     ck_assert_int_eq(v->pid, healthy);
-    ck_assert_str_eq(v->state, "running");
+    ck_assert_str_eq(v->state, "ready");
     ck_assert_msg(!pid_gone(healthy), "the healthy instance's process %d is gone", healthy);
     ck_assert_int_eq(H.w.running, 1);
     stop_daemon();
@@ -1854,6 +1872,7 @@ static void backoff_start(backoff_run *b, const char *so, const char *script)
              script);
     b->fh = fake_host_new("workers");
     b->fh->loop = &H.loop;
+    b->fh->bounds_max = 1;
     char err[256];
     ck_assert_msg(
         test_plugin_create_from_yaml(b->p, b->fh, yaml, "workers", &b->st, err, sizeof err) == 0,

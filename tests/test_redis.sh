@@ -160,8 +160,8 @@ wait_for 15 workers_are "$W/a" 2 && ok "down to 2 workers" || not_ok "workers: $
 wait_for 15 workers_are "$W/b" 2 || not_ok "pool-fb workers: $(live_workers "$W/b")"
 
 # Several keys: one reading each, labelled queue=<key> (the policy names a reading by its label).
-wait_for 5 log_has "[per-stage] desired 3: build=3 per_instance=1 -> 3" \
-  && wait_for 5 log_has "[per-stage] desired 1: deploy=1 per_instance=1 -> 1" \
+wait_for 5 log_has ": build=3 per_instance=1 -> 3" \
+  && wait_for 5 log_has ": deploy=1 per_instance=1 -> 1" \
   && ok "keys [build, deploy] (ACL user, db 2): one reading each, labelled by key" \
   || not_ok "several keys: $(grep per-stage "$log" | head -4)"
 wait_for 5 log_has "[deploy-only] desired 1: deploy=1 per_instance=1 -> 1" \

@@ -6,6 +6,10 @@
  * The fleet is always in one of three states: idle, listing (list() in flight) or acting (a
  * start, stop or set_count in flight). Every action is followed by a list, so the next step is
  * always taken from what the engine says runs, never from what we believe we did.
+ *
+ * An engine may answer inside the call (a local one: process). The step that follows an answer
+ * is then run after the call returns, from one loop, so a scale-up of many members never
+ * recurses through list -> step -> start -> list.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +30,7 @@
 
 typedef enum fleet_phase { PHASE_IDLE, PHASE_LISTING, PHASE_ACTING } fleet_phase;
 typedef enum list_why { LIST_ADOPT, LIST_AFTER_ACTION, LIST_RECONCILE } list_why;
+typedef enum fleet_next { NEXT_NONE, NEXT_LIST, NEXT_STEP } fleet_next;
 
 typedef struct member {
     char *id;
@@ -33,6 +38,8 @@ typedef struct member {
     sb_member_state state;
     int64_t started_at;
     size_t order; /* position in the engine's list: later is newer when started_at ties */
+    int restarting;
+    cJSON *detail;
 } member;
 
 struct sb_fleet {
@@ -46,6 +53,10 @@ struct sb_fleet {
     member *members;
     size_t nmembers;
     int listed;           /* a list has come back at least once */
+    int relist;           /* the engine changed while a list was in flight: list again */
+    int calling;          /* inside an engine call: what follows an answer waits for its return */
+    int in_loop;          /* run_next is running the steps */
+    fleet_next next;      /* the step after the last answer, not yet taken */
     int64_t engine_count; /* the engine's own desired count (sb_fleet_listed_count), -1: none */
     int64_t adopted;      /* what ran at adoption: the count to hold until a policy decides */
     int64_t subs[8];      /* drain_from subscriptions */
@@ -79,6 +90,7 @@ static void members_clear(sb_fleet *f)
     for (size_t i = 0; i < f->nmembers; i++) {
         free(f->members[i].id);
         free(f->members[i].address);
+        cJSON_Delete(f->members[i].detail);
     }
     free(f->members);
     f->members = NULL;
@@ -87,7 +99,8 @@ static void members_clear(sb_fleet *f)
 
 static int is_active(const member *m)
 {
-    return m->state == SB_MEMBER_STARTING || m->state == SB_MEMBER_READY;
+    return m->state == SB_MEMBER_STARTING || m->state == SB_MEMBER_READY ||
+           (m->state == SB_MEMBER_FAILED && m->restarting);
 }
 
 size_t sb_fleet_active(const sb_fleet *f)
@@ -181,6 +194,13 @@ static void publish_instances(sb_fleet *f)
         cJSON_AddStringToObject(o, "state", state_name(st));
         if (m->started_at)
             cJSON_AddNumberToObject(o, "started_at", (double)m->started_at);
+        for (const cJSON *d = m->detail ? m->detail->child : NULL; d; d = d->next) {
+            if (!d->string || cJSON_GetObjectItemCaseSensitive(o, d->string))
+                continue; /* the contract's own fields win */
+            cJSON *copy = cJSON_Duplicate(d, 1);
+            if (copy)
+                cJSON_AddItemToObject(o, d->string, copy);
+        }
         cJSON_AddItemToArray(arr, o);
     }
     char *text = cJSON_PrintUnformatted(arr);
@@ -237,13 +257,39 @@ static void reconcile_fire(void *arg)
         fleet_list(f, LIST_RECONCILE);
 }
 
+/* Take the steps that answers left, one after another (never nested). */
+static void run_next(sb_fleet *f)
+{
+    if (f->in_loop || f->calling)
+        return;
+    f->in_loop = 1;
+    while (f->next != NEXT_NONE && !f->stopped_reported) {
+        fleet_next n = f->next;
+        f->next = NEXT_NONE;
+        if (n == NEXT_LIST)
+            fleet_list(f, LIST_AFTER_ACTION);
+        else
+            fleet_step(f);
+    }
+    f->in_loop = 0;
+}
+
+static void continue_with(sb_fleet *f, fleet_next n)
+{
+    f->next = n;
+    run_next(f);
+}
+
 static void fleet_list(sb_fleet *f, list_why why)
 {
     if (f->phase != PHASE_IDLE)
         return;
     f->phase = PHASE_LISTING;
     f->why = why;
+    f->calling++;
     f->ops->list(f->self, f);
+    f->calling--;
+    run_next(f);
 }
 
 /* Log a problem when it is new (a change of state), at debug when it repeats. */
@@ -282,12 +328,15 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
     f->phase = PHASE_ACTING;
     f->acting = call;
     snprintf(f->acting_id, sizeof f->acting_id, "%s", id ? id : "");
+    f->calling++;
     if (call == SB_CALL_START)
         f->ops->start_one(f->self, f);
     else if (call == SB_CALL_STOP)
         f->ops->stop_one(f->self, f, f->acting_id);
     else
         f->ops->set_count(f->self, f, n);
+    f->calling--;
+    run_next(f);
 }
 
 static void drain_fire_now(sb_fleet *f)
@@ -305,16 +354,25 @@ static void drain_fire(void *arg)
     drain_fire_now(f);
 }
 
-/* The newest active member (latest started_at, then latest in the engine's list). */
-static const member *newest_active(const sb_fleet *f)
+/* Which member goes first when scaling down: nothing is lost by stopping one that is down and
+ * being restarted, little by one still starting; then the newest ready one (latest started_at,
+ * then latest in the engine's list), as Waiter prefers unhealthy, then young, instances. */
+static int victim_rank(const member *m)
+{
+    return m->state == SB_MEMBER_FAILED ? 2 : m->state == SB_MEMBER_STARTING ? 1 : 0;
+}
+
+static const member *pick_victim(const sb_fleet *f)
 {
     const member *best = NULL;
     for (size_t i = 0; i < f->nmembers; i++) {
         const member *m = &f->members[i];
         if (!is_active(m))
             continue;
-        if (!best || m->started_at > best->started_at ||
-            (m->started_at == best->started_at && m->order > best->order))
+        if (!best || victim_rank(m) > victim_rank(best) ||
+            (victim_rank(m) == victim_rank(best) &&
+             (m->started_at > best->started_at ||
+              (m->started_at == best->started_at && m->order > best->order))))
             best = m;
     }
     return best;
@@ -327,7 +385,7 @@ static void fleet_step(sb_fleet *f)
     /* A failed member (a dead container, a failed unit) goes first: removed, then replaced. */
     if (f->ops->stop_one) {
         for (size_t i = 0; i < f->nmembers; i++)
-            if (f->members[i].state == SB_MEMBER_FAILED) {
+            if (f->members[i].state == SB_MEMBER_FAILED && !f->members[i].restarting) {
                 act(f, SB_CALL_STOP, f->members[i].id, fleet_target(f));
                 return;
             }
@@ -344,7 +402,7 @@ static void fleet_step(sb_fleet *f)
     if (active < target) {
         act(f, SB_CALL_START, NULL, target);
     } else if (active > target) {
-        const member *m = newest_active(f);
+        const member *m = pick_victim(f);
         if (!m)
             return;
         if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping) {
@@ -396,7 +454,8 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
             for (size_t k = 0; k < f->nmembers; k++)
                 if (strcmp(f->members[k].id, ms[i].id) == 0) {
                     known = 1;
-                    if (ms[i].state == SB_MEMBER_FAILED && f->members[k].state != SB_MEMBER_FAILED)
+                    if (ms[i].state == SB_MEMBER_FAILED && !ms[i].restarting &&
+                        f->members[k].state != SB_MEMBER_FAILED)
                         f->host->log(f->inst, SB_LOG_WARN,
                                      "changed outside scalebus: %s failed; replacing it", ms[i].id);
                 }
@@ -415,6 +474,8 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
         copy[kept].state = ms[i].state;
         copy[kept].started_at = ms[i].started_at;
         copy[kept].order = i;
+        copy[kept].restarting = ms[i].state == SB_MEMBER_FAILED && ms[i].restarting;
+        copy[kept].detail = ms[i].detail ? cJSON_Duplicate(ms[i].detail, 1) : NULL;
         if (copy[kept].id)
             kept++;
     }
@@ -441,7 +502,22 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
         f->problem_is_list = 0;
     }
     publish_instances(f);
-    fleet_step(f);
+    if (f->relist) {
+        f->relist = 0;
+        continue_with(f, NEXT_LIST);
+        return;
+    }
+    continue_with(f, NEXT_STEP);
+}
+
+void sb_fleet_changed(sb_fleet *f)
+{
+    if (!f->started || f->stopped_reported)
+        return;
+    if (f->phase == PHASE_LISTING)
+        f->relist = 1;
+    else if (f->phase == PHASE_IDLE)
+        fleet_list(f, LIST_AFTER_ACTION);
 }
 
 static void fail_common(sb_fleet *f, sb_action_result why, const char *what, const char *msg)
@@ -470,6 +546,7 @@ void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ..
     if (f->phase != PHASE_LISTING)
         return;
     f->phase = PHASE_IDLE;
+    f->relist = 0;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -494,7 +571,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
         f->in_a_row = 0;
         f->last_problem[0] = '\0';
         f->problem_is_list = 0;
-        fleet_list(f, LIST_AFTER_ACTION);
+        continue_with(f, NEXT_LIST);
         return;
     }
     char msg[512];

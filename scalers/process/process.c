@@ -16,14 +16,23 @@
  * "run" is one spawned group; a crashed instance leaves its run behind while what was left of
  * its group is killed, and goes into back-off at once.
  *
- * Every change to the set of slots is published as an SB_TOPIC_INSTANCES event whose payload
- * lists them, for routers and the admin API.
+ * The scaler contract (scalebus/scaler.h, the fleet library) decides how many slots there are:
+ * it lists the slots (list), starts one (start_one) or stops one (stop_one) toward the desired
+ * count, one call at a time, with newest-first scale-down, drain, --dry-run and the instance
+ * list. The slots' own supervision (crash back-off) stays here: a slot in back-off is a failed
+ * member the engine restarts itself (sb_member.restarting), so the fleet counts it and never
+ * replaces it. Every call is answered at once, inside it (the fleet takes the next step after the
+ * call returns).
+ *
+ * An optional readiness probe (`ready`: tcp, or an HTTP path, on the instance's PORT) keeps a
+ * running instance "starting" until it can serve.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,10 +41,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "scalebus/plugin.h"
+#include "scalebus/scaler.h"
 
 /* Crash handling: restart after 1 s, doubling up to 60 s; a run of 60 s forgives the past. A
  * test build (SB_PROCESS_TEST_KNOBS: tests/cmake/supervision.cmake builds one apart from the real
@@ -70,7 +81,19 @@ static uint64_t knob_ms(const char *name, uint64_t dflt)
 
 extern char **environ;
 
-enum { OPT_COMMAND, OPT_ENV, OPT_WORKDIR, OPT_STOP_GRACE, OPT_PORT, OPT_LOG_DIR, OPT_COUNT };
+enum {
+    OPT_COMMAND,
+    OPT_ENV,
+    OPT_WORKDIR,
+    OPT_STOP_GRACE,
+    OPT_PORT,
+    OPT_LOG_DIR,
+    OPT_READY,
+    OPT_READY_EVERY,
+    OPT_READY_TIMEOUT,
+    OPT_RECONCILE, /* SB_FLEET_OPTIONS: reconcile_every, on_stop, drain_timeout, drain_from */
+    OPT_COUNT = OPT_RECONCILE + SB_FLEET_OPTION_COUNT
+};
 
 static const sb_option_spec process_options[] = {
     [OPT_COMMAND] = {"command", SB_OPT_LIST, NULL, 1,
@@ -85,6 +108,13 @@ static const sb_option_spec process_options[] = {
                   "give each instance a free 127.0.0.1 port in the PORT variable"},
     [OPT_LOG_DIR] = {"log_dir", SB_OPT_STRING, NULL, 0,
                      "append stdout/stderr to LOG_DIR/<id>.<index>.out and .err"},
+    [OPT_READY] = {"ready", SB_OPT_STRING, NULL, 0,
+                   "readiness probe on the instance's PORT: tcp, or an HTTP path such as /healthz"},
+    [OPT_READY_EVERY] = {"ready_every", SB_OPT_DURATION, "250ms", 0,
+                         "how often a starting instance is probed"},
+    [OPT_READY_TIMEOUT] = {"ready_timeout", SB_OPT_DURATION, "0s", 0,
+                           "restart an instance not ready this long after its start (0: wait)"},
+    SB_FLEET_OPTIONS("stop"),
     [OPT_COUNT] = {NULL, 0, NULL, 0, NULL},
 };
 
@@ -118,6 +148,9 @@ struct slot {
     int leader_gone; /* stopping: the main process has exited, others of its group have not */
     int port;        /* 0: none */
     uint64_t started_ms;
+    int64_t started_wall; /* Unix seconds, for the instance list */
+    int ready;            /* the probe has answered (always 1 without a probe) */
+    sb_http *probe;       /* an HTTP probe in flight */
     uint64_t backoff_ms; /* the last back-off delay; 0 before the first crash */
     unsigned quick_crashes;
     unsigned restarts;
@@ -143,33 +176,23 @@ struct proc_state {
     int want_port;
     const char *log_dir;
 
+    const char *ready;       /* NULL, "tcp" or an HTTP path */
+    uint64_t ready_every_ms, ready_timeout_ms;
+    sb_timer *probe_timer;
+
+    sb_fleet *fleet;
+    const sb_value *values; /* the options now in use (the fleet rows are compared on a reload) */
+    int64_t desired;        /* the last desired count, -1 before the first */
+
     int dry_run;
     int started;
     int stopping;
     int stop_pending; /* stop() returned SB_PENDING: call host->stopped() once all is gone */
-    int64_t desired;
     slot **slots; /* sorted by index */
     size_t nslots, capslots;
     uint64_t next_seq;
     run *runs; /* every group still there */
 };
-
-static const char *state_name(slot_state s)
-{
-    switch (s) {
-    case SLOT_STARTING:
-        return "starting";
-    case SLOT_RUNNING:
-        return "running";
-    case SLOT_STOPPING:
-        return "stopping";
-    case SLOT_BACKOFF:
-        return "backoff";
-    case SLOT_FAILED:
-        return "failed";
-    }
-    return "unknown";
-}
 
 static uint64_t now_ms(void)
 {
@@ -470,7 +493,8 @@ static int64_t slot_pid(const slot *s)
     return s->run ? s->run->pid : 0;
 }
 
-static cJSON *slot_json(const slot *s)
+/* The fields only a process has, merged into its entry of the instance list. */
+static cJSON *slot_detail(const slot *s)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -481,10 +505,11 @@ static cJSON *slot_json(const slot *s)
                         : cJSON_AddNullToObject(o, "pid") != NULL);
     ok = ok && (s->port > 0 ? cJSON_AddNumberToObject(o, "port", s->port) != NULL
                             : cJSON_AddNullToObject(o, "port") != NULL);
-    ok = ok && cJSON_AddStringToObject(o, "state", state_name(s->state)) != NULL;
     ok = ok && cJSON_AddNumberToObject(o, "restarts", s->restarts) != NULL;
     if (ok && (s->state == SLOT_BACKOFF || s->state == SLOT_FAILED) && s->error[0])
         ok = cJSON_AddStringToObject(o, "error", s->error) != NULL;
+    if (ok && s->state == SLOT_FAILED)
+        ok = cJSON_AddBoolToObject(o, "crash_loop", 1) != NULL;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -492,31 +517,84 @@ static cJSON *slot_json(const slot *s)
     return o;
 }
 
-static void publish_list(proc_state *st)
+static sb_member_state slot_member_state(const slot *s)
 {
-    if (st->dry_run)
-        return; /* nothing runs: a router must not be told about instances that do not exist */
-    cJSON *arr = cJSON_CreateArray();
-    int running = 0;
-    for (size_t i = 0; arr && i < st->nslots; i++) {
-        cJSON *o = slot_json(st->slots[i]);
-        if (!o || !cJSON_AddItemToArray(arr, o)) {
-            cJSON_Delete(o);
-            cJSON_Delete(arr);
-            arr = NULL;
-        }
-        running += st->slots[i]->state == SLOT_RUNNING;
+    switch (s->state) {
+    case SLOT_STARTING:
+        return SB_MEMBER_STARTING;
+    case SLOT_RUNNING:
+        return s->ready ? SB_MEMBER_READY : SB_MEMBER_STARTING;
+    case SLOT_STOPPING:
+        return SB_MEMBER_STOPPING;
+    case SLOT_BACKOFF:
+    case SLOT_FAILED:
+        break;
     }
-    if (!arr) {
-        st->host->log(st->inst, SB_LOG_WARN, "out of memory: instance list not published");
+    return SB_MEMBER_FAILED; /* restarting: see slot_members */
+}
+
+/* A member id: "<scaler>.<index>", as the log files are named. */
+static void slot_id(const proc_state *st, const slot *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s.%lld", st->id, (long long)s->index);
+}
+
+/* Tell the fleet what runs, in creation order (later is newer when start times tie). */
+static void answer_list(proc_state *st)
+{
+    size_t n = st->nslots;
+    sb_member *ms = n ? calloc(n, sizeof *ms) : NULL;
+    char (*ids)[96] = n ? calloc(n, sizeof *ids) : NULL;
+    char (*addrs)[32] = n ? calloc(n, sizeof *addrs) : NULL;
+    slot **order = n ? calloc(n, sizeof *order) : NULL;
+    if (n && (!ms || !ids || !addrs || !order)) {
+        free(ms);
+        free(ids);
+        free(addrs);
+        free(order);
+        sb_fleet_list_failed(st->fleet, SB_ACTION_FAILED, "out of memory listing instances");
         return;
     }
-    sb_publish pub = {SB_PUBLISH_INIT, .topic = SB_TOPIC_INSTANCES,
-                      .flags = SB_EVENT_COALESCE, /* a snapshot: only the newest one matters */
-                      .value = running, .payload = arr};
-    int rc = st->host->publish(st->inst, &pub);
-    if (rc < 0)
-        st->host->log(st->inst, SB_LOG_DEBUG, "instance list not published: %s", uv_strerror(rc));
+    memcpy(order, st->slots, n * sizeof *order);
+    for (size_t i = 1; i < n; i++) /* insertion sort by seq: n is small */
+        for (size_t k = i; k > 0 && order[k - 1]->seq > order[k]->seq; k--) {
+            slot *t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        const slot *s = order[i];
+        slot_id(st, s, ids[i], sizeof ids[i]);
+        ms[i].id = ids[i];
+        if (s->port > 0) {
+            snprintf(addrs[i], sizeof addrs[i], "127.0.0.1:%d", s->port);
+            ms[i].address = addrs[i];
+        }
+        ms[i].state = slot_member_state(s);
+        ms[i].restarting = ms[i].state == SB_MEMBER_FAILED;
+        ms[i].started_at = s->started_wall;
+        ms[i].detail = slot_detail(s);
+    }
+    sb_fleet_listed(st->fleet, ms, n);
+    for (size_t i = 0; i < n; i++)
+        cJSON_Delete((cJSON *)ms[i].detail);
+    free(ms);
+    free(ids);
+    free(addrs);
+    free(order);
+}
+
+/* Answers go to the fleet inside its call: it takes the next step after the call returns. */
+static void answer_action(proc_state *st, sb_action_result result, const char *msg)
+{
+    sb_fleet_action_done(st->fleet, result, "%s", msg ? msg : "");
+}
+
+/* Something changed here (a start, an exit, a probe): the fleet lists again and publishes. */
+static void publish_list(proc_state *st)
+{
+    if (st->fleet && !st->stopping)
+        sb_fleet_changed(st->fleet);
 }
 
 /* ---- Slots and runs ---------------------------------------------------------------------- */
@@ -587,9 +665,18 @@ static void run_free(proc_state *st, run *r)
 }
 
 /* Remove a slot (its run, if any, is detached, not freed) and give its index back. */
+static void slot_cancel_probe(proc_state *st, slot *s)
+{
+    if (s->probe) {
+        st->host->http_cancel(st->inst, s->probe);
+        s->probe = NULL;
+    }
+}
+
 static void slot_remove(proc_state *st, slot *s)
 {
     slot_cancel_timer(s);
+    slot_cancel_probe(st, s);
     if (s->run)
         s->run->s = NULL;
     for (size_t i = 0; i < st->nslots; i++) {
@@ -697,6 +784,8 @@ static void slot_crashed(proc_state *st, slot *s, uint64_t uptime_ms, sb_log_lev
                          const char *what, const char *reason)
 {
     s->port = 0;
+    s->ready = 0;
+    slot_cancel_probe(st, s);
     snprintf(s->error, sizeof s->error, "%s", reason);
     if (uptime_ms >= BACKOFF_RESET_MS)
         s->backoff_ms = 0;
@@ -870,6 +959,8 @@ static void slot_spawn(proc_state *st, slot *s)
         goto failed;
     s->state = SLOT_RUNNING;
     s->started_ms = now_ms();
+    s->started_wall = (int64_t)time(NULL);
+    s->ready = st->ready == NULL;
     s->error[0] = '\0';
     if (port)
         st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld, port %d): %s",
@@ -921,12 +1012,7 @@ static int slot_stop(proc_state *st, slot *s)
     char grace[32];
     format_ms(grace, sizeof grace, st->stop_grace_ms);
     slot_cancel_timer(s);
-    if (st->dry_run) {
-        st->host->log(st->inst, SB_LOG_INFO, "would stop instance %lld: SIGTERM, SIGKILL after %s",
-                      (long long)s->index, grace);
-        slot_remove(st, s);
-        return 1;
-    }
+    slot_cancel_probe(st, s);
     if (!s->run) {
         st->host->log(st->inst, SB_LOG_INFO, "removed instance %lld (it was waiting to restart)",
                       (long long)s->index);
@@ -948,66 +1034,153 @@ static int slot_stop(proc_state *st, slot *s)
     return 0;
 }
 
-/* Which slot goes first when scaling down: one with no process (nothing is lost), else the
- * newest, as Waiter prefers unhealthy instances and then the youngest. */
-static slot *pick_victim(const proc_state *st)
+/* ---- The fleet's calls -------------------------------------------------------------------- */
+
+static void process_list(void *self, sb_fleet *f)
 {
-    slot *best = NULL;
+    (void)f;
+    answer_list(self);
+}
+
+static void process_start_one(void *self, sb_fleet *f)
+{
+    (void)f;
+    proc_state *st = self;
+    if (st->nslots >= MAX_INSTANCES) {
+        answer_action(st, SB_ACTION_FAILED, "at most 4096 instances per scaler");
+        return;
+    }
+    slot *s = slot_add(st);
+    if (!s) {
+        answer_action(st, SB_ACTION_FAILED, "out of memory");
+        return;
+    }
+    slot_spawn(st, s);
+    /* A slot that could not start is in back-off, restarted by us: the fleet counts it, and the
+     * failure is counted once. */
+    if (s->state == SLOT_RUNNING)
+        answer_action(st, SB_ACTION_DONE, NULL);
+    else
+        answer_action(st, SB_ACTION_FAILED, s->error);
+}
+
+static slot *slot_by_id(proc_state *st, const char *id)
+{
+    char mine[96];
+    for (size_t i = 0; i < st->nslots; i++) {
+        slot_id(st, st->slots[i], mine, sizeof mine);
+        if (strcmp(mine, id) == 0)
+            return st->slots[i];
+    }
+    return NULL;
+}
+
+/* SIGTERM now; the fleet is answered at once, so several stops run their graces side by side
+ * (the member is listed as stopping, which does not count, until its group is gone). */
+static void process_stop_one(void *self, sb_fleet *f, const char *id)
+{
+    (void)f;
+    proc_state *st = self;
+    slot *s = slot_by_id(st, id);
+    if (s && s->state != SLOT_STOPPING)
+        slot_stop(st, s);
+    answer_action(st, SB_ACTION_DONE, NULL);
+}
+
+static void process_describe(void *self, sb_fleet_call call, const char *id, int64_t n,
+                             char *buf, size_t len)
+{
+    (void)n;
+    proc_state *st = self;
+    char grace[32];
+    format_ms(grace, sizeof grace, st->stop_grace_ms);
+    if (call == SB_CALL_START)
+        snprintf(buf, len, "start %s%s", st->command_text, st->want_port ? " (PORT=a free port)" : "");
+    else
+        snprintf(buf, len, "stop %s: SIGTERM, SIGKILL after %s", id ? id : "", grace);
+}
+
+static const sb_fleet_ops process_fleet_ops = {
+    .list = process_list,
+    .start_one = process_start_one,
+    .stop_one = process_stop_one,
+    .describe = process_describe,
+};
+
+/* ---- Readiness ----------------------------------------------------------------------------- */
+
+static void slot_became_ready(proc_state *st, slot *s, const char *how)
+{
+    s->ready = 1;
+    char after[32];
+    format_ms(after, sizeof after, now_ms() - s->started_ms);
+    st->host->log(st->inst, SB_LOG_INFO, "instance %lld ready (%s) %s after its start",
+                  (long long)s->index, how, after);
+    publish_list(st);
+}
+
+/* A TCP probe of a loopback port: connect() on 127.0.0.1 completes (or is refused) inside the
+ * call, so no handle has to outlive it. EINPROGRESS (a full accept queue) counts as not yet. */
+static int tcp_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons((uint16_t)port);
+    int ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+static void http_probe_done(void *arg, const sb_http_response *res)
+{
+    slot *s = arg;
+    proc_state *st = s->owner;
+    s->probe = NULL;
+    if (res->error == 0 && res->status >= 200 && res->status < 400 && s->state == SLOT_RUNNING &&
+        !s->ready) {
+        char how[96];
+        snprintf(how, sizeof how, "GET %.60s: %ld", st->ready, res->status);
+        slot_became_ready(st, s, how);
+    }
+}
+
+static void probe_tick(void *arg)
+{
+    proc_state *st = arg;
+    if (st->stopping)
+        return;
     for (size_t i = 0; i < st->nslots; i++) {
         slot *s = st->slots[i];
-        if (s->state == SLOT_STOPPING)
+        if (s->state != SLOT_RUNNING || s->ready || s->port <= 0 || s->probe)
             continue;
-        int idle = s->run == NULL;
-        int best_idle = best && best->run == NULL;
-        if (!best || idle > best_idle || (idle == best_idle && s->seq > best->seq))
-            best = s;
-    }
-    return best;
-}
-
-static size_t count_active(const proc_state *st)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < st->nslots; i++)
-        n += st->slots[i]->state != SLOT_STOPPING;
-    return n;
-}
-
-/* Make the number of slots that are not stopping equal the desired count. */
-static void apply_desired(proc_state *st)
-{
-    if (!st->started || st->stopping)
-        return;
-    size_t want = (size_t)st->desired;
-    size_t active = count_active(st);
-    int changed = 0;
-    while (active < want) {
-        slot *s = slot_add(st);
-        if (!s) {
-            st->host->log(st->inst, SB_LOG_ERROR, "out of memory: %zu of %zu instances", active,
-                          want);
-            break;
+        if (st->ready_timeout_ms && now_ms() - s->started_ms > st->ready_timeout_ms && s->run) {
+            char limit[32];
+            format_ms(limit, sizeof limit, st->ready_timeout_ms);
+            st->host->log(st->inst, SB_LOG_WARN,
+                          "instance %lld (pid %lld) not ready %s after its start: SIGKILL, it "
+                          "will be restarted",
+                          (long long)s->index, (long long)s->run->pid, limit);
+            (void)st->host->kill_group(st->inst, s->run->pid, SIGKILL);
+            continue;
         }
-        if (st->dry_run) {
-            st->host->log(st->inst, SB_LOG_INFO, "would start instance %lld: %s",
-                          (long long)s->index, st->command_text);
-            s->state = SLOT_RUNNING;
-        } else {
-            slot_spawn(st, s);
+        if (strcmp(st->ready, "tcp") == 0) {
+            if (tcp_port_open(s->port))
+                slot_became_ready(st, s, "tcp");
+            continue;
         }
-        active++;
-        changed = 1;
+        char url[600];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, st->ready);
+        uint64_t timeout = st->ready_every_ms < 1000 ? 1000 : st->ready_every_ms;
+        sb_http_request req = {SB_HTTP_REQUEST_INIT, .method = "GET", .url = url,
+                               .timeout_ms = timeout, .max_body = 65536};
+        if (st->host->http_request(st->inst, &req, http_probe_done, s, &s->probe) != 0)
+            s->probe = NULL;
     }
-    while (active > want) {
-        slot *s = pick_victim(st);
-        if (!s)
-            break;
-        slot_stop(st, s);
-        active--;
-        changed = 1;
-    }
-    if (changed)
-        publish_list(st);
 }
 
 /* ---- Options ----------------------------------------------------------------------------- */
@@ -1044,6 +1217,74 @@ static void take_soft_options(proc_state *st, const sb_value *values)
     }
     st->stop_grace_ms = values[OPT_STOP_GRACE].is_set ? values[OPT_STOP_GRACE].duration_ms : 10000;
     st->log_dir = opt_string(&values[OPT_LOG_DIR]);
+}
+
+/* ready, ready_every, ready_timeout. */
+static int take_ready_options(proc_state *st, const sb_value *values, char *err, size_t errlen)
+{
+    const char *ready = opt_string(&values[OPT_READY]);
+    if (ready && strcmp(ready, "tcp") != 0 && ready[0] != '/') {
+        snprintf(err, errlen, "ready: tcp, or an HTTP path starting with '/', got '%s'", ready);
+        return -EINVAL;
+    }
+    if (ready && strlen(ready) > 500) {
+        snprintf(err, errlen, "ready: a path of at most 500 characters");
+        return -EINVAL;
+    }
+    if (ready && ready[0] == '/' && strpbrk(ready, " \r\n\t")) {
+        snprintf(err, errlen, "ready: the path may not contain spaces or control characters");
+        return -EINVAL;
+    }
+    if (ready && !st->want_port) {
+        snprintf(err, errlen, "ready: needs port: true (the probe connects to the instance's PORT)");
+        return -EINVAL;
+    }
+    if (ready && ready[0] == '/' && !SB_HOST_HAS(st->host, http_request)) {
+        snprintf(err, errlen, "ready: an HTTP probe needs a daemon with the HTTP client (host "
+                              "version 3)");
+        return -ENOTSUP;
+    }
+    st->ready = ready;
+    st->ready_every_ms = values[OPT_READY_EVERY].is_set ? values[OPT_READY_EVERY].duration_ms : 250;
+    if (st->ready_every_ms < 10) {
+        snprintf(err, errlen, "ready_every: at least 10ms");
+        return -EINVAL;
+    }
+    st->ready_timeout_ms = values[OPT_READY_TIMEOUT].is_set ? values[OPT_READY_TIMEOUT].duration_ms : 0;
+    return 0;
+}
+
+/* The fleet for these options. Its processes are the daemon's children and cannot outlive it, so
+ * on_stop: keep is refused; the fleet itself is always told "keep", because this plugin's stop()
+ * stops every instance itself, in parallel, on a replacement as well (a new instance of the
+ * scaler cannot adopt another instance's children). */
+static int make_fleet(proc_state *st, const sb_value *values, sb_fleet **out, char *err,
+                      size_t errlen)
+{
+    sb_value rows[SB_FLEET_OPTION_COUNT];
+    memcpy(rows, &values[OPT_RECONCILE], sizeof rows);
+    const char *on_stop = opt_string(&rows[1]);
+    if (on_stop && strcmp(on_stop, "stop") != 0) {
+        snprintf(err, errlen, "on_stop: only stop for process (its instances are the daemon's "
+                              "children and cannot outlive it), got '%s'", on_stop);
+        return -EINVAL;
+    }
+    rows[1].is_set = 1;
+    rows[1].str = "keep";
+    return sb_fleet_new(st->inst, st->host, rows, &process_fleet_ops, st, out, err, errlen);
+}
+
+static int fleet_rows_equal(const sb_value *a, const sb_value *b)
+{
+    for (int i = 0; i < SB_FLEET_OPTION_COUNT; i++) {
+        if (a[i].is_set != b[i].is_set || a[i].duration_ms != b[i].duration_ms ||
+            a[i].count != b[i].count || !same_string(a[i].str, b[i].str))
+            return 0;
+        for (size_t k = 0; k < a[i].count; k++)
+            if (strcmp(a[i].items[k], b[i].items[k]) != 0)
+                return 0;
+    }
+    return 1;
 }
 
 /* ---- Plugin callbacks -------------------------------------------------------------------- */
@@ -1088,6 +1329,15 @@ static int process_create(sb_instance *inst, const sb_host *host, const sb_value
     st->workdir = opt_string(&values[OPT_WORKDIR]);
     st->want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
     take_soft_options(st, values);
+    st->values = values;
+    st->desired = -1;
+    rc = take_ready_options(st, values, err, errlen);
+    if (rc == 0)
+        rc = make_fleet(st, values, &st->fleet, err, errlen);
+    if (rc != 0) {
+        process_destroy(st);
+        return rc;
+    }
     *state = st;
     return SB_OK;
 }
@@ -1099,8 +1349,13 @@ static int process_start(void *state)
     if (!st->dry_run)
         make_log_dir(st);
     st->started = 1;
-    apply_desired(st);
-    return SB_OK;
+    if (st->ready) {
+        st->probe_timer =
+            st->host->timer_new(st->inst, st->ready_every_ms, st->ready_every_ms, probe_tick, st);
+        if (!st->probe_timer)
+            return -ENOMEM;
+    }
+    return sb_fleet_start(st->fleet);
 }
 
 static int process_stop(void *state)
@@ -1108,11 +1363,15 @@ static int process_stop(void *state)
     proc_state *st = state;
     if (!st->stopping) {
         st->stopping = 1;
-        /* Newest first, as when scaling down. */
-        slot *s;
-        while ((s = pick_victim(st)) != NULL)
-            slot_stop(st, s);
-        publish_list(st);
+        (void)sb_fleet_stop(st->fleet); /* "keep": its timers and any call in flight end here */
+        if (st->probe_timer) {
+            st->host->timer_free(st->probe_timer);
+            st->probe_timer = NULL;
+        }
+        /* Every instance at once, each with its grace. */
+        for (size_t i = st->nslots; i-- > 0;)
+            if (st->slots[i]->state != SLOT_STOPPING && slot_stop(st, st->slots[i]))
+                continue;
     }
     if (st->nslots == 0 && !st->runs)
         return SB_OK;
@@ -1133,8 +1392,12 @@ static void process_destroy(void *state)
         r->s = NULL;
         run_free(st, r);
     }
+    sb_fleet_free(st->fleet);
+    if (st->probe_timer)
+        st->host->timer_free(st->probe_timer);
     for (size_t i = 0; i < st->nslots; i++) {
         slot_cancel_timer(st->slots[i]);
+        slot_cancel_probe(st, st->slots[i]);
         free(st->slots[i]);
     }
     free(st->slots);
@@ -1144,9 +1407,10 @@ static void process_destroy(void *state)
     free(st);
 }
 
-/* On a reload: env, stop_grace and log_dir are taken in place (for instances started from now
- * on; stop_grace also for stops from now on). A new command, workdir or port setting replaces
- * the scaler: running instances would no longer match what the file says. */
+/* On a reload: env, stop_grace, log_dir, the readiness probe and the fleet's options are taken in
+ * place (for instances started from now on; stop_grace also for stops from now on). A new
+ * command, workdir or port setting replaces the scaler: running instances would no longer match
+ * what the file says. */
 static int process_reconfigure(void *state, const sb_value *values, char *err, size_t errlen)
 {
     proc_state *st = state;
@@ -1163,15 +1427,62 @@ static int process_reconfigure(void *state, const sb_value *values, char *err, s
     int want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
     if (!same_string(workdir, st->workdir) || want_port != st->want_port)
         return SB_RECONFIGURE_REPLACE;
+    /* Checked before anything is taken, so a bad value leaves the running scaler as it was. */
+    const char *old_ready = st->ready;
+    uint64_t old_every = st->ready_every_ms, old_timeout = st->ready_timeout_ms;
+    rc = take_ready_options(st, values, err, errlen);
+    if (rc != 0) {
+        st->ready = old_ready;
+        st->ready_every_ms = old_every;
+        st->ready_timeout_ms = old_timeout;
+        return rc;
+    }
+    sb_fleet *fleet = NULL;
+    if (!fleet_rows_equal(&values[OPT_RECONCILE], &st->values[OPT_RECONCILE])) {
+        rc = make_fleet(st, values, &fleet, err, errlen);
+        if (rc != 0) {
+            st->ready = old_ready;
+            st->ready_every_ms = old_every;
+            st->ready_timeout_ms = old_timeout;
+            return rc;
+        }
+    }
     /* Taken: every pointer moves to the new storage (the old one is freed after we return). */
     const char *old_log_dir = st->log_dir;
     int log_dir_changed = !same_string(opt_string(&values[OPT_LOG_DIR]), old_log_dir);
     for (size_t i = 0; i < cmd->count; i++)
         st->argv[i] = (char *)cmd->items[i];
     st->workdir = workdir;
+    st->values = values;
     take_soft_options(st, values);
     if (log_dir_changed && st->started && !st->dry_run)
         make_log_dir(st);
+    /* The probe: re-armed at the new pace; without one, every running instance is ready. */
+    if (st->probe_timer) {
+        st->host->timer_free(st->probe_timer);
+        st->probe_timer = NULL;
+    }
+    for (size_t i = 0; !st->ready && i < st->nslots; i++)
+        if (st->slots[i]->state == SLOT_RUNNING)
+            st->slots[i]->ready = 1;
+    if (st->ready && st->started && !st->stopping)
+        st->probe_timer =
+            st->host->timer_new(st->inst, st->ready_every_ms, st->ready_every_ms, probe_tick, st);
+    if (fleet) {
+        /* A new fleet adopts the slots as they are and goes on toward the last desired count. */
+        sb_fleet_free(st->fleet);
+        st->fleet = fleet;
+        if (st->started && !st->stopping) {
+            sb_fleet_start(fleet);
+            if (st->desired >= 0) {
+                sb_event ev = {.size = sizeof ev, .topic = SB_TOPIC_DESIRED,
+                               .value = (double)st->desired};
+                sb_fleet_on_event(fleet, &ev);
+            }
+        }
+    } else {
+        publish_list(st);
+    }
     return SB_OK;
 }
 
@@ -1180,22 +1491,33 @@ static void process_on_event(void *state, const sb_event *ev)
     proc_state *st = state;
     if (!ev->topic || strcmp(ev->topic, SB_TOPIC_DESIRED) != 0)
         return;
-    double v = ev->value;
-    int64_t n = 0;
-    if (v > 0) /* also false for NaN */
-        n = v >= MAX_INSTANCES ? MAX_INSTANCES : (int64_t)(v + 0.5);
-    if (v > MAX_INSTANCES)
-        st->host->log(st->inst, SB_LOG_WARN, "desired %.0f capped at %d instances", v,
+    sb_event copy = *ev;
+    if (ev->value > MAX_INSTANCES) {
+        st->host->log(st->inst, SB_LOG_WARN, "desired %.0f capped at %d instances", ev->value,
                       MAX_INSTANCES);
-    st->desired = n;
-    apply_desired(st);
+        copy.value = MAX_INSTANCES;
+    }
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        if (strcmp(ev->labels[i].key, SB_LABEL_INITIAL) != 0)
+            continue;
+        /* A replacement cannot adopt the children of the instance it replaces: the count that
+         * instance had is the count to start. The first count of a new scaler is the floor. */
+        if (strcmp(ev->labels[i].value, "replaced") == 0) {
+            copy.labels = NULL;
+            copy.nlabels = 0;
+        }
+        break;
+    }
+    if (!copy.nlabels && !isnan(copy.value) && copy.value >= 0)
+        st->desired = (int64_t)(copy.value + 0.5);
+    sb_fleet_on_event(st->fleet, &copy);
 }
 
 static const sb_plugin_descriptor process_descriptor = {
     SB_DESCRIPTOR_SIZES,
     .type = "process",
     .kind = SB_KIND_SCALER,
-    .version = "1.1.0",
+    .version = "2.0.0",
     .description = "runs N local copies of a command, restarting crashed ones with back-off",
     .options = process_options,
     .create = process_create,

@@ -28,7 +28,7 @@ if(TARGET test_process AND TARGET plugin_process)
     LIBRARY_OUTPUT_DIRECTORY $<1:${SB_PROCESS_TEST_PLUGIN_DIR}> C_VISIBILITY_PRESET hidden)
   target_compile_definitions(process_test_knobs PRIVATE SB_PROCESS_TEST_KNOBS)
   target_include_directories(process_test_knobs PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
-  target_link_libraries(process_test_knobs PRIVATE PkgConfig::LIBUV PkgConfig::CJSON)
+  target_link_libraries(process_test_knobs PRIVATE PkgConfig::LIBUV PkgConfig::CJSON scalebus_scaler m)
   sb_target_warnings(process_test_knobs)
   target_compile_definitions(test_process PRIVATE
     SB_PROCESS_TEST_PLUGIN_DIR="${SB_PROCESS_TEST_PLUGIN_DIR}")

@@ -26,7 +26,8 @@
  * - Reconcile: every `reconcile_every` the fleet is listed; members that appeared or vanished
  *   without this scaler are logged ("changed outside scalebus"), and the count is repaired.
  *   A member in state FAILED (a dead container, a failed unit) is removed and replaced.
- * - Scale down newest first (by started_at): the member is first published as "stopping", then
+ * - Scale down: a failed member the engine is restarting first, then one still starting, then the
+ *   newest ready one (by started_at, then list order). The member is first published as "stopping", then
  *   stopped after `drain_timeout`, or as soon as a component named in `drain_from` (a router)
  *   publishes SB_TOPIC_DRAINED for it (label "instance" = the member's id; label "scaler", when
  *   present, must be this scaler's id).
@@ -83,6 +84,13 @@ typedef struct sb_member {
     const char *address; /* "host:port" where known, else NULL */
     sb_member_state state;
     int64_t started_at; /* Unix seconds; 0 when unknown (then the list order counts: later is newer) */
+    /* FAILED members only: 1 when the engine restarts it itself, with its own back-off (a crashed
+     * local process, a container with a restart policy). The fleet counts it toward the desired
+     * count and does not replace it; it is still listed as failed. */
+    int restarting;
+    /* Optional engine-specific fields (pid, index, restarts, error...) merged into the member's
+     * entry in the instance list; copied by sb_fleet_listed. */
+    const struct cJSON *detail;
 } sb_member;
 
 typedef enum sb_action_result {
@@ -142,6 +150,10 @@ void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The engine says something changed (a child exited, an event came): list now, rather than at
+ * the next reconcile. Safe at any time; a call in flight is followed by a list anyway. */
+void sb_fleet_changed(sb_fleet *f);
 
 /* What the fleet believes: members listed last (active = starting or ready), the desired count
  * (-1: none decided yet), and failures so far. */
