@@ -15,8 +15,9 @@
 #     asked meanwhile made when it is back; HTTP 401 and 403 named;
 #   - a count changed behind its back, repaired by reconcile;
 #   - a missing app is a failure with a clear line, and no request ever created an app;
+#   - an app deleted behind its back: a failure, no PUT re-creates it;
 #   - --dry-run logs the exact call and sends none; adoption on restart (3 running, min 1 stays 3);
-#     SIGTERM exits 0 and on_stop: keep leaves the app as it is.
+#     SIGTERM exits 0; on_stop: keep leaves the app as it is, on_stop: stop scales it to 0.
 #
 #   tests/test_marathon.sh BUILD/scalebus SOURCE_DIR RECORDER_PLUGIN_DIR
 #
@@ -270,7 +271,31 @@ sleep 3
 instances_is /team/web 3 && ! rec_since | grep -q '^PUT /v2/apps/team/web' \
   && ok "a restart with 3 running and min 1 leaves 3 running, no PUT" \
   || not_ok "after restart: $(instances /team/web): $(rec_since | grep -v '^GET' | tr '\n' ';')"
+
+# An app deleted behind its back while a change is wanted: a failure, and never re-created.
+mark
+ctl "delete?id=/team/api"
+want api 3
+expect "app /team/api does not exist (scalebus never creates one)" "the app deleted behind its back"
+rec_mark
+sleep 2
+rec_since | grep -v '^GET' | grep -q 'team/api' && not_ok "a changing call for the deleted app: $(rec_since | grep -v '^GET')" \
+  || { case " $($ASK apps) " in *" /team/api "*) not_ok "/team/api came back" ;;
+       *) ok "no changing call for it in 2 s, and the double still has no /team/api" ;; esac; }
+ctl "app?id=/team/api&instances=1"
+wait_for 15 instances_is /team/api 3 && ok "made again by hand: the change is made (3)" \
+  || not_ok "after the app came back: $(instances /team/api)"
 stop_daemon
+
+# on_stop: stop scales the app to 0 before the daemon exits.
+sed -i 's|app: /team/api, username: web, password: secret,|app: /team/api, username: web, password: secret, on_stop: stop,|' "$W/pipeline.yaml"
+mark
+rec_mark
+start_daemon
+expect "[api] adopted 3 running instance(s)" "on_stop: stop, adopted"
+stop_daemon
+instances_is /team/api 0 && rec_since | grep -qF 'PUT /v2/apps/team/api?force=true {"instances":0} 200' \
+  && ok "on_stop: stop: PUT {\"instances\":0} before exit" || not_ok "on_stop stop: $(instances /team/api)"
 
 rec=0
 rec_since | grep -q ' 201$' && not_ok "a request created an app: $(rec_since | grep ' 201$')" \

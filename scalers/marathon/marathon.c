@@ -5,11 +5,13 @@
  *
  *   list       GET /v2/apps/{id}?embed=app.tasks: the app's `instances` is the count, its tasks
  *              are the members (id, host:first port, state and health, startedAt)
- *   set_count  PUT /v2/apps/{id} {"instances": N} (?force=true with force), or, scaling down
+ *   set_count  GET /v2/apps/{id}?embed=app.tasks again (the app must still exist), then
+ *              PUT /v2/apps/{id} {"instances": N} (?force=true with force), or, scaling down
  *              with kill_tasks: newest, POST /v2/tasks/delete?scale=true {"ids": [newest...]}
  *
- * A PUT on an id Marathon does not know creates an app: so no PUT is sent unless the list just
- * made found the app, and a 404 is a failure that says scalebus never creates one. A 409 "locked
+ * A PUT on an id Marathon does not know creates an app: so no PUT is sent unless the last list
+ * and a GET right before it found the app, and a 404 is a failure that says scalebus never
+ * creates one. A 409 "locked
  * by deployment" is busy (retried by the fleet, not counted as a failure) unless force is set.
  * Replies are read by marathon_api.c.
  */
@@ -62,7 +64,8 @@ static const sb_option_spec marathon_options[] = {
 #define MARATHON_MAX_BODY (16u << 20) /* an app with thousands of tasks */
 #define MARATHON_URL_MAX 2048
 
-typedef enum marathon_op { OP_NONE, OP_LIST, OP_PUT, OP_KILL } marathon_op;
+/* OP_CHECK: the GET that makes sure the app exists right before a change. */
+typedef enum marathon_op { OP_NONE, OP_LIST, OP_CHECK, OP_PUT, OP_KILL } marathon_op;
 
 typedef struct marathon {
     sb_fleet *fleet; /* first: sb_fleet_scaler_on_event */
@@ -80,9 +83,10 @@ typedef struct marathon {
     sb_http *inflight;
     char what[MARATHON_URL_MAX + 700]; /* "PUT http://.../v2/apps/team/web", for messages */
 
-    /* The last list: the app was there (a PUT may be sent), its count and live tasks. */
+    /* The last list: the app was there, its count and live tasks. */
     int app_present;
     sb_marathon_app last;
+    int64_t want; /* the count set_count is making */
 } marathon;
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -158,7 +162,7 @@ static void fail_reply(marathon *m, const sb_http_response *res)
         return op_end(m, SB_ACTION_BUSY,
                       "app %s is locked by deployment %s (force: true overrides)", m->app,
                       dep[0] ? dep : "(unnamed)");
-    if (res->status == 404 && m->op == OP_LIST)
+    if (res->status == 404 && (m->op == OP_LIST || m->op == OP_CHECK))
         return op_end(m, SB_ACTION_FAILED, "app %s does not exist (scalebus never creates one)",
                       m->app);
     if (res->status == 401)
@@ -294,23 +298,55 @@ static int plan(const marathon *m, int64_t n, const char **method, char *path, s
     return *body ? 0 : -ENOMEM;
 }
 
+/* The app, read again right before the change: the fleet acts on a new desired count with the
+ * list it made last (up to reconcile_every ago), and a PUT on an app deleted since would create
+ * it again. What is left is one round trip between this GET and the PUT: Marathon's API has no
+ * conditional update. */
+static void check_done(void *arg, const sb_http_response *res)
+{
+    marathon *m = arg;
+    m->inflight = NULL;
+    char err[300];
+    if (res->error || res->status != 200) {
+        m->app_present = 0;
+        return fail_reply(m, res);
+    }
+    sb_marathon_app app;
+    if (sb_marathon_parse_app(res->body, res->body_len, &app, err, sizeof err) != 0)
+        return op_end(m, SB_ACTION_FAILED, "%s: %s", m->what, err);
+    sb_marathon_app_free(&m->last);
+    m->last = app;
+    m->app_present = 1;
+    if (app.instances == m->want) { /* someone made it already: no second change */
+        m->op = OP_NONE;
+        return sb_fleet_action_done(m->fleet, SB_ACTION_DONE, "done");
+    }
+    const char *method;
+    char path[SB_MARATHON_ID_MAX + 64];
+    char *body;
+    if (plan(m, m->want, &method, path, sizeof path, &body) != 0)
+        return op_end(m, SB_ACTION_FAILED, "out of memory");
+    m->op = strcmp(method, "PUT") == 0 ? OP_PUT : OP_KILL;
+    send_req(m, method, path, body, change_done);
+    free(body);
+}
+
 static void marathon_set_count(void *self, sb_fleet *f, int64_t n)
 {
     marathon *m = self;
     if (m->op != OP_NONE)
         return sb_fleet_action_done(f, SB_ACTION_BUSY, "a call is still in flight");
-    /* A PUT on an unknown id creates the app: only after a list that found it. */
+    /* A PUT on an unknown id creates the app: never without a list that found it, and a GET
+     * right before. */
     if (!m->app_present)
         return sb_fleet_action_done(f, SB_ACTION_FAILED,
                                     "app %s does not exist (scalebus never creates one)", m->app);
-    const char *method;
+    m->op = OP_CHECK;
+    m->want = n;
     char path[SB_MARATHON_ID_MAX + 64];
-    char *body;
-    if (plan(m, n, &method, path, sizeof path, &body) != 0)
-        return sb_fleet_action_done(f, SB_ACTION_FAILED, "out of memory");
-    m->op = method[0] == 'P' && method[1] == 'U' ? OP_PUT : OP_KILL;
-    send_req(m, method, path, body, change_done);
-    free(body);
+    app_path(m, path, sizeof path);
+    strcat(path, "?embed=app.tasks");
+    send_req(m, "GET", path, NULL, check_done);
 }
 
 /* ---- describe, cancel -------------------------------------------------------------------- */

@@ -34,6 +34,7 @@ Control endpoints (any method, for the test script; never recorded):
       create or reset an app with N running tasks (healthy), started S seconds apart (oldest
       first), no deployment
   /_control/scale?id=/x&instances=N   change the count behind the client's back (no lock)
+  /_control/delete?id=/x              the app is deleted behind the client's back
   /_control/hold?id=/x&seconds=S      a deployment that holds the app for S seconds
   /_control/lock?seconds=S            the lock each change takes from now on
   /_control/mode?mode=normal|slow|garbage|reset|http500[&delay=S]
@@ -357,6 +358,8 @@ class Handler(BaseHTTPRequestHandler):
                 apps[q["id"]] = app
             elif what == "scale":
                 set_count(apps[q["id"]], int(q["instances"]), now, running=True)
+            elif what == "delete":
+                apps.pop(q["id"], None)
             elif what == "hold":
                 dep = start_deployment([q["id"]], now)
                 dep["until"] = now + float(q["seconds"])
