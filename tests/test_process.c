@@ -22,6 +22,7 @@
  * would call them too): the reaper test counts how many calls one child's exit costs.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <cJSON.h>
 #include <check.h>
 #include <dirent.h>
@@ -29,11 +30,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1966,6 +1969,141 @@ START_TEST(test_backoff_reset_after_long_run)
 }
 END_TEST
 
+/* ---- the contract: readiness, drain, options ------------------------------------------------ */
+
+static int port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int state_is(void *arg)
+{
+    const inst_view *v = view_index(&H.w, 0);
+    return v && v->pid > 0 && strcmp(v->state, (const char *)arg) == 0;
+}
+
+/* A worker that listens only after a second: listed as starting (its port still closed) until
+ * the probe connects, then as ready (its port open). */
+static void check_probe(const char *ready)
+{
+    setup_worker("listen", ready, 0);
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
+    ck_assert_msg(run_until(state_is, "starting", 10000), "never listed as starting");
+    int port = view_index(&H.w, 0)->port;
+    ck_assert_int_gt(port, 0);
+    ck_assert_msg(!port_accepts(port), "listed as starting while its port already accepts");
+    ck_assert_int_eq(H.w.running, 1); /* it counts toward the desired count meanwhile */
+    ck_assert_msg(run_until(state_is, "ready", 15000), "never became ready (state %s)",
+                  view_index(&H.w, 0) ? view_index(&H.w, 0)->state : "?");
+    ck_assert_msg(port_accepts(view_index(&H.w, 0)->port), "ready, but its port does not accept");
+    stop_daemon();
+}
+
+START_TEST(test_ready_probe_tcp)
+{
+    check_probe("    ready: tcp\n    ready_every: 100ms\n");
+}
+END_TEST
+
+START_TEST(test_ready_probe_http)
+{
+    check_probe("    ready: /\n    ready_every: 100ms\n");
+}
+END_TEST
+
+static int restarted_unready(void *arg)
+{
+    (void)arg;
+    const inst_view *v = view_index(&H.w, 0);
+    return v && v->restarts >= 1;
+}
+
+/* An instance that never answers the probe is killed after ready_timeout and restarted; it is
+ * never listed as ready. */
+START_TEST(test_ready_timeout_restarts)
+{
+    setup_worker("listen",
+                 "    ready: /no-such-path\n    ready_every: 100ms\n    ready_timeout: 2s\n", 0);
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
+    ck_assert_msg(run_until(restarted_unready, NULL, 20000), "not restarted after ready_timeout");
+    const inst_view *v = view_index(&H.w, 0);
+    ck_assert_msg(strcmp(v->state, "ready") != 0, "a 404 probe made it ready");
+    stop_daemon();
+}
+END_TEST
+
+typedef struct drain_watch {
+    int pid;
+    int seen_stopping_alive; /* listed as stopping while its process still ran */
+} drain_watch;
+
+static int drained_away(void *arg)
+{
+    drain_watch *d = arg;
+    for (int i = 0; i < H.w.n; i++)
+        if (H.w.v[i].pid == d->pid && strcmp(H.w.v[i].state, "stopping") == 0 && !pid_gone(d->pid))
+            d->seen_stopping_alive = 1;
+    return H.w.n == 1 && pid_gone(d->pid);
+}
+
+/* drain_timeout: the member to go is first listed as stopping, still running (a router stops
+ * sending it requests), and stopped once the drain time is over. */
+START_TEST(test_drain_lists_stopping_while_running)
+{
+    setup_worker("term", "    drain_timeout: 1500ms\n", 0);
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 2), 0);
+    want two = {2, 2, 2};
+    ck_assert_msg(run_until(list_is, &two, 10000), "2 instances did not start");
+    drain_watch d = {view_index(&H.w, 1)->pid, 0};
+    ck_assert_int_gt(d.pid, 0);
+    double t0 = now_s();
+    ck_assert_int_eq(daemon_send(H.d, "workers", SB_TOPIC_DESIRED, 1), 0);
+    ck_assert_msg(run_until(drained_away, &d, 10000), "the newest was not stopped");
+    ck_assert_msg(d.seen_stopping_alive, "never listed as stopping while it still ran");
+    ck_assert_msg(now_s() - t0 >= 1.4, "stopped before drain_timeout (%.2fs)", now_s() - t0);
+    ck_assert_int_eq(view_index(&H.w, 0)->pid > 0, 1);
+    stop_daemon();
+}
+END_TEST
+
+/* Options the contract adds, refused with the option's name. */
+START_TEST(test_contract_option_errors)
+{
+    void *handle;
+    const sb_plugin_descriptor *p = test_plugin_load_if_built("process", SB_KIND_SCALER, &handle);
+    if (!p)
+        return;
+    static const struct {
+        const char *yaml, *error;
+    } cases[] = {
+        {"scalers:\n  - {id: workers, type: process, command: [sleep, '9'], max: 1, on_stop: keep}\n",
+         "on_stop: only stop for process (its instances are the daemon's children and cannot "
+         "outlive it), got 'keep'"},
+        {"scalers:\n  - {id: workers, type: process, command: [sleep, '9'], max: 1, ready: tcp}\n",
+         "ready: needs port: true (the probe connects to the instance's PORT)"},
+        {"scalers:\n  - {id: workers, type: process, command: [sleep, '9'], max: 1, port: true, "
+         "ready: healthz}\n",
+         "ready: tcp, or an HTTP path starting with '/', got 'healthz'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_host *fh = fake_host_new("workers");
+        void *st = NULL;
+        char err[256] = "";
+        ck_assert_int_lt(
+            test_plugin_create_from_yaml(p, fh, cases[i].yaml, "workers", &st, err, sizeof err), 0);
+        ck_assert_str_eq(err, cases[i].error);
+        fake_host_free(fh);
+    }
+    test_plugin_unload(handle);
+}
+END_TEST
+
 static Suite *process_suite(void)
 {
     Suite *s = suite_create("process");
@@ -2002,6 +2140,11 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_scale_down_prefers_crashed);
     tcase_add_test(tc, test_backoff_cap);
     tcase_add_test(tc, test_backoff_reset_after_long_run);
+    tcase_add_test(tc, test_ready_probe_tcp);
+    tcase_add_test(tc, test_ready_probe_http);
+    tcase_add_test(tc, test_ready_timeout_restarts);
+    tcase_add_test(tc, test_drain_lists_stopping_while_running);
+    tcase_add_test(tc, test_contract_option_errors);
     suite_add_tcase(s, tc);
     return s;
 }

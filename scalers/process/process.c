@@ -151,6 +151,7 @@ struct slot {
     int64_t started_wall; /* Unix seconds, for the instance list */
     int ready;            /* the probe has answered (always 1 without a probe) */
     sb_http *probe;       /* an HTTP probe in flight */
+    struct tcp_probe *tcp_probe; /* a TCP probe in flight */
     uint64_t backoff_ms; /* the last back-off delay; 0 before the first crash */
     unsigned quick_crashes;
     unsigned restarts;
@@ -665,11 +666,30 @@ static void run_free(proc_state *st, run *r)
 }
 
 /* Remove a slot (its run, if any, is detached, not freed) and give its index back. */
+/* A TCP connect to the instance's port. It may outlive its slot (a handle closes later): the
+ * slot lets go of it (s = NULL) and the close callback frees it. */
+typedef struct tcp_probe {
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    slot *s;
+    uint64_t started_ms;
+} tcp_probe;
+
+static void tcp_probe_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void slot_cancel_probe(proc_state *st, slot *s)
 {
     if (s->probe) {
         st->host->http_cancel(st->inst, s->probe);
         s->probe = NULL;
+    }
+    if (s->tcp_probe) {
+        s->tcp_probe->s = NULL;
+        uv_close((uv_handle_t *)&s->tcp_probe->tcp, tcp_probe_closed);
+        s->tcp_probe = NULL;
     }
 }
 
@@ -1119,21 +1139,39 @@ static void slot_became_ready(proc_state *st, slot *s, const char *how)
     publish_list(st);
 }
 
-/* A TCP probe of a loopback port: connect() on 127.0.0.1 completes (or is refused) inside the
- * call, so no handle has to outlive it. EINPROGRESS (a full accept queue) counts as not yet. */
-static int tcp_port_open(int port)
+static void tcp_probe_connected(uv_connect_t *req, int status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return 0;
+    tcp_probe *p = req->data;
+    slot *s = p->s;
+    if (!s)
+        return; /* let go of (and closed) by its slot */
+    s->tcp_probe = NULL;
+    uv_close((uv_handle_t *)&p->tcp, tcp_probe_closed);
+    if (status == 0 && s->state == SLOT_RUNNING && !s->ready)
+        slot_became_ready(s->owner, s, "tcp");
+}
+
+static void tcp_probe_start(proc_state *st, slot *s)
+{
+    uv_loop_t *loop = st->host->loop(st->inst);
+    tcp_probe *p = loop ? calloc(1, sizeof *p) : NULL;
+    if (!p)
+        return;
+    if (uv_tcp_init(loop, &p->tcp) != 0) {
+        free(p);
+        return;
+    }
+    p->tcp.data = p;
+    p->req.data = p;
+    p->s = s;
+    p->started_ms = now_ms();
     struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons((uint16_t)port);
-    int ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
-    close(fd);
-    return ok;
+    uv_ip4_addr("127.0.0.1", s->port, &addr);
+    if (uv_tcp_connect(&p->req, &p->tcp, (const struct sockaddr *)&addr, tcp_probe_connected) != 0) {
+        uv_close((uv_handle_t *)&p->tcp, tcp_probe_closed);
+        return;
+    }
+    s->tcp_probe = p;
 }
 
 static void http_probe_done(void *arg, const sb_http_response *res)
@@ -1158,6 +1196,12 @@ static void probe_tick(void *arg)
         slot *s = st->slots[i];
         if (s->state != SLOT_RUNNING || s->ready || s->port <= 0 || s->probe)
             continue;
+        if (s->tcp_probe) {
+            /* A connect that hangs (a full accept queue) is given up after a second. */
+            if (now_ms() - s->tcp_probe->started_ms > 1000)
+                slot_cancel_probe(st, s);
+            continue;
+        }
         if (st->ready_timeout_ms && now_ms() - s->started_ms > st->ready_timeout_ms && s->run) {
             char limit[32];
             format_ms(limit, sizeof limit, st->ready_timeout_ms);
@@ -1169,8 +1213,7 @@ static void probe_tick(void *arg)
             continue;
         }
         if (strcmp(st->ready, "tcp") == 0) {
-            if (tcp_port_open(s->port))
-                slot_became_ready(st, s, "tcp");
+            tcp_probe_start(st, s);
             continue;
         }
         char url[600];
