@@ -9,11 +9,9 @@ SUDO=""
 # libuv (event loop), libyaml (pipeline files), libcurl (the HTTP client), cJSON (payloads),
 # Check (the unit tests are built by default), tzdata (cron time zones), procps; the plugins'
 # libraries: hiredis (redis trigger), librabbitmq (rabbitmq trigger, AMQP), libsystemd (sd-bus,
-# systemd scaler), libxml2 (the EC2 and Auto Scaling replies, ec2 scaler), node-llhttp (its C
-# sources: llhttp, Node's HTTP/1.1 parser, built as a static library for the HTTP server).
+# systemd scaler), libxml2 (the EC2 and Auto Scaling replies, ec2 scaler). llhttp, below.
 PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
-libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev libxml2-dev \
-node-llhttp"
+libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev libxml2-dev"
 # With --test, what scripts/test.sh needs besides: valgrind, clang and libclang-rt-14-dev (second
 # compiler, libFuzzer), libxml2-utils (xmllint checks the simulator's SVG); the real servers the
 # trigger tests read: redis-server, rabbitmq-server (management plugin included), prometheus,
@@ -35,4 +33,23 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# llhttp (Node's HTTP/1.1 parser, for the HTTP server of the admin API and the router): Debian
+# ships its C sources in node-llhttp, whose dependencies pull in a whole Node.js runtime that a C
+# daemon does not need. Its .deb is fetched from the Debian archive and only the four source files
+# are unpacked, into /usr/local/share/scalebus/llhttp, where cmake/llhttp.cmake looks (it also
+# takes /usr/share/llhttp when node-llhttp is installed).
+LLHTTP=/usr/local/share/scalebus/llhttp
+if [ ! -f /usr/share/llhttp/llhttp.c ] && [ ! -f "$LLHTTP/llhttp.c" ]; then
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"
+  [ -n "$missing" ] || $SUDO apt-get update -qq
+  (cd "$tmp" && $SUDO apt-get download -qq node-llhttp >/dev/null 2>&1) \
+    || { echo "install-deps: cannot download node-llhttp from the Debian archive" >&2; exit 1; }
+  dpkg-deb -x "$tmp"/node-llhttp_*.deb "$tmp/x"
+  $SUDO mkdir -p "$LLHTTP"
+  $SUDO cp "$tmp/x/usr/share/include/llhttp/llhttp.h" "$tmp/x/usr/share/llhttp/api.c" \
+    "$tmp/x/usr/share/llhttp/http.c" "$tmp/x/usr/share/llhttp/llhttp.c" "$LLHTTP/"
+  rm -rf "$tmp"
 fi
