@@ -319,6 +319,28 @@ START_TEST(plugin_options)
 }
 END_TEST
 
+/* Every prefix of a good reply, and of an error reply: never a crash, never a partial app. */
+START_TEST(every_prefix)
+{
+    char m[200], dep[64];
+    for (size_t len = 0; len < strlen(APP); len++) {
+        char *copy = malloc(len + 1); /* exactly len bytes, so a read past them is caught */
+        memcpy(copy, APP, len);
+        sb_marathon_app app;
+        ck_assert_int_eq(sb_marathon_parse_app(copy, len, &app, err, sizeof err), -EINVAL);
+        ck_assert_ptr_null(app.tasks);
+        sb_marathon_error_message(copy, len, m, sizeof m);
+        free(copy);
+    }
+    for (size_t len = 0; len < strlen(LOCKED); len++) {
+        char *copy = malloc(len + 1);
+        memcpy(copy, LOCKED, len);
+        ck_assert_int_eq(sb_marathon_is_locked(409, copy, len, dep, sizeof dep), 0);
+        free(copy);
+    }
+}
+END_TEST
+
 static Suite *marathon_suite(void)
 {
     Suite *s = suite_create("marathon_parse");
@@ -331,6 +353,7 @@ static Suite *marathon_suite(void)
     tcase_add_test(tc, error_replies);
     tcase_add_test(tc, app_ids);
     tcase_add_test(tc, kill_body_and_newest);
+    tcase_add_test(tc, every_prefix);
     tcase_add_test(tc, plugin_options);
     suite_add_tcase(s, tc);
     return s;

@@ -171,7 +171,10 @@ int sb_marathon_parse_app(const char *body, size_t len, sb_marathon_app *out, ch
     cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
     if (!root) {
         char first[80];
-        sb_marathon_one_line(body ? body : "", first, sizeof first);
+        size_t k = 0; /* the body is len bytes, not a string */
+        for (size_t i = 0; body && i < len && body[i] && k + 1 < sizeof first; i++)
+            first[k++] = ((unsigned char)body[i] < 0x20 || body[i] == 0x7f) ? '?' : body[i];
+        first[k] = '\0';
         snprintf(err, errlen, "the reply is not JSON (\"%s\")", first);
         return -EINVAL;
     }
