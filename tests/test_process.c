@@ -444,6 +444,12 @@ static int list_is(void *arg)
            (w->records < 0 || count_records(H.out) >= w->records);
 }
 
+static int state_is(void *arg)
+{
+    const inst_view *v = view_index(&H.w, 0);
+    return v && v->pid > 0 && strcmp(v->state, (const char *)arg) == 0;
+}
+
 static int pids_gone(void *arg)
 {
     const int *pids = arg; /* 0-terminated */
@@ -852,6 +858,16 @@ START_TEST(test_exec_failure)
     ck_assert_ptr_nonnull(v);
     ck_assert_msg(v->restarts >= 1 && v->restarts <= 3, "%d retries in ~3s", v->restarts);
     ck_assert_str_eq(v->error, msg);
+    /* The program appears: the next retry starts it, with the daemon running throughout. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/nope", H.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\nexec sleep 600\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+    ck_assert_msg(run_until(state_is, "ready", 15000), "not started once the program exists");
+    note(view_index(&H.w, 0)->pid);
     stop_daemon();
 }
 END_TEST
@@ -1982,11 +1998,6 @@ static int port_accepts(int port)
     return ok;
 }
 
-static int state_is(void *arg)
-{
-    const inst_view *v = view_index(&H.w, 0);
-    return v && v->pid > 0 && strcmp(v->state, (const char *)arg) == 0;
-}
 
 /* A worker that listens only after a second: listed as starting (its port still closed) until
  * the probe connects, then as ready (its port open). */
