@@ -238,6 +238,9 @@ START_TEST(test_scale_down_newest_first)
     char newest[32];
     snprintf(newest, sizeof newest, "%s", eng.ids[3]);
     desired(3);
+    /* A new count is acted on from a fresh list, not the last one. */
+    ck_assert_int_eq(eng.pending, LIST);
+    answer(&eng);
     ck_assert_int_eq(eng.pending, STOP);
     ck_assert_str_eq(eng.last_stop, newest);
     settle(&eng);
@@ -253,6 +256,7 @@ START_TEST(test_drain_lists_stopping_first)
     settle(&eng);
     fake_host_clear(fh);
     desired(1);
+    answer(&eng); /* the fresh list */
     /* No stop yet: the member is published as stopping, and a timer waits drain_timeout. */
     ck_assert_int_eq(eng.pending, NONE);
     ck_assert_uint_eq(fh->npub, 1);
@@ -461,6 +465,7 @@ START_TEST(test_drained_event_stops_before_the_timeout)
     snprintf(newest, sizeof newest, "%s", eng.ids[2]);
     snprintf(other, sizeof other, "%s", eng.ids[1]);
     desired(2);
+    answer(&eng);                        /* the fresh list */
     ck_assert_int_eq(eng.pending, NONE); /* draining: waits up to a minute */
     /* Another scaler's member, or another member of ours: nothing happens. */
     sb_label wrong[2] = {{"instance", newest}, {"scaler", "api"}};
@@ -485,9 +490,11 @@ START_TEST(test_drained_event_stops_before_the_timeout)
 
     /* Wanted again while draining: kept, listed ready again, no stop and no extra start. */
     desired(1);
+    answer(&eng); /* the fresh list */
     ck_assert_int_eq(eng.pending, NONE);
     int starts = eng.starts;
     desired(2);
+    answer(&eng); /* the fresh list */
     ck_assert_int_eq(eng.pending, NONE);
     ck_assert_int_eq(eng.starts, starts);
     ck_assert_int_eq(eng.stops, 1);
@@ -565,6 +572,8 @@ START_TEST(test_engine_count_is_compared_not_the_members)
     sb_fleet_listed_count(fleet, eng.m, eng.n, counted);
     ck_assert_int_eq(count_calls, 0); /* not asked again while the engine deploys */
     desired(6);
+    eng.pending = NONE; /* the fresh list: still 4 asked */
+    sb_fleet_listed_count(fleet, eng.m, eng.n, 4);
     ck_assert_int_eq(count_calls, 1);
     ck_assert_int_eq(counted, 6);
     eng.pending = NONE;

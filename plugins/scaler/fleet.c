@@ -443,12 +443,15 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
                      "changed outside scalebus: the count went from %lld to %lld; reconciling",
                      (long long)f->engine_count, (long long)count);
     f->engine_count = count;
-    /* Drift: on a reconcile, members that came or went (or failed) without us are logged. */
+    /* Drift: on a reconcile, members that came or went (or failed) without us are logged. An
+     * engine that keeps a count starts and stops members on its own after we set it: its drift
+     * is the count, logged above; members coming and going are only worth a debug line. */
+    sb_log_level drift = f->ops->set_count ? SB_LOG_DEBUG : SB_LOG_WARN;
     if (f->why == LIST_RECONCILE) {
         for (size_t i = 0; i < f->nmembers; i++)
             if (!has_id(ms, n, f->members[i].id))
-                f->host->log(f->inst, SB_LOG_WARN,
-                             "changed outside scalebus: %s is gone; reconciling", f->members[i].id);
+                f->host->log(f->inst, drift, "changed outside scalebus: %s is gone; reconciling",
+                             f->members[i].id);
         for (size_t i = 0; i < n; i++) {
             int known = 0;
             for (size_t k = 0; k < f->nmembers; k++)
@@ -456,11 +459,11 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
                     known = 1;
                     if (ms[i].state == SB_MEMBER_FAILED && !ms[i].restarting &&
                         f->members[k].state != SB_MEMBER_FAILED)
-                        f->host->log(f->inst, SB_LOG_WARN,
-                                     "changed outside scalebus: %s failed; replacing it", ms[i].id);
+                        f->host->log(f->inst, drift, "changed outside scalebus: %s failed; replacing it",
+                                     ms[i].id);
                 }
             if (!known)
-                f->host->log(f->inst, SB_LOG_WARN, "changed outside scalebus: %s appeared; %s",
+                f->host->log(f->inst, drift, "changed outside scalebus: %s appeared; %s",
                              ms[i].id, "adopted (it carries this scaler's mark)");
         }
     }
@@ -497,6 +500,7 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
     if (f->last_problem[0] && f->problem_is_list) {
         f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
                      (unsigned long long)f->in_a_row);
+        sb_backoff_reset(&f->backoff); /* the next failure starts from the short delay again */
         f->in_a_row = 0;
         f->last_problem[0] = '\0';
         f->problem_is_list = 0;
@@ -741,7 +745,8 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
     if (isnan(ev->value) || ev->value < 0)
         return;
     int64_t want = (int64_t)ceil(ev->value - 1e-9);
-    if (want != f->desired)
+    int changed = want != f->desired;
+    if (changed)
         f->dry_logged[0] = '\0';
     f->desired = want;
     if (f->draining[0] && f->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
@@ -752,7 +757,12 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
         timer_drop(f, &f->drain);
         publish_instances(f);
     }
-    fleet_step(f);
+    /* A new count is acted on from a fresh list, not from one up to reconcile_every old (a
+     * member may have gone, an app been deleted); the step follows the list. */
+    if (changed && f->listed && f->phase == PHASE_IDLE && !f->retry && !f->drain)
+        fleet_list(f, LIST_AFTER_ACTION);
+    else
+        fleet_step(f);
 }
 
 void sb_fleet_scaler_on_event(void *state, const sb_event *ev)
