@@ -2,8 +2,9 @@
  * main.c - the scalebus command line: run, check, plugins, simulate, --version, --help.
  *
  * `run` owns the process: one libuv loop, SIGINT/SIGTERM for a graceful stop (a second one stops
- * at once), SIGHUP to re-read the file. Everything else is a short command that exits with 0 on
- * success, 1 on invalid input and 2 on a usage error.
+ * at once), SIGHUP to re-read the file, each told to systemd (sd_notify) for Type=notify units.
+ * Everything else is a short command that exits with 0 on success, 1 on invalid input and 2 on a
+ * usage error. docs/scalebus.1 says the same for users: keep the two in step.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <curl/curl.h>
 #include <uv.h>
+#ifdef SB_HAVE_SD_NOTIFY
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "config.h"
 #include "daemon.h"
@@ -37,6 +41,10 @@ static const char usage_main[] =
     "  check FILE        validate FILE and print every error as FILE:LINE:COL: message\n"
     "  plugins           list the plugins scalebus can load\n"
     "  simulate FILE     replay a trace through FILE's connectors on virtual time\n"
+    "\n"
+    "`run` stops gracefully on SIGINT or SIGTERM and re-reads FILE on SIGHUP. Exit status: 0 on\n"
+    "success, 1 on invalid input (a file with errors, a component that fails to start), 2 on a\n"
+    "usage error. The manual page scalebus(1) has the signals, files and environment.\n"
     "\n"
     "options:\n"
     "  --version         print the version\n"
@@ -176,6 +184,20 @@ static daemon_options make_options(const cli *c)
 
 /* ---- run ----------------------------------------------------------------------------------- */
 
+/* Tell systemd (Type=notify) where the daemon is: READY=1 once every component has started,
+ * RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on a stop. Without NOTIFY_SOCKET in
+ * the environment (not started by systemd) it does nothing. One datagram on a local socket. */
+static void notify_systemd(const char *state)
+{
+#ifdef SB_HAVE_SD_NOTIFY
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        fprintf(stderr, "scalebus: warning: cannot notify systemd: %s\n", strerror(-rc));
+#else
+    (void)state;
+#endif
+}
+
 typedef struct run_ctx {
     uv_loop_t *loop;
     sb_daemon *d;
@@ -223,6 +245,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
         exit(128 + signum);
     }
     fprintf(stderr, "scalebus: %s: stopping (again to exit at once)\n", strsignal(signum));
+    notify_systemd("STOPPING=1");
     daemon_stop(r->d, on_stopped, r);
 }
 
@@ -232,7 +255,18 @@ static void on_reload_signal(uv_signal_t *h, int signum)
     run_ctx *r = h->data;
     config_errors errs;
     config_errors_init(&errs);
-    daemon_load(r->d, r->file, &errs); /* logs its outcome either way */
+    /* MONOTONIC_USEC: what systemd's Type=notify-reload asks for; plain Type=notify ignores it. */
+    char reloading[64];
+    snprintf(reloading, sizeof reloading, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)(uv_hrtime() / 1000));
+    /* A SIGHUP while stopping: no "ready" after "stopping". */
+    int stopping = r->signals > 0;
+    if (!stopping)
+        notify_systemd(reloading);
+    /* A refused file leaves the running pipelines as they were: ready either way. */
+    int rc = daemon_load(r->d, r->file, &errs); /* logs its outcome either way */
+    if (!stopping)
+        notify_systemd(rc == 0 ? "READY=1\nSTATUS=reloaded" : "READY=1\nSTATUS=reload refused");
     config_errors_free(&errs);
 }
 
@@ -271,6 +305,8 @@ static int cmd_run(int argc, char **argv)
                 "scalebus: warning: %s has no components (triggers, connectors, scalers): "
                 "nothing to run until a reload (SIGHUP) brings some\n",
                 c.file);
+    if (!failed)
+        notify_systemd("READY=1\nSTATUS=running");
     if (failed) {
         config_errors_print(&errs, stderr);
         /* What did start (a failed start refuses the file after others started) is stopped
