@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "config.h"
 #include "config_internal.h"
+#include "option_more.h"
 #include "textbuf.h"
 
 static const char *const common_trigger[] = {"id", "type", NULL};
@@ -54,6 +55,8 @@ static const char *type_phrase(sb_option_type t)
         return "a list of strings";
     case SB_OPT_MAP:
         return "a mapping of strings";
+    case SB_OPT_OBJECTS:
+        return "a mapping of names to objects";
     }
     return "a value";
 }
@@ -269,6 +272,14 @@ static int convert_default(validator *v, arena *a, const sb_option_spec *spec, s
                            misfit *mf)
 {
     int rc;
+    if (spec->type == SB_OPT_OBJECTS) {
+        /* A map of objects defaults to none: its objects' own defaults apply per object. */
+        memset(out, 0, sizeof *out);
+        out->items = string_array(a, 0);
+        out->is_set = 1;
+        mf->at = NULL;
+        return out->items ? 1 : -1;
+    }
     if (spec->type != SB_OPT_LIST && spec->type != SB_OPT_MAP) {
         config_node n = {.kind = CONFIG_SCALAR, .line = 0, .col = 0};
         if ((n.scalar = arena_strdup(a, spec->default_value)) == NULL)
@@ -348,20 +359,48 @@ static int fp_sorted(textbuf *t, const char *const *k, const char *const *v, siz
     return 0;
 }
 
-/* Canonical text from the parsed values, not the file's spelling: "10s" and "10000ms", or a
- * default written out, give the same fingerprint. A LIST keeps its order (an argv's order
- * matters); a MAP is a set. It covers the plugin's own options only: min, max, from, to and
- * match are the host's, and a reload applies their changes in place. */
-static char *make_fingerprint(validator *v, arena *a, const config_component *c)
+static int fp_values(textbuf *t, const sb_plugin_descriptor *d, const char *opath,
+                     const sb_option_spec *table, const sb_value *vals, size_t n);
+
+/* A map of objects: its names in sorted order, each with its object's values. */
+static int fp_objects(textbuf *t, const sb_plugin_descriptor *d, const char *opath,
+                      const sb_value *val)
 {
-    textbuf *t = &v->fp;
-    t->len = 0;
-    const sb_plugin_descriptor *d = c->plugin;
-    textbuf_printf(t, "%s %s %s\n", config_kind_word(c->kind), c->type,
-                   d->version ? d->version : "-");
-    for (size_t i = 0; i < c->nvalues; i++) {
-        const sb_option_spec *spec = &d->options[i];
-        const sb_value *val = &c->values[i];
+    const sb_option_spec *fields = option_more_fields(d, opath);
+    size_t nrows = 0;
+    while (fields && fields[nrows].name)
+        nrows++;
+    size_t *order = malloc((val->count ? val->count : 1) * sizeof *order);
+    if (order == NULL)
+        return -1;
+    for (size_t i = 0; i < val->count; i++)
+        order[i] = i;
+    for (size_t i = 1; i < val->count; i++) /* insertion sort by name: maps are small */
+        for (size_t k = i; k > 0 && strcmp(val->items[order[k - 1]], val->items[order[k]]) > 0; k--) {
+            size_t x = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = x;
+        }
+    textbuf_putn(t, "{", 1);
+    int rc = 0;
+    for (size_t i = 0; i < val->count && rc == 0; i++) {
+        fp_string(t, val->items[order[i]]);
+        textbuf_putn(t, ":{", 2);
+        rc = fp_values(t, d, opath, fields, val->objects[order[i]], nrows);
+        textbuf_putn(t, "}", 1);
+    }
+    textbuf_putn(t, "}", 1);
+    free(order);
+    return rc;
+}
+
+/* Each set value as name=canonical text, one per line. opath: the table's option path. */
+static int fp_values(textbuf *t, const sb_plugin_descriptor *d, const char *opath,
+                     const sb_option_spec *table, const sb_value *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const sb_option_spec *spec = &table[i];
+        const sb_value *val = &vals[i];
         if (!val->is_set)
             continue;
         textbuf_printf(t, "%s=", spec->name);
@@ -387,15 +426,36 @@ static char *make_fingerprint(validator *v, arena *a, const config_component *c)
             break;
         case SB_OPT_MAP:
             if (fp_sorted(t, val->items, val->values, val->count) != 0)
-                return NULL;
+                return -1;
             break;
+        case SB_OPT_OBJECTS: {
+            char sub[256];
+            option_more_path(sub, sizeof sub, opath, spec->name);
+            if (fp_objects(t, d, sub, val) != 0)
+                return -1;
+            break;
+        }
         default:
             fp_string(t, val->str ? val->str : "");
             break;
         }
         textbuf_putn(t, "\n", 1);
     }
-    if (t->oom)
+    return 0;
+}
+
+/* Canonical text from the parsed values, not the file's spelling: "10s" and "10000ms", or a
+ * default written out, give the same fingerprint. A LIST keeps its order (an argv's order
+ * matters); a MAP and a map of objects are sets. It covers the plugin's own options only: min,
+ * max, from, to and match are the host's, and a reload applies their changes in place. */
+static char *make_fingerprint(validator *v, arena *a, const config_component *c)
+{
+    textbuf *t = &v->fp;
+    t->len = 0;
+    const sb_plugin_descriptor *d = c->plugin;
+    textbuf_printf(t, "%s %s %s\n", config_kind_word(c->kind), c->type,
+                   d->version ? d->version : "-");
+    if (fp_values(t, d, "", d->options, c->values, c->nvalues) != 0 || t->oom)
         return NULL;
     return arena_strndup(a, t->p, t->len);
 }
@@ -519,6 +579,150 @@ static void unknown_type(validator *v, const config_component *comp, const confi
     textbuf_free(&t);
 }
 
+/* ---- maps of objects (SB_OPT_OBJECTS) ------------------------------------------------------ */
+
+static int convert_objects(validator *v, arena *a, const sb_plugin_descriptor *d, const char *where,
+                           const char *opath, const config_node *n, sb_value *out);
+
+/* "unknown option 'heath' in services.web of router (did you mean 'health'?)". */
+static void unknown_nested(validator *v, const sb_plugin_descriptor *d, const char *where,
+                           const sb_option_spec *table, size_t nrows, const config_node *key)
+{
+    config_clipbuf cb;
+    config_suggestion sg;
+    config_suggest_start(&sg, key->scalar);
+    for (size_t r = 0; r < nrows; r++)
+        config_suggest(&sg, table[r].name);
+    if (config_suggested(&sg) != NULL) {
+        config_report_at(v->rep, key, "unknown option '%s' in %s of %s (did you mean '%s'?)",
+                         config_clip(&cb, key->scalar), where, d->type, config_suggested(&sg));
+        return;
+    }
+    option_list list = {{0}, 0, 0};
+    for (size_t r = 0; r < nrows; r++)
+        option_list_add(&list, table[r].name);
+    if (list.text.oom)
+        v->rep->oom = 1;
+    else
+        config_report_at(v->rep, key, "unknown option '%s' in %s of %s (its options: %s%s)",
+                         config_clip(&cb, key->scalar), where, d->type, list.text.p,
+                         list.shown < list.total ? ", ..." : "");
+    textbuf_free(&list.text);
+}
+
+/* One object: its mapping against the nested table, each problem reported at its own place
+ * (file:line:col). `at` is the object's name in the file. Returns 1 when everything fits, 0 when
+ * something was reported, -1 out of memory. */
+static int convert_object(validator *v, arena *a, const sb_plugin_descriptor *d, const char *where,
+                          const char *opath, const sb_option_spec *table, const config_node *n,
+                          const config_node *at, const sb_value **out)
+{
+    size_t nrows = 0;
+    while (table[nrows].name != NULL)
+        nrows++;
+    sb_value *vals = arena_alloc(a, (nrows ? nrows : 1) * sizeof *vals);
+    if (vals == NULL)
+        return -1;
+    memset(vals, 0, (nrows ? nrows : 1) * sizeof *vals);
+    *out = vals;
+    if (!config_is_null(n) && n->kind != CONFIG_MAPPING) {
+        config_report_at(v->rep, n, "%s of %s: expected a mapping of options, got %s", where,
+                         d->type, config_node_kind_phrase(n->kind));
+        return 0;
+    }
+    const config_node **given = calloc(nrows ? nrows : 1, sizeof *given);
+    if (given == NULL)
+        return -1;
+    int ok = 1;
+    for (size_t i = 0; !config_is_null(n) && i < n->count; i++) {
+        size_t r = 0;
+        while (r < nrows && strcmp(table[r].name, n->keys[i]->scalar) != 0)
+            r++;
+        if (r == nrows) {
+            unknown_nested(v, d, where, table, nrows, n->keys[i]);
+            ok = 0;
+        } else if (given[r] == NULL) {
+            given[r] = n->items[i];
+        }
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        const sb_option_spec *spec = &table[r];
+        char sub[256];
+        snprintf(sub, sizeof sub, "%.120s.%.120s", where, spec->name);
+        misfit mf = {.at = NULL};
+        int rc = 1;
+        if (!config_is_null(given[r])) {
+            if (spec->type == SB_OPT_OBJECTS) {
+                char osub[256];
+                option_more_path(osub, sizeof osub, opath, spec->name);
+                rc = convert_objects(v, a, d, sub, osub, given[r], &vals[r]);
+            } else {
+                rc = convert_value(a, spec, given[r], &vals[r], &mf);
+                if (rc == 0)
+                    config_report_at(v->rep, mf.at, "option '%s' of %s: %s", sub, d->type, mf.why);
+            }
+        } else if (spec->required) {
+            config_report_at(v->rep, at, "%s: %s: missing required option '%s'", d->type, where,
+                             spec->name);
+            rc = 0;
+        } else if (spec->default_value != NULL || spec->type == SB_OPT_OBJECTS) {
+            rc = convert_default(v, a, spec, &vals[r], &mf);
+            if (rc == 0)
+                config_report_at(v->rep, at,
+                                 "plugin %s: the default of option '%s' is invalid: %s", d->type,
+                                 sub, mf.why);
+        }
+        if (rc < 0) {
+            free(given);
+            return -1;
+        }
+        ok &= rc;
+    }
+    free(given);
+    return ok;
+}
+
+/* A mapping of names to objects. Returns 1, 0 (reported) or -1 out of memory. */
+static int convert_objects(validator *v, arena *a, const sb_plugin_descriptor *d, const char *where,
+                           const char *opath, const config_node *n, sb_value *out)
+{
+    memset(out, 0, sizeof *out);
+    const sb_option_spec *fields = option_more_fields(d, opath);
+    if (fields == NULL) { /* the loader refuses such a plugin; a fake one in a test may not */
+        config_report_at(v->rep, n, "option '%s' of %s: the plugin has no table for its objects",
+                         where, d->type);
+        return 0;
+    }
+    if (n->kind != CONFIG_MAPPING) {
+        config_report_at(v->rep, n, "option '%s' of %s: expected %s, got %s", where, d->type,
+                         type_phrase(SB_OPT_OBJECTS), config_node_kind_phrase(n->kind));
+        return 0;
+    }
+    const char **items = string_array(a, n->count);
+    const sb_value **objects = arena_alloc(a, (n->count + 1) * sizeof *objects);
+    if (items == NULL || objects == NULL)
+        return -1;
+    int ok = 1;
+    for (size_t i = 0; i < n->count; i++) {
+        if ((items[i] = arena_strdup(a, n->keys[i]->scalar)) == NULL)
+            return -1;
+        char sub[256];
+        config_clipbuf cb;
+        snprintf(sub, sizeof sub, "%.120s.%.120s", where, config_clip(&cb, n->keys[i]->scalar));
+        int rc = convert_object(v, a, d, sub, opath, fields, n->items[i], n->keys[i], &objects[i]);
+        if (rc < 0)
+            return -1;
+        ok &= rc;
+    }
+    items[n->count] = NULL;
+    objects[n->count] = NULL;
+    out->items = items;
+    out->objects = objects;
+    out->count = n->count;
+    out->is_set = 1;
+    return ok;
+}
+
 /* Returns -1 when out of memory. */
 static int validate_component(validator *v, config_component *comp)
 {
@@ -582,7 +786,9 @@ static int validate_component(validator *v, config_component *comp)
         const config_node *n = v->given[r];
         misfit mf = {.at = NULL};
         int rc = 1;
-        if (!config_is_null(n)) {
+        if (!config_is_null(n) && spec->type == SB_OPT_OBJECTS) {
+            rc = convert_objects(v, a, d, spec->name, spec->name, n, &vals[r]);
+        } else if (!config_is_null(n)) {
             rc = convert_value(a, spec, n, &vals[r], &mf);
             if (rc == 0)
                 config_report_at(v->rep, mf.at, "option '%s' of %s: %s", spec->name, d->type,
@@ -591,7 +797,7 @@ static int validate_component(validator *v, config_component *comp)
             config_report_at(v->rep, m, "%s '%s': missing required option '%s'", d->type,
                              comp->id ? config_clip(&cb, comp->id) : "(no id)", spec->name);
             rc = 0;
-        } else if (spec->default_value != NULL) {
+        } else if (spec->default_value != NULL || spec->type == SB_OPT_OBJECTS) {
             rc = convert_default(v, a, spec, &vals[r], &mf);
             if (rc == 0) /* the plugin's bug, but the user needs to hear of it */
                 config_report_at(v->rep, tnode,

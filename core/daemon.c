@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon.h"
+#include "option_more.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -789,11 +790,33 @@ static uint64_t hash_strv(uint64_t h, const char *const *v, size_t n)
     return h;
 }
 
-static uint64_t values_hash(const sb_plugin_descriptor *desc, const sb_value *values, size_t n)
+/* Rows of a (host-layout) options table. */
+static size_t option_rows(const sb_option_spec *table)
 {
-    uint64_t h = hash_bytes(0xcbf29ce484222325ull, &desc, sizeof desc);
+    size_t n = 0;
+    while (table && table[n].name)
+        n++;
+    return n;
+}
+
+/* The nested table of row i when its values are a map of objects (its option path in sub),
+ * else NULL. */
+static const sb_option_spec *objects_table(const sb_plugin_descriptor *desc, const char *opath,
+                                           const sb_option_spec *table, size_t i,
+                                           const sb_value *v, char *sub, size_t sublen)
+{
+    if (!table || table[i].type != SB_OPT_OBJECTS || !v->objects)
+        return NULL;
+    option_more_path(sub, sublen, opath, table[i].name);
+    return option_more_fields(desc, sub);
+}
+
+static uint64_t hash_values(uint64_t h, const sb_plugin_descriptor *desc, const char *opath,
+                            const sb_option_spec *table, const void *values, size_t n,
+                            size_t stride)
+{
     for (size_t i = 0; i < n; i++) {
-        sb_value v = value_view(desc, values, i, sizeof(sb_value));
+        sb_value v = value_view(desc, values, i, stride);
         h = hash_bytes(h, &v.is_set, sizeof v.is_set);
         h = hash_bytes(h, &v.integer, sizeof v.integer);
         h = hash_bytes(h, &v.number, sizeof v.number);
@@ -802,8 +825,18 @@ static uint64_t values_hash(const sb_plugin_descriptor *desc, const sb_value *va
         h = hash_str(h, v.str);
         h = hash_strv(h, v.items, v.count);
         h = hash_strv(h, v.values, v.count);
+        char sub[256];
+        const sb_option_spec *fields = objects_table(desc, opath, table, i, &v, sub, sizeof sub);
+        for (size_t k = 0; fields && k < v.count; k++)
+            h = hash_values(h, desc, sub, fields, v.objects[k], option_rows(fields), stride);
     }
     return h;
+}
+
+static uint64_t values_hash(const sb_plugin_descriptor *desc, const sb_value *values, size_t n)
+{
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, &desc, sizeof desc);
+    return hash_values(h, desc, "", desc->options, values, n, sizeof(sb_value));
 }
 
 static int same_str(const char *a, const char *b)
@@ -821,94 +854,127 @@ static int same_strv(const char *const *a, const char *const *b, size_t n)
     return 1;
 }
 
+/* Values a (rows astride bytes apart) and b (bstride), nested objects included. */
+static int same_values(const sb_plugin_descriptor *desc, const char *opath,
+                       const sb_option_spec *table, const void *av, size_t astride,
+                       const void *bv, size_t bstride, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sb_value a = value_view(desc, av, i, astride);
+        sb_value b = value_view(desc, bv, i, bstride);
+        if (a.is_set != b.is_set || a.integer != b.integer ||
+            memcmp(&a.number, &b.number, sizeof a.number) != 0 ||
+            a.duration_ms != b.duration_ms || a.count != b.count || !same_str(a.str, b.str) ||
+            !same_strv(a.items, b.items, a.count) || !same_strv(a.values, b.values, a.count) ||
+            (a.objects == NULL) != (b.objects == NULL))
+            return 0;
+        char sub[256];
+        const sb_option_spec *fields = objects_table(desc, opath, table, i, &a, sub, sizeof sub);
+        for (size_t k = 0; fields && k < a.count; k++)
+            if (!same_values(desc, sub, fields, a.objects[k], astride, b.objects[k], bstride,
+                             option_rows(fields)))
+                return 0;
+    }
+    return 1;
+}
+
 static int block_holds(const values_block *blk, const sb_plugin_descriptor *desc,
                        const sb_value *values, size_t n)
 {
     if (blk->desc != desc || blk->nvalues != n)
         return 0;
+    return same_values(desc, "", desc->options, block_values(blk), desc->value_size, values,
+                       sizeof(sb_value), n);
+}
+
+/* Lays values out in one allocation, in two passes: base NULL measures (off is the size), then
+ * base set writes. Arrays of values use the plugin's stride, as create() reads them. */
+typedef struct packer {
+    char *base;
+    size_t off;
+} packer;
+
+static void *pack_take(packer *p, size_t n, size_t align)
+{
+    p->off = (p->off + align - 1) & ~(align - 1);
+    void *at = p->base ? p->base + p->off : NULL;
+    p->off += n;
+    return at;
+}
+
+static const char *pack_str(packer *p, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s) + 1;
+    char *at = pack_take(p, len, 1);
+    if (at)
+        memcpy(at, s, len);
+    return at;
+}
+
+/* n strings, NULL-terminated as the config makes them. */
+static const char *const *pack_strv(packer *p, const char *const *v, size_t n)
+{
+    if (!v)
+        return NULL;
+    const char **out = pack_take(p, (n + 1) * sizeof *out, sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        sb_value a = value_view(desc, block_values(blk), i, desc->value_size);
-        sb_value b = value_view(desc, values, i, sizeof(sb_value));
-        if (a.is_set != b.is_set || a.integer != b.integer ||
-            memcmp(&a.number, &b.number, sizeof a.number) != 0 ||
-            a.duration_ms != b.duration_ms || a.count != b.count || !same_str(a.str, b.str) ||
-            !same_strv(a.items, b.items, a.count) || !same_strv(a.values, b.values, a.count))
-            return 0;
+        const char *c = pack_str(p, v[i]);
+        if (out)
+            out[i] = c;
     }
-    return 1;
-}
-
-static size_t align8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
-
-static size_t strv_bytes(const char *const *v, size_t n)
-{
-    size_t bytes = 0;
-    for (size_t i = 0; v && i < n; i++)
-        bytes += v[i] ? strlen(v[i]) + 1 : 0;
-    return bytes;
-}
-
-/* Copies v[0..n) into out (n + 1 pointers, NULL-terminated as the config makes them) and their
- * text at *text. */
-static const char *const *strv_pack(const char *const *v, size_t n, const char **out, char **text)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[i] = NULL;
-        if (v[i]) {
-            size_t len = strlen(v[i]) + 1;
-            memcpy(*text, v[i], len);
-            out[i] = *text;
-            *text += len;
-        }
-    }
-    out[n] = NULL;
+    if (out)
+        out[n] = NULL;
     return out;
+}
+
+/* Host-layout values src[0..n) as the plugin's array (returned; NULL while measuring). */
+static void *pack_values(packer *p, const sb_plugin_descriptor *desc, const char *opath,
+                         const sb_option_spec *table, const sb_value *src, size_t n)
+{
+    size_t stride = desc->value_size;
+    char *arr = pack_take(p, n ? n * stride : 1, 8);
+    for (size_t i = 0; i < n; i++) {
+        sb_value v = src[i];
+        v.str = pack_str(p, v.str);
+        v.items = pack_strv(p, v.items, v.count);
+        v.values = pack_strv(p, v.values, v.count);
+        char sub[256];
+        const sb_option_spec *fields =
+            objects_table(desc, opath, table, i, &src[i], sub, sizeof sub);
+        v.objects = NULL;
+        if (fields) {
+            const sb_value **objs = pack_take(p, (v.count + 1) * sizeof *objs, sizeof *objs);
+            for (size_t k = 0; k < v.count; k++) {
+                const void *o =
+                    pack_values(p, desc, sub, fields, src[i].objects[k], option_rows(fields));
+                if (objs)
+                    objs[k] = o;
+            }
+            if (objs)
+                objs[v.count] = NULL;
+            v.objects = objs;
+        }
+        if (arr)
+            memcpy(arr + i * stride, &v, stride < sizeof v ? stride : sizeof v);
+    }
+    return arr;
 }
 
 /* A new block holding a copy of the values (one allocation). NULL when out of memory. */
 static values_block *values_pack(const sb_plugin_descriptor *desc, const sb_value *values,
                                  size_t nvalues)
 {
-    size_t stride = desc->value_size;
-    size_t ptrs = 0, text = 0;
-    for (size_t i = 0; i < nvalues; i++) {
-        const sb_value *v = &values[i];
-        text += v->str ? strlen(v->str) + 1 : 0;
-        if (v->items)
-            ptrs += v->count + 1, text += strv_bytes(v->items, v->count);
-        if (v->values)
-            ptrs += v->count + 1, text += strv_bytes(v->values, v->count);
-    }
-    size_t head = align8(nvalues * stride);
-    values_block *blk = calloc(1, sizeof *blk + head + ptrs * sizeof(char *) + text);
+    packer measure = {NULL, 0};
+    pack_values(&measure, desc, "", desc->options, values, nvalues);
+    values_block *blk = calloc(1, sizeof *blk + measure.off);
     if (!blk)
         return NULL;
     blk->desc = desc;
     blk->nvalues = nvalues;
-    char *buf = (char *)(blk + 1);
-    const char **ptr = (const char **)(void *)(buf + head);
-    char *txt = (char *)(ptr + ptrs);
-    for (size_t i = 0; i < nvalues; i++) {
-        sb_value v = values[i];
-        if (v.str) {
-            size_t len = strlen(v.str) + 1;
-            memcpy(txt, v.str, len);
-            v.str = txt;
-            txt += len;
-        }
-        if (v.items) {
-            v.items = strv_pack(v.items, v.count, ptr, &txt);
-            ptr += v.count + 1;
-        }
-        if (v.values) {
-            v.values = strv_pack(v.values, v.count, ptr, &txt);
-            ptr += v.count + 1;
-        }
-        memcpy(buf + i * stride, &v, stride < sizeof v ? stride : sizeof v);
-    }
+    packer write = {(char *)(blk + 1), 0}; /* the top-level array first: block_values() */
+    pack_values(&write, desc, "", desc->options, values, nvalues);
     return blk;
 }
 

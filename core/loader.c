@@ -20,11 +20,13 @@
  */
 #define _DEFAULT_SOURCE
 #include "loader.h"
+#include "option_more.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +54,21 @@ typedef struct loaded_plugin {
     void *handle;
     sb_plugin_descriptor *desc; /* the host-layout copy (see the top of this file) */
     sb_option_spec *options;    /* desc->options: the host-layout copy of the table, or NULL */
+    sb_option_more *more;       /* desc->options_more: its host-layout copy, or NULL */
 } loaded_plugin;
 
 struct loader {
     loaded_plugin *items;
     size_t count, cap;
 };
+
+/* The host-layout copy of options_more, and the nested tables its rows own. */
+static void free_more(sb_option_more *m)
+{
+    for (sb_option_more *r = m; r && r->path; r++)
+        free((void *)(uintptr_t)r->fields);
+    free(m);
+}
 
 loader *loader_new(void)
 {
@@ -76,6 +87,7 @@ void loader_free(loader *l)
         free(l->items[i].path);
         free(l->items[i].desc);
         free(l->items[i].options);
+        free_more(l->items[i].more);
     }
     free(l->items);
     free(l);
@@ -262,6 +274,134 @@ static int copy_options(const sb_option_spec *table, size_t stride, sb_option_sp
     return 0;
 }
 
+/* options_more (rows of option_more_size bytes) as a host-layout array, each row's nested table
+ * copied like the top-level one. Returns 0 (*out NULL when there is none), -EPROTO with err
+ * filled for an implausible row size, or -ENOMEM. */
+static int copy_more(const sb_plugin_descriptor *d, const char *path, sb_option_more **out,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    if (d->size < END_OF(sb_plugin_descriptor, option_more_size) || !d->options_more)
+        return 0;
+    size_t stride = d->option_more_size;
+    if (stride < END_OF(sb_option_more, flags) || stride > MAX_STRUCT_SIZE) {
+        snprintf(err, errlen, "%s: descriptor .option_more_size %zu is not plausible (at least %zu)",
+                 path, stride, (size_t)END_OF(sb_option_more, flags));
+        return -EPROTO;
+    }
+    const unsigned char *rows = (const unsigned char *)d->options_more;
+    size_t n = 0;
+    for (;; n++) {
+        const char *p;
+        memcpy(&p, rows + n * stride + offsetof(sb_option_more, path), sizeof p);
+        if (!p)
+            break;
+    }
+    sb_option_more *m = calloc(n + 1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    size_t take = stride < sizeof *m ? stride : sizeof *m;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(&m[i], rows + i * stride, take);
+        sb_option_spec *nested = NULL;
+        if (copy_options(m[i].fields, d->option_spec_size, &nested) != 0) {
+            m[i].fields = NULL;
+            free_more(m);
+            return -ENOMEM;
+        }
+        m[i].fields = nested;
+    }
+    *out = m;
+    return 0;
+}
+
+/* The row of the table named name, or NULL. */
+static const sb_option_spec *row_named(const sb_option_spec *table, const char *name, size_t len)
+{
+    for (const sb_option_spec *o = table; o && o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* Types in a table; each OBJECTS row has its nested table in options_more (path prefix.name),
+ * checked the same way, at most SB_MAX_OPTION_DEPTH levels deep. */
+static int check_option_rows(const sb_plugin_descriptor *d, const sb_option_spec *table,
+                             const char *prefix, int depth, const char *path, char *err,
+                             size_t errlen)
+{
+    for (const sb_option_spec *o = table; o && o->name; o++) {
+        if (o->type < SB_OPT_STRING || o->type > SB_OPT_OBJECTS) {
+            snprintf(err, errlen, "%s: plugin '%s' option '%s' has bad type %d", path, d->type,
+                     o->name, (int)o->type);
+            return -EINVAL;
+        }
+        if (o->type != SB_OPT_OBJECTS)
+            continue;
+        char full[256];
+        option_more_path(full, sizeof full, prefix, o->name);
+        const sb_option_spec *fields = option_more_fields(d, full);
+        if (!fields || !fields->name) {
+            snprintf(err, errlen, "%s: plugin '%s' option '%s' is a map of objects without a "
+                     "table of their options in options_more", path, d->type, full);
+            return -EINVAL;
+        }
+        if (d->value_size < END_OF(sb_value, objects)) {
+            snprintf(err, errlen, "%s: plugin '%s' option '%s' is a map of objects, but its "
+                     "sb_value (%u bytes) has no objects field", path, d->type, full,
+                     d->value_size);
+            return -EINVAL;
+        }
+        if (depth >= SB_MAX_OPTION_DEPTH) {
+            snprintf(err, errlen, "%s: plugin '%s' option '%s': options nested deeper than %d "
+                     "levels", path, d->type, full, SB_MAX_OPTION_DEPTH);
+            return -EINVAL;
+        }
+        int rc = check_option_rows(d, fields, full, depth + 1, path, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Every options_more row names an option that exists; nested tables only for OBJECTS. */
+static int check_more_paths(const sb_plugin_descriptor *d, const char *path, char *err,
+                            size_t errlen)
+{
+    for (const sb_option_more *m = d->options_more; m && m->path; m++) {
+        const sb_option_spec *table = d->options, *row = NULL;
+        char prefix[256] = "";
+        for (const char *seg = m->path;;) {
+            size_t len = strcspn(seg, ".");
+            row = row_named(table, seg, len);
+            if (!row || !seg[len])
+                break;
+            if (row->type != SB_OPT_OBJECTS) {
+                row = NULL;
+                break;
+            }
+            char next[256];
+            snprintf(next, sizeof next, "%.*s", (int)len, seg);
+            char joined[256];
+            option_more_path(joined, sizeof joined, prefix, next);
+            snprintf(prefix, sizeof prefix, "%s", joined);
+            table = option_more_fields(d, prefix);
+            seg += len + 1;
+        }
+        if (!row) {
+            snprintf(err, errlen, "%s: plugin '%s' options_more names '%s', which is not one of "
+                     "its options", path, d->type, m->path);
+            return -EINVAL;
+        }
+        if (m->fields && row->type != SB_OPT_OBJECTS) {
+            snprintf(err, errlen, "%s: plugin '%s' options_more gives '%s' a nested table, but "
+                     "it is not a map of objects", path, d->type, m->path);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* The rest of the checks, on the host-layout copy. */
 static int check_fields(const sb_plugin_descriptor *d, const char *path, char *err, size_t errlen)
 {
@@ -285,14 +425,8 @@ static int check_fields(const sb_plugin_descriptor *d, const char *path, char *e
                  loader_kind_name(d->kind), d->type);
         return -EINVAL;
     }
-    for (const sb_option_spec *o = d->options; o && o->name; o++) {
-        if (o->type < SB_OPT_STRING || o->type > SB_OPT_MAP) {
-            snprintf(err, errlen, "%s: plugin '%s' option '%s' has bad type %d", path, d->type,
-                     o->name, (int)o->type);
-            return -EINVAL;
-        }
-    }
-    return 0;
+    int rc = check_option_rows(d, d->options, "", 1, path, err, errlen);
+    return rc ? rc : check_more_paths(d, path, err, errlen);
 }
 
 /* Checks the plugin's descriptor and builds its host-layout copy into *lp (desc, options). */
@@ -304,22 +438,34 @@ static int adopt_descriptor(const sb_plugin_descriptor *d, const char *path, loa
         return rc;
     sb_plugin_descriptor *copy = calloc(1, sizeof *copy);
     sb_option_spec *options = NULL;
-    if (!copy || copy_options(d->options, d->option_spec_size, &options) != 0) {
+    sb_option_more *more = NULL;
+    rc = copy ? copy_options(d->options, d->option_spec_size, &options) : -ENOMEM;
+    if (rc == 0)
+        rc = copy_more(d, path, &more, err, errlen);
+    if (rc != 0) {
         free(copy);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
+        free(options);
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "%s: out of memory", path);
+        return rc;
     }
     memcpy(copy, d, d->size < sizeof *copy ? d->size : sizeof *copy);
     copy->options = options;
     copy->option_spec_size = sizeof(sb_option_spec); /* the rows of the copied table */
+    copy->options_more = more;
+    copy->option_more_size = sizeof(sb_option_more);
+    if (copy->size < END_OF(sb_plugin_descriptor, option_more_size))
+        copy->size = END_OF(sb_plugin_descriptor, option_more_size); /* so lookups see the copy */
     /* copy->value_size stays the plugin's: the stride of the values create() takes */
     if ((rc = check_fields(copy, path, err, errlen)) != 0) {
         free(options);
+        free_more(more);
         free(copy);
         return rc;
     }
     lp->desc = copy;
     lp->options = options;
+    lp->more = more;
     return 0;
 }
 
@@ -360,6 +506,7 @@ static void close_plugin(loaded_plugin *lp)
     free(lp->path);
     free(lp->desc);
     free(lp->options);
+    free_more(lp->more);
 }
 
 int loader_load_file(loader *l, const char *path, char *err, size_t errlen)

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "loader.h"
+#include "option_more.h"
 #include "log.h"
 #include "simulate.h"
 
@@ -370,8 +371,32 @@ static const char *opt_type_name(sb_option_type t)
         return "list";
     case SB_OPT_MAP:
         return "map";
+    case SB_OPT_OBJECTS:
+        return "objects";
     }
     return "?";
+}
+
+/* An options table; a map of objects is followed by its objects' options, as they are written
+ * in a file ("services.<name>.backend"). opath: the table's option path ("" at the top). */
+static void describe_options(const sb_plugin_descriptor *d, const sb_option_spec *table,
+                             const char *opath, const char *shown)
+{
+    for (const sb_option_spec *op = table; op && op->name; op++) {
+        char name[256], path[256];
+        snprintf(name, sizeof name, "%.120s%.120s", shown, op->name);
+        option_more_path(path, sizeof path, opath, op->name);
+        const sb_option_more *more = option_more_find(d, path);
+        printf("  %-18s %-9s %-10s %-8s %s%s\n", name, opt_type_name(op->type),
+               op->default_value ? op->default_value : "-", op->required ? "yes" : "no",
+               op->help ? op->help : "",
+               more && (more->flags & SB_OPTION_SECRET) ? " (secret)" : "");
+        if (op->type == SB_OPT_OBJECTS && more && more->fields) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%.200s.<name>.", name);
+            describe_options(d, more->fields, path, sub);
+        }
+    }
 }
 
 static void describe_common(sb_kind kind)
@@ -427,10 +452,7 @@ static int cmd_plugins(int argc, char **argv)
             printf("  %-18s %-9s %-10s %-8s %s\n", "id", "string", "-", "yes",
                    "unique name of this component in the file");
             describe_common(p->kind);
-            for (const sb_option_spec *op = p->options; op && op->name; op++)
-                printf("  %-18s %-9s %-10s %-8s %s\n", op->name, opt_type_name(op->type),
-                       op->default_value ? op->default_value : "-", op->required ? "yes" : "no",
-                       op->help ? op->help : "");
+            describe_options(p, p->options, "", "");
         }
     } else {
         printf("%-12s %-10s %-8s %s\n", "TYPE", "KIND", "VERSION", "DESCRIPTION");

@@ -51,6 +51,17 @@ static const sb_option_spec badplug_options[] = {
     {.name = "period", .type = SB_OPT_DURATION, .default_value = "soon", .help = "broken"},
     {.name = NULL}};
 
+/* A router-like plugin: a map of objects (host version 3). */
+static const sb_option_spec svc_fields[] = {
+    {.name = "backend", .type = SB_OPT_STRING, .required = 1, .help = "scaler id"},
+    {.name = "slots", .type = SB_OPT_INT, .default_value = "4", .help = "per instance"},
+    {.name = "hosts", .type = SB_OPT_LIST, .help = "Host names"},
+    {.name = NULL}};
+static const sb_option_spec proxy_options[] = {
+    {.name = "services", .type = SB_OPT_OBJECTS, .help = "by name"},
+    {.name = NULL}};
+static const sb_option_more proxy_more[] = {{"services", svc_fields, 0}, {NULL, NULL, 0}};
+
 static const sb_plugin_descriptor fake_plugins[] = {
     {SB_DESCRIPTOR_SIZES,
      .type = "cron",
@@ -72,6 +83,12 @@ static const sb_plugin_descriptor fake_plugins[] = {
      .kind = SB_KIND_TRIGGER,
      .version = "0.1",
      .options = badplug_options},
+    {SB_DESCRIPTOR_SIZES,
+     .type = "proxy",
+     .kind = SB_KIND_TRIGGER,
+     .version = "1.0.0",
+     .options = proxy_options,
+     SB_OPTIONS_MORE(proxy_more)},
 };
 
 static const sb_plugin_descriptor *fake_lookup(void *ctx, const char *type)
@@ -1322,6 +1339,36 @@ static char *fingerprint_of(const char *text, const char *id)
     return fp;
 }
 
+/* A map of objects is a set: reordering its objects (or a default written out) keeps the
+ * fingerprint, so a reload keeps the component; a changed value inside an object changes it. */
+START_TEST(test_objects_fingerprint)
+{
+    char *a = fingerprint_of("triggers:\n  - id: p\n    type: proxy\n    services:\n"
+                             "      web: {backend: w, hosts: [a, b]}\n      api: {backend: x}\n",
+                             "p");
+    char *b = fingerprint_of("triggers:\n  - id: p\n    type: proxy\n    services:\n"
+                             "      api: {backend: x, slots: 4}\n      web: {hosts: [a, b], backend: w}\n",
+                             "p");
+    char *c = fingerprint_of("triggers:\n  - id: p\n    type: proxy\n    services:\n"
+                             "      api: {backend: x, slots: 5}\n      web: {hosts: [a, b], backend: w}\n",
+                             "p");
+    char *e = fingerprint_of("triggers:\n  - id: p\n    type: proxy\n    services:\n"
+                             "      api: {backend: x}\n      web: {hosts: [b, a], backend: w}\n",
+                             "p");
+    ck_assert_str_eq(a, b);
+    ck_assert_str_ne(a, c);
+    ck_assert_str_ne(a, e); /* a list inside keeps its order */
+    /* No services at all: set, and empty. */
+    char *none = fingerprint_of("triggers:\n  - {id: p, type: proxy}\n", "p");
+    ck_assert_ptr_nonnull(strstr(none, "services={}"));
+    free(a);
+    free(b);
+    free(c);
+    free(e);
+    free(none);
+}
+END_TEST
+
 #define FP_TRIGGERS                                                                                \
     "triggers:\n  - {id: t, type: cron, schedule: x}\n  - {id: u, type: cron, schedule: y}\n"
 #define FP_SCALERS                                                                                 \
@@ -1625,6 +1672,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_long_cycle);
     tcase_add_test(tc, test_policy_chain);
     tcase_add_test(tc, test_long_connector_chain);
+    tcase_add_test(tc, test_objects_fingerprint);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -413,6 +413,133 @@ START_TEST(test_plugins_path_trusted)
 }
 END_TEST
 
+/* ---- maps of objects (SB_OPT_OBJECTS) ------------------------------------------------------- */
+
+#define NESTED_DIR(n) SB_ABI_PLUGIN_DIR "/nested" #n
+
+typedef struct service_seen {
+    int n;
+    struct {
+        double value;
+        char service[32], backend[32], checks[8], path[32], interval[16];
+    } r[4];
+} service_seen;
+
+static void label_copy(const sb_event *ev, const char *key, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < ev->nlabels; i++)
+        if (strcmp(ev->labels[i].key, key) == 0)
+            snprintf(out, len, "%s", ev->labels[i].value);
+}
+
+static void on_service(void *arg, const sb_event *ev)
+{
+    service_seen *s = arg;
+    if (s->n == 4)
+        return;
+    s->r[s->n].value = ev->value;
+    label_copy(ev, "service", s->r[s->n].service, sizeof s->r[s->n].service);
+    label_copy(ev, "backend", s->r[s->n].backend, sizeof s->r[s->n].backend);
+    label_copy(ev, "checks", s->r[s->n].checks, sizeof s->r[s->n].checks);
+    label_copy(ev, "path", s->r[s->n].path, sizeof s->r[s->n].path);
+    label_copy(ev, "interval_ms", s->r[s->n].interval, sizeof s->r[s->n].interval);
+    s->n++;
+}
+
+/* The plugin gets every object with its own options, defaults filled in, two levels deep. */
+START_TEST(test_nested_options_reach_the_plugin)
+{
+    static const char *const dirs[] = {NESTED_DIR(0)};
+    new_daemon(dirs, 1);
+    load_ok("triggers:\n"
+            "  - id: router\n"
+            "    type: nested_opts\n"
+            "    token: s3cret\n"
+            "    services:\n"
+            "      web: {backend: w, slots: 2, health: {main: {path: /hz, interval: 1500ms}}}\n"
+            "      api: {backend: a}\n");
+    service_seen s = {0};
+    ck_assert_int_eq(daemon_subscribe(d, "router", SB_TOPIC_READING, on_service, &s), 0);
+    run_until(&s.n, 2);
+    ck_assert_str_eq(s.r[0].service, "web");
+    ck_assert_double_eq(s.r[0].value, 2);
+    ck_assert_str_eq(s.r[0].backend, "w");
+    ck_assert_str_eq(s.r[0].checks, "1");
+    ck_assert_str_eq(s.r[0].path, "/hz");
+    ck_assert_str_eq(s.r[0].interval, "1500");
+    ck_assert_str_eq(s.r[1].service, "api");
+    ck_assert_double_eq(s.r[1].value, 4); /* the nested table's default */
+    ck_assert_str_eq(s.r[1].backend, "a");
+    ck_assert_str_eq(s.r[1].checks, "0");
+    ck_assert_str_eq(s.r[1].path, "-");
+}
+END_TEST
+
+/* Each mistake inside an object is reported at its own file:line:col, naming the object. */
+START_TEST(test_nested_options_errors)
+{
+    static const char *const dirs[] = {NESTED_DIR(0)};
+    new_daemon(dirs, 1);
+    char errs[4096];
+    ck_assert_int_eq(load("triggers:\n"
+                          "  - id: router\n"
+                          "    type: nested_opts\n"
+                          "    services:\n"
+                          "      web: {backnd: w}\n"
+                          "      api: {backend: a, slots: many}\n"
+                          "      db: {backend: d, health: {main: {path: [x], intervl: 1s}}}\n",
+                          errs, sizeof errs),
+                     -EINVAL);
+    ck_assert_msg(strstr(errs, ":5:13: unknown option 'backnd' in services.web of nested_opts "
+                               "(did you mean 'backend'?)") != NULL,
+                  "%s", errs);
+    ck_assert_msg(strstr(errs, ":5:7: nested_opts: services.web: missing required option "
+                               "'backend'") != NULL,
+                  "%s", errs);
+    ck_assert_msg(strstr(errs, ":6:32: option 'services.api.slots' of nested_opts: expected an "
+                               "integer") != NULL,
+                  "%s", errs);
+    ck_assert_msg(strstr(errs, "option 'services.db.health.main.path' of nested_opts: expected "
+                               "a string") != NULL,
+                  "%s", errs);
+    ck_assert_msg(strstr(errs, "unknown option 'intervl' in services.db.health.main of "
+                               "nested_opts (did you mean 'interval'?)") != NULL,
+                  "%s", errs);
+    ck_assert_int_eq(load("triggers:\n"
+                          "  - { id: router, type: nested_opts, services: [web, api] }\n",
+                          errs, sizeof errs),
+                     -EINVAL);
+    ck_assert_msg(strstr(errs, "option 'services' of nested_opts: expected a mapping of names "
+                               "to objects, got a sequence") != NULL,
+                  "%s", errs);
+}
+END_TEST
+
+/* options_more that names no option, or a map of objects without a table: refused at load. */
+START_TEST(test_nested_options_refused)
+{
+    static const char *const dirs[] = {NESTED_DIR(1), NESTED_DIR(2), NESTED_DIR(0)};
+    new_daemon(dirs, 3);
+    capture c;
+    capture_begin(&c);
+    char errs[4096];
+    int rc = load("triggers:\n  - { id: a, type: nested_badpath }\n", errs, sizeof errs);
+    char out[16384];
+    capture_end(&c, out, sizeof out);
+    ck_assert_int_eq(rc, -EINVAL);
+    ck_assert_int_eq(lines_with(out, "plugin 'nested_badpath' options_more names 'services.nope', "
+                                     "which is not one of its options"),
+                     1);
+    ck_assert_int_eq(lines_with(out, "plugin 'nested_notable' option 'services.health' is a map "
+                                     "of objects without a table of their options in "
+                                     "options_more"),
+                     1);
+    /* the valid one in the same daemon loads */
+    load_ok("triggers:\n  - { id: r, type: nested_opts, services: {web: {backend: w}} }\n");
+}
+END_TEST
+
 static Suite *abi_suite(void)
 {
     Suite *s = suite_create("abi");
@@ -425,6 +552,9 @@ static Suite *abi_suite(void)
     tcase_add_test(tc, test_frozen_v2_options);
     tcase_add_test(tc, test_future_plugin_options);
     tcase_add_test(tc, test_abi1_plugin_refused);
+    tcase_add_test(tc, test_nested_options_reach_the_plugin);
+    tcase_add_test(tc, test_nested_options_errors);
+    tcase_add_test(tc, test_nested_options_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("trust");

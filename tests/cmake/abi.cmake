@@ -29,11 +29,18 @@ endfunction()
 sb_add_abi_plugin(sb_abi_frozen_v2 frozen_v2 ${CMAKE_CURRENT_SOURCE_DIR}/abi/frozen_v2_plugin.c)
 sb_add_abi_plugin(sb_abi_future future_abi ${CMAKE_CURRENT_SOURCE_DIR}/abi/future_plugin.c)
 target_include_directories(sb_abi_future PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
+# Maps of objects (SB_OPT_OBJECTS through options_more): a valid plugin and two the loader refuses.
+foreach(case 0 1 2)
+  sb_add_abi_plugin(sb_abi_nested${case} nested${case} ${CMAKE_CURRENT_SOURCE_DIR}/abi/nested_plugin.c)
+  target_include_directories(sb_abi_nested${case} PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include)
+  target_compile_definitions(sb_abi_nested${case} PRIVATE NESTED_CASE=${case})
+endforeach()
 
 sb_add_unit_test(test_abi SOURCES abi/test_abi.c tmp_tree.c LIBRARIES sbcore)
 target_compile_definitions(test_abi PRIVATE SB_ABI_PLUGIN_DIR="${SB_ABI_PLUGIN_DIR}"
   SB_FROZEN_V2_HEADER="${SB_FROZEN_V2_HEADER}" SB_FROZEN_V2_SHA256="${SB_FROZEN_V2_SHA256}")
-add_dependencies(test_abi sb_abi_frozen_v2 sb_abi_future sb_test_plugins)
+add_dependencies(test_abi sb_abi_frozen_v2 sb_abi_future sb_abi_nested0 sb_abi_nested1
+  sb_abi_nested2 sb_test_plugins)
 set_tests_properties(test_abi PROPERTIES SKIP_RETURN_CODE 77)
 if(TEST test_loader)
   set_tests_properties(test_loader PROPERTIES SKIP_RETURN_CODE 77)

@@ -71,7 +71,9 @@ extern "C" {
 /* The host table grows at its end; its version counts the additions. Version 2 is the ABI-2
  * table: publish .. bounds as in version 1, subscribe returning a handle, then unsubscribe,
  * spawn, kill_group, index_claim and index_release. Version 3 appends http_request and
- * http_cancel (the daemon's asynchronous HTTP client) and stop_reason. */
+ * http_cancel (the daemon's asynchronous HTTP client) and stop_reason; with it, options gained
+ * SB_OPT_OBJECTS (nested tables) and flags (SB_OPTION_SECRET) through the descriptor's appended
+ * options_more, and sb_value an appended objects field (rule 1). */
 #define SB_HOST_VERSION 3
 
 #define SB_MAX_LABELS 14
@@ -97,7 +99,12 @@ typedef enum sb_option_type {
     SB_OPT_BOOL,     /* true/false, yes/no, on/off */
     SB_OPT_DURATION, /* "500ms", "10s", "5m", "1h", "1d", or a bare number of seconds */
     SB_OPT_LIST,     /* a sequence of strings, e.g. an argv */
-    SB_OPT_MAP       /* a mapping of string to string, e.g. env */
+    SB_OPT_MAP,      /* a mapping of string to string, e.g. env */
+    /* host version 3: a mapping of names to objects, each checked against a nested options
+     * table (a router's services: {web: {backend: w, ...}, api: {...}}), named in the
+     * descriptor's options_more. Its value: items = the names, count = how many, objects[i] =
+     * the values of object i. */
+    SB_OPT_OBJECTS
 } sb_option_type;
 
 typedef struct sb_option_spec {
@@ -107,7 +114,26 @@ typedef struct sb_option_spec {
     int required;              /* 1: the file must set it */
     const char *help;          /* one line, shown by `scalebus plugins --describe TYPE` */
 } sb_option_spec;
-/* An options table ends with an entry whose name is NULL. */
+/* An options table ends with an entry whose name is NULL. Rows stay these five fields, so tables
+ * written positionally ({"every", SB_OPT_DURATION, "15s", 0, "..."}) keep compiling without
+ * warnings; what else an option needs goes in the descriptor's options_more. */
+
+/* More about some options (host version 3), one row per option that needs it, ending with a row
+ * whose path is NULL. Set it with SB_OPTIONS_MORE(table) in the descriptor. */
+typedef struct sb_option_more {
+    /* The option: its name, or a dotted path into nested tables ("services.health"). */
+    const char *path;
+    /* SB_OPT_OBJECTS: the options table of each object (rows like the top-level table's;
+     * nested up to SB_MAX_OPTION_DEPTH levels). NULL otherwise. */
+    const sb_option_spec *fields;
+    uint32_t flags; /* SB_OPTION_* */
+} sb_option_more;
+
+/* sb_option_more.flags: the value is a secret (a password, a token): the daemon never shows it
+ * (describe output, logs, the admin API), only whether it is set. */
+#define SB_OPTION_SECRET 0x1u
+/* How deep SB_OPT_OBJECTS tables may nest (the loader refuses deeper ones). */
+#define SB_MAX_OPTION_DEPTH 3
 
 /* The descriptor records sizeof(sb_option_spec) as the plugin was built (option_spec_size): a
  * row added at the end of this struct later reads as zero for older plugins. */
@@ -122,7 +148,11 @@ typedef struct sb_value {
     uint64_t duration_ms;      /* DURATION */
     const char *const *items;  /* LIST: items; MAP: keys */
     const char *const *values; /* MAP: values, parallel to items */
-    size_t count;              /* LIST/MAP entries */
+    size_t count;              /* LIST/MAP/OBJECTS entries */
+    /* ---- appended with host version 3 ---- */
+    /* OBJECTS: objects[i] is the object named items[i], one sb_value per row of the option's
+     * nested table (options_more), laid out like the values handed to create(). */
+    const struct sb_value *const *objects;
 } sb_value;
 
 /* ---- Events --------------------------------------------------------------------------- */
@@ -413,6 +443,10 @@ typedef struct sb_plugin_descriptor {
      * counts (SB_ACCEPTS_*). 0 (every plugin built before this field): none, so a connector
      * that treats every event as a reading never sees a failure as one. */
     uint32_t accepts;
+    /* More about some options: nested tables of SB_OPT_OBJECTS options, secrets. NULL: none.
+     * option_more_size is sizeof(sb_option_more) as the plugin was built (rule 1). */
+    const sb_option_more *options_more;
+    uint32_t option_more_size;
 } sb_plugin_descriptor;
 
 /* sb_plugin_descriptor.accepts: SB_TOPIC_ERROR events from the triggers in `from` (value =
@@ -421,6 +455,9 @@ typedef struct sb_plugin_descriptor {
 
 /* reconfigure(): these changes cannot be taken in place; replace the instance. */
 #define SB_RECONFIGURE_REPLACE (-95) /* -EOPNOTSUPP */
+
+/* In a descriptor: .options_more = table, with its row size. */
+#define SB_OPTIONS_MORE(table) .options_more = (table), .option_more_size = sizeof(sb_option_more)
 
 /* The first fields of every descriptor: .abi_version, .size, .option_spec_size, .value_size. */
 #define SB_DESCRIPTOR_SIZES                                                                        \
