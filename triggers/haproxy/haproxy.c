@@ -201,7 +201,14 @@ static int hap_create(sb_instance *inst, const sb_host *host, const sb_value *v,
 
 
 
+/* Values never shown (scalebus/plugin.h, SB_OPTION_SECRET). */
+static const sb_option_more secret_options[] = {
+    {"password", NULL, SB_OPTION_SECRET},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor hap_descriptor = {
+    SB_OPTIONS_MORE(secret_options),
     SB_DESCRIPTOR_SIZES,
     .type = "haproxy",
     .kind = SB_KIND_TRIGGER,

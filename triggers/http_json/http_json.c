@@ -242,7 +242,15 @@ static int http_json_create(sb_instance *inst, const sb_host *host, const sb_val
 
 
 
+/* Values never shown (scalebus/plugin.h, SB_OPTION_SECRET). */
+static const sb_option_more secret_options[] = {
+    {"password", NULL, SB_OPTION_SECRET},
+    {"headers", NULL, SB_OPTION_SECRET},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor http_json_descriptor = {
+    SB_OPTIONS_MORE(secret_options),
     SB_DESCRIPTOR_SIZES,
     .type = "http_json",
     .kind = SB_KIND_TRIGGER,

@@ -726,7 +726,14 @@ static void rabbitmq_on_event(void *state, const sb_event *ev)
         sb_poller_run_now(st->poller);
 }
 
+/* Values never shown (scalebus/plugin.h, SB_OPTION_SECRET). */
+static const sb_option_more secret_options[] = {
+    {"password", NULL, SB_OPTION_SECRET},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor rabbitmq_descriptor = {
+    SB_OPTIONS_MORE(secret_options),
     SB_DESCRIPTOR_SIZES,
     .type = "rabbitmq",
     .kind = SB_KIND_TRIGGER,

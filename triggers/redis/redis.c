@@ -859,7 +859,14 @@ static int redis_reconfigure(void *state, const sb_value *values, char *err, siz
     return sb_poller_set_options(t->poller, &values[OPT_EVERY], err, errlen);
 }
 
+/* Values never shown (scalebus/plugin.h, SB_OPTION_SECRET). */
+static const sb_option_more secret_options[] = {
+    {"password", NULL, SB_OPTION_SECRET},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor descriptor = {
+    SB_OPTIONS_MORE(secret_options),
     SB_DESCRIPTOR_SIZES,
     .type = "redis",
     .kind = SB_KIND_TRIGGER,
