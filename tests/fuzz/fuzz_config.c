@@ -39,7 +39,31 @@ static const sb_option_spec scaler_options[] = {
     {NULL, 0, NULL, 0, NULL},
 };
 
+/* A map of objects two levels deep (a router's services and their health checks). */
+static const sb_option_spec check_fields[] = {
+    {"path", SB_OPT_STRING, "/", 0, "path"},
+    {"every", SB_OPT_DURATION, "5s", 0, "period"},
+    {NULL, 0, NULL, 0, NULL},
+};
+static const sb_option_spec service_fields[] = {
+    {"backend", SB_OPT_STRING, NULL, 1, "scaler"},
+    {"hosts", SB_OPT_LIST, NULL, 0, "names"},
+    {"health", SB_OPT_OBJECTS, NULL, 0, "checks"},
+    {NULL, 0, NULL, 0, NULL},
+};
+static const sb_option_spec router_options[] = {
+    {"services", SB_OPT_OBJECTS, NULL, 0, "services"},
+    {NULL, 0, NULL, 0, NULL},
+};
+static const sb_option_more router_more[] = {
+    {"services", service_fields, 0},
+    {"services.health", check_fields, 0},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor plugins[] = {
+    {SB_DESCRIPTOR_SIZES, .type = "router", .kind = SB_KIND_TRIGGER,
+     .options = router_options, SB_OPTIONS_MORE(router_more)},
     {SB_DESCRIPTOR_SIZES, .type = "cron", .kind = SB_KIND_TRIGGER,
      .options = trigger_options},
     {SB_DESCRIPTOR_SIZES, .type = "direct", .kind = SB_KIND_CONNECTOR,
@@ -87,6 +111,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     sink += strlen(val->str);
                 for (size_t k = 0; k < val->count; k++)
                     sink += strlen(val->items[k]) + (val->values ? strlen(val->values[k]) : 0);
+                /* A map of objects (router.services): every object, every field, one level on. */
+                for (size_t k = 0; val->objects && k < val->count; k++)
+                    for (size_t f = 0; f < 3; f++) {
+                        const sb_value *o = &val->objects[k][f];
+                        sink += o->str ? strlen(o->str) : 0;
+                        for (size_t h = 0; o->objects && h < o->count; h++)
+                            sink += strlen(o->objects[h][0].str) + o->objects[h][1].duration_ms;
+                    }
             }
             if (config_find(cfg, c->id) != c)
                 __builtin_trap();
