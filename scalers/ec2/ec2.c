@@ -116,7 +116,16 @@ typedef struct ec2 {
     char (*tagged)[SB_EC2_ID_MAX];
     size_t ntagged;
     char token[SB_EC2_TOKEN_MAX];
+    /* Instances RunInstances returned that DescribeInstances has not shown yet (EC2 is
+     * eventually consistent): counted as starting for a while, so no second one is started. */
+    struct made {
+        char id[SB_EC2_ID_MAX];
+        int64_t at;
+    } made[8];
+    size_t nmade;
 } ec2;
+
+#define MADE_GRACE_S 120
 
 /* ---- form encoding ------------------------------------------------------------------------ */
 
@@ -385,11 +394,23 @@ static void instances_listed(ec2 *e, const sb_http_response *res)
         return op_end(e, SB_ACTION_FAILED,
                       "DescribeInstances: a malformed reply (HTTP %ld, %zu bytes): %s",
                       res->status, res->body_len, why);
-    ordered *o = count ? calloc(count, sizeof *o) : NULL;
-    sb_member *ms = count ? calloc(count, sizeof *ms) : NULL;
-    char(*addr)[64] = count ? calloc(count, sizeof *addr) : NULL;
-    char(*tagged)[SB_EC2_ID_MAX] = count ? calloc(count, sizeof *tagged) : NULL;
-    if (count && (!o || !ms || !addr || !tagged)) {
+    /* What RunInstances made and the list does not show yet, within the grace. */
+    int64_t now = (int64_t)time(NULL);
+    size_t keep = 0;
+    for (size_t k = 0; k < e->nmade; k++) {
+        int shown = 0;
+        for (size_t i = 0; i < count && !shown; i++)
+            shown = strcmp(is[i].id, e->made[k].id) == 0;
+        if (!shown && now - e->made[k].at < MADE_GRACE_S)
+            e->made[keep++] = e->made[k];
+    }
+    e->nmade = keep;
+    size_t room = count + e->nmade;
+    ordered *o = room ? calloc(room, sizeof *o) : NULL;
+    sb_member *ms = room ? calloc(room, sizeof *ms) : NULL;
+    char(*addr)[64] = room ? calloc(room, sizeof *addr) : NULL;
+    char(*tagged)[SB_EC2_ID_MAX] = room ? calloc(room, sizeof *tagged) : NULL;
+    if (room && (!o || !ms || !addr || !tagged)) {
         free(is);
         free(o);
         free(ms);
@@ -417,6 +438,14 @@ static void instances_listed(ec2 *e, const sb_http_response *res)
         o[n].m.state = st;
         o[n].m.started_at = is[i].launch_time;
         o[n].index = i;
+        n++;
+    }
+    for (size_t k = 0; k < e->nmade; k++) {
+        memcpy(tagged[nt++], e->made[k].id, SB_EC2_ID_MAX); /* made with our tag */
+        o[n].m.id = e->made[k].id;
+        o[n].m.state = SB_MEMBER_STARTING;
+        o[n].m.started_at = e->made[k].at;
+        o[n].index = count + k;
         n++;
     }
     if (n)
@@ -530,6 +559,12 @@ static void on_reply(void *arg, const sb_http_response *res)
                           res->status, res->body_len, why);
         e->host->log(e->inst, SB_LOG_INFO, "RunInstances: %s (ClientToken %s)", id, e->token);
         e->token[0] = '\0';
+        if (e->nmade == sizeof e->made / sizeof e->made[0])
+            memmove(e->made, e->made + 1, sizeof e->made - sizeof e->made[0]);
+        else
+            e->nmade++;
+        snprintf(e->made[e->nmade - 1].id, SB_EC2_ID_MAX, "%s", id);
+        e->made[e->nmade - 1].at = (int64_t)time(NULL);
         e->op = OP_NONE;
         return sb_fleet_action_done(e->fleet, SB_ACTION_DONE, "done");
     case OP_STOP:
@@ -567,10 +602,13 @@ static void ec2_describe(void *self, sb_fleet_call call, const char *id, int64_t
     char form[MAX_FORM];
     if (call == SB_CALL_SET_COUNT)
         form_asg_set(e, n, form);
-    else if (call == SB_CALL_START)
-        /* The token is new for each start: the line shows a placeholder, so --dry-run logs one
-         * line per count, not one per attempt. */
+    else if (call == SB_CALL_START) {
+        /* The token is picked here, so the log shows the one start_one sends; --dry-run shows a
+         * placeholder (it would be new at each attempt: one line per count, not per attempt). */
+        if (!e->token[0] && e->op == OP_NONE && !e->host->dry_run(e->inst))
+            new_token(e->token, sizeof e->token);
         form_run(e, e->token[0] ? e->token : "UNIQUE-PER-START", form);
+    }
     else
         form_terminate(id ? id : "", form);
     snprintf(buf, len, "POST %s %s", e->url, form);
@@ -678,7 +716,8 @@ static int read_options(ec2 *e, const sb_value *v, char *err, size_t errlen)
         e->template_version =
             v[OPT_LAUNCH_TEMPLATE_VERSION].is_set ? v[OPT_LAUNCH_TEMPLATE_VERSION].str : "$Default";
         const char *tv = e->template_version;
-        if (strcmp(tv, "$Default") != 0 && strcmp(tv, "$Latest") != 0 && !plain(tv, 18, ""))
+        int number = *tv && strlen(tv) <= 18 && strspn(tv, "0123456789") == strlen(tv);
+        if (strcmp(tv, "$Default") != 0 && strcmp(tv, "$Latest") != 0 && !number)
             return bad(err, errlen,
                        "launch_template_version: a version number, $Default or $Latest, got '%s'",
                        tv);
