@@ -754,8 +754,8 @@ static int reject(sb_httpd_conn *c, int status, const char *text)
     return HPE_USER;
 }
 
-/* Append to the head buffer (bounded by the caller's limits). */
-static int head_put(sb_httpd_conn *c, const char *at, size_t len)
+/* Room for len more bytes and a NUL in the head buffer (bounded by the callers' limits). */
+static int head_reserve(sb_httpd_conn *c, size_t len)
 {
     if (c->head_len + len + 1 > c->head_cap) {
         size_t cap = c->head_cap ? c->head_cap : 512;
@@ -767,6 +767,15 @@ static int head_put(sb_httpd_conn *c, const char *at, size_t len)
         c->head = p;
         c->head_cap = cap;
     }
+    return 0;
+}
+
+/* Append bytes from outside the head buffer. */
+static int head_put(sb_httpd_conn *c, const char *at, size_t len)
+{
+    int r = head_reserve(c, len);
+    if (r)
+        return r;
     memcpy(c->head + c->head_len, at, len);
     c->head_len += len;
     c->head[c->head_len] = '\0';
@@ -921,11 +930,12 @@ static int build_request(sb_httpd_conn *c)
     size_t target_off = c->url_off;
     /* path\0query\0 after the headers */
     size_t path_off = c->head_len;
-    int r = head_put(c, c->head + target_off, c->url_len);
+    int r = head_reserve(c, c->url_len + 1); /* first: the copy's source is in this buffer */
     if (r)
         return r;
-    if ((r = head_put(c, "", 1)))
-        return r;
+    memcpy(c->head + path_off, c->head + target_off, c->url_len);
+    c->head_len += c->url_len;
+    c->head[c->head_len++] = '\0';
     if (!c->hdr_list || c->hdr_count > 0) {
         sb_httpd_header *l = realloc(c->hdr_list, (c->hdr_count + 1) * sizeof *l);
         if (!l)
