@@ -1,10 +1,12 @@
 /*
  * fuzz_replies.c - libFuzzer target for every parser of what a remote sends the triggers: the
- * first byte picks the parser (and a variant of its query), the rest is the reply. Parsers:
+ * first byte picks the parser (byte % 10) and a variant of its query (byte / 10), the rest is the
+ * reply. Parsers:
  * Prometheus' query API (JSON), HAProxy's stats CSV, nginx's stub_status page, RabbitMQ's
  * management API (JSON, exact name and regex), http_json's select paths (pointer, wildcard with
  * labels, count), SQS's XML replies, the AWS shared credentials file and the instance metadata
- * service's replies, Redis URLs and RESP replies. Besides the sanitizers' checks it traps when a
+ * service's replies, Redis URLs and RESP replies, and of what engines send the scalers: Marathon's
+ * app with its tasks, its error replies and its deployment lock. Besides the sanitizers' checks it traps when a
  * documented promise breaks: a success with no value where one is promised, or a value that is
  * not finite where the parser promises one, or an error without its one-line message.
  *
@@ -23,6 +25,7 @@
 #include "aws_parse.h"
 #include "haproxy_parse.h"
 #include "http_json_parse.h"
+#include "marathon_api.h"
 #include "nginx_parse.h"
 #include "prometheus_parse.h"
 #include "rabbitmq_parse.h"
@@ -214,11 +217,74 @@ static void fuzz_redis(const char *t, size_t n, int variant)
         BROKEN("a documented bound or value", "");
 }
 
+/* A string a parser wrote must end inside its buffer and be one line. */
+static void check_line(const char *s, size_t cap, const char *what)
+{
+    const char *end = memchr(s, '\0', cap);
+    if (!end)
+        BROKEN("a string without its NUL", what);
+    size_t len = (size_t)(end - s);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            BROKEN("a control character in a string from a remote", what);
+}
+
+static void fuzz_marathon(const char *t, size_t n, int variant)
+{
+    char err[256] = "";
+    switch (variant % 4) {
+    case 0: {
+        sb_marathon_app app;
+        int rc = sb_marathon_parse_app(t, n, &app, err, sizeof err);
+        check_err(rc, err);
+        if (rc == 0) {
+            if (app.ntasks > SB_MARATHON_TASKS_MAX || app.instances < 0)
+                BROKEN("a documented bound or value", "tasks or instances");
+            for (size_t i = 0; i < app.ntasks; i++) {
+                check_line(app.tasks[i].id, sizeof app.tasks[i].id, "task id");
+                check_line(app.tasks[i].address, sizeof app.tasks[i].address, "address");
+            }
+            size_t idx[4];
+            if (sb_marathon_newest(app.tasks, app.ntasks, 4, idx) > 4)
+                BROKEN("a documented bound or value", "newest");
+            sb_marathon_app_free(&app);
+        }
+        return;
+    }
+    case 1: {
+        char msg[200];
+        sb_marathon_error_message(t, n, msg, sizeof msg);
+        check_line(msg, sizeof msg, "error message");
+        return;
+    }
+    case 2: {
+        char dep[64];
+        if (sb_marathon_is_locked(409, t, n, dep, sizeof dep))
+            check_line(dep, sizeof dep, "deployment id");
+        return;
+    }
+    default: {
+        char text[128];
+        size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+        memcpy(text, t, k);
+        text[k] = '\0';
+        volatile int64_t when = sb_marathon_parse_time(text);
+        (void)when;
+        char id[SB_MARATHON_ID_MAX];
+        int rc = sb_marathon_app_id(text, id, sizeof id, err, sizeof err);
+        check_err(rc, err);
+        if (rc == 0)
+            check_line(id, sizeof id, "app id");
+        return;
+    }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    int pick = data[0] % 9, variant = data[0] / 9;
+    int pick = data[0] % 10, variant = data[0] / 10;
     /* A copy of exactly the reply's bytes: parsers must not read past len. */
     size_t n = size - 1;
     char *t = malloc(n ? n : 1);
@@ -233,6 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: fuzz_http_json(t, n, variant); break;
     case 5: fuzz_sqs(t, n); break;
     case 6: fuzz_aws(t, n, variant); break;
+    case 9: fuzz_marathon(t, n, variant); break;
     default: fuzz_redis(t, n, variant); break;
     }
     free(t);
