@@ -454,8 +454,6 @@ static int adopt_descriptor(const sb_plugin_descriptor *d, const char *path, loa
     copy->option_spec_size = sizeof(sb_option_spec); /* the rows of the copied table */
     copy->options_more = more;
     copy->option_more_size = sizeof(sb_option_more);
-    if (copy->size < END_OF(sb_plugin_descriptor, option_more_size))
-        copy->size = END_OF(sb_plugin_descriptor, option_more_size); /* so lookups see the copy */
     /* copy->value_size stays the plugin's: the stride of the values create() takes */
     if ((rc = check_fields(copy, path, err, errlen)) != 0) {
         free(options);

@@ -18,8 +18,9 @@
 static inline const sb_option_more *option_more_find(const sb_plugin_descriptor *d,
                                                       const char *path)
 {
-    if (!d || !path || d->size < offsetof(sb_plugin_descriptor, option_more_size) +
-                                     sizeof(d->option_more_size))
+    /* No size check: host-layout descriptors always have the field (zero for older plugins,
+     * whose .size stays what they were built with). */
+    if (!d || !path)
         return NULL;
     for (const sb_option_more *m = d->options_more; m && m->path; m++)
         if (strcmp(m->path, path) == 0)
