@@ -4,7 +4,9 @@
 # data root and state folder under one temporary folder, with an image imported from a tarball of
 # Debian's busybox-static (no registry is reached). A pipeline drives it: an http_json trigger
 # reads the desired count from a file served by a local python3 HTTP server, and a direct
-# connector hands it to the scalers. For each engine it shows:
+# connector hands it to the scalers. The instance lists the scalers publish are read as any
+# subscriber reads them, through the test-only trigger instances_recorder (one JSON line per
+# list). For each engine it shows:
 #   - scale up from nothing (the containers carry scalebus.scaler=<id>, the labels, env and init
 #     asked for; an httpd container answers on its port), and scale down newest first with the
 #     grace (a container that ignores SIGTERM is killed after stop_grace);
@@ -19,9 +21,20 @@
 #     on_stop stop removes it; SIGTERM exits 0;
 #   - pull: missing pulls from a registry on loopback (Debian's docker-registry) and runs it;
 #     pull: never with a missing image, and pull: missing from an unreachable registry: clear
-#     errors; containers it does not own (no label, another scaler's label) are never touched.
+#     errors; containers it does not own (no label, another scaler's label) are never touched;
+#   - health_cmd: the engine keeps the Healthcheck sent (Podman's compatible API too); a container
+#     whose check passes is published starting, then ready; the address in the published list
+#     answers HTTP (Docker: the container's IP on a bridge network the test creates, which works
+#     with --iptables=false; Podman: the port published on 127.0.0.1, on its default network;
+#     both: 127.0.0.1:port on the host network); when its check starts failing (the test removes
+#     the file it tests) it is unhealthy, published failed, logged, removed and replaced by a new
+#     container that is ready and answers. Podman runs health checks from systemd timers and
+#     there is no systemd here: the test runs `podman healthcheck run` each second instead, as
+#     the timer would (the scaler only reads the status either way).
 #
-#   tests/test_docker.sh BUILD/scalebus SOURCE_DIR
+#   tests/test_docker.sh BUILD/scalebus SOURCE_DIR [RECORDER_DIR]
+#
+# RECORDER_DIR holds instances_recorder.so (default: BUILD/tests/docker-plugins).
 #
 # Needs root, /usr/sbin/dockerd (docker.io), /bin/busybox (busybox-static) and podman with
 # catatonit; exits 77 (skipped) with one line when the engines cannot run here. SB_E2E_WRAP, when
@@ -35,6 +48,7 @@ SLOW=${SLOW:-1}
 [ -n "$WRAP" ] && SLOW=10
 PY=/usr/bin/python3
 PS="$PY $SRC/tests/docker/ps.py"
+RECDIR=${3:-$(dirname "$SB")/tests/docker-plugins}
 fails=0
 . "$(dirname "$0")/lib.sh"
 
@@ -43,9 +57,10 @@ skip() { echo "# skipped: $*"; exit 77; }
 [ -x /usr/sbin/dockerd ] || skip "no /usr/sbin/dockerd (Debian package docker.io)"
 [ -x /bin/busybox ] || skip "no /bin/busybox (Debian package busybox-static)"
 command -v curl >/dev/null || skip "no curl"
+[ -f "$RECDIR/instances_recorder.so" ] || skip "no $RECDIR/instances_recorder.so (built with the tests)"
 
 W=$(mktemp -d /tmp/sb-docker.XXXXXX)
-daemon="" server_pid="" registry_pid="" engine_pid="" engine="" SOCK=""
+daemon="" server_pid="" registry_pid="" engine_pid="" engine="" SOCK="" checker_pid="" NET=""
 
 # Everything mounted under $W (overlay layers, shm, a netns file), deepest first.
 unmount_under() {
@@ -65,13 +80,19 @@ names() { api GET "/containers/json?all=1" | $PS names "$@" 2>/dev/null; } # nam
 count() { names "$@" | wc -w; }
 count_is() { [ "$(count "$1")" = "$2" ]; }
 none_left() { [ -z "$(names "$1" all)" ]; }
-inspect() { api GET "/containers/$1/json" | $PS inspect "$2" 2>/dev/null; }
+inspect() { api GET "/containers/$1/json" | $PS inspect "${@:2}" 2>/dev/null; } # inspect NAME FIELD [ARG]
 run_container() { # run_container NAME LABELS: a container this test starts by hand
   api POST "/containers/create?name=$1" "{\"Image\":\"test/busybox\",\"Cmd\":[\"sleep\",\"3600\"],\
 \"Labels\":$2,\"HostConfig\":{\"NetworkMode\":\"host\",\"Init\":true}}" >/dev/null
   api POST "/containers/$1/start" >/dev/null
 }
 
+podman_cli() { # the podman command line on the test's storage, as its service runs
+  CONTAINERS_CONF=$W/containers.conf CONTAINERS_REGISTRIES_CONF=$W/registries.conf \
+    podman --root "$W/podman/root" --runroot "$W/podman/run" --tmpdir "$W/podman/tmp" \
+    --storage-driver vfs --network-config-dir "$W/podman/cni" --events-backend file \
+    --cgroup-manager cgroupfs "$@"
+}
 start_engine() {
   if [ "$engine" = docker ]; then
     # --live-restore: containers outlive the engine's restart, as on a real host.
@@ -79,6 +100,7 @@ start_engine() {
       --pidfile "$W/docker/dockerd.pid" -H "unix://$SOCK" --iptables=false --bridge=none \
       --live-restore >>"$W/docker-engine.log" 2>&1 </dev/null &
   else
+    # The same flags as podman_cli, on the process stop_pid stops.
     CONTAINERS_CONF=$W/containers.conf CONTAINERS_REGISTRIES_CONF=$W/registries.conf \
       setsid podman --root "$W/podman/root" \
       --runroot "$W/podman/run" --tmpdir "$W/podman/tmp" --storage-driver vfs \
@@ -95,10 +117,14 @@ stop_engine() {
 # Every container of the engine (all are this test's), the engine, what it left mounted or running.
 engine_cleanup() {
   [ -n "$engine" ] || return 0
+  stop_pid "$checker_pid"
+  checker_pid=""
   if [ -n "$engine_pid" ]; then
     for id in $(api GET "/containers/json?all=1" | $PY -c 'import json,sys; print(" ".join(c["Id"] for c in json.load(sys.stdin)))' 2>/dev/null); do
       api DELETE "/containers/$id?force=1&v=1" >/dev/null
     done
+    # The bridge network (and its host interface) the test made.
+    [ -z "$NET" ] || api DELETE "/networks/$NET" >/dev/null
   fi
   stop_engine
   # dockerd's own containerd stays up under --live-restore: stopped by its pid file.
@@ -123,7 +149,8 @@ trap cleanup EXIT
 trap 'fails=$((fails + 1)); exit 1' INT TERM
 
 # ---- the image, the count server ------------------------------------------------------------
-mkdir -p "$W/rootfs/bin" "$W/rootfs/www" "$W/www" "$W/docker" "$W/podman"
+mkdir -p "$W/rootfs/bin" "$W/rootfs/www" "$W/rootfs/tmp" "$W/www" "$W/docker" "$W/podman"
+chmod 1777 "$W/rootfs/tmp"
 cp /bin/busybox "$W/rootfs/bin/"
 for a in $("$W/rootfs/bin/busybox" --list); do
   [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"
@@ -173,7 +200,7 @@ expect() { # expect TEXT WHAT: a line holding TEXT since the mark, within 15 s
   fi
 }
 start_daemon() { # start_daemon [--dry-run]
-  DOCKER_HOST=unix://$SOCK $WRAP "$SB" run "$W/$engine.yaml" "$@" >>"$log" 2>&1 &
+  DOCKER_HOST=unix://$SOCK $WRAP "$SB" run "$W/$engine.yaml" --plugin-dir "$RECDIR" "$@" >>"$log" 2>&1 &
   daemon=$!
 }
 stop_daemon() { # SIGTERM; asserts exit 0
@@ -191,6 +218,9 @@ pipeline() { # pipeline PORT ON_STOP [TEAM]: the file the daemon runs for the en
 triggers:
   - { id: want-web, type: http_json, url: "$S/web.json", select: /n, every: 200ms, timeout: 2s, backoff_max: 1s }
   - { id: want-slow, type: http_json, url: "$S/slow.json", select: /n, every: 200ms, timeout: 2s, backoff_max: 1s }
+  # The instance lists, as any subscriber sees them.
+  - { id: seen-api, type: instances_recorder, scaler: api, file: "$W/$engine-api.jsonl" }
+  - { id: seen-www, type: instances_recorder, scaler: www, file: "$W/$engine-www.jsonl" }
 connectors:
   - { id: to-web, type: direct, from: want-web, to: web }
   - { id: to-slow, type: direct, from: want-slow, to: slow }
@@ -216,6 +246,21 @@ scalers:
   - { id: www, type: docker, image: test/busybox, network: host, port: $hp,
       command: [httpd, -f, -p, "127.0.0.1:$hp", -h, /www], min: 1, max: 1 }
   - { id: ghost, type: docker, socket: "$SOCK", image: test/nothere, network: host, min: 1, max: 1 }
+  # Ready when its health check passes, replaced when it fails twice in a row.
+  - id: api
+    type: docker
+    socket: "$SOCK"
+    image: test/busybox
+    command: [sh, -c, "touch /tmp/ok && exec httpd -f -p 8080 -h /www"]
+    port: 8080$([ -n "$NET" ] && printf '\n    network: %s' "$NET")
+    health_cmd: ["test -f /tmp/ok"]
+    health_interval: 1s
+    health_retries: 2
+    health_start_period: 1s
+    stop_grace: 2s
+    reconcile_every: 1s
+    min: 1
+    max: 1
   - { id: ghost-pull, type: docker, socket: "$SOCK", image: "127.0.0.1:$DEAD/test/nothere",
       pull: missing, network: host, min: 1, max: 1 }
 EOF
@@ -263,6 +308,14 @@ run_engine() {
   stranger=$(inspect web-9-byhand Id)
   other=$(inspect other-0 Id)
 
+  # Docker has no default bridge here (--bridge=none): a bridge network of the test's own, which
+  # the host reaches without iptables. Podman publishes the port on its default network.
+  NET=""
+  if [ "$engine" = docker ]; then
+    api POST /networks/create '{"Name":"sbtest","Driver":"bridge"}' | grep -q '"Id"' \
+      && { NET=sbtest; ok "$engine: a bridge network of the test's own (sbtest), with --iptables=false"; } \
+      || not_ok "$engine: network create failed"
+  fi
   hp=$(free_port)
   DEAD=$(free_port)
   pipeline "$hp" keep
@@ -286,6 +339,8 @@ run_engine() {
   wait_for 15 curl -sf --max-time 1 "http://127.0.0.1:$hp/" -o "$W/page" \
     && ok "$engine: www (its engine from DOCKER_HOST): httpd in a container answers on 127.0.0.1:$hp ($(cat "$W/page"))" \
     || not_ok "$engine: www does not answer on $hp: $(since_last '[www]')"
+  wait_for 15 seen_has www "ready 127.0.0.1:$hp" \
+    && ok "$engine: www on the host network is published as $(seen www)" || not_ok "$engine: www published $(seen www)"
   wait_for 15 count_is slow 1 && ok "$engine: slow: 1 container" || not_ok "$engine: slow: $(names slow all)"
   if [ "$engine" = docker ]; then
     expect "[ghost] start failed: POST /containers/create: No such image: test/nothere:latest" "pull: never, a missing image"
@@ -300,6 +355,8 @@ run_engine() {
     wait_for 20 count_is pulled 1 && ok "$engine: and its container runs: $(names pulled)" \
       || not_ok "$engine: pulled: $(names pulled all): $(since_last '[pulled]')"
   fi
+
+  health_checks
 
   # Up, then down newest first.
   mark
@@ -451,6 +508,73 @@ run_engine() {
     || not_ok "$engine: a container not ours changed: $(inspect web-9-byhand state) $(inspect other-0 state)"
   grep -q "web-9-byhand\|other-0" "$log" && not_ok "$engine: the log names a container not ours" || true
   engine_cleanup
+}
+seen() { $PS seen "$W/$engine-$1.jsonl" 2>/dev/null | tr '\n' ' '; } # seen SCALER: its last list
+seen_has() { seen "$1" | grep -qF -- "$2"; }
+states() { $PS states "$W/$engine-$1.jsonl" "$2" 2>/dev/null; } # states SCALER ID
+ready_address() { $PS seen "$W/$engine-$1.jsonl" 2>/dev/null | awk '$2 == "ready" { print $3 }' | head -1; }
+answers() { curl -sf --max-time 2 "http://$1/" -o "$W/page-$engine"; }
+gone() { ! names "$1" all | grep -qw -- "$2"; } # gone SCALER NAME
+# Podman's health checks run from systemd timers; there is none here: run them as the timer would.
+check_health_each_second() {
+  while :; do
+    for c in $(names api); do podman_cli healthcheck run "$c" >/dev/null 2>&1; done
+    sleep 1
+  done
+}
+
+# health_cmd, readiness, the published address, and an unhealthy container replaced.
+health_checks() {
+  if [ "$engine" = podman ]; then
+    check_health_each_second </dev/null >/dev/null 2>&1 &
+    checker_pid=$!
+  fi
+  local first addr want_check t0
+  if wait_for 20 seen_has api " ready "; then
+    first=$(seen api | cut -d' ' -f1)
+    case "$(states api "$first")" in
+      starting*ready*) ok "$engine: health_cmd passes: $first published $(states api "$first" | sed 's/ / then /g')" ;;
+      *) not_ok "$engine: $first went $(states api "$first")" ;;
+    esac
+  else
+    not_ok "$engine: api never published ready: $(seen api) / $(names api all): $(since_last '[api]')"
+    return
+  fi
+  want_check='{"Interval": 1000000000, "Retries": 2, "StartPeriod": 1000000000, "Test": ["CMD-SHELL", "test -f /tmp/ok"], "Timeout": 3000000000}'
+  [ "$(inspect "$first" healthcheck)" = "$want_check" ] \
+    && ok "$engine: the engine keeps the Healthcheck sent: $want_check" \
+    || not_ok "$engine: Healthcheck $(inspect "$first" healthcheck)"
+  addr=$(ready_address api)
+  if [ "$engine" = docker ]; then
+    [ "$addr" = "$(inspect "$first" ip "$NET"):8080" ] || not_ok "$engine: $addr is not the IP on $NET"
+  else
+    case "$addr" in 127.0.0.1:8080 | 127.0.0.1:) not_ok "$engine: $addr is not a published port" ;; 127.0.0.1:*) ;; *) not_ok "$engine: $addr" ;; esac
+  fi
+  answers "$addr" && ok "$engine: the published address $addr answers ($(cat "$W/page-$engine"))" \
+    || not_ok "$engine: the published address '$addr' does not answer"
+
+  # Its check starts failing: unhealthy after 2 checks, then removed and replaced.
+  mark
+  t0=$(now_ms)
+  api POST "/containers/$first/exec" '{"Cmd":["rm","/tmp/ok"],"AttachStdout":true}' \
+    | $PY -c 'import json,sys; print(json.load(sys.stdin)["Id"])' >"$W/exec-id" 2>/dev/null
+  api POST "/exec/$(cat "$W/exec-id")/start" '{"Detach":false,"Tty":false}' >/dev/null
+  expect "[api] $first is unhealthy: its health check failed 2 time(s) in a row (last: exit 1" "the check fails"
+  if wait_for 20 gone api "$first" && wait_for 20 seen_has api " ready "; then
+    local second
+    second=$(seen api | cut -d' ' -f1)
+    [ "$second" != "$first" ] && [ "$(names api)" = "$second" ] \
+      && ok "$engine: unhealthy $first ($(states api "$first" | sed 's/ / then /g')) removed and replaced by $second in $(($(now_ms) - t0)) ms" \
+      || not_ok "$engine: after unhealthy: $(names api all), published $(seen api)"
+    case "$(states api "$first")" in *failed) ;; *) not_ok "$engine: $first was never published failed" ;; esac
+    addr=$(ready_address api)
+    answers "$addr" && ok "$engine: the new container's address $addr answers" \
+      || not_ok "$engine: the new address '$addr' does not answer"
+  else
+    not_ok "$engine: unhealthy not replaced: $(names api all), published $(seen api): $(since_last '[api]')"
+  fi
+  stop_pid "$checker_pid"
+  checker_pid=""
 }
 inspect_image() { api GET "/images/test/busybox/json" | grep -q '"Id"' && echo yes; }
 not_present() { ! names web all | grep -qw -- "$1"; }

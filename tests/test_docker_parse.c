@@ -192,7 +192,7 @@ END_TEST
 static sb_docker_inspected inspect(const char *state, const char *extra, int port,
                                    const char *network, int64_t now)
 {
-    char body[2048];
+    char body[4096];
     snprintf(body, sizeof body,
              "{\"Id\":\"e1\",\"Created\":\"2026-11-27T17:26:31.723629173Z\","
              "\"State\":%s%s%s}",
@@ -229,7 +229,17 @@ START_TEST(inspect_states)
     i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"healthy\"}}", NULL, 0, NULL,
                 CREATED);
     ck_assert_int_eq(i.state, SB_MEMBER_READY);
+    /* Unhealthy: failed, so the fleet removes and replaces it (the engine leaves it running). */
     i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\"}}", NULL, 0, NULL,
+                CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+    ck_assert_str_eq(i.health, "unhealthy");
+    /* ...but a stopped one that was unhealthy is failed for its own reason. */
+    i = inspect("{\"Status\":\"exited\",\"Health\":{\"Status\":\"unhealthy\"}}", NULL, 0, NULL,
+                CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+    /* Paused while unhealthy: not running, so not judged by its health. */
+    i = inspect("{\"Status\":\"paused\",\"Health\":{\"Status\":\"unhealthy\"}}", NULL, 0, NULL,
                 CREATED);
     ck_assert_int_eq(i.state, SB_MEMBER_STARTING);
     i = inspect("{\"Status\":\"restarting\"}", NULL, 0, NULL, CREATED);
@@ -256,6 +266,65 @@ START_TEST(inspect_states)
     i = inspect("{\"Status\":\"configured\"}", NULL, 0, NULL,
                 CREATED + SB_DOCKER_CREATED_STALE_S + 1);
     ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+}
+END_TEST
+
+/* State.Health as Docker 20.10 and Podman 4.3 write it: the failing streak and the last check. */
+START_TEST(inspect_health)
+{
+    sb_docker_inspected i;
+    /* Docker 20.10, health_cmd ["test -f /tmp/ok"] after /tmp/ok was removed. */
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":2,"
+                "\"Log\":[{\"Start\":\"2026-11-27T19:33:59.384006741Z\",\"End\":"
+                "\"2026-11-27T19:33:59.435510744Z\",\"ExitCode\":0,\"Output\":\"\"},{\"Start\":"
+                "\"2026-11-27T19:34:00.440602781Z\",\"End\":\"2026-11-27T19:34:00.493910632Z\","
+                "\"ExitCode\":1,\"Output\":\"no such file\\n\"}]}}",
+                NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+    ck_assert_str_eq(i.status, "running (unhealthy)");
+    ck_assert_int_eq(i.health_streak, 2);
+    ck_assert_str_eq(i.health_last, "exit 1: no such file");
+    /* Podman 4.3 before its first check: starting, no log. */
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"starting\",\"FailingStreak\":0,"
+                "\"Log\":null}}",
+                NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_STARTING);
+    ck_assert_str_eq(i.health, "starting");
+    ck_assert_str_eq(i.health_last, "");
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"healthy\",\"FailingStreak\":0,"
+                "\"Log\":[{\"ExitCode\":0,\"Output\":\"\"}]}}",
+                NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_READY);
+    ck_assert_str_eq(i.health_last, "exit 0");
+    /* Whatever a remote sends: bounded, one line, never a crash. */
+    char big[2000];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\0';
+    char body[2600];
+    snprintf(body, sizeof body,
+             "{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":"
+             "1e300,\"Log\":[{\"ExitCode\":-1e300,\"Output\":\"a\\u0007b%s\"}]}}",
+             big);
+    i = inspect(body, NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+    ck_assert_int_eq(i.health_streak, 0);
+    ck_assert_int_eq(strncmp(i.health_last, "exit -1: a?bxxx", 15), 0);
+    ck_assert_uint_lt(strlen(i.health_last), sizeof i.health_last);
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":"
+                "\"3\",\"Log\":{\"ExitCode\":1}}}",
+                NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED);
+    ck_assert_int_eq(i.health_streak, 0);
+    ck_assert_str_eq(i.health_last, "");
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\",\"Log\":[7,"
+                "{\"ExitCode\":\"1\"}]}}",
+                NULL, 0, NULL, CREATED);
+    ck_assert_str_eq(i.health_last, "");
+    i = inspect("{\"Status\":\"running\",\"Health\":\"unhealthy\"}", NULL, 0, NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_READY); /* not an object: no health check said */
+    i = inspect("{\"Status\":\"running\",\"Health\":{\"Status\":\"unhealthy\\u0000x\"}}", NULL, 0,
+                NULL, CREATED);
+    ck_assert_int_eq(i.state, SB_MEMBER_FAILED); /* cJSON stops the string at the NUL */
 }
 END_TEST
 
@@ -427,9 +496,63 @@ START_TEST(create_body)
                            "\"ExposedPorts\":{\"80/tcp\":{}},\"HostConfig\":{\"NetworkMode\":"
                            "\"host\",\"Init\":false}}");
     free(body);
-    s = (sb_docker_spec){.scaler_id = "w", .image = "x", .network = "backend", .port = 80};
+    /* A health check: an argv runs without a shell, durations in nanoseconds. */
+    const char *curl[] = {"curl", "-fs", "http://127.0.0.1:8080/"};
+    s = (sb_docker_spec){.scaler_id = "w",
+                         .image = "x",
+                         .network = "host",
+                         .health = {.cmd = curl,
+                                    .ncmd = 3,
+                                    .interval_ns = 5000000000LL,
+                                    .timeout_ns = 3000000000LL,
+                                    .retries = 3,
+                                    .start_period_ns = 0}};
+    body = sb_docker_create_body(&s);
+    ck_assert_str_eq(body, "{\"Image\":\"x\",\"Labels\":{\"scalebus.scaler\":\"w\"},\"HostConfig\":"
+                           "{\"NetworkMode\":\"host\",\"Init\":false},\"Healthcheck\":{\"Test\":"
+                           "[\"CMD\",\"curl\",\"-fs\",\"http://127.0.0.1:8080/\"],\"Interval\":"
+                           "5000000000,\"Timeout\":3000000000,\"Retries\":3,\"StartPeriod\":0}}");
+    free(body);
+    /* One item with a space or a shell character: a shell line. */
+    const char *line[] = {"test -f /tmp/ok"};
+    s.health.cmd = line;
+    s.health.ncmd = 1;
+    s.health.interval_ns = 1000000000LL;
+    s.health.retries = 2;
+    s.health.start_period_ns = 86400000000000LL; /* 24h: exact */
     body = sb_docker_create_body(&s);
     cJSON *doc = cJSON_Parse(body);
+    cJSON *hc = cJSON_GetObjectItem(doc, "Healthcheck");
+    char *test = cJSON_PrintUnformatted(cJSON_GetObjectItem(hc, "Test"));
+    ck_assert_str_eq(test, "[\"CMD-SHELL\",\"test -f /tmp/ok\"]");
+    free(test);
+    ck_assert_int_eq((int64_t)cJSON_GetObjectItem(hc, "Interval")->valuedouble, 1000000000LL);
+    ck_assert_int_eq((int64_t)cJSON_GetObjectItem(hc, "StartPeriod")->valuedouble,
+                     86400000000000LL);
+    ck_assert_int_eq(cJSON_GetObjectItem(hc, "Retries")->valueint, 2);
+    cJSON_Delete(doc);
+    free(body);
+    const char *shells[] = {"pgrep&&true", "[ -f /ok ]", "$CHECK", "a|b", "a;b", "x>y"};
+    for (size_t k = 0; k < sizeof shells / sizeof shells[0]; k++) {
+        s.health.cmd = &shells[k];
+        body = sb_docker_create_body(&s);
+        ck_assert_ptr_nonnull(strstr(body, "\"Test\":[\"CMD-SHELL\","));
+        free(body);
+    }
+    /* One word: a program, run without a shell (a distroless image has none). */
+    const char *one[] = {"/healthcheck"};
+    s.health.cmd = one;
+    body = sb_docker_create_body(&s);
+    ck_assert_ptr_nonnull(strstr(body, "\"Test\":[\"CMD\",\"/healthcheck\"]"));
+    free(body);
+    /* No health_cmd: no Healthcheck, the image's own applies. */
+    s.health = (sb_docker_health){0};
+    body = sb_docker_create_body(&s);
+    ck_assert_ptr_null(strstr(body, "Healthcheck"));
+    free(body);
+    s = (sb_docker_spec){.scaler_id = "w", .image = "x", .network = "backend", .port = 80};
+    body = sb_docker_create_body(&s);
+    doc = cJSON_Parse(body);
     ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "HostConfig"), "PortBindings"));
     ck_assert_str_eq(
         cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "HostConfig"), "NetworkMode")->valuestring,
@@ -558,6 +681,27 @@ START_TEST(plugin_options)
     ck_assert_str_eq(err, "env: 'A=B' is not a variable name");
     ck_assert_int_eq(plugin_create("image: x, on_stop: later"), -EINVAL);
     ck_assert_str_eq(err, "on_stop: keep or stop, got 'later'");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [\"test -f /tmp/ok\"], health_interval: "
+                                   "1s, health_timeout: 500ms, health_retries: 2, "
+                                   "health_start_period: 10s"),
+                     0);
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [curl, -fs, \"http://127.0.0.1/\"]"), 0);
+    /* Timings without health_cmd: unused, not an error (their defaults are always there). */
+    ck_assert_int_eq(plugin_create("image: x, health_interval: 0s"), 0);
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [true], health_retries: 0"), -EINVAL);
+    ck_assert_str_eq(err, "health_retries: 1 to 1000, got 0");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [true], health_interval: 0s"), -EINVAL);
+    ck_assert_str_eq(err, "health_interval: 1ms to 24h, got 0ms");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [true], health_timeout: 25h"), -EINVAL);
+    ck_assert_str_eq(err, "health_timeout: 1ms to 24h, got 90000000ms");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [true], health_start_period: 48h"),
+                     -EINVAL);
+    ck_assert_str_eq(err, "health_start_period: 0s to 24h, got 172800000ms");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: [\"\"]"), -EINVAL);
+    ck_assert_str_eq(err, "health_cmd: the command cannot be an empty string");
+    ck_assert_int_eq(plugin_create("image: x, health_cmd: []"), -EINVAL);
+    ck_assert_str_eq(err, "health_cmd: a command, as a list ([curl, -fs, URL]) or one shell line "
+                          "([\"test -f /tmp/ok\"])");
 }
 END_TEST
 
@@ -613,6 +757,7 @@ static Suite *docker_suite(void)
     tcase_add_test(tc, list_only_ours);
     tcase_add_test(tc, list_errors);
     tcase_add_test(tc, inspect_states);
+    tcase_add_test(tc, inspect_health);
     tcase_add_test(tc, inspect_addresses);
     tcase_add_test(tc, inspect_errors);
     tcase_add_test(tc, times);

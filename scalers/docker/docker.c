@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "docker_api.h"
 #include "scalebus/plugin.h"
 #include "scalebus/scaler.h"
@@ -43,6 +45,11 @@ enum {
     OPT_PULL,
     OPT_STOP_GRACE,
     OPT_NAME_PREFIX,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL,
+    OPT_HEALTH_TIMEOUT,
+    OPT_HEALTH_RETRIES,
+    OPT_HEALTH_START_PERIOD,
     OPT_RECONCILE_EVERY /* SB_FLEET_OPTIONS from here */
 };
 
@@ -72,13 +79,25 @@ static const sb_option_spec docker_options[] = {
      "how long a stopping container has between SIGTERM and SIGKILL"},
     {"name_prefix", SB_OPT_STRING, NULL, 0,
      "containers are named <prefix>-<n>-<random>; unset: the scaler's id"},
+    {"health_cmd", SB_OPT_LIST, NULL, 0,
+     "a health check run inside each container, replacing the image's HEALTHCHECK: an argv "
+     "([curl, -fs, \"http://127.0.0.1/\"]) or one shell line ([\"test -f /tmp/ok\"]); "
+     "ready when it passes, replaced when it fails health_retries times in a row"},
+    {"health_interval", SB_OPT_DURATION, "5s", 0, "with health_cmd: time between two checks"},
+    {"health_timeout", SB_OPT_DURATION, "3s", 0,
+     "with health_cmd: a check taking longer has failed"},
+    {"health_retries", SB_OPT_INT, "3", 0,
+     "with health_cmd: failed checks in a row that make a container unhealthy (then replaced)"},
+    {"health_start_period", SB_OPT_DURATION, "0s", 0,
+     "with health_cmd: failures this long after the start do not count"},
     SB_FLEET_OPTIONS("keep"),
     {NULL, 0, NULL, 0, NULL}};
 
 #define DOCKER_LIST_TIMEOUT_MS 15000
 #define DOCKER_CREATE_TIMEOUT_MS 60000
 #define DOCKER_PULL_TIMEOUT_MS (15 * 60 * 1000)
-#define DOCKER_STOP_EXTRA_MS 30000 /* beyond the grace: the engine kills, then answers */
+#define DOCKER_STOP_EXTRA_MS 30000  /* beyond the grace: the engine kills, then answers */
+#define DOCKER_RELIST_FIRST_MS 1000 /* a member still starting is looked at again this soon */
 
 typedef enum docker_op { OP_NONE, OP_LIST, OP_START, OP_STOP } docker_op;
 
@@ -125,6 +144,16 @@ struct docker {
     sb_docker_inspected *inspected;
     unsigned char *gone; /* inspect said 404: removed between the list and the inspect */
     size_t pending;      /* inspects in flight */
+
+    /* While a member is starting, the fleet is listed again after relist_ms (doubling up to
+     * reconcile_every while one still is), so readiness is published when it comes. */
+    sb_timer *relist;
+    uint64_t relist_ms;
+    uint64_t reconcile_ms;
+    int stopping; /* stop() was called: no more lists of our own */
+    /* The names last found unhealthy: each is logged once, with the engine's reason. */
+    char (*unhealthy)[SB_DOCKER_NAME_MAX];
+    size_t nunhealthy;
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -311,24 +340,90 @@ static int by_start(const void *a, const void *b)
     return (x->ns > y->ns) - (x->ns < y->ns);
 }
 
+static int was_unhealthy(const docker *d, const char *name)
+{
+    for (size_t i = 0; i < d->nunhealthy; i++)
+        if (strcmp(d->unhealthy[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Each container found unhealthy is logged once, with why, before the fleet replaces it. */
+static void note_unhealthy(docker *d)
+{
+    char(*now)[SB_DOCKER_NAME_MAX] = d->nlisted ? calloc(d->nlisted, sizeof *now) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < d->nlisted; i++) {
+        const sb_docker_inspected *in = &d->inspected[i];
+        if (d->gone[i] || in->state != SB_MEMBER_FAILED || strcmp(in->health, "unhealthy") != 0)
+            continue;
+        if (!was_unhealthy(d, d->listed[i].name))
+            d->host->log(d->inst, SB_LOG_WARN,
+                         "%s is unhealthy: its health check failed %d time(s) in a row%s%s%s; "
+                         "replacing it",
+                         d->listed[i].name, in->health_streak, in->health_last[0] ? " (last: " : "",
+                         in->health_last, in->health_last[0] ? ")" : "");
+        if (now)
+            memcpy(now[n++], d->listed[i].name, SB_DOCKER_NAME_MAX);
+    }
+    free(d->unhealthy);
+    d->unhealthy = now; /* out of memory: logged again next time, no harm */
+    d->nunhealthy = now ? n : 0;
+}
+
+static void relist_fire(void *arg)
+{
+    docker *d = arg;
+    d->host->timer_free(d->relist);
+    d->relist = NULL;
+    sb_fleet_changed(d->fleet);
+}
+
+/* A member still starting (health starting, created, restarting): list again soon, so it is
+ * published ready soon after it is, rather than at the next reconcile. */
+static void relist_if_starting(docker *d, const sb_member *ms, size_t n)
+{
+    int starting = 0;
+    for (size_t i = 0; i < n; i++)
+        starting |= ms[i].state == SB_MEMBER_STARTING;
+    if (!starting) {
+        d->relist_ms = DOCKER_RELIST_FIRST_MS;
+        return;
+    }
+    if (d->relist || d->stopping)
+        return;
+    d->relist = d->host->timer_new(d->inst, d->relist_ms, 0, relist_fire, d);
+    if (d->relist_ms < d->reconcile_ms) /* one that never gets ready costs ever fewer lists */
+        d->relist_ms = d->relist_ms * 2 < d->reconcile_ms ? d->relist_ms * 2 : d->reconcile_ms;
+}
+
 static void list_answer(docker *d)
 {
     ordered *o = d->nlisted ? calloc(d->nlisted, sizeof *o) : NULL;
     sb_member *ms = d->nlisted ? calloc(d->nlisted, sizeof *ms) : NULL;
-    if (d->nlisted && (!o || !ms)) {
+    cJSON **details = d->nlisted ? calloc(d->nlisted, sizeof *details) : NULL;
+    if (d->nlisted && (!o || !ms || !details)) {
         free(o);
         free(ms);
+        free(details);
         return op_fail(d, SB_ACTION_FAILED, "out of memory");
     }
     size_t n = 0;
     for (size_t i = 0; i < d->nlisted; i++) {
         if (d->gone[i])
             continue;
+        const sb_docker_inspected *in = &d->inspected[i];
         o[n].m.id = d->listed[i].name;
-        o[n].m.address = d->inspected[i].address[0] ? d->inspected[i].address : NULL;
-        o[n].m.state = d->inspected[i].state;
-        o[n].m.started_at = d->inspected[i].started_at;
-        o[n].ns = d->inspected[i].started_ns;
+        o[n].m.address = in->address[0] ? in->address : NULL;
+        o[n].m.state = in->state;
+        o[n].m.started_at = in->started_at;
+        o[n].ns = in->started_ns;
+        if (in->health[0]) { /* the engine's word, next to the contract's state */
+            details[i] = cJSON_CreateObject();
+            if (details[i])
+                cJSON_AddStringToObject(details[i], "health", in->health);
+            o[n].m.detail = details[i];
+        }
         n++;
     }
     if (n)
@@ -336,7 +431,12 @@ static void list_answer(docker *d)
     for (size_t i = 0; i < n; i++)
         ms[i] = o[i].m;
     d->op = OP_NONE;
+    note_unhealthy(d);
+    relist_if_starting(d, ms, n);
     sb_fleet_listed(d->fleet, ms, n);
+    for (size_t i = 0; i < d->nlisted; i++)
+        cJSON_Delete(details ? details[i] : NULL);
+    free(details);
     free(ms);
     free(o);
 }
@@ -681,6 +781,58 @@ static int has_control(const char *s)
     return 0;
 }
 
+/* A health check duration: 1ms (the engine's least; 0 would mean the image's) to a day. */
+static int health_duration(const sb_value *v, const char *name, uint64_t least_ms, int64_t *ns,
+                           char *err, size_t errlen)
+{
+    uint64_t ms = v->duration_ms;
+    if (ms < least_ms || ms > (uint64_t)SB_DOCKER_HEALTH_MAX_MS) {
+        snprintf(err, errlen, "%s: %s to 24h, got %llums", name, least_ms ? "1ms" : "0s",
+                 (unsigned long long)ms);
+        return -EINVAL;
+    }
+    *ns = (int64_t)ms * 1000000;
+    return 0;
+}
+
+/* health_cmd and its timings; without health_cmd the timings are unused (the image's own
+ * HEALTHCHECK, if any, keeps its own). */
+static int read_health(const sb_value *v, sb_docker_health *h, char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    if (!v[OPT_HEALTH_CMD].is_set)
+        return 0;
+    if (v[OPT_HEALTH_CMD].count == 0) {
+        snprintf(err, errlen,
+                 "health_cmd: a command, as a list ([curl, -fs, URL]) or one shell "
+                 "line ([\"test -f /tmp/ok\"])");
+        return -EINVAL;
+    }
+    if (!*v[OPT_HEALTH_CMD].items[0]) {
+        snprintf(err, errlen, "health_cmd: the command cannot be an empty string");
+        return -EINVAL;
+    }
+    h->cmd = v[OPT_HEALTH_CMD].items;
+    h->ncmd = v[OPT_HEALTH_CMD].count;
+    int rc = health_duration(&v[OPT_HEALTH_INTERVAL], "health_interval", 1, &h->interval_ns, err,
+                             errlen);
+    if (rc == 0)
+        rc = health_duration(&v[OPT_HEALTH_TIMEOUT], "health_timeout", 1, &h->timeout_ns, err,
+                             errlen);
+    if (rc == 0)
+        rc = health_duration(&v[OPT_HEALTH_START_PERIOD], "health_start_period", 0,
+                             &h->start_period_ns, err, errlen);
+    if (rc < 0)
+        return rc;
+    int64_t retries = v[OPT_HEALTH_RETRIES].integer;
+    if (retries < 1 || retries > 1000) {
+        snprintf(err, errlen, "health_retries: 1 to 1000, got %lld", (long long)retries);
+        return -EINVAL;
+    }
+    h->retries = (int)retries;
+    return 0;
+}
+
 static int read_options(docker *d, const sb_value *v, sb_docker_spec *spec, char *err,
                         size_t errlen)
 {
@@ -783,6 +935,9 @@ static int read_options(docker *d, const sb_value *v, sb_docker_spec *spec, char
         return -EINVAL;
     }
     snprintf(d->prefix, sizeof d->prefix, "%s", prefix);
+    rc = read_health(v, &spec->health, err, errlen);
+    if (rc < 0)
+        return rc;
     d->where.port = spec->port;
     d->where.network = spec->network;
     return 0;
@@ -806,6 +961,9 @@ static int docker_create(sb_instance *inst, const sb_host *host, const sb_value 
     d->host = host;
     d->id = host->instance_id(inst);
     d->values = values;
+    d->relist_ms = DOCKER_RELIST_FIRST_MS;
+    d->reconcile_ms =
+        values[OPT_RECONCILE_EVERY].is_set ? values[OPT_RECONCILE_EVERY].duration_ms : 30000;
     sb_docker_spec spec = {0};
     int rc = read_options(d, values, &spec, err, errlen);
     if (rc == 0) {
@@ -834,9 +992,19 @@ static int docker_start(void *state)
     return sb_fleet_start(d->fleet);
 }
 
+static void relist_drop(docker *d)
+{
+    if (d->relist)
+        d->host->timer_free(d->relist);
+    d->relist = NULL;
+}
+
 static int docker_stop(void *state)
 {
-    return sb_fleet_stop(((docker *)state)->fleet);
+    docker *d = state;
+    d->stopping = 1;
+    relist_drop(d);
+    return sb_fleet_stop(d->fleet);
 }
 
 static void docker_destroy(void *state)
@@ -844,9 +1012,11 @@ static void docker_destroy(void *state)
     docker *d = state;
     if (!d)
         return;
+    relist_drop(d);
     sb_fleet_free(d->fleet); /* cancels the call in flight */
     cancel_all(d);
     listing_clear(d);
+    free(d->unhealthy);
     free(d->create_body);
     free(d);
 }

@@ -260,7 +260,11 @@ static sb_member_state member_state(const char *status, const char *health, int6
     if (strcmp(status, "running") == 0) {
         if (!health || !*health || strcmp(health, "healthy") == 0 || strcmp(health, "none") == 0)
             return SB_MEMBER_READY;
-        return SB_MEMBER_STARTING; /* health starting, or unhealthy: not serving */
+        /* Its check failed `retries` times in a row: the engine leaves it running, so the
+         * fleet removes and replaces it rather than count it as serving. */
+        if (strcmp(health, "unhealthy") == 0)
+            return SB_MEMBER_FAILED;
+        return SB_MEMBER_STARTING; /* health starting: not serving yet */
     }
     if (strcmp(status, "exited") == 0 || strcmp(status, "dead") == 0 ||
         strcmp(status, "stopped") == 0 /* Podman */)
@@ -273,6 +277,31 @@ static sb_member_state member_state(const char *status, const char *health, int6
         created > 0 && now_s - created > SB_DOCKER_CREATED_STALE_S)
         return SB_MEMBER_FAILED;
     return SB_MEMBER_STARTING; /* created, restarting, paused, anything new */
+}
+
+/* The last health check run (State.Health.Log, oldest first): "exit N" and its output, in one
+ * line without its trailing white space. */
+static void last_check(const cJSON *health, char *out, size_t len)
+{
+    const cJSON *log = cJSON_GetObjectItemCaseSensitive(health, "Log");
+    int n = cJSON_IsArray(log) ? cJSON_GetArraySize(log) : 0;
+    const cJSON *last = n > 0 ? cJSON_GetArrayItem(log, n - 1) : NULL;
+    const cJSON *code = last ? cJSON_GetObjectItemCaseSensitive(last, "ExitCode") : NULL;
+    const char *output = last ? json_string(last, "Output") : NULL;
+    out[0] = '\0';
+    if (!cJSON_IsNumber(code))
+        return;
+    char shown[140] = "";
+    sb_docker_one_line(output ? output : "", shown, sizeof shown);
+    size_t k = strlen(shown);
+    while (k && (shown[k - 1] == ' ' || shown[k - 1] == '?')) /* '?': a trailing newline */
+        shown[--k] = '\0';
+    double c = code->valuedouble;
+    long exit_code = c > -1e6 && c < 1e6 ? (long)c : -1;
+    if (*shown)
+        snprintf(out, len, "exit %ld: %s", exit_code, shown);
+    else
+        snprintf(out, len, "exit %ld", exit_code);
 }
 
 int sb_docker_parse_inspect(const char *body, const sb_docker_where *where, int64_t now_s,
@@ -302,6 +331,13 @@ int sb_docker_parse_inspect(const char *body, const sb_docker_where *where, int6
         snprintf(out->status, sizeof out->status, "%s (%s)", st, he);
     else
         snprintf(out->status, sizeof out->status, "%s", st);
+    snprintf(out->health, sizeof out->health, "%s", he);
+    if (cJSON_IsObject(h)) {
+        const cJSON *streak = cJSON_GetObjectItemCaseSensitive(h, "FailingStreak");
+        if (cJSON_IsNumber(streak) && streak->valuedouble >= 0 && streak->valuedouble < 1e6)
+            out->health_streak = (int)streak->valuedouble;
+        last_check(h, out->health_last, sizeof out->health_last);
+    }
     member_address(doc, where, out->address, sizeof out->address);
     cJSON_Delete(doc);
     return 0;
@@ -408,6 +444,39 @@ static int add_pairs(cJSON *obj, const char *const *keys, const char *const *val
     return 0;
 }
 
+/* One item with white space or a shell character is a shell line (as HEALTHCHECK CMD <line>);
+ * otherwise the items are an argv, run without a shell (an image need not have one). */
+static int is_shell_line(const sb_docker_health *h)
+{
+    return h->ncmd == 1 && strpbrk(h->cmd[0], " \t\n|&;<>()$`\\\"'*?[#~") != NULL;
+}
+
+static int add_healthcheck(cJSON *body, const sb_docker_health *h)
+{
+    cJSON *hc = cJSON_AddObjectToObject(body, "Healthcheck");
+    cJSON *test = hc ? cJSON_AddArrayToObject(hc, "Test") : NULL;
+    if (!test)
+        return -1;
+    int shell = is_shell_line(h);
+    cJSON *kind = cJSON_CreateString(shell ? "CMD-SHELL" : "CMD");
+    if (!kind)
+        return -1;
+    cJSON_AddItemToArray(test, kind);
+    for (size_t i = 0; i < h->ncmd; i++) {
+        cJSON *item = cJSON_CreateString(h->cmd[i]);
+        if (!item)
+            return -1;
+        cJSON_AddItemToArray(test, item);
+    }
+    /* Nanoseconds; 0 would mean "the image's", so the options' defaults are always sent. */
+    if (!cJSON_AddNumberToObject(hc, "Interval", (double)h->interval_ns) ||
+        !cJSON_AddNumberToObject(hc, "Timeout", (double)h->timeout_ns) ||
+        !cJSON_AddNumberToObject(hc, "Retries", h->retries) ||
+        !cJSON_AddNumberToObject(hc, "StartPeriod", (double)h->start_period_ns))
+        return -1;
+    return 0;
+}
+
 char *sb_docker_create_body(const sb_docker_spec *s)
 {
     cJSON *b = cJSON_CreateObject();
@@ -481,6 +550,8 @@ char *sb_docker_create_body(const sb_docker_spec *s)
     if (s->nano_cpus > 0 && !cJSON_AddNumberToObject(hc, "NanoCpus", (double)s->nano_cpus))
         goto out;
     if (!cJSON_AddBoolToObject(hc, "Init", s->init ? 1 : 0))
+        goto out;
+    if (s->health.ncmd && add_healthcheck(b, &s->health) != 0)
         goto out;
     text = cJSON_PrintUnformatted(b);
 out:

@@ -54,11 +54,14 @@ typedef struct sb_docker_where {
 } sb_docker_where;
 
 typedef struct sb_docker_inspected {
-    sb_member_state state;
-    int64_t started_at; /* State.StartedAt, or Created when it never started; Unix seconds */
-    int64_t started_ns; /* the same in nanoseconds: orders containers started within a second */
+    sb_member_state state; /* running and unhealthy: failed (removed and replaced) */
+    int64_t started_at;    /* State.StartedAt, or Created when it never started; Unix seconds */
+    int64_t started_ns;    /* the same in nanoseconds: orders containers started within a second */
     char address[SB_DOCKER_ADDRESS_MAX]; /* "" when unknown */
     char status[48];                     /* State.Status, and health when there is one */
+    char health[16];                     /* State.Health.Status: "" when it has no check */
+    int health_streak;                   /* State.Health.FailingStreak */
+    char health_last[160]; /* the last check, "exit 1: <its output>", "" when none ran */
 } sb_docker_inspected;
 
 /* A container created this long ago and never started is left over (a create whose start never
@@ -66,9 +69,10 @@ typedef struct sb_docker_inspected {
 #define SB_DOCKER_CREATED_STALE_S 120
 
 /* GET /containers/{id}/json: the member's state (running and healthy, or running without a
- * health check: ready; health starting, unhealthy, created, restarting, paused: starting;
- * removing, stopping: stopping; exited, dead: failed), started-at and address. now_s is the
- * wall clock, for a created container left over. Returns 0 or -EINVAL with one line in err. */
+ * health check: ready; health starting, created, restarting, paused: starting; removing,
+ * stopping: stopping; exited, dead, and running but unhealthy: failed), started-at, address and
+ * health. now_s is the wall clock, for a created container left over. Returns 0 or -EINVAL with
+ * one line in err. */
 int sb_docker_parse_inspect(const char *body, const sb_docker_where *where, int64_t now_s,
                             sb_docker_inspected *out, char *err, size_t errlen);
 
@@ -93,6 +97,17 @@ int sb_docker_parse_memory(const char *s, int64_t *bytes);
 int sb_docker_socket_path(const char *what, const char *value, char *path, size_t len, char *err,
                           size_t errlen);
 
+/* A health check of the scaler's own (health_cmd), the create body's Healthcheck. */
+typedef struct sb_docker_health {
+    const char *const *cmd; /* run inside the container; NULL: the image's own HEALTHCHECK */
+    size_t ncmd;
+    int64_t interval_ns, timeout_ns, start_period_ns;
+    int retries;
+} sb_docker_health;
+
+/* Durations of a health check are at most this long (and exact in JSON's doubles). */
+#define SB_DOCKER_HEALTH_MAX_MS (24LL * 3600 * 1000)
+
 /* What a container is made of (the options). Lists and maps are parallel arrays. */
 typedef struct sb_docker_spec {
     const char *scaler_id;
@@ -109,9 +124,13 @@ typedef struct sb_docker_spec {
     int64_t memory;      /* bytes; 0: no limit */
     int64_t nano_cpus;   /* 0: no limit */
     int init;
+    sb_docker_health health;
 } sb_docker_spec;
 
-/* The body of POST /containers/create, compact JSON (malloc'd; NULL when out of memory). */
+/* The body of POST /containers/create, compact JSON (malloc'd; NULL when out of memory). With a
+ * health check: "Healthcheck": {"Test": ["CMD", argv...], "Interval": ns, "Timeout": ns,
+ * "Retries": n, "StartPeriod": ns}; a single item with white space or a shell character in it
+ * is a shell line, ["CMD-SHELL", item]. */
 char *sb_docker_create_body(const sb_docker_spec *spec);
 
 /* The image reference split for POST /images/create: fromImage and tag ("latest" when the
