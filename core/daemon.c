@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon.h"
+#include "listeners.h"
 #include "option_more.h"
 
 #include <errno.h>
@@ -208,6 +209,7 @@ struct sb_daemon {
     int loaded_builtin;
 
     idmap by_id;
+    listeners *listeners; /* host->listen's sockets, kept across reloads (made on first use) */
     sb_instance **insts; /* in start order: scalers, connectors, triggers */
     size_t ninsts, insts_cap;
     edge *edges;
@@ -653,6 +655,20 @@ static void host_bounds(sb_instance *inst, int64_t *min, int64_t *max)
         *max = inst->max;
 }
 
+static int host_listen(sb_instance *inst, const char *addr, int backlog, char *err,
+                       size_t errlen)
+{
+    sb_daemon *d = inst->d;
+    if (!d->listeners && !(d->listeners = listeners_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int fd = listeners_claim(d->listeners, inst, inst->id, addr, backlog, err, errlen);
+    if (fd >= 0)
+        inst_log(inst, SB_LOG_DEBUG, "listening on %s", addr);
+    return fd;
+}
+
 static const sb_host host_table = {
     .size = sizeof(sb_host),
     .version = SB_HOST_VERSION,
@@ -676,6 +692,7 @@ static const sb_host host_table = {
     .http_request = host_http_request,
     .http_cancel = host_http_cancel,
     .stop_reason = host_stop_reason,
+    .listen = host_listen,
 };
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
@@ -1142,6 +1159,7 @@ static void inst_destroy(sb_instance *inst)
     while (inst->timers)
         host_timer_free(inst->timers);
     indexes_drop_holder(inst);
+    listeners_release_owner(d->listeners, inst);
     inst_detach(inst);
     values_release(d, inst->values);
     free_strv(inst->match_keys, inst->nmatch);
@@ -2037,6 +2055,7 @@ void daemon_free(sb_daemon *d)
     free(d->vbuckets); /* and every values block with its last holder */
     idmap_free(&d->indexes);
     idmap_free(&d->by_id);
+    listeners_free(d->listeners);
     /* Children left by a caller that skipped daemon_stop are killed; the watchdog exits. */
     supervisor_free(d->sup);
     /* Every owner is gone, so no request is left; curl closes its cached connections. */

@@ -6,6 +6,7 @@
 
 #include "fake_host.h"
 #include "http.h"
+#include "listeners.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -181,6 +182,15 @@ static int fake_unsubscribe(sb_instance *inst, int64_t handle)
     return 0;
 }
 
+/* The daemon's own listening sockets (core/listeners.c), held by this fake instance. */
+static int fake_listen(sb_instance *inst, const char *addr, int backlog, char *err, size_t errlen)
+{
+    fake_host *fh = host_of(inst);
+    if (!fh->listeners && !(fh->listeners = listeners_new()))
+        return -ENOMEM;
+    return listeners_claim(fh->listeners, fh, fh->id, addr, backlog, err, errlen);
+}
+
 static int fake_spawn(sb_instance *inst, const sb_spawn *req, sb_child_cb on_exit, void *arg,
                       int64_t *pid, char *err, size_t errlen)
 {
@@ -316,6 +326,7 @@ fake_host *fake_host_new(const char *id)
         .http_request = fake_http_request,
         .http_cancel = fake_http_cancel,
         .stop_reason = fake_stop_reason,
+        .listen = fake_listen,
     };
     fh->id = copy_string(id);
     fh->magic = FAKE_HOST_MAGIC;
@@ -355,6 +366,7 @@ void fake_host_free(fake_host *fh)
         return;
     supervisor_free(fh->sup);
     http_client_close(fh->http);
+    listeners_free(fh->listeners);
     for (size_t i = 0; i < fh->nconfigs; i++)
         config_free(fh->configs[i]);
     free(fh->configs);

@@ -96,6 +96,7 @@ struct fake_host {
     size_t nindexes;
     struct supervisor *sup; /* spawn()'s supervisor, once there has been a spawn */
     struct http_client *http; /* http_request()'s client (core/http.c), once there has been one */
+    struct listeners *listeners; /* listen()'s sockets (core/listeners.c), once there has been one */
     int http_requests, http_cancels; /* calls of http_request() and http_cancel() */
 
     /* Private. */

@@ -71,10 +71,11 @@ extern "C" {
 /* The host table grows at its end; its version counts the additions. Version 2 is the ABI-2
  * table: publish .. bounds as in version 1, subscribe returning a handle, then unsubscribe,
  * spawn, kill_group, index_claim and index_release. Version 3 appends http_request and
- * http_cancel (the daemon's asynchronous HTTP client) and stop_reason; with it, options gained
- * SB_OPT_OBJECTS (nested tables) and flags (SB_OPTION_SECRET) through the descriptor's appended
- * options_more, and sb_value an appended objects field (rule 1). */
-#define SB_HOST_VERSION 3
+ * http_cancel (the daemon's asynchronous HTTP client) and stop_reason. Version 4 appends listen
+ * (listening sockets the host keeps across reloads); with it, options gained SB_OPT_OBJECTS
+ * (nested tables) and flags (SB_OPTION_SECRET) through the descriptor's appended options_more,
+ * sb_value an appended objects field (rule 1), and the topic SB_TOPIC_DRAINED. */
+#define SB_HOST_VERSION 4
 
 #define SB_MAX_LABELS 14
 
@@ -100,7 +101,7 @@ typedef enum sb_option_type {
     SB_OPT_DURATION, /* "500ms", "10s", "5m", "1h", "1d", or a bare number of seconds */
     SB_OPT_LIST,     /* a sequence of strings, e.g. an argv */
     SB_OPT_MAP,      /* a mapping of string to string, e.g. env */
-    /* host version 3: a mapping of names to objects, each checked against a nested options
+    /* host version 4: a mapping of names to objects, each checked against a nested options
      * table (a router's services: {web: {backend: w, ...}, api: {...}}), named in the
      * descriptor's options_more. Its value: items = the names, count = how many, objects[i] =
      * the values of object i. */
@@ -118,7 +119,7 @@ typedef struct sb_option_spec {
  * written positionally ({"every", SB_OPT_DURATION, "15s", 0, "..."}) keep compiling without
  * warnings; what else an option needs goes in the descriptor's options_more. */
 
-/* More about some options (host version 3), one row per option that needs it, ending with a row
+/* More about some options (host version 4), one row per option that needs it, ending with a row
  * whose path is NULL. Set it with SB_OPTIONS_MORE(table) in the descriptor. */
 typedef struct sb_option_more {
     /* The option: its name, or a dotted path into nested tables ("services.health"). */
@@ -149,7 +150,7 @@ typedef struct sb_value {
     const char *const *items;  /* LIST: items; MAP: keys */
     const char *const *values; /* MAP: values, parallel to items */
     size_t count;              /* LIST/MAP/OBJECTS entries */
-    /* ---- appended with host version 3 ---- */
+    /* ---- appended with host version 4 ---- */
     /* OBJECTS: objects[i] is the object named items[i], one sb_value per row of the option's
      * nested table (options_more), laid out like the values handed to create(). */
     const struct sb_value *const *objects;
@@ -172,7 +173,7 @@ typedef struct sb_label {
  * daemon delivers it along the same edges as readings; a failure is never a reading of 0. */
 #define SB_TOPIC_ERROR "error"
 /* router -> scaler (through the scaler's `drain_from`): the member in label "instance", listed
- * as stopping, has no request left and may be stopped now. Added with host version 3. */
+ * as stopping, has no request left and may be stopped now. Added with host version 4. */
 #define SB_TOPIC_DRAINED "drained"
 
 /* Event flags. */
@@ -386,6 +387,19 @@ typedef struct sb_host {
      * scaler that would tear its fleet down on a stop does so only on SB_STOP_SHUTDOWN or
      * SB_STOP_REMOVED: a replacement (a reload with changed options) adopts the same fleet. */
     int (*stop_reason)(sb_instance *inst);
+
+    /* ---- host version 4 ---- */
+
+    /* A listening TCP socket on addr ("127.0.0.1:8080", "[::1]:8080", "0.0.0.0:8080"; numeric,
+     * no name is looked up) that belongs to the host: a reload that keeps or replaces this
+     * component keeps it open (the replacement asks for the same address and gets the same
+     * socket, so no connection is refused or lost in between); it is closed once no instance of
+     * the component asks for it (removed from the file, moved to another address, daemon stop).
+     * backlog 0: 511. Returns a descriptor of its own for this instance (non-blocking,
+     * close-on-exec; yours to close, e.g. by the uv_tcp handle you open it with), or a negative
+     * errno with one line in err ("127.0.0.1:8080: Address already in use"). An instance keeps
+     * its hold on the socket until it is destroyed. */
+    int (*listen)(sb_instance *inst, const char *addr, int backlog, char *err, size_t errlen);
 } sb_host;
 
 #define SB_STOP_SHUTDOWN 1 /* the daemon stops (SIGTERM, SIGINT) */
@@ -443,6 +457,7 @@ typedef struct sb_plugin_descriptor {
      * counts (SB_ACCEPTS_*). 0 (every plugin built before this field): none, so a connector
      * that treats every event as a reading never sees a failure as one. */
     uint32_t accepts;
+    /* ---- appended with host version 4 ---- */
     /* More about some options: nested tables of SB_OPT_OBJECTS options, secrets. NULL: none.
      * option_more_size is sizeof(sb_option_more) as the plugin was built (rule 1). */
     const sb_option_more *options_more;
