@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <uv.h>
@@ -37,6 +38,7 @@
 #include <scalebus/plugin.h>
 #include <scalebus/scaler.h>
 
+#include "systemd_list.h"
 #include "systemd_units.h"
 
 #define SD_DEST "org.freedesktop.systemd1"
@@ -92,15 +94,6 @@ typedef struct sd_conn {
     struct sd_conn *next_closing;
 } sd_conn;
 
-/* A unit from the last list: members, and every name our pattern holds (for the next index). */
-typedef struct sd_entry {
-    char *name;
-    char *path;
-    int64_t index;
-    sb_member_state state;
-    uint64_t active_enter_us;
-} sd_entry;
-
 typedef enum sd_op { OP_NONE, OP_LIST, OP_START, OP_STOP } sd_op;
 
 struct sd_scaler {
@@ -128,6 +121,7 @@ struct sd_scaler {
     int broken;             /* the connection is lost: dropped after sd_bus_process returns */
     int in_process;         /* inside sd_bus_process: the connection cannot be dropped now */
     int was_down;           /* a connection failed: say so when one works again */
+    int subscribed;         /* Subscribe answered: JobRemoved signals come, stamps can be kept */
     sd_conn *closing_conns; /* connections whose handles are still closing */
     int stopping;           /* stop() returned SB_PENDING: host->stopped once closing is 0 */
 
@@ -139,9 +133,10 @@ struct sd_scaler {
     char job_path[SD_UNIT_NAME_MAX];
     sb_timer *job_timer; /* the job's own timeout */
 
-    /* A list in flight: its entries, then one Get of ActiveEnterTimestamp per member. */
+    /* A list in flight: its entries, then one Get of a timestamp per member whose started-at
+     * is not known from the last list, all in flight at once. */
     sd_entry *listing;
-    size_t nlisting, gets_pending;
+    size_t nlisting, gets_pending, gets_sent;
     sd_bus_slot **get_slots;
     char list_error[400];
 
@@ -161,15 +156,6 @@ static int sd_fmt(char *buf, size_t len, const char *fmt, ...)
     int w = vsnprintf(buf, len, fmt, ap);
     va_end(ap);
     return w;
-}
-
-static void entries_free(sd_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(e[i].name);
-        free(e[i].path);
-    }
-    free(e);
 }
 
 static uint64_t now_usec(void)
@@ -203,15 +189,25 @@ static void error_text(sd_scaler *s, const sd_bus_error *e, char *buf, size_t le
     }
 }
 
-static void set_address(sd_scaler *s)
+/* The user bus: DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus, else /run/user/UID/bus
+ * (a daemon run as a system service with User= has neither variable). Returns 1 when the address
+ * is the last one, which sd_bus_open_user() would not find. */
+static int set_address(sd_scaler *s)
 {
     const char *a;
     if (s->user_bus) {
         a = getenv("DBUS_SESSION_BUS_ADDRESS");
         if (!a || !*a) {
             const char *rt = getenv("XDG_RUNTIME_DIR");
-            sd_fmt(s->address, sizeof s->address, "unix:path=%s/bus", rt ? rt : "$XDG_RUNTIME_DIR");
-            return;
+            if (rt && *rt) {
+                char shown[256];
+                sd_clean_text(rt, shown, sizeof shown);
+                sd_fmt(s->address, sizeof s->address, "unix:path=%s/bus", shown);
+                return 0;
+            }
+            sd_fmt(s->address, sizeof s->address, "unix:path=/run/user/%u/bus",
+                   (unsigned)getuid());
+            return 1;
         }
     } else {
         a = getenv("DBUS_SYSTEM_BUS_ADDRESS");
@@ -219,6 +215,26 @@ static void set_address(sd_scaler *s)
             a = "unix:path=/run/dbus/system_bus_socket";
     }
     sd_clean_text(a, s->address, sizeof s->address);
+    return 0;
+}
+
+/* A bus connection to s->address set by hand: the user bus when no variable names it. */
+static int open_at_address(sd_scaler *s, sd_bus **out)
+{
+    sd_bus *bus = NULL;
+    int r = sd_bus_new(&bus);
+    if (r >= 0)
+        r = sd_bus_set_address(bus, s->address);
+    if (r >= 0)
+        r = sd_bus_set_bus_client(bus, 1);
+    if (r >= 0)
+        r = sd_bus_start(bus);
+    if (r < 0) {
+        sd_bus_unref(bus);
+        return r;
+    }
+    *out = bus;
+    return 0;
 }
 
 /* ---- the connection on the loop ------------------------------------------------------------ */
@@ -254,9 +270,9 @@ static void drop_call(sd_scaler *s)
             s->get_slots[i] = sd_bus_slot_unref(s->get_slots[i]);
     free(s->get_slots);
     s->get_slots = NULL;
-    entries_free(s->listing, s->nlisting);
+    sd_entries_free(s->listing, s->nlisting);
     s->listing = NULL;
-    s->nlisting = s->gets_pending = 0;
+    s->nlisting = s->gets_pending = s->gets_sent = 0;
     if (s->job_timer) {
         s->host->timer_free(s->job_timer);
         s->job_timer = NULL;
@@ -276,6 +292,9 @@ static void conn_drop(sd_scaler *s)
         return;
     s->conn = NULL;
     s->match_slot = sd_bus_slot_unref(s->match_slot);
+    /* Signals may be missed until the next connection subscribes: read every started-at again. */
+    s->subscribed = 0;
+    sd_stamps_forget_all(s->known, s->nknown);
     sd_op op = s->op;
     char unit[SD_UNIT_NAME_MAX];
     sd_fmt(unit, sizeof unit, "%s", s->op_unit);
@@ -381,6 +400,7 @@ static int on_subscribed(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         error_text(s, e, msg, sizeof msg);
         s->host->log(s->inst, SB_LOG_WARN, "Subscribe: %s (job results will time out)", msg);
     }
+    s->subscribed = !e;
     return 0;
 }
 
@@ -399,9 +419,11 @@ static int conn_ensure(sd_scaler *s, char *err, size_t errlen)
     }
     if (s->conn)
         return 0;
-    set_address(s);
+    int by_hand = set_address(s);
     sd_bus *bus = NULL;
-    int r = s->user_bus ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+    int r = by_hand       ? open_at_address(s, &bus)
+            : s->user_bus ? sd_bus_open_user(&bus)
+                          : sd_bus_open_system(&bus);
     if (r < 0) {
         s->was_down = 1;
         sd_fmt(err, errlen, "cannot reach the %s bus at %s: %s", s->bus_name, s->address,
@@ -482,14 +504,6 @@ static void list_fail(sd_scaler *s, const char *msg)
     sb_fleet_list_failed(s->fleet, SB_ACTION_FAILED, "%s", msg);
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-    const sd_entry *x = a, *y = b;
-    if (x->active_enter_us != y->active_enter_us)
-        return x->active_enter_us < y->active_enter_us ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
 static void list_finish(sd_scaler *s)
 {
     if (s->list_error[0]) {
@@ -499,8 +513,7 @@ static void list_finish(sd_scaler *s)
         return;
     }
     /* Oldest first, so the fleet's "later is newer" holds within a second too. */
-    if (s->nlisting > 1)
-        qsort(s->listing, s->nlisting, sizeof *s->listing, entry_cmp);
+    sd_entries_sort(s->listing, s->nlisting);
     sb_member *ms = s->nlisting ? calloc(s->nlisting, sizeof *ms) : NULL;
     if (s->nlisting && !ms) {
         list_fail(s, "out of memory");
@@ -509,9 +522,12 @@ static void list_finish(sd_scaler *s)
     for (size_t i = 0; i < s->nlisting; i++) {
         ms[i].id = s->listing[i].name;
         ms[i].state = s->listing[i].state;
-        ms[i].started_at = (int64_t)(s->listing[i].active_enter_us / 1000000u);
+        ms[i].started_at = (int64_t)(s->listing[i].stamp_us / 1000000u);
     }
-    entries_free(s->known, s->nknown);
+    s->host->log(s->inst, SB_LOG_DEBUG,
+                 "listed %zu member(s) with 1 ListUnitsByPatterns and %zu Get(s) of a timestamp",
+                 s->nlisting, s->gets_sent);
+    sd_entries_free(s->known, s->nknown);
     s->known = s->listing;
     s->nknown = s->nlisting;
     s->listing = NULL;
@@ -537,60 +553,32 @@ static int on_timestamp(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
     const sd_bus_error *e = sd_bus_message_get_error(m);
     uint64_t t = 0;
     if (e) {
-        /* A unit that went away meanwhile keeps 0; a lost bus fails the list. */
+        /* A unit that went away meanwhile keeps 0 (read again next time); a lost bus fails the
+         * list. */
         if (is_disconnect(e) && !s->list_error[0])
             error_text(s, e, s->list_error, sizeof s->list_error);
-    } else if (sd_bus_message_read(m, "v", "t", &t) >= 0) {
-        s->listing[i].active_enter_us = t;
+    } else if (sd_read_stamp(m, &t) >= 0) {
+        s->listing[i].stamp_us = t;
+        s->listing[i].stamp_known = 1;
     }
-    /* Being started: the newest, whatever an earlier activation left in the property. */
-    if (s->listing[i].state == SB_MEMBER_STARTING)
-        s->listing[i].active_enter_us = UINT64_MAX / 2;
     if (--s->gets_pending == 0)
         list_finish(s);
     return 0;
 }
 
-static int list_parse(sd_scaler *s, sd_bus_message *m)
+/* One Get of the timestamp that gives entry i's started-at. */
+static int send_stamp_get(sd_scaler *s, size_t i)
 {
-    int r = sd_bus_message_enter_container(m, 'a', "(ssssssouso)");
-    if (r < 0)
-        return r;
-    size_t cap = 0;
-    for (;;) {
-        const char *name, *desc, *load, *active, *sub, *following, *path, *jtype, *jpath;
-        uint32_t jid;
-        r = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
-                                &path, &jid, &jtype, &jpath);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            break;
-        int64_t idx = sd_unit_index(&s->naming, name);
-        sb_member_state st = sd_member_state(active);
-        if (idx < 0 || st == 0)
-            continue; /* outside the pattern, or not running: not a member */
-        if (s->nlisting == SD_MAX_MEMBERS)
-            break;
-        if (s->nlisting == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            sd_entry *n = realloc(s->listing, ncap * sizeof *n);
-            if (!n)
-                return -ENOMEM;
-            s->listing = n;
-            cap = ncap;
-        }
-        sd_entry *e = &s->listing[s->nlisting];
-        memset(e, 0, sizeof *e);
-        e->name = strdup(name);
-        e->path = strdup(path);
-        e->index = idx;
-        e->state = st;
-        s->nlisting++;
-        if (!e->name || !e->path)
-            return -ENOMEM;
-    }
-    return sd_bus_message_exit_container(m);
+    sd_bus_message *q = NULL;
+    int r = sd_bus_message_new_method_call(s->conn->bus, &q, SD_DEST, s->listing[i].path,
+                                           "org.freedesktop.DBus.Properties", "Get");
+    if (r >= 0)
+        r = sd_bus_message_append(q, "ss", "org.freedesktop.systemd1.Unit",
+                                  sd_stamp_property(s->listing[i].state));
+    if (r >= 0)
+        r = send_call(s, q, &s->get_slots[i], on_timestamp);
+    sd_bus_message_unref(q);
+    return r;
 }
 
 static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
@@ -607,7 +595,7 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         list_fail(s, is_disconnect(e) ? why : msg);
         return 0;
     }
-    int r = list_parse(s, m);
+    int r = sd_list_parse(m, &s->naming, SD_MAX_MEMBERS, &s->listing, &s->nlisting);
     if (r < 0) {
         sd_fmt(msg, sizeof msg, "ListUnitsByPatterns %s: cannot read the reply: %s", s->pattern,
                strerror(-r));
@@ -615,7 +603,10 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         return 0;
     }
     s->list_error[0] = '\0';
-    if (s->nlisting == 0) {
+    /* Without job signals a restart behind our back would go unseen: read every started-at. */
+    size_t need = s->subscribed ? sd_stamps_carry(s->listing, s->nlisting, s->known, s->nknown)
+                                : s->nlisting;
+    if (need == 0) {
         list_finish(s);
         return 0;
     }
@@ -625,22 +616,17 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
         return 0;
     }
     for (size_t i = 0; i < s->nlisting; i++) {
-        sd_bus_message *q = NULL;
-        r = sd_bus_message_new_method_call(s->conn->bus, &q, SD_DEST, s->listing[i].path,
-                                           "org.freedesktop.DBus.Properties", "Get");
-        if (r >= 0)
-            r = sd_bus_message_append(q, "ss", "org.freedesktop.systemd1.Unit",
-                                      "ActiveEnterTimestamp");
-        if (r >= 0)
-            r = send_call(s, q, &s->get_slots[i], on_timestamp);
-        sd_bus_message_unref(q);
+        if (s->listing[i].stamp_known)
+            continue;
+        r = send_stamp_get(s, i);
         if (r < 0) {
-            sd_fmt(msg, sizeof msg, "Get ActiveEnterTimestamp of %s: %s", s->listing[i].name,
-                   strerror(-r));
+            sd_fmt(msg, sizeof msg, "Get %s of %s: %s", sd_stamp_property(s->listing[i].state),
+                   s->listing[i].name, strerror(-r));
             list_fail(s, msg);
             return 0;
         }
         s->gets_pending++;
+        s->gets_sent++;
     }
     return 0;
 }
@@ -773,6 +759,11 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
     const char *path, *unit, *result;
     if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
         return 0;
+    /* Any job on a unit of ours (ours or someone else's) may have moved its started-at. */
+    if (sd_unit_index(&s->naming, unit) >= 0) {
+        sd_stamps_forget(s->known, s->nknown, unit);
+        sd_stamps_forget(s->listing, s->nlisting, unit);
+    }
     if ((s->op != OP_START && s->op != OP_STOP) || !s->job_path[0] || s->call_slot ||
         strcmp(path, s->job_path) != 0)
         return 0;
@@ -1038,7 +1029,7 @@ static void scaler_free(sd_scaler *s)
     for (size_t i = 0; i < s->nprops; i++)
         sd_prop_clear(&s->props[i]);
     free(s->props);
-    entries_free(s->known, s->nknown);
+    sd_entries_free(s->known, s->nknown);
     sb_fleet_free(s->fleet);
     free(s);
 }
