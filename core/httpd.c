@@ -1365,7 +1365,7 @@ int sb_httpd_stream_end(sb_httpd_exchange *ex)
 
 void sb_httpd_body_pause(sb_httpd_exchange *ex)
 {
-    if (!ex->active || !ex->stream || ex->body_done)
+    if (!ex->active || ex->body_done) /* in on_head too, before the mode is known */
         return;
     ex->body_paused = true;
     if (!ex->conn->in_parse) {

@@ -39,8 +39,11 @@ typedef struct server_state {
     /* /big: a streamed response of big_total bytes */
     sb_httpd_exchange *big;
     size_t big_sent, big_total;
-    /* /stream: the echoed streamed body */
+    /* /stream: the echoed streamed body; /stream?pause: paused until resume_timer */
     bool stream_started;
+    uv_timer_t resume_timer;
+    sb_httpd_exchange *paused;
+    int resumes;
 } server_state;
 
 static server_state S;
@@ -84,11 +87,25 @@ static void big_continue(sb_httpd_exchange *ex)
     sb_httpd_stream_end(ex);
 }
 
+static void resume_cb(uv_timer_t *t)
+{
+    (void)t;
+    if (!S.paused)
+        return;
+    S.resumes++;
+    sb_httpd_body_resume(S.paused);
+}
+
 static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_httpd_request *req)
 {
     (void)arg;
     if (strcmp(req->path, "/stream") == 0) {
         S.stream_started = false;
+        if (strcmp(req->query, "pause") == 0) { /* as a proxy waiting for its upstream */
+            sb_httpd_body_pause(ex);
+            S.paused = ex;
+            uv_timer_start(&S.resume_timer, resume_cb, 50, 0);
+        }
         return SB_HTTPD_STREAM;
     }
     if (strcmp(req->path, "/big") == 0) {
@@ -131,6 +148,7 @@ static void on_request(void *arg, sb_httpd_exchange *ex, const sb_httpd_request 
 static void on_body(void *arg, sb_httpd_exchange *ex, const char *data, size_t len)
 {
     (void)arg;
+    ck_assert_msg(S.paused != ex || S.resumes > 0, "body delivered while paused");
     if (!S.stream_started) {
         ck_assert_int_eq(sb_httpd_stream_start(ex, 200, NULL, 0, -1), 0);
         S.stream_started = true;
@@ -143,6 +161,8 @@ static void on_body_end(void *arg, sb_httpd_exchange *ex)
     (void)arg;
     if (S.big == ex)
         return;
+    if (S.paused == ex)
+        S.paused = NULL;
     if (!S.stream_started)
         sb_httpd_stream_start(ex, 200, NULL, 0, -1);
     sb_httpd_stream_write(ex, "|end", 4);
@@ -164,6 +184,8 @@ static void on_abort(void *arg, sb_httpd_exchange *ex)
         S.big = NULL;
     if (S.delayed == ex)
         S.delayed = NULL;
+    if (S.paused == ex)
+        S.paused = NULL;
 }
 
 static const sb_httpd_callbacks callbacks = {
@@ -182,6 +204,7 @@ static void server_start(const sb_httpd_config *cfg)
     S.big_total = 4u << 20;
     ck_assert_int_eq(uv_loop_init(&S.loop), 0);
     uv_timer_init(&S.loop, &S.delay_timer);
+    uv_timer_init(&S.loop, &S.resume_timer);
     char err[256] = "";
     S.srv = sb_httpd_new(&S.loop, "127.0.0.1:0", cfg, &callbacks, NULL, err, sizeof err);
     ck_assert_msg(S.srv != NULL, "%s", err);
@@ -200,6 +223,7 @@ static void server_stop(void)
     if (S.srv)
         sb_httpd_close(S.srv, on_closed, NULL);
     uv_close((uv_handle_t *)&S.delay_timer, NULL);
+    uv_close((uv_handle_t *)&S.resume_timer, NULL);
     for (int i = 0; i < 1000 && !S.closed; i++)
         uv_run(&S.loop, UV_RUN_ONCE);
     ck_assert_int_eq(S.closed, S.srv ? 1 : 0);
@@ -420,6 +444,33 @@ START_TEST(test_chunked_stream)
 {
     server_start(NULL);
     run_client(chunked_stream);
+    server_stop();
+}
+END_TEST
+
+static void paused_body(client *c)
+{
+    int fd = cl_connect(c->port);
+    char buf[8192];
+    /* the 100 goes out only once the handler wants the body (after its resume) */
+    cl_send(fd, "POST /stream?pause HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+    cl_read(fd, buf, sizeof buf, "\r\n\r\n", 1, NULL);
+    ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    cl_send(fd, "0123456789");
+    cl_read(fd, buf, sizeof buf, "0\r\n\r\n", 1, NULL);
+    ck_assert_msg(strstr(buf, "a\r\n0123456789\r\n") != NULL, "%s", buf);
+    /* paused with the body already sent: it waits in the buffer, then arrives whole */
+    cl_send(fd, "POST /stream?pause HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde");
+    cl_read(fd, buf, sizeof buf, "0\r\n\r\n", 1, NULL);
+    ck_assert_msg(strstr(buf, "5\r\nabcde\r\n4\r\n|end\r\n0\r\n\r\n") != NULL, "%s", buf);
+    close(fd);
+}
+
+START_TEST(test_paused_body)
+{
+    server_start(NULL);
+    run_client(paused_body);
+    ck_assert_int_eq(S.resumes, 2);
     server_stop();
 }
 END_TEST
@@ -778,6 +829,38 @@ START_TEST(test_streamed_response_and_vanishing_clients)
 }
 END_TEST
 
+static void never_reads(client *c)
+{
+    int fd = cl_connect(c->port);
+    cl_send(fd, "GET /big HTTP/1.1\r\n\r\n");
+    usleep(1000000); /* well past write_timeout_ms without reading a byte */
+    static char buf[1 << 16];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            break; /* EOF or reset: the server gave up (what the kernels held came first) */
+        total += (size_t)n;
+    }
+    ck_assert_uint_lt(total, 32u << 20);
+    close(fd);
+}
+
+START_TEST(test_write_timeout)
+{
+    sb_httpd_config cfg;
+    sb_httpd_config_defaults(&cfg);
+    cfg.write_queue_max = 64u << 10;
+    cfg.write_timeout_ms = 200;
+    server_start(&cfg);
+    S.big_total = 32u << 20;
+    run_client(never_reads);
+    ck_assert_int_eq(S.aborts, 1);
+    ck_assert_ptr_null(S.big);
+    server_stop();
+}
+END_TEST
+
 START_TEST(test_port_in_use_and_bad_address)
 {
     server_start(NULL);
@@ -825,6 +908,7 @@ START_TEST(test_serve_fd)
     memset(&S, 0, sizeof S);
     ck_assert_int_eq(uv_loop_init(&S.loop), 0);
     uv_timer_init(&S.loop, &S.delay_timer);
+    uv_timer_init(&S.loop, &S.resume_timer);
     char err[256];
     int fd = sb_httpd_listen_socket("127.0.0.1:0", 64, err, sizeof err);
     ck_assert_msg(fd >= 0, "%s", err);
@@ -875,6 +959,7 @@ START_TEST(test_close_with_connections_open)
     ck_assert_ptr_null(S.delayed);
     S.srv = NULL;
     uv_close((uv_handle_t *)&S.delay_timer, NULL);
+    uv_close((uv_handle_t *)&S.resume_timer, NULL);
     uv_run(&S.loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(S.closed, 1);
     ck_assert_int_eq(uv_loop_close(&S.loop), 0);
@@ -988,6 +1073,7 @@ static Suite *httpd_suite(void)
     tcase_add_test(tc, test_keep_alive);
     tcase_add_test(tc, test_pipelining);
     tcase_add_test(tc, test_chunked_stream);
+    tcase_add_test(tc, test_paused_body);
     tcase_add_test(tc, test_content_length_body);
     tcase_add_test(tc, test_expect_continue);
     tcase_add_test(tc, test_head);
@@ -996,6 +1082,7 @@ static Suite *httpd_suite(void)
     tcase_add_test(tc, test_connection_limit);
     tcase_add_test(tc, test_timeouts);
     tcase_add_test(tc, test_streamed_response_and_vanishing_clients);
+    tcase_add_test(tc, test_write_timeout);
     tcase_add_test(tc, test_port_in_use_and_bad_address);
     tcase_add_test(tc, test_serve_fd);
     tcase_add_test(tc, test_close_with_connections_open);
