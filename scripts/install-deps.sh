@@ -23,7 +23,7 @@ libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev l
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS valgrind clang libclang-rt-14-dev libxml2-utils \
 redis-server rabbitmq-server prometheus nginx-light haproxy python3 python3-botocore curl \
-docker.io podman catatonit busybox-static systemd-container dbus docker-registry"
+docker.io podman catatonit busybox-static systemd-container dbus docker-registry wrk"
 fi
 missing=""
 for p in $PKGS; do
