@@ -19,7 +19,7 @@ libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev l
 # the SQS and metadata doubles recompute SigV4), curl; the real engines the scaler tests drive:
 # docker.io and podman (+ catatonit) with busybox-static (an image built without a registry;
 # docker-registry serves it on loopback for `pull: missing`), systemd-container and dbus (a real
-# systemd booted in systemd-nspawn, driven over D-Bus).
+# systemd booted in systemd-nspawn, driven over D-Bus); wrk (the router benchmark's load).
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS valgrind clang libclang-rt-14-dev libxml2-utils \
 redis-server rabbitmq-server prometheus nginx-light haproxy python3 python3-botocore curl \
