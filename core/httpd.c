@@ -195,44 +195,51 @@ static void clean_copy(char *out, size_t len, const char *s)
     out[i] = '\0';
 }
 
+static const struct {
+    int status;
+    const char *text;
+} reason_phrases[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 static const char *reason_phrase(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
-    }
+    for (size_t i = 0; i < sizeof reason_phrases / sizeof *reason_phrases; i++)
+        if (reason_phrases[i].status == status)
+            return reason_phrases[i].text;
+    return "Status";
 }
 
 /* A growing byte buffer for response heads. */
@@ -726,8 +733,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         if (c->phase == PHASE_BODY || c->head_len > 0)
-            srv_log(c->srv, SB_LOG_DEBUG, "httpd: %s: closed in the middle of a request",
-                    c->peer);
+            srv_log(c->srv, SB_LOG_DEBUG, "httpd: %s: closed in the middle of a request", c->peer);
         conn_close(c);
         return;
     default:
@@ -1131,9 +1137,9 @@ static void conn_process(sb_httpd_conn *c)
             conn_fail(c, 400, "protocol upgrade after a request is not served");
         } else {
             char reason[96];
-            clean_copy(reason, sizeof reason, llhttp_get_error_reason(&c->parser)
-                                                  ? llhttp_get_error_reason(&c->parser)
-                                                  : llhttp_errno_name(err));
+            clean_copy(reason, sizeof reason,
+                       llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
+                                                           : llhttp_errno_name(err));
             srv_log(c->srv, SB_LOG_DEBUG, "httpd: %s: llhttp: %s", c->peer, reason);
             conn_fail(c, 400, "bad request");
         }
@@ -1316,8 +1322,8 @@ int sb_httpd_stream_start(sb_httpd_exchange *ex, int status, const sb_httpd_head
     if (!ex->active || ex->started)
         return -EINVAL;
     ex->out_remaining = content_length >= 0 ? content_length : -1;
-    return write_head(ex, status, headers, n, content_length < 0 ? -1 : content_length,
-                      false, NULL, 0);
+    return write_head(ex, status, headers, n, content_length < 0 ? -1 : content_length, false, NULL,
+                      0);
 }
 
 int sb_httpd_stream_write(sb_httpd_exchange *ex, const void *data, size_t len)
@@ -1655,8 +1661,8 @@ int sb_httpd_listen_socket(const char *address, int backlog, char *err, size_t e
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                            : sizeof(struct sockaddr_in);
+    socklen_t sl =
+        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, backlog > 0 ? backlog : 511) != 0) {
         int e = errno;
         close(fd);

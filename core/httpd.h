@@ -13,7 +13,8 @@
  *   chooses how to take the body: SB_HTTPD_BUFFER (the whole body, at most max_body bytes, in
  *   on_request; beyond that the client gets 413) or SB_HTTPD_STREAM (on_body per chunk as it
  *   arrives, on_body_end at its end; sb_httpd_body_pause/resume for back-pressure: a paused
- *   body is not read from the socket).
+ *   body is not read from the socket; pausing in on_head holds the body, and its
+ *   "100 Continue", until the resume, as a proxy waiting for an upstream does).
  * - Responses either whole (sb_httpd_respond: Content-Length set for the caller) or streamed
  *   (sb_httpd_stream_start with a known length, or chunked when the length is unknown (or
  *   close-delimited for an HTTP/1.0 client); sb_httpd_stream_write; sb_httpd_stream_end).
@@ -36,6 +37,9 @@
  *   plain request and its connection closed). Error responses of the server itself end with a
  *   lingering close (FIN, then the client's remaining bytes are read and dropped for up to two
  *   seconds) so the client reads the status instead of a reset.
+ * - A client that closes its side (EOF) is gone: a request it left waiting for its answer is
+ *   aborted (on_abort), as nginx does. While the handler holds a complete request no timer
+ *   runs: the handler owns that wait (the router's queue_timeout).
  * - Each problem reaches the owner as one line through the log callback; lines never hold a byte
  *   from the remote (the peer address is numeric; reasons are the server's own text).
  * - sb_httpd_feed_conn_new/sb_httpd_feed: a connection without a socket, fed raw bytes, its
@@ -96,12 +100,12 @@ typedef struct sb_httpd_header {
 } sb_httpd_header;
 
 typedef struct sb_httpd_request {
-    const char *method;  /* "GET" */
-    const char *target;  /* as sent: "/a/b?x=1" */
-    const char *path;    /* "/a/b" (not percent-decoded) */
-    const char *query;   /* "x=1", or "" without one */
-    int version_major;   /* 1 */
-    int version_minor;   /* 0 or 1 */
+    const char *method; /* "GET" */
+    const char *target; /* as sent: "/a/b?x=1" */
+    const char *path;   /* "/a/b" (not percent-decoded) */
+    const char *query;  /* "x=1", or "" without one */
+    int version_major;  /* 1 */
+    int version_minor;  /* 0 or 1 */
     const sb_httpd_header *headers;
     size_t header_count;
     const char *peer;       /* "127.0.0.1:5555", "[::1]:5555", or a feed connection's name */

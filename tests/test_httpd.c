@@ -76,7 +76,8 @@ static void big_continue(sb_httpd_exchange *ex)
     static char block[65536];
     memset(block, 'b', sizeof block);
     while (S.big_sent < S.big_total) {
-        size_t n = S.big_total - S.big_sent < sizeof block ? S.big_total - S.big_sent : sizeof block;
+        size_t n =
+            S.big_total - S.big_sent < sizeof block ? S.big_total - S.big_sent : sizeof block;
         int r = sb_httpd_stream_write(ex, block, n);
         ck_assert_int_ge(r, 0);
         S.big_sent += n;
@@ -138,8 +139,9 @@ static void on_request(void *arg, sb_httpd_exchange *ex, const sb_httpd_request 
     }
     const char *ua = sb_httpd_header_get(req, "x-test");
     char text[2048];
-    snprintf(text, sizeof text, "method=%s path=%s query=%s v=1.%d peer=%.9s x-test=%s len=%zu body=%.*s",
-             req->method, req->path, req->query, req->version_minor, req->peer, ua ? ua : "-", len,
+    snprintf(text, sizeof text,
+             "method=%s path=%s query=%s v=1.%d peer=%.9s x-test=%s len=%zu body=%.*s", req->method,
+             req->path, req->query, req->version_minor, req->peer, ua ? ua : "-", len,
              (int)(len < 1000 ? len : 1000), body);
     sb_httpd_header h[] = {{"X-Path", req->path}};
     ck_assert_int_eq(sb_httpd_respond(ex, 200, h, 1, text, strlen(text)), 0);
@@ -248,7 +250,8 @@ static int cl_connect(int port)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
@@ -339,7 +342,8 @@ static void run_client(void (*fn)(client *))
     uv_run(&S.loop, UV_RUN_NOWAIT);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 static void get_buffered(client *c)
 {
@@ -453,7 +457,8 @@ static void paused_body(client *c)
     int fd = cl_connect(c->port);
     char buf[8192];
     /* the 100 goes out only once the handler wants the body (after its resume) */
-    cl_send(fd, "POST /stream?pause HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
+    cl_send(fd,
+            "POST /stream?pause HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n");
     cl_read(fd, buf, sizeof buf, "\r\n\r\n", 1, NULL);
     ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
     cl_send(fd, "0123456789");
@@ -500,14 +505,16 @@ static void expect_continue(client *c)
 {
     int fd = cl_connect(c->port);
     char buf[8192];
-    cl_send(fd, "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    cl_send(fd,
+            "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     cl_read(fd, buf, sizeof buf, "\r\n\r\n", 1, NULL);
     ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
     cl_send(fd, "data");
     cl_read(fd, buf, sizeof buf, "body=data", 1, NULL);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
     /* answered before the body: no 100, and the connection closes after the answer */
-    cl_send(fd, "POST /early HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    cl_send(fd,
+            "POST /early HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
     bool eof;
     cl_read(fd, buf, sizeof buf, NULL, 0, &eof);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0, "%s", buf);
@@ -595,8 +602,8 @@ static void expect_refusal(int port, const char *req, const char *status)
     bool eof;
     cl_send(fd, req);
     cl_read(fd, buf, sizeof buf, NULL, 0, &eof);
-    ck_assert_msg(strncmp(buf, status, strlen(status)) == 0, "wanted %s, got %s (log: %s)", status, buf,
-                  S.last_log);
+    ck_assert_msg(strncmp(buf, status, strlen(status)) == 0, "wanted %s, got %s (log: %s)", status,
+                  buf, S.last_log);
     ck_assert_ptr_nonnull(strstr(buf, "Connection: close\r\n"));
     ck_assert_ptr_nonnull(strstr(buf, "Content-Type: text/plain"));
     char *body = strstr(buf, "\r\n\r\n");
@@ -715,7 +722,8 @@ END_TEST
 static void slowloris(client *c)
 {
     int fd = cl_connect(c->port);
-    const char *req = "GET / HTTP/1.1\r\nHost: t\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    const char *req =
+        "GET / HTTP/1.1\r\nHost: t\r\nX-A: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
     char buf[8192];
     bool closed = false;
     for (size_t i = 0; req[i] && !closed; i++) { /* one byte every 20 ms: ~1.4 s in all */
@@ -873,8 +881,8 @@ START_TEST(test_port_in_use_and_bad_address)
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(sb_httpd_listen_socket(listen, 16, err, sizeof err), -1);
     ck_assert_str_eq(err, want);
-    const char *bad[] = {"127.0.0.1", "localhost:80", "1.2.3.4:99999", "[::1:80", "::1:80",
-                         "1.2.3.4:", "1.2.3.4:8a", "\x1b[31m:1"};
+    const char *bad[] = {"127.0.0.1", "localhost:80", "1.2.3.4:99999", "[::1:80",
+                         "::1:80",    "1.2.3.4:",     "1.2.3.4:8a",    "\x1b[31m:1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ck_assert_ptr_null(sb_httpd_new(&S.loop, bad[i], NULL, &callbacks, NULL, err, sizeof err));
         ck_assert_msg(strncmp(err, "bad listen address '", 20) == 0, "%s", err);
@@ -925,8 +933,8 @@ START_TEST(test_serve_fd)
         socklen_t tl = sizeof type;
         ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl), 0); /* still ours */
     }
-    ck_assert_ptr_null(sb_httpd_new_fd(&S.loop, 0 /* stdin */, NULL, &callbacks, NULL, err,
-                                       sizeof err));
+    ck_assert_ptr_null(
+        sb_httpd_new_fd(&S.loop, 0 /* stdin */, NULL, &callbacks, NULL, err, sizeof err));
     ck_assert_msg(strstr(err, "not a stream socket") != NULL, "%s", err);
     close(fd);
     S.srv = NULL;

@@ -8,7 +8,8 @@
  * does not start with a status line, a connection is closed twice, or bytes are accepted after
  * the close.
  *
- * Build: cmake -DCMAKE_C_COMPILER=clang -DSB_FUZZ=ON; run: tests/fuzz/run.sh BUILD_DIR SECONDS httpd.
+ * Build: cmake -DCMAKE_C_COMPILER=clang -DSB_FUZZ=ON; run: tests/fuzz/run.sh BUILD_DIR SECONDS
+ * httpd.
  */
 #define _POSIX_C_SOURCE 200809L /* uv.h needs pthread_rwlock_t */
 
@@ -177,10 +178,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (off < size) {
         size_t piece;
         switch (cut & 3) {
-        case 0: piece = size - off; break;
-        case 1: piece = 1; break;
-        case 2: piece = 1 + (cut >> 2); break;
-        default: piece = 1 + (data[off] & 15); break;
+        case 0:
+            piece = size - off;
+            break;
+        case 1:
+            piece = 1;
+            break;
+        case 2:
+            piece = 1 + (cut >> 2);
+            break;
+        default:
+            piece = 1 + (data[off] & 15);
+            break;
         }
         if (piece > size - off)
             piece = size - off;
