@@ -96,6 +96,8 @@ typedef struct config {
     size_t nplugin_paths;
     sb_log_level log_level;
     int log_level_set;
+    int log_json;     /* log.format: json (one JSON object per line) */
+    int log_json_set; /* log.format given */
     config_component *components; /* triggers, then connectors, then scalers, in file order */
     size_t ncomponents;
     void *arena; /* everything else the tree owns */

@@ -121,13 +121,24 @@ static void check_log(config_checker *c, const config_node *v)
     }
     for (size_t i = 0; i < v->count; i++) {
         const config_node *val = v->items[i];
-        if (strcmp(v->keys[i]->scalar, "level") != 0) {
-            config_report_at(c->rep, v->keys[i], "unknown key '%s' in log (expected level)",
+        int is_format = strcmp(v->keys[i]->scalar, "format") == 0;
+        if (!is_format && strcmp(v->keys[i]->scalar, "level") != 0) {
+            config_report_at(c->rep, v->keys[i],
+                             "unknown key '%s' in log (expected level or format)",
                              config_clip(&cb, v->keys[i]->scalar));
             continue;
         }
         if (config_is_null(val))
             continue;
+        if (is_format) {
+            int json = val->kind == CONFIG_SCALAR && strcmp(val->scalar, "json") == 0;
+            if (!json && !(val->kind == CONFIG_SCALAR && strcmp(val->scalar, "text") == 0))
+                config_report_at(c->rep, val, "log.format must be text or json, got %s",
+                                 config_describe(&cb, val));
+            c->cfg->log_json = json;
+            c->cfg->log_json_set = 1;
+            continue;
+        }
         int found = 0;
         for (size_t l = 0; l < 4 && val->kind == CONFIG_SCALAR; l++) {
             if (strcmp(val->scalar, names[l]) == 0) {

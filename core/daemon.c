@@ -1711,6 +1711,8 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     }
     if (!d->opts.log_level_set && cfg->log_level_set)
         d->logger.level = cfg->log_level;
+    if (!d->opts.log_json_set)
+        d->logger.json = cfg->log_json_set && cfg->log_json;
 
     size_t n = cfg->ncomponents;
     plan_item *plan = calloc(n ? n : 1, sizeof *plan);
@@ -1945,6 +1947,7 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     d->by_id.key_of = inst_key;
     d->indexes.key_of = index_set_key;
     log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
+    d->logger.json = d->opts.log_json_set && d->opts.log_json;
     d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
     d->loader = loader_new();
     d->sup = supervisor_new(loop);

@@ -20,6 +20,8 @@ typedef struct daemon_options {
     int dry_run;
     sb_log_level log_level; /* overrides the file's log.level when log_level_set */
     int log_level_set;
+    int log_json; /* overrides the file's log.format when log_json_set (1: json) */
+    int log_json_set;
     const char *const *plugin_dirs; /* extra folders searched before plugins.path (tests) */
     size_t nplugin_dirs;
     /* Simulation (`scalebus simulate`): triggers and scalers run no plugin. Readings come from

@@ -16,6 +16,72 @@ void log_init(sb_logger *lg, sb_log_level level, FILE *out)
 {
     lg->level = level;
     lg->out = out ? out : stderr;
+    lg->json = 0;
+}
+
+/* s as the inside of a JSON string, bounded by the room left (never a cut escape). */
+static size_t json_escape(char *out, size_t room, const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char esc[8];
+        size_t len;
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            len = 2;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            len = (size_t)snprintf(esc, sizeof esc, "\\u%04x", ch);
+        } else if (ch >= 0x80) {
+            /* Valid UTF-8 passes through; any other byte becomes U+FFFD, so the line stays
+             * JSON whatever a remote put in a message. */
+            size_t want = ch >= 0xf0 && ch < 0xf5 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc2 && ch < 0xe0 ? 2 : 0;
+            size_t k = 1;
+            while (want && k < want && ((unsigned char)s[k] & 0xc0) == 0x80)
+                k++;
+            if (want && k == want && want <= sizeof esc) {
+                memcpy(esc, s, want);
+                len = want;
+                s += want - 1;
+            } else {
+                memcpy(esc, "\\ufffd", 6);
+                len = 6;
+            }
+        } else {
+            esc[0] = (char)ch;
+            len = 1;
+        }
+        if (n + len >= room)
+            break;
+        memcpy(out + n, esc, len);
+        n += len;
+    }
+    return n;
+}
+
+/* {"time":"...","level":"info","component":"web","message":"..."} and a newline. */
+static void write_json(const sb_logger *lg, const char *stamp, sb_log_level level,
+                       const char *who, const char *msg)
+{
+    char line[4608];
+    size_t room = sizeof line - 3; /* "}\n" and the NUL */
+    int n = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"",
+                     stamp, level_names[level]);
+    if (n < 0)
+        return;
+    size_t used = (size_t)n;
+    used += json_escape(line + used, room - used, who ? who : "scalebus");
+    static const char mid[] = "\",\"message\":\"";
+    if (used + sizeof mid < room) {
+        memcpy(line + used, mid, sizeof mid - 1);
+        used += sizeof mid - 1;
+    }
+    used += json_escape(line + used, room - used - 1, msg);
+    memcpy(line + used, "\"}\n", 3);
+    used += 3;
+    fwrite(line, 1, used, lg->out);
+    fflush(lg->out);
 }
 
 const char *log_level_name(sb_log_level level)
@@ -50,9 +116,16 @@ void log_vwrite(const sb_logger *lg, sb_log_level level, const char *who, const 
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level], who ? who : "scalebus");
+    char stamp[96];
+    snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (lg->json) {
+        vsnprintf(line, sizeof line, fmt, ap);
+        write_json(lg, stamp, level, who, line);
+        return;
+    }
+    int n = snprintf(line, sizeof line, "%s %-5s [%s] ", stamp, level_names[level],
+                     who ? who : "scalebus");
     if (n < 0)
         return;
     size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;

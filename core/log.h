@@ -1,5 +1,6 @@
 /*
- * log.h - the daemon's log lines: "TIME LEVEL [who] message" on stderr, filtered by level.
+ * log.h - the daemon's log lines: "TIME LEVEL [who] message" on stderr, filtered by level, or
+ * with log.format json one JSON object per line (time, level, component, message).
  * One logger belongs to the daemon's top-level context; nothing here is global.
  */
 #ifndef SCALEBUS_LOG_H
@@ -13,6 +14,7 @@
 typedef struct sb_logger {
     sb_log_level level;
     FILE *out;
+    int json; /* one JSON object per line: {"time","level","component","message"} */
 } sb_logger;
 
 void log_init(sb_logger *lg, sb_log_level level, FILE *out);

@@ -52,7 +52,8 @@ static const char usage_main[] =
     "  --help            this text; `scalebus COMMAND --help` for a command's own options\n";
 
 static const char usage_run[] =
-    "usage: scalebus run FILE [--dry-run] [--log-level LEVEL] [--plugin-dir DIR]...\n"
+    "usage: scalebus run FILE [--dry-run] [--log-level LEVEL] [--log-format FORMAT]\n"
+    "                    [--plugin-dir DIR]...\n"
     "\n"
     "Runs the pipelines in FILE until SIGINT or SIGTERM (graceful stop: triggers stop, queued\n"
     "events are delivered, scalers stop their instances; a second signal exits at once).\n"
@@ -61,6 +62,8 @@ static const char usage_run[] =
     "\n"
     "  --dry-run           scalers log each action they would take, and take none\n"
     "  --log-level LEVEL   error, warn, info (default, or log.level from FILE) or debug\n"
+    "  --log-format FORMAT text (default, or log.format from FILE) or json: one JSON object\n"
+    "                      per line with time, level, component and message\n"
     "  --plugin-dir DIR    also load plugins from DIR (before plugins.path from FILE)\n";
 
 static const char usage_check[] =
@@ -114,6 +117,7 @@ typedef struct cli {
     size_t nplugin_dirs;
     sb_log_level level;
     int level_set;
+    int log_json, log_json_set;
 } cli;
 
 /* Options common to the subcommands; returns 0, 1 (--help printed) or -1 (usage error). */
@@ -134,6 +138,14 @@ static int parse_args(int argc, char **argv, cli *c, const char *usage, int want
                 return -1;
             }
             c->level_set = 1;
+            i++;
+        } else if (strcmp(a, "--log-format") == 0 && val) {
+            if (strcmp(val, "json") != 0 && strcmp(val, "text") != 0) {
+                fprintf(stderr, "scalebus: --log-format: '%s' is not text or json\n", val);
+                return -1;
+            }
+            c->log_json = strcmp(val, "json") == 0;
+            c->log_json_set = 1;
             i++;
         } else if (strcmp(a, "--next") == 0 && val) {
             char *end;
@@ -178,6 +190,8 @@ static daemon_options make_options(const cli *c)
     o.dry_run = c->dry_run;
     o.log_level = c->level;
     o.log_level_set = c->level_set;
+    o.log_json = c->log_json;
+    o.log_json_set = c->log_json_set;
     o.plugin_dirs = c->plugin_dirs;
     o.nplugin_dirs = c->nplugin_dirs;
     return o;

@@ -622,6 +622,9 @@ static const error_case error_cases[] = {
      "test.yaml:1:14: log.level must be error, warn, info or debug, got ''\n"},
     {"log level", "log: {level: verbose}\n",
      "test.yaml:1:14: log.level must be error, warn, info or debug, got 'verbose'\n"},
+    {"log format", "log: {format: yaml, colour: on}\n",
+     "test.yaml:1:15: log.format must be text or json, got 'yaml'\n"
+     "test.yaml:1:21: unknown key 'colour' in log (expected level or format)\n"},
     {"plugins key", "plugins: {paths: [x]}\n",
      "test.yaml:1:11: unknown key 'paths' in plugins (expected path)\n"},
     {"plugins path entry", "plugins: {path: [x, {a: b}, \"\"]}\n",
