@@ -1,11 +1,19 @@
 #!/bin/bash
 # The systemd scaler end to end against a real systemd: the host's own /usr booted in
 # systemd-nspawn on a tmpfs root (--volatile=yes), its system bus bound to $W/bus and driven from
-# outside over D-Bus (DBUS_SYSTEM_BUS_ADDRESS), units from $W/units. A python3 http.server serves
-# one JSON file per scaler; an http_json trigger reads it every second and a direct connector
-# hands the number to the scaler, so the test sets a desired count by rewriting a file. It shows,
+# outside over D-Bus (DBUS_SYSTEM_BUS_ADDRESS), units from $W/units. Inside, a user sbuser (uid
+# 4711, from a sysusers.d line) lingers (/var/lib/systemd/linger/sbuser), so logind starts its
+# `systemd --user` manager in the container at boot (PAM: a two-line /etc/pam.d/systemd-user);
+# its runtime dir /run/user/4711 is $W/userrun, bound in before boot (user-runtime-dir leaves a
+# mount point as it is), so its user bus is $W/userrun/bus on the host, and a daemon run as uid
+# 4711 (setpriv) reaches it: the user bus takes no other uid. A python3 http.server serves one
+# JSON file per scaler; an http_json trigger reads it every second and a direct connector hands
+# the number to the scaler, so the test sets a desired count by rewriting a file. It shows,
 # with template units (ci-agent@.service) and transient units (command: /bin/sleep infinity):
-#   - scale up; scale down newest first (highest timestamp), each stop a StopUnit job;
+#   - scale up; scale down newest first (highest timestamp), each stop a StopUnit job; a unit
+#     restarted by hand is the newest (its JobRemoved makes the scaler read its timestamp again);
+#   - a list costs 1 call once started-at is known: "listed 3 member(s) with 1
+#     ListUnitsByPatterns and 0 Get(s)" (debug), a Get only for a new or changed member;
 #   - a unit stopped behind its back is restarted, one started by hand (ci-agent@9) is adopted
 #     and, being the newest, stopped to get back to the count (reconcile_every 1s);
 #   - units outside the pattern (ci-agent@x.service, another-1.service) are never touched;
@@ -16,12 +24,20 @@
 #     then booted again: the fleet is rebuilt;
 #   - a failing unit (Type=oneshot, ExecStart=/bin/false): failed with systemd's own result; a
 #     slow one (ExecStartPre=/bin/sleep 3, timeout 1s): busy, then ready;
-#   - on_stop: stop: SIGTERM stops every member (and only them), exit 0.
+#   - on_stop: stop: SIGTERM stops every member (and only them), exit 0;
+#   - bus: user, with the daemon as uid 4711: a template (job@.service, from /run/systemd/user)
+#     and transient units scaled up and down on the user manager; XDG_RUNTIME_DIR, then
+#     DBUS_SESSION_BUS_ADDRESS (adoption across a restart), then neither (/run/user/UID/bus);
+#   - the bus lost mid-call: dbus.socket and dbus.service stopped (StopUnit) while the StartUnit
+#     job of a slow unit runs: the start fails ("the connection was lost"), lists fail with
+#     back-off while it is down; dbus started again (systemctl inside, through nsenter): the
+#     scaler reconnects, re-lists, finds the job done and finishes (the slow unit started once).
 #
 #   tests/test_systemd.sh BUILD/scalebus SOURCE_DIR
 #
 # Needs root and systemd-container (systemd-nspawn, which pulls systemd) and dbus; exits 77 when
-# the container cannot boot here. SB_E2E_WRAP, when set, prefixes `scalebus run`; waits are then
+# the container cannot boot here. The bus: user part also needs dbus-user-session (the user
+# bus's dbus.socket) and setpriv (util-linux), and is skipped without them. About 30 s. SB_E2E_WRAP, when set, prefixes `scalebus run`; waits are then
 # bounded 10 times longer (SLOW). On a failure the temporary folder, with every log, is kept.
 set -u
 SB=$1
@@ -40,6 +56,8 @@ for f in /usr/bin/systemd-nspawn /usr/bin/busctl /usr/lib/systemd/systemd /usr/b
   [ -x "$f" ] || skip "$f is missing (apt-get install systemd-container dbus)"
 done
 W=$(mktemp -d /tmp/sb-systemd.XXXXXX)
+chmod 711 "$W" # uid 4711 (the user-bus daemon) reaches its files, lists nothing
+SBU=4711
 export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$W/bus/system_bus_socket
 M="org.freedesktop.systemd1 /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager"
 
@@ -64,11 +82,22 @@ printf 'disable *\n' >"$W/00-test.preset"
 printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$W/units/ci-agent@.service"
 printf '[Service]\nType=oneshot\nExecStart=/bin/false\n' >"$W/units/ci-fail@.service"
 printf '[Service]\nExecStartPre=/bin/sleep 3\nExecStart=/bin/sleep infinity\n' >"$W/units/ci-slow@.service"
+printf '[Service]\nExecStartPre=/bin/sleep 2\nExecStart=/bin/sleep infinity\n' >"$W/units/ci-late@.service"
+# The lingering user and its manager's units.
+mkdir -p "$W/linger" "$W/pam.d" "$W/userrun" "$W/user-units"
+touch "$W/linger/sbuser"
+printf 'u sbuser %s "scalebus test user" /\n' "$SBU" >"$W/sbuser.conf"
+printf 'account required pam_permit.so\nsession required pam_systemd.so\n' >"$W/pam.d/systemd-user"
+printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$W/user-units/job@.service"
+chown "$SBU:$SBU" "$W/userrun" && chmod 700 "$W/userrun"
 booted() { busctl get-property $M SystemState 2>/dev/null | grep -qE 'running|degraded'; }
 boot() {
   setsid /usr/bin/systemd-nspawn -q --volatile=yes -D / -M "sbtest$$" --private-network \
     --register=no --keep-unit --bind="$W/bus:/run/dbus" --bind="$W/units:/run/systemd/system" \
     --bind-ro="$W/00-test.preset:/etc/systemd/system-preset/00-test.preset" \
+    --bind-ro="$W/sbuser.conf:/etc/sysusers.d/sbuser.conf" --bind="$W/linger:/var/lib/systemd/linger" \
+    --bind-ro="$W/pam.d:/etc/pam.d" --bind="$W/userrun:/run/user/$SBU" \
+    --bind-ro="$W/user-units:/run/systemd/user" \
     -b -- systemd.firstboot=off >>"$W/nspawn.log" 2>&1 </dev/null &
   nspawn_pid=$!
   wait_for 30 booted
@@ -125,6 +154,9 @@ pipeline() { # pipeline FILE ON_STOP SCALER...: an http_json trigger per scaler 
         failing) echo "  - {id: failing, type: systemd, unit: ci-fail@.service, min: 0, max: 2, reconcile_every: 1s}" ;;
         missing) echo "  - {id: missing, type: systemd, unit: nope@.service, min: 0, max: 2, reconcile_every: 1s}" ;;
         slow) echo "  - {id: slow, type: systemd, unit: ci-slow@.service, min: 0, max: 2, reconcile_every: 1s, timeout: 1s}" ;;
+        lost) echo "  - {id: lost, type: systemd, unit: ci-late@.service, min: 0, max: 3, reconcile_every: 1s, timeout: 30s}" ;;
+        ujobs) echo "  - {id: ujobs, type: systemd, bus: user, unit: job@.service, min: 0, max: 10, reconcile_every: 1s}" ;;
+        utr) echo "  - {id: utr, type: systemd, bus: user, command: [/bin/sleep, infinity], prefix: utr, min: 0, max: 10, reconcile_every: 1s, stop_grace: 2s}" ;;
       esac
     done
   } >"$f"
@@ -135,6 +167,25 @@ start_daemon() { # start_daemon LOG FILE [ARGS...]
   $WRAP "$SB" run "$@" >"$log" 2>&1 &
   daemon=$!
 }
+# start_daemon_as_user LOG [VAR=value...] -- FILE [ARGS...]: the daemon as uid SBU (the user bus
+# takes only its own uid), without the system bus's variable.
+start_daemon_as_user() {
+  log=$1; shift
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  setpriv --reuid="$SBU" --regid="$SBU" --clear-groups env -u DBUS_SYSTEM_BUS_ADDRESS \
+    "${envs[@]}" HOME=/ $WRAP "$SB" run "$@" >"$log" 2>&1 &
+  daemon=$!
+}
+# The user manager's units, as units() does for the system one.
+uunits() {
+  setpriv --reuid="$SBU" --regid="$SBU" --clear-groups env XDG_RUNTIME_DIR="$W/userrun" \
+    busctl --user --json=short call $M ListUnitsByPatterns asas 1 active 1 "$1" 2>/dev/null \
+    | $PY -c 'import json,sys; sys.stdout.write("".join(n + "\n" for n in sorted(u[0] for u in json.load(sys.stdin)["data"][0])))'
+}
+uunits_are() { [ "$(uunits "$1" | tr '\n' ' ')" = "$2" ]; }
+count_of() { grep -cF -- "$1" "$log"; }
 stop_daemon() { # SIGTERM; asserts exit 0
   kill -TERM "$daemon"
   for _ in $(seq $((300 * SLOW))); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
@@ -154,7 +205,7 @@ pipeline "$W/p.yaml" keep agents web
 want agents 3
 want web 2
 t0=$(now_ms)
-start_daemon "$W/daemon1.log" "$W/p.yaml"
+start_daemon "$W/daemon1.log" "$W/p.yaml" --log-level debug
 wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service ci-agent@x.service ' \
   && ok "template: scaled up to 3 ($(($(now_ms) - t0)) ms), ci-agent@x.service left alone" \
   || not_ok "template up: $(units 'ci-agent@*' | tr '\n' ' ')"
@@ -169,14 +220,26 @@ has "StartUnit ci-agent@1.service replace" && has "StartTransientUnit web-1.serv
   && ok "transient units carry MemoryMax, Environment, Description and stop_grace" \
   || not_ok "properties: $(unit_prop web-1.service Service MemoryMax) $(unit_prop web-1.service Service Environment) $(unit_prop web-1.service Service TimeoutStopUSec)"
 
-# ---- 2. scale down, newest first ----------------------------------------------------------------
+# ---- 2. what a list costs; scale down, newest first ---------------------------------------------
+wait_for 10 has "[agents] listed 3 member(s) with 1 ListUnitsByPatterns and 0 Get(s)" \
+  && ok "a list with every started-at known costs one call (ListUnitsByPatterns, 0 Gets)" \
+  || not_ok "list cost: $(grep -F '[agents] listed' "$log" | tail -2)"
+grep -qE '\[agents\] listed 3 member\(s\) with 1 ListUnitsByPatterns and [1-9]' "$log" \
+  && ok "a Get only for members not known yet: $(grep -m1 -oE 'listed 3 member\(s\) with 1 ListUnitsByPatterns and [1-9] Get\(s\)' "$log")" \
+  || not_ok "no list read a new member's timestamp"
+# ci-agent@1, restarted by hand, is now the newest: the first to go.
+before=$(count_of "[agents] listed 3 member(s) with 1 ListUnitsByPatterns and 1 Get(s)")
+busctl call $M RestartUnit ss ci-agent@1.service replace >/dev/null
+wait_for 10 eval '[ "$(count_of "[agents] listed 3 member(s) with 1 ListUnitsByPatterns and 1 Get(s)")" -gt "$before" ]' \
+  || not_ok "the restart of ci-agent@1 was not read again"
 want agents 1
 want web 1
-wait_for 20 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@x.service ' \
+wait_for 20 units_are 'ci-agent@*' 'ci-agent@2.service ci-agent@x.service ' \
   && ok "template: scaled down to 1" || not_ok "template down: $(units 'ci-agent@*' | tr '\n' ' ')"
-a3=$(nth_line "StopUnit ci-agent@3.service replace") a2=$(nth_line "StopUnit ci-agent@2.service replace")
-[ -n "$a3" ] && [ -n "$a2" ] && [ "$a3" -lt "$a2" ] && ok "newest first: @3 stopped before @2" \
-  || not_ok "stop order: @3 at line ${a3:-none}, @2 at line ${a2:-none}"
+a1=$(nth_line "StopUnit ci-agent@1.service replace") a3=$(nth_line "StopUnit ci-agent@3.service replace")
+[ -n "$a1" ] && [ -n "$a3" ] && [ "$a1" -lt "$a3" ] \
+  && ok "newest first: @1 (restarted by hand) stopped before @3, @2 (the oldest) kept" \
+  || not_ok "stop order: @1 at line ${a1:-none}, @3 at line ${a3:-none}"
 wait_for 20 units_are 'web-*' 'web-1.service ' && ok "transient: scaled down to 1, newest (web-2) first" \
   || not_ok "transient down: $(units 'web-*' | tr '\n' ' ')"
 units_are 'web-*' 'web-1.service ' && [ "$(units 'web-*' inactive)" = "" ] \
@@ -185,12 +248,11 @@ grep -qE '\[agents\] (StopUnit|StartUnit) ci-agent@x' "$log" && not_ok "ci-agent
   || ok "ci-agent@x.service never touched"
 
 # ---- 3. drift: stopped behind its back, started by hand ----------------------------------------
-stop_by_hand ci-agent@1.service
-wait_for 10 has "changed outside scalebus: ci-agent@1.service is gone" \
+stop_by_hand ci-agent@2.service
+wait_for 10 has "changed outside scalebus: ci-agent@2.service is gone" \
   && wait_for 10 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@x.service ' \
   && ok "a unit stopped behind its back is restarted by reconcile" \
   || not_ok "not restarted: $(units 'ci-agent@*' | tr '\n' ' ')"
-sleep 1.1 # a newer ActiveEnterTimestamp than @1's, to the second
 start_by_hand ci-agent@9.service
 wait_for 10 has "changed outside scalebus: ci-agent@9.service appeared" \
   && wait_for 10 has "StopUnit ci-agent@9.service replace" \
@@ -236,7 +298,76 @@ units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ci-agent@3.service
   || not_ok "dry-run changed: $(units 'ci-agent@*' | tr '\n' ' ') $(units 'web-*' | tr '\n' ' ')"
 stop_daemon "dry-run"
 
-# ---- 6. the manager gone, then back --------------------------------------------------------------
+# ---- 6. bus: user: the lingering user's own manager, the daemon as that user -----------------------
+if [ ! -e /usr/lib/systemd/user/dbus.socket ] || [ ! -x /usr/bin/setpriv ]; then
+  ok "# skip bus: user (needs dbus-user-session and setpriv)"
+elif ! wait_for 10 test -S "$W/userrun/bus"; then
+  not_ok "the user manager of uid $SBU did not start in the container (no $W/userrun/bus)"
+else
+  pipeline "$W/u.yaml" keep ujobs utr
+  chmod 644 "$W/u.yaml"
+  want ujobs 3
+  want utr 2
+  start_daemon_as_user "$W/user1.log" XDG_RUNTIME_DIR="$W/userrun" -- "$W/u.yaml"
+  wait_for 20 uunits_are 'job@*' 'job@1.service job@2.service job@3.service ' \
+    && wait_for 20 uunits_are 'utr-*' 'utr-1.service utr-2.service ' \
+    && ok "bus: user (XDG_RUNTIME_DIR): a user template scaled to 3, transient user units to 2" \
+    || not_ok "user up: $(uunits 'job@*' | tr '\n' ' ') $(uunits 'utr-*' | tr '\n' ' ')"
+  [ -z "$(units 'job@*')" ] && [ -z "$(units 'utr-*')" ] && ok "nothing of it on the system manager" \
+    || not_ok "user units on the system bus: $(units 'job@*') $(units 'utr-*')"
+  want ujobs 1
+  want utr 0
+  wait_for 20 uunits_are 'job@*' 'job@1.service ' && wait_for 20 uunits_are 'utr-*' '' \
+    && ok "bus: user: scaled down to 1 and 0" \
+    || not_ok "user down: $(uunits 'job@*' | tr '\n' ' ') $(uunits 'utr-*' | tr '\n' ' ')"
+  u3=$(nth_line "StopUnit job@3.service replace") u2=$(nth_line "StopUnit job@2.service replace")
+  [ -n "$u3" ] && [ -n "$u2" ] && [ "$u3" -lt "$u2" ] && ok "bus: user: newest first" \
+    || not_ok "user stop order: @3 at line ${u3:-none}, @2 at line ${u2:-none}"
+  stop_daemon "bus: user"
+  want ujobs 2
+  start_daemon_as_user "$W/user2.log" DBUS_SESSION_BUS_ADDRESS="unix:path=$W/userrun/bus" \
+    XDG_RUNTIME_DIR=/nonexistent -- "$W/u.yaml"
+  wait_for 10 has "[ujobs] adopted 1 running instance(s)" \
+    && wait_for 20 uunits_are 'job@*' 'job@1.service job@2.service ' \
+    && ok "DBUS_SESSION_BUS_ADDRESS honoured: job@1 adopted, scaled to 2" \
+    || not_ok "user restart: $(uunits 'job@*' | tr '\n' ' '): $(grep ujobs "$log" | tail -2)"
+  stop_daemon "bus: user, DBUS_SESSION_BUS_ADDRESS"
+  start_daemon_as_user "$W/user3.log" -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS -- "$W/u.yaml"
+  wait_for 10 has "[ujobs] list failed: cannot reach the user bus at unix:path=/run/user/$SBU/bus: No such file or directory" \
+    && ok "neither variable: /run/user/$SBU/bus (here only inside the container), a clear error" \
+    || not_ok "no variable: $(grep ujobs "$log" | tail -2)"
+  stop_daemon "bus: user, no variable"
+fi
+
+# ---- 7. the bus lost while a StartUnit job runs, then back -----------------------------------------
+pipeline "$W/lost.yaml" keep lost
+want lost 2
+start_daemon "$W/lost.log" "$W/lost.yaml"
+wait_for 10 has "[lost] StartUnit ci-late@1.service replace" || not_ok "lost: no start: $(tail -2 "$log")"
+sleep 0.3 # the job is queued (its ExecStartPre takes 2 s)
+busctl call $M StopUnit ss dbus.socket replace >/dev/null 2>&1
+busctl call $M StopUnit ss dbus.service replace >/dev/null 2>&1
+wait_for 10 has "[lost] start failed: cannot reach the system bus at unix:path=$W/bus/system_bus_socket" \
+  && ok "dbus stopped mid-job: the start fails, with the bus named" \
+  || not_ok "lost mid-call: $(grep lost "$log" | tail -3)"
+grep -m1 -F "[lost] start failed" "$log" | sed 's/^/# /'
+wait_for 10 has "[lost] list failed: cannot reach the system bus" \
+  && ok "while it is down, lists fail (retried with back-off)" || not_ok "lost: $(grep lost "$log" | tail -2)"
+sleep 2 # the job ends meanwhile, unseen
+leader=$(ps --ppid "$nspawn_pid" -o pid= | head -1)
+nsenter -t "$leader" -m -p -- /bin/systemctl start dbus.socket \
+  || not_ok "cannot start dbus.socket again inside the container"
+wait_for 20 units_are 'ci-late@*' 'ci-late@1.service ci-late@2.service ' \
+  && ok "the bus back: re-listed, ci-late@1 (its job ended unseen) adopted, ci-late@2 started" \
+  || not_ok "after dbus came back: $(units 'ci-late@*' 'active activating' | tr '\n' ' ')"
+[ "$(count_of "StartUnit ci-late@1.service replace")" = 1 ] && ! has "StartUnit ci-late@3" \
+  && ok "ci-late@1 started once, no third unit" || not_ok "starts: $(grep -F 'StartUnit ci-late' "$log")"
+has "[lost] connected to the system bus at" && has "[lost] the engine answers again after" \
+  && ok "the reconnection and the failures counted are logged: $(grep -m1 -oE 'answers again after [0-9]+ failure\(s\)' "$log")" \
+  || not_ok "no reconnection line: $(grep lost "$log" | tail -3)"
+stop_daemon "lost"
+
+# ---- 8. the manager gone, then back --------------------------------------------------------------
 want agents 2
 want web 1
 start_daemon "$W/daemon3.log" "$W/p.yaml"
@@ -258,7 +389,7 @@ wait_for 40 units_are 'ci-agent@*' 'ci-agent@1.service ci-agent@2.service ' \
 has "connected to the system bus at" && ok "the reconnection is logged" || not_ok "no reconnection line"
 kill -0 "$daemon" 2>/dev/null && ok "the daemon ran throughout" || not_ok "the daemon is gone"
 
-# ---- 7. on_stop: stop ----------------------------------------------------------------------------
+# ---- 9. on_stop: stop ----------------------------------------------------------------------------
 stop_daemon "outage"
 start_by_hand ci-agent@x.service
 transient_by_hand another-1.service
@@ -271,7 +402,7 @@ units_are 'ci-agent@*' 'ci-agent@x.service ' && units_are 'web-*' '' \
   && ok "on_stop stop: every member stopped, ci-agent@x and another-1 left running" \
   || not_ok "on_stop stop left: $(units "ci-agent@*" | tr "\n" " ") web: $(units "web-*" | tr "\n" " ") another: $(units "another-*" | tr "\n" " ")"
 
-# ---- 8. a failing unit, a slow one ---------------------------------------------------------------
+# ---- 10. a failing unit, a slow one ---------------------------------------------------------------
 pipeline "$W/bad.yaml" keep failing slow missing
 want missing 1
 want failing 1
@@ -290,7 +421,7 @@ wait_for 10 has "[missing] start failed: StartUnit nope@1.service: Unit nope@1.s
   && ok "a template that does not exist: systemd's error" || not_ok "missing: $(grep missing "$log" | tail -2)"
 stop_daemon "failing"
 
-# ---- 9. configuration errors (scalebus check runs create()) --------------------------------------
+# ---- 11. configuration errors (scalebus check runs create()) --------------------------------------
 check_says() { # check_says SCALER_YAML EXPECTED
   printf 'scalers:\n  - %s\n' "$1" >"$W/bad-config.yaml"
   local out
