@@ -3,7 +3,8 @@
 #   1. gcc build with -Werror, every test (unit and end-to-end)
 #   2. clang build with -Werror (warning-free with both compilers), and the fuzzers (libFuzzer +
 #      ASan + UBSan) of the expression language, pipeline files, simulate's traces and the
-#      triggers' reply parsers, over their seed corpora and for 60 more seconds each
+#      triggers' and scalers' reply parsers and the HTTP server, over their seed corpora and for
+#      60 more seconds each
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, every test
 #   4. the unit tests under valgrind (memcheck, leaks included), and the end-to-end scripts with
 #      their daemons and `simulate` under valgrind (SB_E2E_WRAP; any error fails the exit status)
@@ -31,6 +32,7 @@ sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" expression
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" config
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" trace
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" replies
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" httpd
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \

@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh BUILD_DIR SECONDS [TARGET] - fuzz TARGET (expression: the expression language, the
 # default; config: pipeline files; trace: the trace reader of `scalebus simulate`; replies: the
-# parsers of what remote servers send the triggers) for SECONDS
+# parsers of what remote servers send the triggers and scalers; httpd: the HTTP/1.1 server of the
+# admin API and the router) for SECONDS
 # with libFuzzer, starting from a copy of the kept seed corpus (tests/fuzz/corpus/TARGET), so new
 # inputs never land in the source tree. BUILD_DIR is a clang build configured with -DSB_FUZZ=ON.
 #
@@ -9,7 +10,7 @@
 # kept and its path printed); 2 bad arguments; 77 the fuzzer is not built in BUILD_DIR.
 set -u
 if [ $# -ne 2 ] && [ $# -ne 3 ]; then
-  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace|replies]" >&2
+  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace|replies|httpd]" >&2
   exit 2
 fi
 build=$1
@@ -20,7 +21,8 @@ case $target in
   config) max_len=16384 ;;
   trace) max_len=4096 ;;
   replies) max_len=8192 ;;
-  *) echo "$0: unknown target '$target' (expression, config, trace or replies)" >&2; exit 2 ;;
+  httpd) max_len=8192 ;;
+  *) echo "$0: unknown target '$target' (expression, config, trace, replies or httpd)" >&2; exit 2 ;;
 esac
 case $seconds in
   '' | *[!0-9]*) echo "$0: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;;
