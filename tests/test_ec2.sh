@@ -246,6 +246,14 @@ sleep 1.5
 is "changing($rmark)" "[]" && ok "asg: --dry-run: no SetDesiredCapacity in the double's record" \
   || not_ok "asg: --dry-run changed $(q "changing($rmark)")"
 stop_daemon "asg-dry"
+
+# A wrong secret: AWS's SignatureDoesNotMatch, in the log; nothing verified, nothing changed.
+export AWS_SECRET_ACCESS_KEY=wrong-secret-value
+start_daemon asg-wrong "$W/asg.yaml"
+expect "[web] list failed: DescribeAutoScalingGroups: SignatureDoesNotMatch: The request signature we calculated does not match" "asg: a wrong secret"
+is "changing($rmark)" "[]" && ok "asg: a wrong secret: nothing changed" || not_ok "asg: wrong secret changed $(q "changing($rmark)")"
+stop_daemon "asg-wrong"
+grep -qF wrong-secret-value "$log" && not_ok "asg: the wrong secret is in the log" || ok "asg: the wrong secret is not in the log"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 
 # ---- mode: instances -------------------------------------------------------------------------

@@ -45,18 +45,20 @@ START_TEST(error_documents)
     /* Not an error document; not XML at all. */
     const char *ok = "<SetDesiredCapacityResponse><ResponseMetadata/></SetDesiredCapacityResponse>";
     ck_assert_int_eq(sb_ec2_parse_error(ok, LEN(ok), code, sizeof code, msg, sizeof msg), 0);
-    ck_assert_int_eq(sb_ec2_parse_error("<html><body>x &nbsp;", 20, code, sizeof code, msg,
-                                        sizeof msg),
-                     -1);
+    ck_assert_int_eq(
+        sb_ec2_parse_error("<html><body>x &nbsp;", 20, code, sizeof code, msg, sizeof msg), -1);
     ck_assert_int_eq(sb_ec2_parse_error("", 0, code, sizeof code, msg, sizeof msg), -1);
     /* An error without a code is not one. */
-    const char *nocode = "<Response><Errors><Error><Message>m</Message></Error></Errors></Response>";
+    const char *nocode =
+        "<Response><Errors><Error><Message>m</Message></Error></Errors></Response>";
     ck_assert_int_eq(sb_ec2_parse_error(nocode, LEN(nocode), code, sizeof code, msg, sizeof msg),
                      0);
     /* A code too long to hold is no code. */
     char big[400];
-    snprintf(big, sizeof big, "<Response><Errors><Error><Code>%0200d</Code></Error></Errors>"
-                              "</Response>", 7);
+    snprintf(big, sizeof big,
+             "<Response><Errors><Error><Code>%0200d</Code></Error></Errors>"
+             "</Response>",
+             7);
     ck_assert_int_eq(sb_ec2_parse_error(big, LEN(big), code, sizeof code, msg, sizeof msg), 0);
 }
 END_TEST
@@ -67,8 +69,9 @@ START_TEST(hostile_documents)
 {
     char code[SB_EC2_CODE_MAX], msg[SB_EC2_MESSAGE_MAX];
     /* An external entity: never loaded, and a document with a DTD is refused outright. */
-    const char *xxe = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
-                      "<Response><Errors><Error><Code>&x;</Code></Error></Errors></Response>";
+    const char *xxe =
+        "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+        "<Response><Errors><Error><Code>&x;</Code></Error></Errors></Response>";
     ck_assert_int_eq(sb_ec2_parse_error(xxe, LEN(xxe), code, sizeof code, msg, sizeof msg), -1);
     const char *bomb =
         "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;"
@@ -173,7 +176,8 @@ START_TEST(describe_instances)
     /* None. */
     const char *none = "<DescribeInstancesResponse><requestId>x</requestId><reservationSet/>"
                        "</DescribeInstancesResponse>";
-    ck_assert_int_eq(sb_ec2_parse_instances(none, LEN(none), "k", "v", &is, &n, why, sizeof why), 0);
+    ck_assert_int_eq(sb_ec2_parse_instances(none, LEN(none), "k", "v", &is, &n, why, sizeof why),
+                     0);
     ck_assert_uint_eq(n, 0);
     ck_assert_ptr_null(is);
     /* Wrong document, wrong shapes. */
@@ -190,15 +194,13 @@ START_TEST(describe_instances)
     const char *nested = "<DescribeInstancesResponse><reservationSet><item><instancesSet><item>"
                          "<instanceId><b>i-1</b></instanceId></item></instancesSet></item>"
                          "</reservationSet></DescribeInstancesResponse>";
-    ck_assert_int_eq(sb_ec2_parse_instances(nested, LEN(nested), "k", "v", &is, &n, why,
-                                            sizeof why),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_ec2_parse_instances(nested, LEN(nested), "k", "v", &is, &n, why, sizeof why), -EINVAL);
     const char *nostate = "<DescribeInstancesResponse><reservationSet><item><instancesSet><item>"
                           "<instanceId>i-1</instanceId></item></instancesSet></item>"
                           "</reservationSet></DescribeInstancesResponse>";
-    ck_assert_int_eq(sb_ec2_parse_instances(nostate, LEN(nostate), "k", "v", &is, &n, why,
-                                            sizeof why),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_ec2_parse_instances(nostate, LEN(nostate), "k", "v", &is, &n, why, sizeof why), -EINVAL);
     ck_assert_str_eq(why, "instance i-1: no valid instanceState/name");
 }
 END_TEST
@@ -212,15 +214,14 @@ START_TEST(run_and_terminate)
         "<groupSet/><instancesSet><item><instanceId>i-0abc</instanceId><instanceState><code>0"
         "</code><name>pending</name></instanceState><clientToken>sb-1</clientToken></item>"
         "</instancesSet></RunInstancesResponse>";
-    ck_assert_int_eq(sb_ec2_parse_run(run, LEN(run), id, sizeof id, token, sizeof token, why,
-                                      sizeof why),
-                     0);
+    ck_assert_int_eq(
+        sb_ec2_parse_run(run, LEN(run), id, sizeof id, token, sizeof token, why, sizeof why), 0);
     ck_assert_str_eq(id, "i-0abc");
     ck_assert_str_eq(token, "sb-1");
     const char *empty = "<RunInstancesResponse><instancesSet/></RunInstancesResponse>";
-    ck_assert_int_eq(sb_ec2_parse_run(empty, LEN(empty), id, sizeof id, token, sizeof token, why,
-                                      sizeof why),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_ec2_parse_run(empty, LEN(empty), id, sizeof id, token, sizeof token, why, sizeof why),
+        -EINVAL);
     ck_assert_str_eq(why, "no instancesSet/item/instanceId in the reply");
     const char *term =
         "<TerminateInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
@@ -238,7 +239,8 @@ END_TEST
 /* ---- Auto Scaling ---------------------------------------------------------------------------- */
 
 static const char *group_reply =
-    "<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\n"
+    "<DescribeAutoScalingGroupsResponse "
+    "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\n"
     "  <DescribeAutoScalingGroupsResult>\n"
     "    <AutoScalingGroups>\n"
     "      <member>\n"
@@ -286,11 +288,12 @@ START_TEST(describe_group)
     ck_assert_int_eq(sb_asg_parse_group(none, LEN(none), "web", &g, why, sizeof why), 0);
     ck_assert_int_eq(g.found, 0);
     /* Bad counts, missing result. */
-    const char *neg = "<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult>"
-                      "<AutoScalingGroups><member><AutoScalingGroupName>web</AutoScalingGroupName>"
-                      "<MinSize>-1</MinSize><MaxSize>2</MaxSize><DesiredCapacity>1</DesiredCapacity>"
-                      "</member></AutoScalingGroups></DescribeAutoScalingGroupsResult>"
-                      "</DescribeAutoScalingGroupsResponse>";
+    const char *neg =
+        "<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult>"
+        "<AutoScalingGroups><member><AutoScalingGroupName>web</AutoScalingGroupName>"
+        "<MinSize>-1</MinSize><MaxSize>2</MaxSize><DesiredCapacity>1</DesiredCapacity>"
+        "</member></AutoScalingGroups></DescribeAutoScalingGroupsResult>"
+        "</DescribeAutoScalingGroupsResponse>";
     ck_assert_int_eq(sb_asg_parse_group(neg, LEN(neg), "web", &g, why, sizeof why), -EINVAL);
     ck_assert_str_eq(why, "the group's MinSize is missing or not a count");
     const char *bare = "<DescribeAutoScalingGroupsResponse/>";
@@ -298,9 +301,8 @@ START_TEST(describe_group)
     ck_assert_int_eq(sb_ec2_parse_ok("<SetDesiredCapacityResponse/>", 29,
                                      "SetDesiredCapacityResponse", why, sizeof why),
                      0);
-    ck_assert_int_eq(sb_ec2_parse_ok(bare, LEN(bare), "SetDesiredCapacityResponse", why,
-                                     sizeof why),
-                     -EINVAL);
+    ck_assert_int_eq(
+        sb_ec2_parse_ok(bare, LEN(bare), "SetDesiredCapacityResponse", why, sizeof why), -EINVAL);
 }
 END_TEST
 
@@ -372,8 +374,8 @@ START_TEST(plugin_options)
     if (!test_plugin_load_if_built("ec2", SB_KIND_SCALER, &handle))
         return;
     test_plugin_unload(handle);
-    ck_assert_int_eq(plugin_create("mode: asg, group: web, region: eu-west-1, honor_cooldown: true"),
-                     0);
+    ck_assert_int_eq(
+        plugin_create("mode: asg, group: web, region: eu-west-1, honor_cooldown: true"), 0);
     ck_assert_int_eq(plugin_create("mode: instances, launch_template: lt-0abc123, region: "
                                    "eu-west-1, launch_template_version: \"3\", port: 8080"),
                      0);

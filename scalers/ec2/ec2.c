@@ -60,7 +60,8 @@ static const sb_option_spec ec2_options[] = {
      "mode instances: the template's version: a number, $Default or $Latest"},
     {"port", SB_OPT_INT, NULL, 0,
      "mode instances: the port instances serve on (the address is private-ip:port)"},
-    {"region", SB_OPT_STRING, NULL, 0, "the AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION)"},
+    {"region", SB_OPT_STRING, NULL, 0,
+     "the AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION)"},
     {"endpoint", SB_OPT_STRING, NULL, 0,
      "send requests here instead of https://ec2.REGION.amazonaws.com/ (or autoscaling.)"},
     {"profile", SB_OPT_STRING, NULL, 0,
@@ -291,8 +292,8 @@ static int handle_failure(ec2 *e, const sb_http_response *res)
         return 1;
     }
     char code[SB_EC2_CODE_MAX], msg[SB_EC2_MESSAGE_MAX];
-    int is_error = sb_ec2_parse_error(res->body, res->body_len, code, sizeof code, msg,
-                                      sizeof msg) == 1;
+    int is_error =
+        sb_ec2_parse_error(res->body, res->body_len, code, sizeof code, msg, sizeof msg) == 1;
     if (is_error) {
         int busy = sb_ec2_code_is_busy(code);
         int stale = sb_ec2_code_is_stale_keys(code) && e->keys_expire;
@@ -301,8 +302,8 @@ static int handle_failure(ec2 *e, const sb_http_response *res)
         op_end(e, busy ? SB_ACTION_BUSY : SB_ACTION_FAILED, "%s: %s: %s (HTTP %ld%s)", e->action,
                code, msg[0] ? msg : "(no message)", res->status,
                sb_ec2_code_is_throttling(code) ? "; backing off"
-               : stale                          ? "; fetching new credentials"
-                                                : "");
+               : stale                         ? "; fetching new credentials"
+                                               : "");
         if (stale)
             renew_creds(e);
         return 1;
@@ -327,8 +328,8 @@ static void asg_listed(ec2 *e, const sb_http_response *res)
                       res->status, res->body_len, why);
     if (!g.found)
         return op_end(e, SB_ACTION_FAILED,
-                      "DescribeAutoScalingGroups: no Auto Scaling group named '%s' in %s",
-                      e->group, e->region);
+                      "DescribeAutoScalingGroups: no Auto Scaling group named '%s' in %s", e->group,
+                      e->region);
     e->min_size = g.min_size;
     e->max_size = g.max_size;
     sb_member *ms = g.ninstances ? calloc(g.ninstances, sizeof *ms) : NULL;
@@ -361,8 +362,7 @@ static void ec2_set_count(void *self, sb_fleet *f, int64_t n)
         return sb_fleet_action_done(f, SB_ACTION_FAILED,
                                     "desired %lld is outside the group's MinSize %lld / MaxSize "
                                     "%lld (set the scaler's min and max inside them)",
-                                    (long long)n, (long long)e->min_size,
-                                    (long long)e->max_size);
+                                    (long long)n, (long long)e->min_size, (long long)e->max_size);
     e->want = n;
     form_asg_set(e, n, e->form);
     send_call(e, OP_SET, "SetDesiredCapacity");
@@ -392,8 +392,8 @@ static void instances_listed(ec2 *e, const sb_http_response *res)
     if (sb_ec2_parse_instances(res->body, res->body_len, TAG_KEY, e->id, &is, &count, why,
                                sizeof why) != 0)
         return op_end(e, SB_ACTION_FAILED,
-                      "DescribeInstances: a malformed reply (HTTP %ld, %zu bytes): %s",
-                      res->status, res->body_len, why);
+                      "DescribeInstances: a malformed reply (HTTP %ld, %zu bytes): %s", res->status,
+                      res->body_len, why);
     /* What RunInstances made and the list does not show yet, within the grace. */
     int64_t now = (int64_t)time(NULL);
     size_t keep = 0;
@@ -525,12 +525,10 @@ static void on_reply(void *arg, const sb_http_response *res)
     e->req = NULL;
     if (e->op == OP_STOP && res->error == 0) {
         char code[SB_EC2_CODE_MAX], msg[SB_EC2_MESSAGE_MAX];
-        if (sb_ec2_parse_error(res->body, res->body_len, code, sizeof code, msg, sizeof msg) ==
-                1 &&
+        if (sb_ec2_parse_error(res->body, res->body_len, code, sizeof code, msg, sizeof msg) == 1 &&
             strcmp(code, "InvalidInstanceID.NotFound") == 0) {
             e->op = OP_NONE; /* gone already */
-            return sb_fleet_action_done(e->fleet, SB_ACTION_DONE, "%s is gone already",
-                                        e->target);
+            return sb_fleet_action_done(e->fleet, SB_ACTION_DONE, "%s is gone already", e->target);
         }
     }
     if (handle_failure(e, res))
@@ -555,8 +553,8 @@ static void on_reply(void *arg, const sb_http_response *res)
         if (sb_ec2_parse_run(res->body, res->body_len, id, sizeof id, token, sizeof token, why,
                              sizeof why) != 0)
             return op_end(e, SB_ACTION_FAILED,
-                          "RunInstances: a malformed reply (HTTP %ld, %zu bytes): %s",
-                          res->status, res->body_len, why);
+                          "RunInstances: a malformed reply (HTTP %ld, %zu bytes): %s", res->status,
+                          res->body_len, why);
         e->host->log(e->inst, SB_LOG_INFO, "RunInstances: %s (ClientToken %s)", id, e->token);
         e->token[0] = '\0';
         if (e->nmade == sizeof e->made / sizeof e->made[0])
@@ -608,8 +606,7 @@ static void ec2_describe(void *self, sb_fleet_call call, const char *id, int64_t
         if (!e->token[0] && e->op == OP_NONE && !e->host->dry_run(e->inst))
             new_token(e->token, sizeof e->token);
         form_run(e, e->token[0] ? e->token : "UNIQUE-PER-START", form);
-    }
-    else
+    } else
         form_terminate(id ? id : "", form);
     snprintf(buf, len, "POST %s %s", e->url, form);
 }
@@ -663,7 +660,8 @@ static int plain(const char *s, size_t max, const char *extra)
     return 1;
 }
 
-static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -685,7 +683,8 @@ static int read_options(ec2 *e, const sb_value *v, char *err, size_t errlen)
     e->service = e->mode == MODE_ASG ? "autoscaling" : "ec2";
     if (e->mode == MODE_ASG) {
         if (!v[OPT_GROUP].is_set || !v[OPT_GROUP].str[0])
-            return bad(err, errlen, "group: required with mode asg (the Auto Scaling group's name)");
+            return bad(err, errlen,
+                       "group: required with mode asg (the Auto Scaling group's name)");
         /* Group names are 1-255 characters without control characters. */
         const char *g = v[OPT_GROUP].str;
         if (strlen(g) > 255)
@@ -695,8 +694,9 @@ static int read_options(ec2 *e, const sb_value *v, char *err, size_t errlen)
                 return bad(err, errlen, "group: a control character in the name");
         e->group = g;
         if (v[OPT_LAUNCH_TEMPLATE].is_set)
-            return bad(err, errlen, "launch_template: only with mode instances (the group has "
-                                    "its own)");
+            return bad(err, errlen,
+                       "launch_template: only with mode instances (the group has "
+                       "its own)");
         e->honor_cooldown = v[OPT_HONOR_COOLDOWN].is_set && v[OPT_HONOR_COOLDOWN].integer;
     } else {
         if (v[OPT_GROUP].is_set)

@@ -43,8 +43,8 @@ static xmlDocPtr read_doc(const char *body, size_t len, char *why, size_t whylen
         return NULL;
     }
     if (doc->intSubset || doc->extSubset || !xmlDocGetRootElement(doc)) {
-        why_set(why, whylen, doc->intSubset || doc->extSubset ? "a DTD in the reply"
-                                                                : "no root element");
+        why_set(why, whylen,
+                doc->intSubset || doc->extSubset ? "a DTD in the reply" : "no root element");
         xmlFreeDoc(doc);
         return NULL;
     }
@@ -194,8 +194,7 @@ static int read_instance(const xmlNode *item, const char *tag_key, const char *t
     }
     if (field(item, "clientToken", out->client_token, sizeof out->client_token) != 0 ||
         field(item, "privateIpAddress", out->private_ip, sizeof out->private_ip) != 0) {
-        snprintf(why, whylen, "instance %s: a clientToken or privateIpAddress too long",
-                 out->id);
+        snprintf(why, whylen, "instance %s: a clientToken or privateIpAddress too long", out->id);
         return -EINVAL;
     }
     if (field(item, "launchTime", when, sizeof when) == 0 && when[0])
@@ -204,9 +203,8 @@ static int read_instance(const xmlNode *item, const char *tag_key, const char *t
     return 0;
 }
 
-int sb_ec2_parse_instances(const char *body, size_t len, const char *tag_key,
-                           const char *tag_value, sb_ec2_instance **out, size_t *n, char *why,
-                           size_t whylen)
+int sb_ec2_parse_instances(const char *body, size_t len, const char *tag_key, const char *tag_value,
+                           sb_ec2_instance **out, size_t *n, char *why, size_t whylen)
 {
     *out = NULL;
     *n = 0;
@@ -279,8 +277,7 @@ int sb_ec2_parse_run(const char *body, size_t len, char *id, size_t idlen, char 
     return rc;
 }
 
-int sb_ec2_parse_terminate(const char *body, size_t len, const char *id, char *why,
-                           size_t whylen)
+int sb_ec2_parse_terminate(const char *body, size_t len, const char *id, char *why, size_t whylen)
 {
     xmlDocPtr doc = read_doc(body, len, why, whylen);
     if (!doc)
@@ -302,8 +299,7 @@ int sb_ec2_parse_terminate(const char *body, size_t len, const char *id, char *w
     return rc;
 }
 
-int sb_ec2_parse_ok(const char *body, size_t len, const char *root_name, char *why,
-                    size_t whylen)
+int sb_ec2_parse_ok(const char *body, size_t len, const char *root_name, char *why, size_t whylen)
 {
     xmlDocPtr doc = read_doc(body, len, why, whylen);
     if (!doc)
@@ -352,16 +348,17 @@ static int read_group(const xmlNode *m, sb_asg_group *g, char *why, size_t whyle
         if (field(i, "InstanceId", x->id, sizeof x->id) != 0 || !x->id[0] ||
             field(i, "LifecycleState", x->lifecycle, sizeof x->lifecycle) != 0 ||
             !x->lifecycle[0] || field(i, "HealthStatus", x->health, sizeof x->health) != 0)
-            return why_set(why, whylen, "a group member without a valid InstanceId or "
-                                        "LifecycleState");
+            return why_set(why, whylen,
+                           "a group member without a valid InstanceId or "
+                           "LifecycleState");
         g->ninstances++;
     }
     g->found = 1;
     return 0;
 }
 
-int sb_asg_parse_group(const char *body, size_t len, const char *name, sb_asg_group *out,
-                       char *why, size_t whylen)
+int sb_asg_parse_group(const char *body, size_t len, const char *name, sb_asg_group *out, char *why,
+                       size_t whylen)
 {
     memset(out, 0, sizeof *out);
     xmlDocPtr doc = read_doc(body, len, why, whylen);
@@ -372,7 +369,8 @@ int sb_asg_parse_group(const char *body, size_t len, const char *name, sb_asg_gr
     if (!is_el(root, "DescribeAutoScalingGroupsResponse")) {
         rc = why_set(why, whylen, "not a DescribeAutoScalingGroupsResponse");
     } else {
-        xmlNode *groups = child(child(root, "DescribeAutoScalingGroupsResult"), "AutoScalingGroups");
+        xmlNode *groups =
+            child(child(root, "DescribeAutoScalingGroupsResult"), "AutoScalingGroups");
         if (!groups)
             rc = why_set(why, whylen, "no DescribeAutoScalingGroupsResult/AutoScalingGroups");
         for (xmlNode *m = child(groups, "member"); m && rc == 0; m = next_el(m, "member")) {

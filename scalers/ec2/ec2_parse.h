@@ -34,19 +34,18 @@ int sb_ec2_parse_error(const char *body, size_t len, char *code, size_t codelen,
 /* One instance of a DescribeInstances reply (reservationSet/item/instancesSet/item). */
 typedef struct sb_ec2_instance {
     char id[SB_EC2_ID_MAX];
-    char state[32];                       /* instanceState/name: pending, running, ... */
-    char client_token[SB_EC2_TOKEN_MAX];  /* "" when none */
-    char private_ip[48];                  /* "" when none */
-    int64_t launch_time;                  /* Unix seconds; 0 when absent or malformed */
-    int tagged;                           /* carries the tag asked for (key = value) */
+    char state[32];                      /* instanceState/name: pending, running, ... */
+    char client_token[SB_EC2_TOKEN_MAX]; /* "" when none */
+    char private_ip[48];                 /* "" when none */
+    int64_t launch_time;                 /* Unix seconds; 0 when absent or malformed */
+    int tagged;                          /* carries the tag asked for (key = value) */
 } sb_ec2_instance;
 
 /* DescribeInstancesResponse: every instance, with tagged set for those whose tagSet holds
  * tag_key = tag_value. Returns 0 with a malloc'd array (NULL when none) in *out, or -EINVAL
  * (not that document, a field of the wrong shape) / -ENOMEM, with one line in why. */
-int sb_ec2_parse_instances(const char *body, size_t len, const char *tag_key,
-                           const char *tag_value, sb_ec2_instance **out, size_t *n, char *why,
-                           size_t whylen);
+int sb_ec2_parse_instances(const char *body, size_t len, const char *tag_key, const char *tag_value,
+                           sb_ec2_instance **out, size_t *n, char *why, size_t whylen);
 
 /* RunInstancesResponse: the first new instance's id (and its client token, "" when none).
  * Returns 0 or -EINVAL with why. */
@@ -54,8 +53,7 @@ int sb_ec2_parse_run(const char *body, size_t len, char *id, size_t idlen, char 
                      size_t tokenlen, char *why, size_t whylen);
 
 /* TerminateInstancesResponse: 0 when instance id is in its instancesSet, else -EINVAL. */
-int sb_ec2_parse_terminate(const char *body, size_t len, const char *id, char *why,
-                           size_t whylen);
+int sb_ec2_parse_terminate(const char *body, size_t len, const char *id, char *why, size_t whylen);
 
 /* One member of an Auto Scaling group. */
 typedef struct sb_asg_instance {
@@ -73,8 +71,8 @@ typedef struct sb_asg_group {
 
 /* DescribeAutoScalingGroupsResponse: the group named name (found 0 when absent). Returns 0 or
  * -EINVAL / -ENOMEM with why. Free with sb_asg_group_clear. */
-int sb_asg_parse_group(const char *body, size_t len, const char *name, sb_asg_group *out,
-                       char *why, size_t whylen);
+int sb_asg_parse_group(const char *body, size_t len, const char *name, sb_asg_group *out, char *why,
+                       size_t whylen);
 void sb_asg_group_clear(sb_asg_group *g);
 
 /* A reply whose root element is `root` (e.g. "SetDesiredCapacityResponse"): 0, else -EINVAL. */
