@@ -339,7 +339,7 @@ run_engine() {
   wait_for 15 curl -sf --max-time 1 "http://127.0.0.1:$hp/" -o "$W/page" \
     && ok "$engine: www (its engine from DOCKER_HOST): httpd in a container answers on 127.0.0.1:$hp ($(cat "$W/page"))" \
     || not_ok "$engine: www does not answer on $hp: $(since_last '[www]')"
-  wait_for 15 seen_has www "ready 127.0.0.1:$hp" \
+  wait_for 15 seen_has www "ready 127.0.0.1:$hp -" \
     && ok "$engine: www on the host network is published as $(seen www)" || not_ok "$engine: www published $(seen www)"
   wait_for 15 count_is slow 1 && ok "$engine: slow: 1 container" || not_ok "$engine: slow: $(names slow all)"
   if [ "$engine" = docker ]; then
@@ -545,6 +545,8 @@ health_checks() {
     && ok "$engine: the engine keeps the Healthcheck sent: $want_check" \
     || not_ok "$engine: Healthcheck $(inspect "$first" healthcheck)"
   addr=$(ready_address api)
+  seen_has api "$first ready $addr healthy" && ok "$engine: published: $(seen api)" \
+    || not_ok "$engine: published $(seen api), not '$first ready $addr healthy'"
   if [ "$engine" = docker ]; then
     [ "$addr" = "$(inspect "$first" ip "$NET"):8080" ] || not_ok "$engine: $addr is not the IP on $NET"
   else

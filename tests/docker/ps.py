@@ -8,7 +8,7 @@
 #       JSON, keys sorted), ip NETWORK (the container's address on it)
 #   ps.py seen FILE
 #       the last instance list in FILE (instances_recorder's "<active> <JSON>" lines): one line
-#       per member, "id state address" ("-" when it has none)
+#       per member, "id state address health" ("-" for what it has not)
 #   ps.py states FILE ID
 #       the states member ID went through, in order, each once ("starting ready failed")
 import json
@@ -29,7 +29,7 @@ mode = sys.argv[1]
 if mode == "seen":
     every = lists(sys.argv[2])
     for m in every[-1] if every else []:
-        print(m.get("id"), m.get("state"), m.get("address") or "-")
+        print(m.get("id"), m.get("state"), m.get("address") or "-", m.get("health") or "-")
     sys.exit(0)
 if mode == "states":
     went = []
