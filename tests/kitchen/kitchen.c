@@ -27,7 +27,8 @@
  * Every counted response carries X-Kitchen-In-Flight (the requests in flight when this one
  * started, itself included), X-Kitchen-Pid and X-Kitchen-Request (its number, from 1).
  *
- * On stdout, one line when it listens:
+ * On stdout, with a start-up delay, "kitchen: pid=P listens in D ms" once signals are handled,
+ * and one line when it listens:
  *   kitchen: listening on 127.0.0.1:PORT pid=P start_ms=T0 listen_ms=T1 (after T1-T0 ms)
  * (wall-clock milliseconds; start_ms is taken first thing in main), so a benchmark can subtract
  * the app's own time to listen from a cold start.
@@ -237,6 +238,7 @@ static void text_add(text *t, const char *s, size_t n)
     t->data[t->len] = '\0';
 }
 
+static void text_printf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void text_printf(text *t, const char *fmt, ...)
 {
     char buf[256];
@@ -323,8 +325,7 @@ static void respond_echo(job *j)
     text_json_string(&t, req->method);
     text_add(&t, ",\"target\":", 10);
     text_json_string(&t, req->target);
-    text_printf(&t, ",\"version\":\"%d.%d\",\"headers\":[", req->version_major,
-                req->version_minor);
+    text_printf(&t, ",\"version\":\"%d.%d\",\"headers\":[", req->version_major, req->version_minor);
     for (size_t i = 0; i < req->header_count; i++) {
         text_add(&t, i ? ",[" : "[", i ? 2 : 1);
         text_json_string(&t, req->headers[i].name);
@@ -497,8 +498,8 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
     if (j->kind == JOB_STATS || j->kind == JOB_HEALTH) {
         j->delay_ms = 0; /* probes answer at once and are not counted */
         char buf[16];
-        j->reset_stats = j->kind == JOB_STATS && truthy(query_get(req->query, "reset", buf,
-                                                                  sizeof buf));
+        j->reset_stats =
+            j->kind == JOB_STATS && truthy(query_get(req->query, "reset", buf, sizeof buf));
     } else {
         j->counted = true;
         j->number = ++k->requests;
@@ -651,8 +652,7 @@ static void on_signal(uv_signal_t *s, int signum)
     kitchen *k = s->data;
     if (k->draining || k->closing)
         return;
-    printf("kitchen: signal %d: draining %" PRIu64 " request(s) in flight\n", signum,
-           k->in_flight);
+    printf("kitchen: signal %d: draining %" PRIu64 " request(s) in flight\n", signum, k->in_flight);
     fflush(stdout);
     k->draining = true;
     if (!k->srv) { /* still in the start-up delay */
@@ -700,16 +700,15 @@ static void kitchen_listen(uv_timer_t *t)
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: kitchen [--port N] [--address A] [--start-delay D] [--delay D]\n"
-            "               [--fail-rate F] [--fail-status N] [--crash-after N]\n"
-            "               [--drain-timeout D]\n"
-            "environment: PORT KITCHEN_ADDRESS KITCHEN_START_DELAY KITCHEN_DELAY\n"
-            "             KITCHEN_FAIL_RATE KITCHEN_FAIL_STATUS KITCHEN_CRASH_AFTER\n"
-            "             KITCHEN_DRAIN_TIMEOUT (flags win)\n"
-            "per request: ?delay=100ms ?status=503 ?crash=1 ?size=N ?chunked=1 (or the\n"
-            "             X-Kitchen-Delay/-Status/-Crash/-Size headers); GET /echo, /stats,\n"
-            "             /healthz\n");
+    fprintf(to, "usage: kitchen [--port N] [--address A] [--start-delay D] [--delay D]\n"
+                "               [--fail-rate F] [--fail-status N] [--crash-after N]\n"
+                "               [--drain-timeout D]\n"
+                "environment: PORT KITCHEN_ADDRESS KITCHEN_START_DELAY KITCHEN_DELAY\n"
+                "             KITCHEN_FAIL_RATE KITCHEN_FAIL_STATUS KITCHEN_CRASH_AFTER\n"
+                "             KITCHEN_DRAIN_TIMEOUT (flags win)\n"
+                "per request: ?delay=100ms ?status=503 ?crash=1 ?size=N ?chunked=1 (or the\n"
+                "             X-Kitchen-Delay/-Status/-Crash/-Size headers); GET /echo, /stats,\n"
+                "             /healthz\n");
 }
 
 /* One option's value: 0, or -1 with a line on stderr. */
@@ -766,10 +765,8 @@ static int read_options(kitchen_options *o, int argc, char **argv)
                 {"KITCHEN_FAIL_STATUS", "fail-status"},
                 {"KITCHEN_CRASH_AFTER", "crash-after"},
                 {"KITCHEN_DRAIN_TIMEOUT", "drain-timeout"}};
-    *o = (kitchen_options){.address = "127.0.0.1",
-                           .port = -1,
-                           .fail_status = 500,
-                           .drain_timeout_ms = 30000};
+    *o = (kitchen_options){
+        .address = "127.0.0.1", .port = -1, .fail_status = 500, .drain_timeout_ms = 30000};
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
         if (v && *v && set_option(o, envs[i].name, v) != 0)
@@ -826,6 +823,11 @@ int main(int argc, char **argv)
     uv_signal_start(&k.sigterm, on_signal, SIGTERM);
     uv_signal_start(&k.sigint, on_signal, SIGINT);
     uv_timer_start(&k.start_timer, kitchen_listen, k.opt.start_delay_ms, 0);
+    if (k.opt.start_delay_ms > 0) {
+        printf("kitchen: pid=%ld listens in %" PRIu64 " ms\n", (long)getpid(),
+               k.opt.start_delay_ms);
+        fflush(stdout);
+    }
     uv_run(k.loop, UV_RUN_DEFAULT);
     if (k.listen_fd >= 0)
         close(k.listen_fd);
