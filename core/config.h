@@ -89,6 +89,17 @@ typedef struct config_component {
     void *arena; /* strings referenced by values, owned by the component */
 } config_component;
 
+/* The admin endpoint (core/admin.h, docs/admin.md): `admin: {listen, token, token_file}`. */
+#define CONFIG_ADMIN_DEFAULT_LISTEN "127.0.0.1:9180"
+#define CONFIG_ADMIN_TOKEN_MAX 4096
+typedef struct config_admin {
+    int off;            /* listen: off */
+    int listen_set;     /* the file names an address (else the default) */
+    const char *listen; /* "ADDR:PORT", numeric; CONFIG_ADMIN_DEFAULT_LISTEN by default */
+    const char *token;  /* the bearer token (from token or token_file), or NULL: no auth */
+    int line, col;      /* of admin.listen (or of admin, or 1:1), for errors at start */
+} config_admin;
+
 typedef struct config {
     char *path;
     config_node *root;
@@ -101,6 +112,7 @@ typedef struct config {
     config_component *components; /* triggers, then connectors, then scalers, in file order */
     size_t ncomponents;
     void *arena; /* everything else the tree owns */
+    config_admin admin;
 } config;
 
 typedef const sb_plugin_descriptor *(*config_plugin_lookup)(void *ctx, const char *type);

@@ -7,10 +7,14 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "config.h"
@@ -394,11 +398,197 @@ static int load_section(config_checker *c, const config_node *sec, const char *n
     return 0;
 }
 
+
+/* ---- admin ---------------------------------------------------------------------------------- */
+
+/* "ADDR:PORT" with a numeric IPv4 address or a bracketed IPv6 one, as sb_httpd takes it. Returns
+ * 1 when valid; *loopback says whether the address is on loopback (127.0.0.0/8 or ::1). */
+static int listen_address_ok(const char *s, int *loopback)
+{
+    char host[64];
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+            return 0;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close + 1;
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) != 1)
+            return 0;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host)
+            return 0;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) != 1)
+            return 0;
+        *loopback = (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    const char *p = colon + 1;
+    if (!*p || strlen(p) > 5)
+        return 0;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return 0;
+    return atoi(p) <= 65535;
+}
+
+/* A token_file's first line (trailing blanks dropped). Regular files only, so a FIFO is never
+ * waited on. Returns the token in the arena, or NULL with why (never the file's bytes). */
+static char *read_token_file(config_checker *c, const char *path, const char **why)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    struct stat sb;
+    char buf[CONFIG_ADMIN_TOKEN_MAX + 1];
+    ssize_t n = -1;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        *why = "not a regular file";
+    else if (sb.st_size > CONFIG_ADMIN_TOKEN_MAX)
+        *why = "longer than 4096 bytes";
+    else if ((n = read(fd, buf, CONFIG_ADMIN_TOKEN_MAX)) < 0)
+        *why = strerror(errno);
+    close(fd);
+    if (n < 0)
+        return NULL;
+    size_t len = strcspn(buf, "\n") < (size_t)n ? strcspn(buf, "\n") : (size_t)n;
+    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t' || buf[len - 1] == '\r'))
+        len--;
+    if (len == 0) {
+        *why = "empty";
+        return NULL;
+    }
+    char *out = arena_strndup(&c->store->mem, buf, len);
+    if (!out)
+        c->rep->oom = 1;
+    *why = "out of memory";
+    return out;
+}
+
+/* A token is sent in a header: printable ASCII without spaces. */
+static int token_ok(const char *t)
+{
+    if (!*t || strlen(t) > CONFIG_ADMIN_TOKEN_MAX)
+        return 0;
+    for (; *t; t++)
+        if (*t <= ' ' || *t > '~')
+            return 0;
+    return 1;
+}
+
+/* admin: {listen: ADDR:PORT | off, token: SECRET, token_file: PATH}. A token's text never
+ * appears in a message. */
+static void check_admin(config_checker *c, const config_node *v)
+{
+    config_admin *a = &c->cfg->admin;
+    a->listen = CONFIG_ADMIN_DEFAULT_LISTEN;
+    a->line = a->col = 1;
+    if (config_is_null(v))
+        return;
+    config_clipbuf cb;
+    a->line = v->line;
+    a->col = v->col;
+    if (v->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, v,
+                         "'admin' must be a mapping like { listen: 127.0.0.1:9180 }, got %s",
+                         config_node_kind_phrase(v->kind));
+        return;
+    }
+    const config_node *listen = NULL, *token = NULL, *token_file = NULL;
+    for (size_t i = 0; i < v->count; i++) {
+        const char *k = v->keys[i]->scalar;
+        if (strcmp(k, "listen") == 0)
+            listen = v->items[i];
+        else if (strcmp(k, "token") == 0)
+            token = v->items[i];
+        else if (strcmp(k, "token_file") == 0)
+            token_file = v->items[i];
+        else
+            config_report_at(c->rep, v->keys[i],
+                             "unknown key '%s' in admin (expected listen, token or token_file)",
+                             config_clip(&cb, k));
+    }
+    int loopback = 1;
+    if (listen && !config_is_null(listen)) {
+        a->line = listen->line;
+        a->col = listen->col;
+        int64_t on;
+        if (listen->kind != CONFIG_SCALAR) {
+            config_report_at(c->rep, listen, "admin.listen must be ADDR:PORT or off, got %s",
+                             config_node_kind_phrase(listen->kind));
+            return;
+        }
+        if (!listen->quoted && config_parse_bool(listen->scalar, &on) == 0 && !on) {
+            a->off = 1;
+        } else if (!listen_address_ok(listen->scalar, &loopback)) {
+            config_report_at(c->rep, listen,
+                             "admin.listen must be a numeric ADDR:PORT (127.0.0.1:9180, "
+                             "[::1]:9180) or off, got %s",
+                             config_describe(&cb, listen));
+            return;
+        } else {
+            a->listen = listen->scalar;
+            a->listen_set = 1;
+        }
+    }
+    if (token && !config_is_null(token) && token_file && !config_is_null(token_file)) {
+        config_report_at(c->rep, token_file, "admin: give token or token_file, not both");
+        return;
+    }
+    if (token && !config_is_null(token)) {
+        if (token->kind != CONFIG_SCALAR || !token_ok(token->scalar)) {
+            config_report_at(c->rep, token,
+                             "admin.token must be printable ASCII without spaces, at most 4096 "
+                             "bytes (its text is not shown)");
+            return;
+        }
+        a->token = token->scalar;
+    } else if (token_file && !config_is_null(token_file)) {
+        if (token_file->kind != CONFIG_SCALAR) {
+            config_report_at(c->rep, token_file, "admin.token_file must be a file name, got %s",
+                             config_node_kind_phrase(token_file->kind));
+            return;
+        }
+        char *path = resolve_plugin_path(c, token_file->scalar);
+        const char *why = "out of memory";
+        char *t = path ? read_token_file(c, path, &why) : NULL;
+        if (!t) {
+            config_report_at(c->rep, token_file, "admin.token_file %s: %s",
+                             config_clip(&cb, path ? path : token_file->scalar), why);
+            return;
+        }
+        if (!token_ok(t)) {
+            config_report_at(c->rep, token_file,
+                             "admin.token_file %s: the token must be printable ASCII without "
+                             "spaces (its text is not shown)",
+                             config_clip(&cb, path));
+            return;
+        }
+        a->token = t;
+    }
+    if (!a->off && !loopback && !a->token)
+        config_report_at(c->rep, listen,
+                         "admin.listen %s is off loopback: anyone who reaches it could pause or "
+                         "scale; set admin.token (or token_file), or listen on 127.0.0.1",
+                         config_clip(&cb, a->listen));
+}
+
 void config_check_root(config_checker *c, const config_node *root)
 {
-    static const char *const top[] = {"plugins", "log", "triggers", "connectors", "scalers"};
-    enum { NTOP = 5 };
+    static const char *const top[] = {"plugins", "log",     "triggers",
+                                      "connectors", "scalers", "admin"};
+    enum { NTOP = 6 };
     const config_node *val[NTOP] = {0};
+    c->cfg->admin.listen = CONFIG_ADMIN_DEFAULT_LISTEN;
+    c->cfg->admin.line = c->cfg->admin.col = 1;
     if (config_is_null(root))
         return; /* an empty file is an empty pipeline */
     if (root->kind != CONFIG_MAPPING) {
@@ -439,6 +629,7 @@ void config_check_root(config_checker *c, const config_node *root)
     }
     check_plugins(c, val[0]);
     check_log(c, val[1]);
+    check_admin(c, val[5]);
 
     size_t total = count_entries(val[2]) + count_entries(val[3]) + count_entries(val[4]);
     if (total > 0) {

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon.h"
+#include "admin.h"
 #include "listeners.h"
 #include "option_more.h"
 
@@ -160,6 +161,34 @@ typedef struct index_set {
 
 typedef enum inst_state { INST_CREATED, INST_RUNNING, INST_STOPPING, INST_STOPPED } inst_state;
 
+/* What the admin endpoint shows of one component, and a scaler's pause and override. Made only
+ * when needed (the admin is on, or a scaler is paused or overridden), so 10,000 idle pipelines
+ * without an admin pay one pointer each. Loop thread only: filled by a bus subscription of the
+ * component's own events (obs_event), not on the publishing thread. */
+#define OBS_TEXT_MAX 512
+typedef struct inst_obs {
+    uint64_t count[3]; /* trigger: readings, errors; connector: up, down, hold; scaler: done,
+                          busy, failed */
+    double last_value; /* a trigger's reading, a connector's decision */
+    int64_t last_value_ns, started_ns;
+    double running;        /* scalers: from their instances event */
+    double action_seconds; /* scalers: the summed latency of counted actions */
+    int64_t last_desired_ns;
+    char *last_error, *last_note; /* note: a decision's reason, a scaler's last action */
+    int64_t last_error_ns, last_note_ns;
+    int64_t bus_sub; /* the subscription to the component's events, 0 if none */
+    /* Scalers: what the admin controls (deliver_desired). */
+    int paused;
+    double policy_value;       /* the newest desired count from a connector (NAN: none) */
+    double override_value;     /* NAN: none */
+    uint64_t override_until;   /* monotonic ns; 0: no hold */
+    int64_t override_until_wall;
+    sb_timer *hold_timer;
+} inst_obs;
+
+/* The source of an admin's own desired count (compared by address, never by text). */
+static const char admin_source[] = "admin";
+
 /* One per component: 10,000 pipelines are 30,000 of these, so it is one allocation with its id,
  * its option values are one more (values_pack), and what a reload compares is a hash. */
 struct sb_instance {
@@ -176,6 +205,7 @@ struct sb_instance {
     psub *psubs;
     sb_timer *timers;
     sb_instance *next_retiring;
+    inst_obs *obs; /* NULL until the admin needs it */
     int64_t min, max;
     uint64_t fingerprint; /* hash of the plugin-options fingerprint (fingerprint_hash) */
     double last_desired;  /* scalers: last clamped desired count delivered, NAN if none */
@@ -196,6 +226,7 @@ typedef struct edge {
     int64_t sub;
     sb_instance *from_inst; /* connector, for messages */
     sb_instance *target;
+    int pipeline; /* a reading or decision edge the admin shows (not feedback or errors) */
 } edge;
 
 struct sb_daemon {
@@ -234,9 +265,17 @@ struct sb_daemon {
     void *stop_arg;
     uv_idle_t finish; /* runs the stop's completion outside plugin callbacks */
     int finish_init;
+
+    admin *admin;   /* the admin endpoint (opts.admin), made on the first load */
+    int observing;  /* the admin is on: components' events are observed (inst_obs) */
+    int loaded_once;
+    uint64_t reloads_ok, reloads_refused;
 };
 
 static const sb_host host_table;
+
+static void obs_free(sb_instance *inst);
+static int inst_observe(sb_instance *inst);
 
 static const char *inst_key(const void *inst)
 {
@@ -1161,6 +1200,7 @@ static void inst_destroy(sb_instance *inst)
     indexes_drop_holder(inst);
     listeners_release_owner(d->listeners, inst);
     inst_detach(inst);
+    obs_free(inst);
     values_release(d, inst->values);
     free_strv(inst->match_keys, inst->nmatch);
     free_strv(inst->match_values, inst->nmatch);
@@ -1181,6 +1221,8 @@ static int inst_start(sb_instance *inst)
         return rc;
     }
     inst->st = INST_RUNNING;
+    if (inst->d->observing)
+        inst_observe(inst);
     inst_log(inst, SB_LOG_DEBUG, "started (%s %s)", loader_kind_name(inst->kind), inst->type);
     return 0;
 }
@@ -1275,6 +1317,123 @@ static void daemon_maybe_finish(sb_daemon *d)
         uv_idle_start(&d->finish, finish_cb);
 }
 
+
+/* ---- what the admin sees (inst_obs) --------------------------------------------------------- */
+
+static inst_obs *obs_get(sb_instance *inst)
+{
+    if (!inst->obs) {
+        inst_obs *o = calloc(1, sizeof *o);
+        if (!o)
+            return NULL;
+        o->last_value = o->running = o->policy_value = o->override_value = NAN;
+        o->started_ns = bus_now_wall_ns();
+        inst->obs = o;
+    }
+    return inst->obs;
+}
+
+static void obs_free(sb_instance *inst)
+{
+    inst_obs *o = inst->obs;
+    if (!o)
+        return;
+    /* The hold timer is the instance's (freed with its timers); the subscription goes with its
+     * bus source. */
+    free(o->last_error);
+    free(o->last_note);
+    free(o);
+    inst->obs = NULL;
+}
+
+/* A bounded one-line copy: control characters (a remote's bytes may be in a reason) become '?'. */
+static void obs_text(char **slot, const char *text)
+{
+    size_t n = strnlen(text, OBS_TEXT_MAX);
+    if (*slot && strncmp(*slot, text, n) == 0 && (*slot)[n] == '\0')
+        return;
+    char *c = malloc(n + 1);
+    if (!c)
+        return;
+    for (size_t i = 0; i < n; i++)
+        c[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    c[n] = '\0';
+    free(*slot);
+    *slot = c;
+}
+
+static const char *event_label(const sb_event *ev, const char *key)
+{
+    for (size_t i = 0; ev->labels && i < ev->nlabels; i++)
+        if (ev->labels[i].key && strcmp(ev->labels[i].key, key) == 0)
+            return ev->labels[i].value ? ev->labels[i].value : "";
+    return NULL;
+}
+
+/* A scaler's action result, published by the fleet (a well-known topic to be: value = the
+ * action's latency in seconds, label "result" = done | busy | failed, label "reason"). */
+#define OBS_TOPIC_ACTION "action"
+
+/* Every event a component publishes, once delivered: counters and last values. */
+static void obs_event(void *arg, const sb_event *ev)
+{
+    sb_instance *inst = arg;
+    inst_obs *o = inst->obs;
+    if (!o || !ev->topic)
+        return;
+    int64_t now = bus_now_wall_ns();
+    const char *reason = event_label(ev, "reason");
+    if (strcmp(ev->topic, SB_TOPIC_ERROR) == 0) {
+        if (inst->kind == SB_KIND_TRIGGER)
+            o->count[1]++;
+        obs_text(&o->last_error, reason ? reason : "an error without a reason");
+        o->last_error_ns = now;
+    } else if (inst->kind == SB_KIND_TRIGGER && strcmp(ev->topic, SB_TOPIC_READING) == 0) {
+        o->count[0]++;
+        o->last_value = ev->value;
+        o->last_value_ns = now;
+    } else if (inst->kind == SB_KIND_CONNECTOR && strcmp(ev->topic, SB_TOPIC_DESIRED) == 0) {
+        /* Up, down or hold against its previous decision (the first: up when above 0). */
+        double prev = isnan(o->last_value) ? 0 : o->last_value;
+        o->count[ev->value > prev ? 0 : ev->value < prev ? 1 : 2]++;
+        o->last_value = ev->value;
+        o->last_value_ns = now;
+        obs_text(&o->last_note, reason ? reason : "");
+        o->last_note_ns = now;
+    } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {
+        o->running = ev->value;
+    } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, OBS_TOPIC_ACTION) == 0) {
+        const char *result = event_label(ev, "result");
+        int k = !result ? -1 : strcmp(result, "done") == 0 ? 0 : strcmp(result, "busy") == 0 ? 1
+                                                            : strcmp(result, "failed") == 0 ? 2
+                                                                                            : -1;
+        if (k < 0)
+            return;
+        o->count[k]++;
+        if (isfinite(ev->value) && ev->value >= 0)
+            o->action_seconds += ev->value;
+        char note[OBS_TEXT_MAX];
+        snprintf(note, sizeof note, "%s%s%s", result, reason ? ": " : "", reason ? reason : "");
+        obs_text(&o->last_note, note);
+        o->last_note_ns = now;
+    }
+}
+
+/* Observe a running component's events for the admin (idempotent). */
+static int inst_observe(sb_instance *inst)
+{
+    inst_obs *o = obs_get(inst);
+    if (!o)
+        return -ENOMEM;
+    if (o->bus_sub > 0 || !inst->source || inst->detached)
+        return 0;
+    int64_t sub = bus_subscribe(inst->d->bus, inst->source, NULL, obs_event, inst);
+    if (sub < 0)
+        return (int)sub;
+    o->bus_sub = sub;
+    return 0;
+}
+
 /* ---- edges --------------------------------------------------------------------------------- */
 
 static int labels_match(const sb_instance *conn, const sb_event *ev)
@@ -1311,6 +1470,23 @@ static void edge_error_to_connector(void *arg, const sb_event *ev)
         conn->desc->on_event(conn->state, ev);
 }
 
+/* A connector's decision for a paused or overridden scaler is remembered (and logged when it
+ * changes), not applied. Returns 1 when withheld. */
+static int scaler_withholds(sb_instance *scaler, inst_obs *o, const sb_event *ev)
+{
+    double before = o->policy_value;
+    o->policy_value = ev->value;
+    const char *why = o->paused ? "paused"
+                      : o->override_until && bus_now_mono_ns() < o->override_until ? "overridden"
+                                                                                   : NULL;
+    if (!why)
+        return 0;
+    if (before != ev->value)
+        inst_log(scaler, SB_LOG_INFO, "%s: desired %.0f from %s not applied", why,
+                 ceil(ev->value - 1e-9) + 0.0, ev->source_id);
+    return 1;
+}
+
 static void deliver_desired(sb_instance *scaler, const sb_event *ev)
 {
     if (isnan(ev->value)) {
@@ -1318,6 +1494,8 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
                  ev->source_id);
         return;
     }
+    if (scaler->obs)
+        scaler->obs->last_desired_ns = bus_now_wall_ns();
     /* Rounded up, then held to [min, max]: no input can scale outside the bounds. */
     double want = ceil(ev->value - 1e-9) + 0.0; /* + 0.0: no "-0" in the log */
     double clamped = want;
@@ -1394,6 +1572,10 @@ static void edge_to_target(void *arg, const sb_event *ev)
     if (target->st != INST_RUNNING)
         return;
     if (target->kind == SB_KIND_SCALER) {
+        /* Only connectors' decisions wait while paused or overridden: the daemon's own counts
+         * (at start, after new bounds) and the admin's are applied. */
+        if (target->obs && scaler_withholds(target, target->obs, ev))
+            return;
         deliver_desired(target, ev);
     } else if (target->kind == SB_KIND_TRIGGER && target->desc && target->desc->on_event) {
         sb_event out = *ev;
@@ -1423,7 +1605,8 @@ static int edge_add(sb_daemon *d, sb_instance *from, const char *topic, sb_event
     int64_t sub = bus_subscribe(d->bus, from->source, topic, cb, target);
     if (sub < 0)
         return (int)sub;
-    d->edges[d->nedges++] = (edge){from->source, sub, from, target};
+    int pipeline = cb == edge_to_connector || cb == edge_to_target;
+    d->edges[d->nedges++] = (edge){from->source, sub, from, target, pipeline};
     return 0;
 }
 
@@ -1696,6 +1879,36 @@ static void load_release(config *cfg)
     heap_release();
 }
 
+/* Reloads by result, for the admin's metrics (the first load is not a reload). */
+static void load_counted(sb_daemon *d, int ok)
+{
+    if (d->loaded_once)
+        ok ? d->reloads_ok++ : d->reloads_refused++;
+    if (ok)
+        d->loaded_once = 1;
+}
+
+/* Bind the admin's address from the file when it changed (errors at admin.listen). An address
+ * the file does not name (the default) that cannot be bound is only a warning: the pipelines
+ * run without the admin. */
+static int admin_settings_prepare(sb_daemon *d, const config *cfg, config_errors *errs)
+{
+    if (!d->admin && !(d->admin = admin_new(d->loop, d, &d->logger))) {
+        config_error_add(errs, cfg->path, 1, 1, "out of memory");
+        return -ENOMEM;
+    }
+    char err[512];
+    if (admin_prepare(d->admin, &cfg->admin, err, sizeof err) == 0)
+        return 0;
+    if (!cfg->admin.listen_set) {
+        dlog(d, SB_LOG_WARN, "admin: %s; running without it (set admin.listen, or admin: "
+             "{listen: off})", err);
+        return 0;
+    }
+    config_error_add(errs, cfg->path, cfg->admin.line, cfg->admin.col, "admin.listen: %s", err);
+    return -EINVAL;
+}
+
 /* Decide per component (keep, reconfigure, or create anew), start every new instance, and only
  * then retire what they replace. Any error, a failed create or a failed start included, refuses
  * the whole file: new instances are stopped, reconfigured ones go back to their old options,
@@ -1707,10 +1920,19 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     config *cfg = daemon_prepare(d, path, errs);
     if (!cfg) {
         log_errors(d, path, errs);
+        load_counted(d, 0);
         return -EINVAL;
     }
     if (!d->opts.log_level_set && cfg->log_level_set)
         d->logger.level = cfg->log_level;
+    /* The admin's new address is bound before anything starts: one that cannot be refuses the
+     * file, and the running admin (and pipelines) carry on. */
+    if (d->opts.admin && admin_settings_prepare(d, cfg, errs) != 0) {
+        log_errors(d, path, errs);
+        load_release(cfg);
+        load_counted(d, 0);
+        return -EINVAL;
+    }
     if (!d->opts.log_json_set)
         d->logger.json = cfg->log_json_set && cfg->log_json;
 
@@ -1719,6 +1941,8 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     if (!plan) {
         load_release(cfg);
         config_error_add(errs, path, 1, 1, "out of memory");
+        admin_abort(d->admin);
+        load_counted(d, 0);
         return -ENOMEM;
     }
     d->loading = cfg;
@@ -1751,6 +1975,8 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
         free(plan);
         log_errors(d, path, errs);
         load_release(cfg);
+        admin_abort(d->admin);
+        load_counted(d, 0);
         daemon_maybe_finish(d);
         return -EINVAL;
     }
@@ -1782,6 +2008,8 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
         dlog(d, SB_LOG_ERROR, "%s: refused: '%s' failed to start; %s", path, failed,
              d->ninsts ? "the running pipelines carry on unchanged" : "nothing runs");
         load_release(cfg);
+        admin_abort(d->admin);
+        load_counted(d, 0);
         daemon_maybe_finish(d);
         return -EIO;
     }
@@ -1842,6 +2070,13 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     }
     edges_build(d, cfg);
     psubs_rebind(d);
+    if (d->opts.admin) {
+        d->observing = admin_commit(d->admin);
+        /* Components kept from before the admin was on are observed from now on. */
+        for (size_t i = 0; d->observing && i < d->ninsts; i++)
+            inst_observe(d->insts[i]);
+    }
+    load_counted(d, 1);
     for (size_t i = 0; i < n; i++) {
         if (plan[i].inst->kind != SB_KIND_SCALER)
             continue;
@@ -2014,6 +2249,191 @@ void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
     daemon_maybe_finish(d);
 }
 
+/* ---- the admin's view and controls ----------------------------------------------------------- */
+
+void daemon_foreach_view(sb_daemon *d, void (*cb)(void *arg, const daemon_view *v), void *arg)
+{
+    for (size_t i = 0; i < d->ninsts; i++) {
+        sb_instance *inst = d->insts[i];
+        const inst_obs *o = inst->obs;
+        daemon_view v = {
+            .id = inst->id,
+            .type = inst->type,
+            .kind = inst->kind,
+            .running = inst->st == INST_RUNNING,
+            .min = inst->min,
+            .max = inst->max,
+            .desired = inst->last_desired,
+            .running_count = NAN,
+            .override_desired = NAN,
+            .last_value = NAN,
+            .last_reason = "",
+            .last_error = "",
+            .last_action = "",
+        };
+        if (o) {
+            v.started_ns = o->started_ns;
+            if (inst->kind == SB_KIND_TRIGGER) {
+                v.readings = o->count[0];
+                v.errors = o->count[1];
+            } else if (inst->kind == SB_KIND_CONNECTOR) {
+                v.decisions_up = o->count[0];
+                v.decisions_down = o->count[1];
+                v.decisions_hold = o->count[2];
+                v.last_reason = o->last_note ? o->last_note : "";
+            } else {
+                v.actions_done = o->count[0];
+                v.actions_busy = o->count[1];
+                v.actions_failed = o->count[2];
+                v.last_action = o->last_note ? o->last_note : "";
+                v.last_action_ns = o->last_note_ns;
+            }
+            v.running_count = o->running;
+            v.action_seconds_sum = o->action_seconds;
+            v.paused = o->paused;
+            if (o->override_until && bus_now_mono_ns() < o->override_until) {
+                v.override_desired = o->override_value;
+                v.override_until_ns = o->override_until_wall;
+            }
+            v.last_value = o->last_value;
+            v.last_value_ns = o->last_value_ns;
+            v.last_error = o->last_error ? o->last_error : "";
+            v.last_error_ns = o->last_error_ns;
+            v.last_desired_ns = o->last_desired_ns;
+        }
+        cb(arg, &v);
+    }
+}
+
+void daemon_foreach_edge(sb_daemon *d, void (*cb)(void *arg, const char *from, const char *to),
+                         void *arg)
+{
+    for (size_t i = 0; i < d->nedges; i++)
+        if (d->edges[i].pipeline)
+            cb(arg, d->edges[i].from_inst->id, d->edges[i].target->id);
+}
+
+void daemon_get_admin_stats(const sb_daemon *d, daemon_admin_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->components = d->ninsts;
+    for (size_t i = 0; i < d->ninsts; i++)
+        out->started += d->insts[i]->st == INST_RUNNING;
+    out->ready = d->loaded_once && !d->stopping && out->started == out->components;
+    out->reloads_ok = d->reloads_ok;
+    out->reloads_refused = d->reloads_refused;
+}
+
+static sb_instance *running_scaler(sb_daemon *d, const char *id)
+{
+    sb_instance *s = idmap_get(&d->by_id, id);
+    return s && s->kind == SB_KIND_SCALER && s->st == INST_RUNNING ? s : NULL;
+}
+
+/* After a resume or the end of a hold: the newest connector decision, if it differs. */
+static void apply_newest_decision(sb_instance *scaler, const char *why)
+{
+    inst_obs *o = scaler->obs;
+    if (!o || o->paused || (o->override_until && bus_now_mono_ns() < o->override_until) ||
+        isnan(o->policy_value))
+        return;
+    sb_event ev = {.size = sizeof(sb_event),
+                   .source_id = why,
+                   .topic = SB_TOPIC_DESIRED,
+                   .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(),
+                   .value = o->policy_value};
+    deliver_desired(scaler, &ev);
+}
+
+int daemon_scaler_pause(sb_daemon *d, const char *id, int paused)
+{
+    sb_instance *s = running_scaler(d, id);
+    if (!s)
+        return -ENOENT;
+    inst_obs *o = obs_get(s);
+    if (!o)
+        return -ENOMEM;
+    if (o->paused == !!paused)
+        return 0;
+    o->paused = !!paused;
+    inst_log(s, SB_LOG_INFO, "%s through the admin API%s", paused ? "paused" : "resumed",
+             paused ? ": decisions are logged, not applied" : "");
+    if (!paused)
+        apply_newest_decision(s, "the newest decision (resumed)");
+    return 0;
+}
+
+static void hold_ended(void *arg)
+{
+    sb_instance *s = arg;
+    inst_obs *o = s->obs;
+    host_timer_free(o->hold_timer);
+    o->hold_timer = NULL;
+    o->override_until = 0;
+    o->override_value = NAN;
+    inst_log(s, SB_LOG_INFO, "override hold ended: policies decide again");
+    apply_newest_decision(s, "the newest decision (hold ended)");
+}
+
+int daemon_scaler_override(sb_daemon *d, const char *id, double desired, uint64_t hold_ms,
+                           double *applied)
+{
+    sb_instance *s = running_scaler(d, id);
+    if (!s)
+        return -ENOENT;
+    inst_obs *o = obs_get(s);
+    if (!o)
+        return -ENOMEM;
+    if (o->hold_timer) {
+        host_timer_free(o->hold_timer);
+        o->hold_timer = NULL;
+    }
+    o->override_until = 0;
+    if (hold_ms > 0) {
+        o->hold_timer = host_timer_new(s, hold_ms, 0, hold_ended, s);
+        if (!o->hold_timer)
+            return -ENOMEM;
+        o->override_until = bus_now_mono_ns() + hold_ms * 1000000ull;
+        o->override_until_wall = bus_now_wall_ns() + (int64_t)hold_ms * 1000000;
+    }
+    char reason[96];
+    snprintf(reason, sizeof reason, "admin override %.0f, held %llums", ceil(desired - 1e-9) + 0.0,
+             (unsigned long long)hold_ms);
+    sb_label label = {"reason", reason};
+    sb_event ev = {.size = sizeof(sb_event),
+                   .labels = &label,
+                   .nlabels = 1,
+                   .source_id = admin_source,
+                   .topic = SB_TOPIC_DESIRED,
+                   .mono_ns = bus_now_mono_ns(),
+                   .wall_ns = bus_now_wall_ns(),
+                   .value = desired};
+    deliver_desired(s, &ev);
+    o->override_value = s->last_desired;
+    if (applied)
+        *applied = s->last_desired;
+    return 0;
+}
+
+int daemon_push_reading(sb_daemon *d, const char *trigger_id, double value,
+                        const sb_label *labels, size_t nlabels)
+{
+    sb_instance *t = idmap_get(&d->by_id, trigger_id);
+    if (!t || t->st != INST_RUNNING || !t->source)
+        return -ENOENT;
+    if (t->kind != SB_KIND_TRIGGER || strcmp(t->type, "push") != 0)
+        return -EPERM;
+    if (nlabels > SB_MAX_LABELS)
+        return -E2BIG;
+    sb_publish pub = {SB_PUBLISH_INIT,
+                      .topic = SB_TOPIC_READING,
+                      .labels = labels,
+                      .nlabels = nlabels,
+                      .value = value};
+    return bus_publish(d->bus, t->source, &pub);
+}
+
 static void finish_closed(uv_handle_t *h)
 {
     (void)h;
@@ -2042,6 +2462,9 @@ void daemon_free(sb_daemon *d)
 {
     if (!d)
         return;
+    /* The admin first: no request may reach a daemon being freed. */
+    admin_free(d->admin);
+    d->admin = NULL;
     /* Anything still running or stopping is destroyed now (a caller that skipped daemon_stop). */
     for (size_t i = 0; i < d->ninsts; i++) {
         d->insts[i]->st = INST_STOPPED;

@@ -29,6 +29,10 @@ typedef struct daemon_options {
     int simulate;
     void (*sim_desired)(void *arg, const char *scaler_id, const sb_event *ev);
     void *sim_arg;
+    /* `scalebus run`: serve the admin endpoint (the file's `admin:` section, core/admin.h) and
+     * keep what it shows (counters, last values) per component. Off for checks, simulations and
+     * in-process tests, which would all want the same default port. */
+    int admin;
 } daemon_options;
 
 typedef struct daemon_stats {
@@ -74,6 +78,62 @@ int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_e
 
 /* Load the built-in and extra plugin folders (for `scalebus plugins`), and reach the loader. */
 void daemon_describe_plugins(sb_daemon *d);
+
+/* ---- what the admin endpoint reads and does (core/admin.c) ---------------------------------- */
+
+/* One component as the admin shows it. Strings live until the next daemon call on the loop.
+ * Times are wall-clock nanoseconds, 0 for "never"; counts are NAN when unknown. */
+typedef struct daemon_view {
+    const char *id, *type;
+    sb_kind kind;
+    int running;          /* started, not stopping */
+    int64_t started_ns;
+    uint64_t readings, errors;                      /* triggers (delivered events) */
+    uint64_t decisions_up, decisions_down, decisions_hold; /* connectors, vs. their previous */
+    int64_t min, max;                               /* scalers */
+    double desired;       /* scalers: the count they were last told (NAN: none) */
+    double running_count; /* scalers: from their instances event (NAN: not yet listed) */
+    uint64_t actions_done, actions_busy, actions_failed;
+    double action_seconds_sum; /* latency of the actions counted (the "action" event's value) */
+    int paused;
+    double override_desired;   /* NAN: no override in force */
+    int64_t override_until_ns;
+    double last_value;         /* a trigger's reading, a connector's decision */
+    int64_t last_value_ns;
+    const char *last_reason;   /* a connector's decision's reason chain, or "" */
+    const char *last_error;    /* "" when none */
+    int64_t last_error_ns;
+    const char *last_action;   /* a scaler's last action result ("done: ...") or "" */
+    int64_t last_action_ns;
+    int64_t last_desired_ns;   /* scalers: when on_event was last given a desired count */
+} daemon_view;
+
+/* Every running component, in start order. */
+void daemon_foreach_view(sb_daemon *d, void (*cb)(void *arg, const daemon_view *v), void *arg);
+/* Every pipeline edge (trigger -> connector, connector -> connector, connector -> target). */
+void daemon_foreach_edge(sb_daemon *d, void (*cb)(void *arg, const char *from, const char *to),
+                         void *arg);
+
+typedef struct daemon_admin_stats {
+    int ready;         /* a file loaded, every component started, not stopping */
+    size_t components, started;
+    uint64_t reloads_ok, reloads_refused;
+} daemon_admin_stats;
+void daemon_get_admin_stats(const sb_daemon *d, daemon_admin_stats *out);
+
+/* Scaler controls. Each returns 0, -ENOENT (no running scaler with that id) or -ENOMEM.
+ * Paused: decisions still arrive and are logged, not applied; resume applies the newest one.
+ * Override: desired (rounded up, held to min/max) is applied now and policies' decisions are
+ * not applied until hold_ms has passed; then the newest decision is applied. *applied gets the
+ * count after the bounds. */
+int daemon_scaler_pause(sb_daemon *d, const char *id, int paused);
+int daemon_scaler_override(sb_daemon *d, const char *id, double desired, uint64_t hold_ms,
+                           double *applied);
+
+/* A reading pushed to a `push` trigger, published as that trigger. 0, -ENOENT (no running
+ * component with that id), -EPERM (not a push trigger), or the bus's error. */
+int daemon_push_reading(sb_daemon *d, const char *trigger_id, double value,
+                        const sb_label *labels, size_t nlabels);
 const void *daemon_loader(sb_daemon *d);
 
 #endif

@@ -294,6 +294,7 @@ static int cmd_run(int argc, char **argv)
     run_ctx r = {.file = c.file};
     r.loop = uv_default_loop();
     daemon_options o = make_options(&c);
+    o.admin = 1; /* the file's admin: section (docs/admin.md) */
     r.d = daemon_new(r.loop, &o);
     if (!r.d) {
         fprintf(stderr, "scalebus: out of memory\n");
