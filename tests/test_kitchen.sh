@@ -61,7 +61,7 @@ else
   not_ok "start-delay: something answered on $PA before the listening line"
 fi
 if wait_for 10 listening "$WORK/a.log"; then
-  after=$(sed -n 's/.*(after \([0-9]*\) ms).*/\1/p' "$WORK/a.log")
+  after=$(sed -n 's/.*(after \([0-9]*\)\.[0-9]* ms).*/\1/p' "$WORK/a.log")
   [ "${after:-0}" -ge 1500 ] && ok "start-delay: listens after $after ms (>= 1500)" \
     || not_ok "start-delay: listened after ${after:-?} ms"
   grep -q "start_ms=[0-9]* listen_ms=[0-9]*" "$WORK/a.log" && ok "listening line has start_ms and listen_ms" \

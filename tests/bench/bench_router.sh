@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${1:-build}
 SECS=${2:-8}
 CONNS=${3:-64}
-COLD_RUNS=20
+COLD_RUNS=${COLD_RUNS:-20}
 KITCHEN=$BUILD/tests/kitchen
 SCALEBUS=$BUILD/scalebus
 TPL=tests/bench/router
@@ -222,10 +222,10 @@ while [ "$i" -lt "$COLD_RUNS" ]; do
   fi
   got=$(curl -s -o /dev/null -w '%{http_code} %{time_starttransfer}' --max-time 30 \
         -H 'X-Scalebus-Service: kitchen' "http://127.0.0.1:$P/")
-  own=$(sed -n 's/^kitchen: listening on .*(after \([0-9]*\) ms).*/\1/p' "$WORK/cold.log" | head -1)
+  own=$(sed -n 's/^kitchen: listening on .*(after \([0-9.]*\) ms).*/\1/p' "$WORK/cold.log" | head -1)
   stop "$PROXY_PID"; PROXY_PID=""
   case "$got" in
-    "200 "*) [ -n "$own" ] && awk -v t="${got#200 }" -v o="$own" 'BEGIN { printf "%.3f %.3f %d\n", t * 1000 - o, t * 1000, o }' >>"$WORK/cold.txt" ;;
+    "200 "*) [ -n "$own" ] && awk -v t="${got#200 }" -v o="$own" 'BEGIN { printf "%.3f %.3f %.3f\n", t * 1000 - o, t * 1000, o }' >>"$WORK/cold.txt" ;;
     *) echo "router cold start $i: answered '$got'"; tail -3 "$WORK/cold.log" ;;
   esac
   i=$((i + 1))
@@ -236,7 +236,7 @@ if [ "$n" -gt 0 ]; then
     { o[NR] = $1; first += $2; own += $3 }
     END {
       p50 = o[int((n + 1) / 2)]; p90 = o[int(n * 0.9 + 0.999)]
-      printf "router cold start over %d starts: overhead (first response - kitchen start-to-listen) median %.1f ms, p90 %.1f ms, max %.1f ms (goal: under 5 ms); first response mean %.1f ms, kitchen start-to-listen mean %.1f ms\n", n, p50, p90, o[n], first / n, own / n
+      printf "router cold start over %d starts: overhead (first response - kitchen start-to-listen) median %.2f ms, p90 %.2f ms, max %.2f ms (goal: under 5 ms); first response mean %.2f ms, kitchen start-to-listen mean %.2f ms\n", n, p50, p90, o[n], first / n, own / n
     }'
 else
   echo "router cold start: no measurement"
