@@ -167,8 +167,8 @@ want web 2
 wait_for 15 desired_is 2 && wait_for 15 in_service_is 2 && ok "asg: scale down: DesiredCapacity 2" \
   || not_ok "asg: scale down: $(q "groups['web']")"
 
-# Busy: a scaling activity in progress (5 s) refuses the next change: retried, not a failure.
-control "activity?seconds=4" >/dev/null
+# Busy: a scaling activity in progress (2 s) refuses the next change: retried, not a failure.
+control "activity?seconds=2" >/dev/null
 mark
 want web 4
 wait_for 15 desired_is 4 || not_ok "asg: 4: $(q "groups['web']['desired']")"
@@ -206,21 +206,23 @@ wait_for 15 desired_is 4 && ok "asg: repaired to 4" || not_ok "asg: not repaired
 # The double goes away (connections closed), then comes back; a change asked meanwhile lands.
 mark
 control "mode?mode=reset" >/dev/null
-expect "list failed: DescribeAutoScalingGroups: cannot reach AWS: " "asg: the double gone"
+expect "[web] list failed: DescribeAutoScalingGroups: cannot reach AWS: " "asg: the double gone"
 want web 5
 sleep 1
 control "mode?mode=normal" >/dev/null
-expect "the engine answers again after" "asg: the double back"
+expect "[web] the engine answers again after" "asg: the double back"
 wait_for 15 desired_is 5 && ok "asg: the change asked meanwhile is made: 5" || not_ok "asg: $(q "groups['web']['desired']")"
 
 # Garbage, and a truncated reply: clear errors, no crash, nothing changed.
 mark
 control "mode?mode=garbage" >/dev/null
-expect "DescribeAutoScalingGroups: a malformed reply (HTTP 200" "asg: garbage"
+expect "[web] list failed: DescribeAutoScalingGroups: a malformed reply (HTTP 200" "asg: garbage"
+mark
 control "mode?mode=truncated" >/dev/null
-wait_for 5 since_has "not XML" && ok "asg: a truncated reply: $(since_last 'not XML')" || not_ok "asg: truncated"
+wait_for 10 since_has "[web] list failed: DescribeAutoScalingGroups: a malformed reply (HTTP 200, 98 bytes): not XML" \
+  && ok "asg: a truncated reply: $(since_last '[web] list failed')" || not_ok "asg: truncated"
 control "mode?mode=normal" >/dev/null
-expect "the engine answers again after" "asg: answers again after garbage"
+expect "[web] the engine answers again after" "asg: answers again after garbage"
 desired_is 5 && ok "asg: the count held through the garbage" || not_ok "asg: $(q "groups['web']['desired']")"
 kill -0 "$daemon" 2>/dev/null && ok "asg: the daemon survived" || not_ok "asg: the daemon died"
 no_secret_in_log "asg"
@@ -232,7 +234,7 @@ wait_for 10 in_service_is 3
 sed -i 's/url: "[^"]*web.json"/url: "http:\/\/127.0.0.1:1\/none.json"/' "$W/asg.yaml"
 start_daemon asg-restart "$W/asg.yaml"
 expect "[web] adopted 3 running instance(s); nothing changes until a policy decides" "asg: restart adopts"
-sleep 2
+sleep 1.5
 is "changing($rmark)" "[]" && desired_is 3 && ok "asg: 3 running, min 1: still 3, no SetDesiredCapacity" \
   || not_ok "asg: restart changed $(q "changing($rmark)")"
 stop_daemon "asg-restart"
@@ -254,6 +256,23 @@ expect "[web] list failed: DescribeAutoScalingGroups: SignatureDoesNotMatch: The
 is "changing($rmark)" "[]" && ok "asg: a wrong secret: nothing changed" || not_ok "asg: wrong secret changed $(q "changing($rmark)")"
 stop_daemon "asg-wrong"
 grep -qF wrong-secret-value "$log" && not_ok "asg: the wrong secret is in the log" || ok "asg: the wrong secret is not in the log"
+export AWS_SECRET_ACCESS_KEY=$ENV_SECRET
+
+# honor_cooldown: true: a change during the group's cooldown is refused (busy), then made.
+sed -e 's/reconcile_every: 1s, min: 1, max: 12 }/reconcile_every: 1s, min: 1, max: 12, honor_cooldown: true }/' "$W/asg.yaml" >"$W/asg-cooldown.yaml"
+control "cooldown?seconds=3" >/dev/null
+control "activity?seconds=0" >/dev/null
+want web 4
+start_daemon asg-cooldown "$W/asg-cooldown.yaml"
+wait_for 15 desired_is 4 || not_ok "asg: cooldown: not 4: $(q "groups['web']['desired']")"
+want web 5
+expect "set count busy: SetDesiredCapacity: ScalingActivityInProgress: The cooldown period of the AutoScalingGroup has not yet passed." "asg: honor_cooldown: true, in the cooldown"
+wait_for 15 desired_is 5 && ok "asg: after the cooldown, DesiredCapacity 5" || not_ok "asg: cooldown: $(q "groups['web']['desired']")"
+is "[r['params']['HonorCooldown'] for r in calls('SetDesiredCapacity', $rmark)][-1]" "true" \
+  && ok "asg: HonorCooldown=true sent" || not_ok "asg: $(q "[r['params'] for r in calls('SetDesiredCapacity', $rmark)]")"
+no_web_failure "asg: the cooldown is not a failure"
+stop_daemon "asg-cooldown"
+control "cooldown?seconds=0" >/dev/null
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 
 # ---- mode: instances -------------------------------------------------------------------------
@@ -296,8 +315,9 @@ mark
 control "lose_next_run?hide=4&delay=3" >/dev/null
 want fleet 3
 expect "start failed: RunInstances: cannot reach AWS: POST $E/: Operation timed out" "instances: a RunInstances reply lost"
-wait_for 15 count_is 3 || not_ok "instances: not 3 after the lost reply: $(q "tagged()")"
-sleep 4
+wait_for 15 is "len(calls('RunInstances', $rmark))" 2 || not_ok "instances: no retry of the lost start: $(q "calls('RunInstances', $rmark)")"
+wait_for 10 is "any(r['action'] == 'DescribeInstances' and r['t'] > max(v['launch'] for v in inst.values()) + 4 for r in rec)" True  # listed after the hiding
+sleep 1
 runs=$(q "[r['params']['ClientToken'] for r in calls('RunInstances', $rmark)]")
 is "(lambda t: len(t) == 2 and t[0] == t[1])([r['params']['ClientToken'] for r in calls('RunInstances', $rmark)]) and any(r.get('idempotent_replay') for r in calls('RunInstances', $rmark))" True \
   && ok "instances: the retry sent the same ClientToken, the double answered its first instance" \
@@ -324,14 +344,15 @@ wait_for 15 is "inst['$extra']['state'] in ('shutting-down', 'terminated')" True
 
 # Untagged instances: never terminated, even when DescribeInstances ignores its filter.
 mark
-control "mode?mode=nofilter" >/dev/null
+control "mode?mode=nofilter" >/dev/null  # every instance listed, whatever its tags
 want fleet 1
-sleep 3
+wait_for 15 count_is 1
+sleep 1
 control "mode?mode=normal" >/dev/null
 wait_for 15 count_is 1 || not_ok "instances: not 1: $(q "tagged()")"
 is "[r['params']['InstanceId.1'] for r in calls('TerminateInstances') if r['params']['InstanceId.1'] in ('$stranger', '$other')]" "[]" \
   && is "(inst['$stranger']['state'], inst['$other']['state'])" "('running', 'running')" \
-  && ok "instances: the untagged instance and another scaler's are never terminated (filter ignored for 3 s)" \
+  && ok "instances: the untagged instance and another scaler's are never terminated (while DescribeInstances ignored its filter)" \
   || not_ok "instances: strangers touched: $(q "inst['$stranger'], inst['$other']")"
 
 # Throttling, the double gone and back, garbage.
@@ -366,7 +387,7 @@ stop_daemon "instances"
 sed -i 's/min: 0, max: 6/min: 1, max: 6/; s/url: "[^"]*fleet.json"/url: "http:\/\/127.0.0.1:1\/none.json"/' "$W/fleet.yaml"
 start_daemon fleet-restart "$W/fleet.yaml"
 expect "[fleet] adopted 3 running instance(s); nothing changes until a policy decides" "instances: restart adopts"
-sleep 2
+sleep 1.5
 is "changing($rmark)" "[]" && count_is 3 && ok "instances: 3 running, min 1: still 3, no RunInstances or TerminateInstances" \
   || not_ok "instances: restart changed $(q "changing($rmark)")"
 stop_daemon "instances-restart"
@@ -386,6 +407,16 @@ is "changing($rmark)" "[]" && count_is 3 && ok "instances: --dry-run: no RunInst
   || not_ok "instances: --dry-run changed $(q "changing($rmark)")"
 stop_daemon "instances-dry"
 no_secret_in_log "instances --dry-run"
+
+# on_stop: stop: SIGTERM terminates every tagged instance (and only those), then exits 0.
+sed -i 's/min: 1, max: 6 }/min: 1, max: 6, on_stop: stop }/; s|url: "[^"]*fleet.json"|url: "http://127.0.0.1:1/none.json"|' "$W/fleet.yaml"
+start_daemon fleet-onstop "$W/fleet.yaml"
+expect "[fleet] adopted 3 running instance(s)" "instances: on_stop: stop, adopted"
+stop_daemon "instances on_stop: stop"
+count_is 0 && ok "instances: on_stop: stop: no tagged instance left running" || not_ok "instances: on_stop: $(q "tagged()")"
+is "(inst['$stranger']['state'], inst['$other']['state'])" "('running', 'running')" \
+  && ok "instances: on_stop: stop left the untagged and the other scaler's instance running" \
+  || not_ok "instances: on_stop touched strangers"
 
 echo "# $fails failure(s)"
 [ "$fails" = 0 ]

@@ -46,6 +46,7 @@ Control endpoints (any method, for the test script; answers JSON):
                                                     DescribeInstances does not show it for S s
                                                     (EC2's eventual consistency)
   /_control/activity?seconds=S                      the activity window after a change
+  /_control/cooldown?seconds=S                      the groups' cooldown after a change
   /_control/record                                  every request: action, key, params, status
   /_control/state                                   instances and groups
 
@@ -231,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
                 lose["delay"] = float(q.get("delay", 3))
             elif what == "activity":
                 cfg["activity"] = float(q.get("seconds", 1))
+            elif what == "cooldown":
+                cfg["cooldown"] = float(q.get("seconds", 0))
             elif what == "record":
                 out = record
             elif what == "state":
