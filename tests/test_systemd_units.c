@@ -256,7 +256,7 @@ static void bus_setup(void)
 
 static void bus_teardown(void)
 {
-    test_bus = sd_bus_flush_close_unref(test_bus);
+    test_bus = sd_bus_close_unref(test_bus); /* no flush: nobody answers the auth */
     close(test_fds[1]);
 }
 
