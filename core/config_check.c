@@ -459,7 +459,8 @@ static char *read_token_file(config_checker *c, const char *path, const char **w
     close(fd);
     if (n < 0)
         return NULL;
-    size_t len = strcspn(buf, "\n") < (size_t)n ? strcspn(buf, "\n") : (size_t)n;
+    const char *nl = memchr(buf, '\n', (size_t)n);
+    size_t len = nl ? (size_t)(nl - buf) : (size_t)n;
     while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t' || buf[len - 1] == '\r'))
         len--;
     if (len == 0) {
