@@ -729,8 +729,11 @@ START_TEST(plugin_reconfigure)
         {"image: y, on_stop: keep", SB_RECONFIGURE_REPLACE, NULL},
         {"image: y, on_stop: stop, reconcile_every: 5s", SB_RECONFIGURE_REPLACE, NULL},
         {"image: y, on_stop: stop, pull: often", -EINVAL, "pull: never or missing, got 'often'"},
+        {"image: y, on_stop: stop, health_cmd: [\"test -f /ok\"], health_interval: 2s", 0, NULL},
+        {"image: y, on_stop: stop, health_cmd: [true], health_retries: 0", -EINVAL,
+         "health_retries: 1 to 1000, got 0"},
     };
-    test_option_values *kept[5] = {0};
+    test_option_values *kept[7] = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(yaml, sizeof yaml, "%s%s }\n", head, cases[i].opts);
         kept[i] = test_option_values_from_yaml(d, yaml, "web");
@@ -741,7 +744,7 @@ START_TEST(plugin_reconfigure)
             ck_assert_str_eq(err, cases[i].err);
     }
     d->destroy(state);
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         test_option_values_free(kept[i]);
     fake_host_free(fh);
     test_plugin_unload(handle);

@@ -360,9 +360,11 @@ static void note_unhealthy(docker *d)
         if (!was_unhealthy(d, d->listed[i].name))
             d->host->log(d->inst, SB_LOG_WARN,
                          "%s is unhealthy: its health check failed %d time(s) in a row%s%s%s; "
-                         "replacing it",
+                         "%s",
                          d->listed[i].name, in->health_streak, in->health_last[0] ? " (last: " : "",
-                         in->health_last, in->health_last[0] ? ")" : "");
+                         in->health_last, in->health_last[0] ? ")" : "",
+                         d->host->dry_run(d->inst) ? "it would be replaced (--dry-run)"
+                                                   : "replacing it");
         if (now)
             memcpy(now[n++], d->listed[i].name, SB_DOCKER_NAME_MAX);
     }
@@ -553,8 +555,10 @@ static void start_done(docker_req *r, const sb_http_response *res)
     char err[256], path[128];
     if (res->error)
         return fail_unreachable(d, res);
-    if (res->status == 204 || res->status == 304)
+    if (res->status == 204 || res->status == 304) {
+        d->relist_ms = DOCKER_RELIST_FIRST_MS; /* a new member: watch it closely again */
         return op_done(d);
+    }
     /* Not started (a command that does not exist...): remove it, so no corpse is left. */
     char msg[400];
     sb_docker_error_message(res->status, res->body, msg, sizeof msg);
