@@ -143,6 +143,7 @@ struct service {
     bool published_once;
     uint64_t published_at;
     uint64_t requests, queue_full, queue_timeouts;
+    cJSON *last_list; /* the newest instance list, handed to a replacing router */
     rt_candidate *cand; /* the balancer's scratch arrays */
     backend **cand_be;
     size_t cand_cap;
@@ -230,8 +231,15 @@ struct router {
     /* counters for /_scalebus/status */
     uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
     uint64_t bad_gateway, gateway_timeout, retries, ejections, drained;
+    router *live_next; /* the routers of this process (see live_routers) */
     char read_buf[65536];
 };
+
+/* The routers running in this process, on the loop thread only. A scaler publishes its instance
+ * list when it changes, and the host does not replay the newest one to a new subscription: a
+ * router that replaces another on a reload takes the lists its predecessor knew from here, so it
+ * can route at once instead of waiting for the next change. */
+static router *live_routers;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -278,8 +286,9 @@ static void publish_demand(service *s, bool heartbeat)
     double outstanding = (double)s->queued + (double)s->in_flight;
     bool warm = s->last_request_ms && now - s->last_request_ms < s->idle_timeout_ms;
     double value = outstanding > 0 ? outstanding : (warm ? 1 : 0);
+    /* again every second even when unchanged: policies smooth by elapsed time */
     if (s->published_once && value == s->published &&
-        !(heartbeat && value > 0 && now - s->published_at >= 1000))
+        !(heartbeat && now - s->published_at >= 1000))
         return;
     if (!s->published_once && value == 0)
         return; /* nothing asked yet: the scaler stays as it is */
@@ -287,7 +296,7 @@ static void publish_demand(service *s, bool heartbeat)
     sb_publish ev = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READING, .flags = SB_EVENT_COALESCE,
                      .value = value, .labels = labels, .nlabels = 1};
     if (r->host->publish(r->inst, &ev) == 0) {
-        if (value == 0 && s->published > 0)
+        if (value == 0 && s->published > 0 && outstanding == 0)
             LOG(r, SB_LOG_INFO, "service %s: idle for %llums, demand 0", s->name,
                 (unsigned long long)s->idle_timeout_ms);
         s->published = value;
@@ -397,13 +406,24 @@ static const char *state_name(be_state s)
 }
 
 /* A new instance list from the backend scaler. */
+static void apply_instances(service *s, const cJSON *list);
+
 static void on_instances(void *arg, const sb_event *ev)
 {
     service *s = arg;
-    router *r = s->rt;
-    const cJSON *list = ev->payload;
-    if (!cJSON_IsArray(list))
+    if (!cJSON_IsArray(ev->payload))
         return;
+    cJSON *copy = cJSON_Duplicate(ev->payload, 1);
+    if (copy) {
+        cJSON_Delete(s->last_list);
+        s->last_list = copy;
+    }
+    apply_instances(s, ev->payload);
+}
+
+static void apply_instances(service *s, const cJSON *list)
+{
+    router *r = s->rt;
     for (backend *b = s->backends; b; b = b->next)
         b->listed = false;
     const cJSON *item;
@@ -1371,7 +1391,7 @@ static void on_httpd_log(void *arg, sb_log_level level, const char *line)
 {
     router *r = arg;
     /* a client's mistake is its own: the daemon's log says it at debug */
-    LOG(r, level < SB_LOG_INFO ? SB_LOG_DEBUG : level, "%s", line);
+    LOG(r, level == SB_LOG_ERROR ? SB_LOG_ERROR : SB_LOG_DEBUG, "%s", line);
 }
 
 static const sb_httpd_callbacks httpd_callbacks = {
@@ -1471,6 +1491,7 @@ static void free_services(router *r)
             b = next;
         }
         free(r->svcs[i].cand);
+        cJSON_Delete(r->svcs[i].last_list);
         free(r->svcs[i].cand_be);
     }
     free(r->svcs);
@@ -1554,11 +1575,24 @@ static int router_create(sb_instance *inst, const sb_host *host, const sb_value 
         }
         s->sub = h;
     }
+    /* what a router of the same id (the one this replaces) knows of each backend */
+    const char *my_id = host->instance_id(inst);
+    for (router *old = live_routers; old; old = old->live_next) {
+        if (strcmp(old->host->instance_id(old->inst), my_id) != 0)
+            continue;
+        for (size_t i = 0; i < r->nsvcs; i++)
+            for (size_t j = 0; j < old->nsvcs; j++)
+                if (!r->svcs[i].last_list && old->svcs[j].last_list &&
+                    strcmp(r->svcs[i].backend_id, old->svcs[j].backend_id) == 0)
+                    r->svcs[i].last_list = cJSON_Duplicate(old->svcs[j].last_list, 1);
+    }
     r->fd = host->listen(inst, r->listen, 0, err, errlen);
     if (r->fd < 0) {
         rc = r->fd;
         goto fail;
     }
+    r->live_next = live_routers;
+    live_routers = r;
     *state = r;
     return 0;
 fail:
@@ -1584,6 +1618,9 @@ static int router_start(void *state)
         LOG(r, SB_LOG_ERROR, "out of memory");
         return -ENOMEM;
     }
+    for (size_t i = 0; i < r->nsvcs; i++)
+        if (r->svcs[i].last_list)
+            apply_instances(&r->svcs[i], r->svcs[i].last_list);
     LOG(r, SB_LOG_INFO, "serving %s (%zu services)", r->listen, r->nsvcs);
     return 0;
 }
@@ -1696,6 +1733,11 @@ static void router_destroy(void *state)
     }
     if (r->fd >= 0)
         close(r->fd);
+    for (router **pp = &live_routers; *pp; pp = &(*pp)->live_next)
+        if (*pp == r) {
+            *pp = r->live_next;
+            break;
+        }
     free_services(r);
     free(r);
 }
