@@ -208,25 +208,25 @@ echo "  router/direct  requests/s $(ratio "$R_RPS_ROUTER" "$D_RPS")"
 # ---- cold starts ----------------------------------------------------------------------------------
 # Each: a fresh daemon with no kitchen running; one request; its time to first byte (curl's
 # time_starttransfer) minus the kitchen's own "after N ms" from its start to listening.
-fill router.yaml.in "$WORK/cold.yaml" "$P" 0
 : >"$WORK/cold.txt"
 i=0
 while [ "$i" -lt "$COLD_RUNS" ]; do
   P=$(free_port)
   fill router.yaml.in "$WORK/cold.yaml" "$P" 0
-  $PIN_PROXY "$SCALEBUS" run "$WORK/cold.yaml" >"$WORK/cold.log" 2>&1 &
+  LOG=$WORK/cold-$i.log # a new file each time: the wait must never read the previous daemon's
+  $PIN_PROXY "$SCALEBUS" run "$WORK/cold.yaml" >"$LOG" 2>&1 &
   PROXY_PID=$!
-  if ! wait_line "$WORK/cold.log" "component(s) running" "$PROXY_PID" 30; then
-    echo "router cold start: the daemon did not start; its log ends with:"; tail -5 "$WORK/cold.log"
+  if ! wait_line "$LOG" "component(s) running" "$PROXY_PID" 30; then
+    echo "router cold start: the daemon did not start; its log ends with:"; tail -5 "$LOG"
     break
   fi
   got=$(curl -s -o /dev/null -w '%{http_code} %{time_starttransfer}' --max-time 30 \
         -H 'X-Scalebus-Service: kitchen' "http://127.0.0.1:$P/")
-  own=$(sed -n 's/^kitchen: listening on .*(after \([0-9.]*\) ms).*/\1/p' "$WORK/cold.log" | head -1)
+  own=$(sed -n 's/^kitchen: listening on .*(after \([0-9.]*\) ms).*/\1/p' "$LOG" | head -1)
   stop "$PROXY_PID"; PROXY_PID=""
   case "$got" in
     "200 "*) [ -n "$own" ] && awk -v t="${got#200 }" -v o="$own" 'BEGIN { printf "%.3f %.3f %.3f\n", t * 1000 - o, t * 1000, o }' >>"$WORK/cold.txt" ;;
-    *) echo "router cold start $i: answered '$got'"; tail -3 "$WORK/cold.log" ;;
+    *) echo "router cold start $i: answered '$got'"; tail -3 "$LOG" ;;
   esac
   i=$((i + 1))
 done
