@@ -296,7 +296,8 @@ void admin_render_metrics(textbuf *t, const daemon_view *views, size_t n, const 
 
 /* ---- /pipelines ---------------------------------------------------------------------------- */
 
-/* RFC 3339 UTC with milliseconds, or JSON null for 0 ("never"). */
+/* RFC 3339 UTC with microseconds (a push's reaction is well under a millisecond), or JSON null
+ * for 0 ("never"). */
 static void add_time(cJSON *o, const char *key, int64_t ns)
 {
     if (ns <= 0) {
@@ -307,9 +308,9 @@ static void add_time(cJSON *o, const char *key, int64_t ns)
     struct tm tm;
     gmtime_r(&secs, &tm);
     char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)((ns / 1000000) % 1000));
+             (int)((ns / 1000) % 1000000));
     cJSON_AddStringToObject(o, key, buf);
 }
 
