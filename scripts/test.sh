@@ -66,17 +66,25 @@ step "valgrind: the end-to-end daemon and simulate"
 # on the way (a refused reload, a failed start) fails them.
 vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 vg="$vg --show-leak-kinds=definite,indirect"
-for t in test_e2e test_policy_pipelines test_lifecycle test_policy_failures test_redis \
-  test_http_json test_sqs test_docker test_systemd; do
+# Each script with its third argument (the test-only plugins it loads, where it takes them).
+for entry in test_e2e:daemon/plugins test_policy_pipelines:daemon/plugins \
+  test_lifecycle:daemon/plugins test_policy_failures:daemon/plugins test_redis:daemon/plugins \
+  test_http_json:daemon/plugins test_sqs:daemon/plugins test_docker:docker-plugins \
+  test_systemd:daemon/plugins test_marathon:marathon-plugins test_ec2:daemon/plugins; do
+  t=${entry%%:*}
   echo "valgrind $t"
-  SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" build-ci/tests/daemon/plugins \
+  SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" "build-ci/tests/${entry#*:}" \
     >"build-ci/valgrind-$t.log" 2>&1 || {
       cat "build-ci/valgrind-$t.log"; echo "valgrind: $t failed"; exit 1; }
 done
+echo "valgrind test_kitchen"
+SB_E2E_WRAP="$vg" bash tests/test_kitchen.sh build-ci/tests/kitchen >build-ci/valgrind-test_kitchen.log 2>&1 || {
+  cat build-ci/valgrind-test_kitchen.log; echo "valgrind: test_kitchen failed"; exit 1; }
 
 step "benchmark (figures only)"
 build-ci/tests/bench_bus 1000000 || echo "benchmark did not run (not a test failure)"
 sh tests/bench/bench_pipelines.sh build-ci || echo "bench_pipelines did not run (not a test failure)"
 sh tests/bench/bench_triggers.sh build-ci || echo "bench_triggers did not run (not a test failure)"
+sh tests/bench/bench_router.sh build-ci || echo "bench_router did not run (not a test failure)"
 echo
 echo "all tests passed"
