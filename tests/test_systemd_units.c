@@ -240,7 +240,6 @@ START_TEST(clean_text)
 }
 END_TEST
 
-
 /* ---- ListUnitsByPatterns replies ------------------------------------------------------------ */
 
 static sd_bus *test_bus;
@@ -277,12 +276,11 @@ static sd_bus_message *list_reply(const row *rows, size_t n)
     for (size_t i = 0; i < n; i++) {
         char path[300];
         snprintf(path, sizeof path, "/org/freedesktop/systemd1/unit/u%zu", i);
-        ck_assert_int_ge(sd_bus_message_append(m, "(ssssssouso)", rows[i].name, "desc", "loaded",
-                                               rows[i].active, "running", "", path, rows[i].job,
-                                               rows[i].job ? "start" : "",
-                                               rows[i].job ? "/org/freedesktop/systemd1/job/7"
-                                                           : "/"),
-                         0);
+        ck_assert_int_ge(
+            sd_bus_message_append(m, "(ssssssouso)", rows[i].name, "desc", "loaded", rows[i].active,
+                                  "running", "", path, rows[i].job, rows[i].job ? "start" : "",
+                                  rows[i].job ? "/org/freedesktop/systemd1/job/7" : "/"),
+            0);
     }
     ck_assert_int_ge(sd_bus_message_close_container(m), 0);
     ck_assert_int_ge(sd_bus_message_seal(m, 1, 0), 0);
@@ -296,9 +294,9 @@ START_TEST(list_members)
     char err[256];
     ck_assert_int_eq(sd_naming_from_template(&n, "ci-agent@.service", err, sizeof err), 0);
     const row rows[] = {
-        {"ci-agent@1.service", "active", 0},      {"ci-agent@x.service", "active", 0},
-        {"ci-agent@2.service", "activating", 12}, {"ci-agent@3.service", "inactive", 0},
-        {"ci-agent@04.service", "active", 0},     {"ci-agent@4.service", "failed", 0},
+        {"ci-agent@1.service", "active", 0},       {"ci-agent@x.service", "active", 0},
+        {"ci-agent@2.service", "activating", 12},  {"ci-agent@3.service", "inactive", 0},
+        {"ci-agent@04.service", "active", 0},      {"ci-agent@4.service", "failed", 0},
         {"ci-agent@5.service", "deactivating", 0}, {"ci-agent@6.service", "maintenance", 0},
         {"other@1.service", "active", 0},
     };
@@ -361,8 +359,7 @@ START_TEST(list_wrong_shape)
     const char *sigs[] = {"s", "a(ssssssous)"};
     for (size_t k = 0; k < 2; k++) {
         sd_bus_message *m = NULL;
-        ck_assert_int_ge(sd_bus_message_new_method_call(test_bus, &m, "a.b", "/a", "a.b", "X"),
-                         0);
+        ck_assert_int_ge(sd_bus_message_new_method_call(test_bus, &m, "a.b", "/a", "a.b", "X"), 0);
         if (k == 0) {
             ck_assert_int_ge(sd_bus_message_append(m, "s", "web-1.service"), 0);
         } else {
@@ -385,8 +382,7 @@ START_TEST(list_wrong_shape)
 END_TEST
 
 /* Entries by hand: name, state, job, stamp, known. */
-static sd_entry entry(const char *name, sb_member_state st, uint32_t job, uint64_t stamp,
-                      int known)
+static sd_entry entry(const char *name, sb_member_state st, uint32_t job, uint64_t stamp, int known)
 {
     sd_entry e = {0};
     e.name = strdup(name);
@@ -412,12 +408,12 @@ START_TEST(stamps)
     prev[2] = entry("a@3.service", SB_MEMBER_READY, 0, 300, 0); /* never read */
     prev[3] = entry("a@4.service", SB_MEMBER_READY, 9, 400, 1); /* read during a job */
     sd_entry *cur = calloc(6, sizeof *cur);
-    cur[0] = entry("a@1.service", SB_MEMBER_READY, 0, 0, 0);  /* kept: 100 */
-    cur[1] = entry("a@2.service", SB_MEMBER_READY, 0, 0, 0);  /* started since: read */
-    cur[2] = entry("a@3.service", SB_MEMBER_READY, 0, 0, 0);  /* not known: read */
-    cur[3] = entry("a@4.service", SB_MEMBER_READY, 0, 0, 0);  /* a job then: read */
-    cur[4] = entry("a@5.service", SB_MEMBER_READY, 0, 0, 0);  /* new: read */
-    cur[5] = entry("a@1.service", SB_MEMBER_READY, 3, 0, 0);  /* a job now: read */
+    cur[0] = entry("a@1.service", SB_MEMBER_READY, 0, 0, 0); /* kept: 100 */
+    cur[1] = entry("a@2.service", SB_MEMBER_READY, 0, 0, 0); /* started since: read */
+    cur[2] = entry("a@3.service", SB_MEMBER_READY, 0, 0, 0); /* not known: read */
+    cur[3] = entry("a@4.service", SB_MEMBER_READY, 0, 0, 0); /* a job then: read */
+    cur[4] = entry("a@5.service", SB_MEMBER_READY, 0, 0, 0); /* new: read */
+    cur[5] = entry("a@1.service", SB_MEMBER_READY, 3, 0, 0); /* a job now: read */
     ck_assert_uint_eq(sd_stamps_carry(cur, 6, prev, 4), 5);
     ck_assert_int_eq(cur[0].stamp_known, 1);
     ck_assert_uint_eq(cur[0].stamp_us, 100);
@@ -453,8 +449,7 @@ START_TEST(stamp_reply)
     const char *kinds[] = {"vs", "t"};
     for (size_t k = 0; k < 2; k++) {
         m = NULL;
-        ck_assert_int_ge(sd_bus_message_new_method_call(test_bus, &m, "a.b", "/a", "a.b", "X"),
-                         0);
+        ck_assert_int_ge(sd_bus_message_new_method_call(test_bus, &m, "a.b", "/a", "a.b", "X"), 0);
         if (k == 0)
             ck_assert_int_ge(sd_bus_message_append(m, "v", "s", "yesterday"), 0);
         else

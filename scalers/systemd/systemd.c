@@ -13,7 +13,12 @@
  *
  * Members are the units ListUnitsByPatterns finds under our pattern whose name parses as ours
  * (an index >= 1): another ci-agent@ instance started by hand is adopted; ci-agent@x.service is
- * outside the pattern and never touched. started_at is the unit's ActiveEnterTimestamp.
+ * outside the pattern and never touched. started_at is the unit's ActiveEnterTimestamp
+ * (InactiveExitTimestamp while activating), read with one Get per member only when the last list
+ * did not already know it (systemd_list.c: same state, no job, no JobRemoved since).
+ *
+ * bus: user is DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus (sd_bus_open_user), else
+ * /run/user/UID/bus, opened by hand (a system service with User= has neither variable).
  *
  * A lost bus (the manager gone, dbus restarted) fails the call in flight with "cannot reach the
  * system bus at ...", the connection is dropped, and the fleet's back-off paces the reconnects.
@@ -205,8 +210,7 @@ static int set_address(sd_scaler *s)
                 sd_fmt(s->address, sizeof s->address, "unix:path=%s/bus", shown);
                 return 0;
             }
-            sd_fmt(s->address, sizeof s->address, "unix:path=/run/user/%u/bus",
-                   (unsigned)getuid());
+            sd_fmt(s->address, sizeof s->address, "unix:path=/run/user/%u/bus", (unsigned)getuid());
             return 1;
         }
     } else {
@@ -604,8 +608,8 @@ static int on_list(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
     }
     s->list_error[0] = '\0';
     /* Without job signals a restart behind our back would go unseen: read every started-at. */
-    size_t need = s->subscribed ? sd_stamps_carry(s->listing, s->nlisting, s->known, s->nknown)
-                                : s->nlisting;
+    size_t need =
+        s->subscribed ? sd_stamps_carry(s->listing, s->nlisting, s->known, s->nknown) : s->nlisting;
     if (need == 0) {
         list_finish(s);
         return 0;

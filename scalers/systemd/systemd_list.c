@@ -19,8 +19,7 @@ void sd_entries_free(sd_entry *e, size_t n)
     free(e);
 }
 
-int sd_list_parse(sd_bus_message *m, const sd_naming *n, size_t max, sd_entry **out,
-                  size_t *nout)
+int sd_list_parse(sd_bus_message *m, const sd_naming *n, size_t max, sd_entry **out, size_t *nout)
 {
     *out = NULL;
     *nout = 0;
@@ -34,8 +33,8 @@ int sd_list_parse(sd_bus_message *m, const sd_naming *n, size_t max, sd_entry **
     for (;;) {
         const char *name, *desc, *load, *active, *sub, *following, *path, *jtype, *jpath;
         uint32_t jid;
-        r = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub,
-                                &following, &path, &jid, &jtype, &jpath);
+        r = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
+                                &path, &jid, &jtype, &jpath);
         if (r <= 0)
             break;
         int64_t idx = sd_unit_index(n, name);

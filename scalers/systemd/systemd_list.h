@@ -35,8 +35,7 @@ void sd_entries_free(sd_entry *e, size_t n);
  * (sd_unit_index >= 0) in a member state (sd_member_state != 0), at most max of them (the rest is
  * ignored). Returns 0 with a malloc'ed array in *out (NULL when empty), or a negative errno (a
  * reply of another shape, out of memory) with nothing allocated. */
-int sd_list_parse(sd_bus_message *m, const sd_naming *n, size_t max, sd_entry **out,
-                  size_t *nout);
+int sd_list_parse(sd_bus_message *m, const sd_naming *n, size_t max, sd_entry **out, size_t *nout);
 
 /* The org.freedesktop.systemd1.Unit property that gives a member's started-at in state st:
  * "InactiveExitTimestamp" while starting (the start began then; ActiveEnterTimestamp is still the
