@@ -498,8 +498,11 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
                                     : "");
     }
     if (f->last_problem[0] && f->problem_is_list) {
-        f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
-                     (unsigned long long)f->in_a_row);
+        if (f->in_a_row)
+            f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
+                         (unsigned long long)f->in_a_row);
+        else
+            f->host->log(f->inst, SB_LOG_INFO, "the engine is no longer busy");
         sb_backoff_reset(&f->backoff); /* the next failure starts from the short delay again */
         f->in_a_row = 0;
         f->last_problem[0] = '\0';
