@@ -9,9 +9,9 @@
 #     compiler reading scalebus/plugin.h from the prefix, never from the source tree; each build
 #     installs itself into the installed daemon's plugin folder, where `scalebus plugins`,
 #     `--describe`, `check` and a short `run` (hello -> direct -> process) find it and the reading
-#     reaches the scaler (as many workers as the reading's value);
+#     reaches the scaler (a probe scaler, also built from the SDK, logs the reading's value);
 #   - a connector on the policy library (scalebus/policy.h) built both ways decides through it
-#     (its reason chain in the log, the workers it asks for running), and a plugin linking all
+#     (its reason chain in the log, the count reaching the scaler), and a plugin linking all
 #     four SDK libraries (policy, poll, scaler, aws) links with --no-undefined and loads;
 #   - the daemon tells a NOTIFY_SOCKET (a python3 datagram listener here) READY=1 once started,
 #     RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM;
@@ -146,21 +146,79 @@ exported=$(nm -D --defined-only "$W/cmake-build/hello.so" 2>/dev/null | awk '{pr
   not_ok "hello.so exports: $exported"
 
 # ---- each build in the installed daemon ---------------------------------------------------------
-# run_pipeline NAME FILE: run FILE in the installed daemon until WANT files are in $W/runs-NAME
-# (one per worker the scaler started), then SIGTERM; the daemon must exit 0.
-count_at_least() { [ "$(find "$1" -type f | wc -l)" -ge "$2" ]; } # count_at_least DIR N
-lines_at_least() { [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ]; } # lines_at_least FILE RE N
+# A probe scaler, itself built from the installed SDK: it logs each desired count it receives.
+# (A scaler that acts is the business of the scalers' own tests.)
+mkdir -p "$W/probe-src" "$W/probe"
+cat >"$W/probe-src/probe.c" <<'EOF'
+/* probe: a scaler that only logs each desired count it receives (test_sdk). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <scalebus/plugin.h>
+
+static const sb_option_spec probe_options[] = {{NULL, 0, NULL, 0, NULL}};
+
+typedef struct probe {
+    sb_instance *inst;
+    const sb_host *host;
+} probe;
+
+static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *values,
+                        void **state, char *err, size_t errlen)
+{
+    probe *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->inst = inst;
+    p->host = host;
+    *state = p;
+    return 0;
+}
+
+static void probe_on_event(void *state, const sb_event *ev)
+{
+    probe *p = state;
+    if (strcmp(ev->topic, SB_TOPIC_DESIRED) == 0)
+        p->host->log(p->inst, SB_LOG_INFO, "probe: desired %g from %s", ev->value, ev->source_id);
+}
+
+static void probe_destroy(void *state)
+{
+    free(state);
+}
+
+static const sb_plugin_descriptor probe_descriptor = {
+    SB_DESCRIPTOR_SIZES,
+    .type = "probe",
+    .kind = SB_KIND_SCALER,
+    .version = "1.0.0",
+    .description = "logs each desired count (test_sdk)",
+    .options = probe_options,
+    .create = probe_create,
+    .destroy = probe_destroy,
+    .on_event = probe_on_event,
+};
+
+SB_PLUGIN_EXPORT(probe_descriptor)
+EOF
+cc -std=c11 -O2 -Wall -Werror -fPIC -fvisibility=hidden -shared $NO_UNDEF \
+  $($PC_ONLY pkg-config --cflags scalebus-plugin) -o "$W/probe/probe.so" "$W/probe-src/probe.c" \
+  >"$W/probe.log" 2>&1 || not_ok "the probe scaler did not build"
+
+# run_pipeline NAME FILE WANT [OPTIONS]: run FILE in the installed daemon until the probe scaler
+# `workers` logs the desired count WANT (the reading has crossed the pipeline).
 run_pipeline() {
   local name=$1 file=$2 want=$3; shift 3
-  mkdir -p "$W/runs-$name"
-  $WRAP "$SB" run "$file" "$@" >"$W/run-$name.log" 2>&1 &
+  $WRAP "$SB" run "$file" --plugin-dir "$W/probe" "$@" >"$W/run-$name.log" 2>&1 &
   daemon=$!
-  if wait_for 20 count_at_least "$W/runs-$name" "$want"; then
-    ok "$name: the reading reached the scaler: $want worker(s) started"
+  if wait_for 20 grep -q "\[workers\] probe: desired $want from to-workers" "$W/run-$name.log"; then
+    ok "$name: the reading reached the scaler: desired $want"
   else
-    not_ok "$name: $(ls "$W/runs-$name" | wc -l) worker(s) started, want $want"
+    not_ok "$name: the probe scaler never logged desired $want"
   fi
 }
+lines_at_least() { [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ]; } # lines_at_least FILE RE N
 stop_daemon() {
   local name=$1 rc
   kill -TERM "$daemon"
@@ -172,16 +230,13 @@ stop_daemon() {
 }
 pipeline() { # pipeline NAME CONNECTOR_TYPE VALUE [CONNECTOR OPTIONS]
   cat >"$W/$1.yaml" <<EOF
+admin: { listen: off } # no port shared with the other tests
 triggers:
   - { id: greeting, type: hello, every: 200ms, value: $3 }
 connectors:
   - { id: to-workers, type: $2, from: greeting, to: workers ${4:-} }
 scalers:
-  - id: workers
-    type: process
-    command: [sh, -c, 'touch "\$\$0/\$\$SCALEBUS_INSTANCE"; exec sleep 60', "$W/runs-$1"]
-    max: 5
-    stop_grace: 5s
+  - { id: workers, type: probe, max: 5 }
 EOF
 }
 
@@ -422,7 +477,7 @@ for way in pc cmake; do
   grep -q "^halve " "$W/plugins-libs-$way.txt" && grep -q "^linkall " "$W/plugins-libs-$way.txt" &&
     ok "$way: halve and linkall load in the installed daemon" ||
     not_ok "$way: $(cat "$W/plugins-libs-$way.txt")"
-  # hello 5 -> halve -> ceil(2.5) = 3 workers, the decision's reason from the policy library.
+  # hello 5 -> halve -> ceil(2.5) = 3, the decision's reason from the policy library.
   cp "$W/cmake-build/hello.so" "$dir/"
   pipeline "halve-$way" halve 5 ", stabilize_down: 0s"
   run_pipeline "halve-$way" "$W/halve-$way.yaml" 3 --plugin-dir "$dir"
