@@ -6,7 +6,8 @@
  * management API (JSON, exact name and regex), http_json's select paths (pointer, wildcard with
  * labels, count), SQS's XML replies, the AWS shared credentials file and the instance metadata
  * service's replies, Redis URLs and RESP replies, and of what engines send the scalers: Marathon's
- * app with its tasks, its error replies and its deployment lock. Besides the sanitizers' checks it traps when a
+ * app with its tasks, its error replies and its deployment lock; EC2's and Auto Scaling's XML
+ * replies (libxml2). Besides the sanitizers' checks it traps when a
  * documented promise breaks: a success with no value where one is promised, or a value that is
  * not finite where the parser promises one, or an error without its one-line message.
  *
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "aws_parse.h"
+#include "ec2_parse.h"
 #include "haproxy_parse.h"
 #include "http_json_parse.h"
 #include "marathon_api.h"
@@ -280,6 +282,68 @@ static void fuzz_marathon(const char *t, size_t n, int variant)
     }
 }
 
+static void fuzz_ec2(const char *t, size_t n, int variant)
+{
+    char why[256] = "";
+    switch (variant % 7) {
+    case 0: {
+        char code[SB_EC2_CODE_MAX], msg[SB_EC2_MESSAGE_MAX];
+        if (sb_ec2_parse_error(t, n, code, sizeof code, msg, sizeof msg) == 1) {
+            check_line(code, sizeof code, "AWS error code");
+            check_line(msg, sizeof msg, "AWS error message");
+        }
+        return;
+    }
+    case 1: {
+        sb_ec2_instance *arr = NULL;
+        size_t k = 0;
+        int rc = sb_ec2_parse_instances(t, n, "scalebus:scaler", "web", &arr, &k, why, sizeof why);
+        check_err(rc, why);
+        if (rc == 0 && k > SB_EC2_MAX_MEMBERS)
+            BROKEN("a documented bound or value", "instances");
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            check_line(arr[i].id, sizeof arr[i].id, "instance id");
+            check_line(arr[i].private_ip, sizeof arr[i].private_ip, "private ip");
+        }
+        free(arr);
+        return;
+    }
+    case 2: {
+        char id[SB_EC2_ID_MAX], token[SB_EC2_TOKEN_MAX];
+        int rc = sb_ec2_parse_run(t, n, id, sizeof id, token, sizeof token, why, sizeof why);
+        check_err(rc, why);
+        if (rc == 0)
+            check_line(id, sizeof id, "instance id");
+        return;
+    }
+    case 3:
+        check_err(sb_ec2_parse_terminate(t, n, "i-0123456789abcdef0", why, sizeof why), why);
+        return;
+    case 4: {
+        sb_asg_group g;
+        memset(&g, 0, sizeof g);
+        int rc = sb_asg_parse_group(t, n, "web", &g, why, sizeof why);
+        check_err(rc, why);
+        for (size_t i = 0; rc == 0 && i < g.ninstances; i++)
+            check_line(g.instances[i].id, sizeof g.instances[i].id, "asg member id");
+        sb_asg_group_clear(&g);
+        return;
+    }
+    case 5:
+        check_err(sb_ec2_parse_ok(t, n, "SetDesiredCapacityResponse", why, sizeof why), why);
+        return;
+    default: {
+        char text[128];
+        size_t k = n < sizeof text - 1 ? n : sizeof text - 1;
+        memcpy(text, t, k);
+        text[k] = '\0';
+        volatile int64_t when = sb_ec2_parse_time(text);
+        (void)when;
+        return;
+    }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -299,7 +363,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: fuzz_http_json(t, n, variant); break;
     case 5: fuzz_sqs(t, n); break;
     case 6: fuzz_aws(t, n, variant); break;
-    case 9: fuzz_marathon(t, n, variant); break;
+    /* 9: Marathon for variants 0-3, EC2 and Auto Scaling for the rest. */
+    case 9: variant < 4 ? fuzz_marathon(t, n, variant) : fuzz_ec2(t, n, variant - 4); break;
     default: fuzz_redis(t, n, variant); break;
     }
     free(t);
