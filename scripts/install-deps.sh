@@ -18,12 +18,14 @@ libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev l
 # nginx-light (stub_status), haproxy (stats CSV); python3 + python3-botocore (test servers, and
 # the SQS and metadata doubles recompute SigV4), curl; the real engines the scaler tests drive:
 # docker.io and podman (+ catatonit) with busybox-static (an image built without a registry;
-# docker-registry serves it on loopback for `pull: missing`), systemd-container and dbus (a real
-# systemd booted in systemd-nspawn, driven over D-Bus); wrk (the router benchmark's load).
+# docker-registry serves it on loopback for `pull: missing`), systemd-container, dbus and
+# dbus-user-session (a real systemd booted in systemd-nspawn, driven over D-Bus on its system bus
+# and a user's bus); wrk (the router benchmark's load).
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS valgrind clang libclang-rt-14-dev libxml2-utils \
 redis-server rabbitmq-server prometheus nginx-light haproxy python3 python3-botocore curl \
-docker.io podman catatonit busybox-static systemd-container dbus docker-registry wrk"
+docker.io podman catatonit busybox-static systemd-container dbus dbus-user-session \
+docker-registry wrk"
 fi
 missing=""
 for p in $PKGS; do
