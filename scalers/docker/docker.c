@@ -13,6 +13,11 @@
  * was unreachable): the lower of the server's and 1.41. Only containers labelled
  * scalebus.scaler=<this scaler's id> are ever listed, stopped or removed, and always by their
  * full Id. Replies are read by docker_api.c.
+ *
+ * Health: health_cmd becomes the create body's Healthcheck. A running container whose health is
+ * "unhealthy" is reported failed (logged once here with the last check), which the fleet
+ * stops, removes and replaces; while a container is still starting it is listed again after
+ * 1s (doubling up to reconcile_every), so "ready" is published soon after the engine says so.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
