@@ -556,7 +556,8 @@ static void answer_list(proc_state *st)
         sb_fleet_list_failed(st->fleet, SB_ACTION_FAILED, "out of memory listing instances");
         return;
     }
-    memcpy(order, st->slots, n * sizeof *order);
+    if (n) /* memcpy with NULL is undefined even for 0 bytes */
+        memcpy(order, st->slots, n * sizeof *order);
     for (size_t i = 1; i < n; i++) /* insertion sort by seq: n is small */
         for (size_t k = i; k > 0 && order[k - 1]->seq > order[k]->seq; k--) {
             slot *t = order[k];
