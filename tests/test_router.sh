@@ -55,6 +55,8 @@ triggers:
              max_queue: 100, idle_timeout: 2s }
       slow: { hosts: [slow.test], backend: slow, concurrency_level: 1, queue_timeout: 1s,
               max_queue: 2, idle_timeout: 1s }
+      checked: { hosts: [checked.test], backend: checked, queue_timeout: 15s, idle_timeout: 1s,
+                 health_path: /status/204, health_interval: 1s }
 connectors:
   - { id: web-policy, type: waiter, from: router, to: web, match: { service: web },
       concurrency_level: 2, scale_up_factor: 1, scale_down_factor: 1, stabilize_down: 0s,
@@ -62,6 +64,8 @@ connectors:
   - { id: slow-policy, type: waiter, from: router, to: slow, match: { service: slow },
       concurrency_level: 1, scale_up_factor: 1, scale_down_factor: 1, stabilize_down: 0s,
       min: 0, max: 1 }
+  - { id: checked-policy, type: waiter, from: router, to: checked, match: { service: checked },
+      scale_up_factor: 1, scale_down_factor: 1, stabilize_down: 0s, min: 0, max: 1 }
 scalers:
   - id: web
     type: process
@@ -81,6 +85,14 @@ scalers:
     env: { APP_START_DELAY: "30" }
     port: true
     ready: tcp
+    min: 0
+    max: 1
+    stop_grace: 1s
+  - id: checked   # no readiness probe: listed ready at once, listening 1 s later
+    type: process
+    command: ["$PY", "$SRC/tests/router/app.py"]
+    env: { APP_START_DELAY: "1" }
+    port: true
     min: 0
     max: 1
     stop_grace: 1s
@@ -113,8 +125,8 @@ out=$(get nope.test /)
 out=$(curl -s -H 'X-Scalebus-Service: nothing' -w ' %{http_code}' "http://$ADDR/")
 [[ "$out" == *"no service named 'nothing'"*" 404" ]] && ok "unknown X-Scalebus-Service: 404" \
   || not_ok "unknown service header: $out"
-apps | $PY -c 'import json,sys; d=json.load(sys.stdin); assert [s["name"] for s in d["services"]]==["web","slow"] or [s["name"] for s in d["services"]]==["slow","web"]' \
-  && ok "/_scalebus/apps lists both services" || not_ok "apps: $(apps)"
+apps | $PY -c 'import json,sys; d=json.load(sys.stdin); assert sorted(s["name"] for s in d["services"])==["checked","slow","web"]' \
+  && ok "/_scalebus/apps lists the services" || not_ok "apps: $(apps)"
 [ "$(listed_instances web)" = 0 ] && ok "web starts at zero instances" || not_ok "web not at zero: $(apps)"
 
 # 2. Cold start: the first request waits for the backend to start and become ready.
@@ -134,6 +146,31 @@ size=$(stat -c %s "$SRC/tests/router/app.py")
 [[ "$out" == *"\"body_len\": $size"* ]] && ok "a POST body reaches the backend ($size bytes)" || not_ok "POST body: $out"
 out=$(head -c 300000 /dev/zero | curl -s -H 'Host: web.test' -H 'Transfer-Encoding: chunked' --data-binary @- "http://$ADDR/")
 [[ "$out" == *'"body_len": 300000'* ]] && ok "a chunked body streams through (300000 bytes)" || not_ok "chunked body: ${out:0:200}"
+
+# The router's own health check: the instance is listed ready before it listens; the request
+# waits for the check to pass instead of failing on a refused connection.
+out=$(get checked.test "/?delay=0")
+[[ "$out" == *'"instance": "0"'*" 200" ]] && ok "health_path: a cold start waits for the router's own check" \
+  || not_ok "health check cold start: $out"
+grep -q "service checked: instance checked.0 passes its health check" "$log" \
+  && ok "health_path: the check passed before the request went" || not_ok "no health line: $(grep -F checked "$log" | tail -3)"
+status_field() { curl -s "http://$ADDR/_scalebus/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+[ "$(status_field ejections)" = 0 ] && ok "health_path: no connection was refused on the way" \
+  || not_ok "ejections: $(status_field ejections); $(grep -F ejected "$log" | head -2)"
+
+# A slow backend and a slow client cost no other request: a request that takes 3 s and a client
+# that sends half a head and waits, while another request is answered.
+get web.test "/?delay=3" >"$W/slowreq" & slowreq=$!; bg_pids+=($slowreq)
+$PY -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"GET / HTTP/1.1\r\nHost: web.test\r\n"); time.sleep(4)' "$PORT" & loris=$!; bg_pids+=($loris)
+sleep 0.3
+out=$(get web.test "/?delay=0")
+if [[ "$out" == *" 200" ]] && kill -0 "$slowreq" 2>/dev/null && kill -0 "$loris" 2>/dev/null; then
+  ok "a slow backend request and a slow client do not hold up another request"
+else
+  not_ok "slow request/client: $out"
+fi
+wait "$slowreq"; kill "$loris" 2>/dev/null; wait "$loris" 2>/dev/null; bg_pids=()
+[[ "$(cat "$W/slowreq")" == *" 200" ]] && ok "the slow request is answered too" || not_ok "slow request: $(cat "$W/slowreq")"
 
 # 3. Queue timeout and queue full: slow takes 30 s to listen; its queue_timeout is 1s, max_queue 2.
 out=$(get slow.test /)

@@ -55,6 +55,9 @@ enum {
     SVC_QUEUE_TIMEOUT,
     SVC_MAX_QUEUE,
     SVC_IDLE_TIMEOUT,
+    SVC_HEALTH_PATH,
+    SVC_HEALTH_INTERVAL,
+    SVC_HEALTH_TIMEOUT,
     NSVC
 };
 
@@ -71,6 +74,14 @@ static const sb_option_spec service_fields[] = {
                        "requests waiting at most (beyond: 503 queue full)"},
     [SVC_IDLE_TIMEOUT] = {"idle_timeout", SB_OPT_DURATION, "300s", 0,
                           "after this long without a request the demand goes to 0"},
+    [SVC_HEALTH_PATH] = {"health_path", SB_OPT_STRING, NULL, 0,
+                         "the router's own check: GET this path on each instance (2xx/3xx: "
+                         "healthy); none: the scaler's readiness only"},
+    [SVC_HEALTH_INTERVAL] = {"health_interval", SB_OPT_DURATION, "5s", 0,
+                             "how often a healthy instance is checked (one not yet healthy: "
+                             "every 250ms at most)"},
+    [SVC_HEALTH_TIMEOUT] = {"health_timeout", SB_OPT_DURATION, "2s", 0,
+                            "a check that takes longer fails"},
     [NSVC] = {NULL, 0, NULL, 0, NULL},
 };
 
@@ -116,6 +127,10 @@ struct backend {
     int in_flight;
     unsigned fails;
     uint64_t ejected_until;
+    /* the router's own health check (services with health_path) */
+    bool healthy;
+    sb_http *probe; /* in flight */
+    uint64_t next_probe;
     int refs; /* upconns that point here */
     upconn *idle; /* the keep-alive pool */
     size_t nidle;
@@ -132,6 +147,8 @@ struct service {
     uint64_t queue_timeout_ms;
     int64_t max_queue;
     uint64_t idle_timeout_ms;
+    const char *health_path; /* NULL: none */
+    uint64_t health_interval_ms, health_timeout_ms;
     int64_t sub;
     backend *backends;
     proxy *qhead, *qtail;
@@ -309,7 +326,12 @@ static void publish_demand(service *s, bool heartbeat)
 
 static bool backend_usable(const backend *b)
 {
-    return b->listed && b->state == BE_READY && b->addr_ok;
+    if (!b->listed || !b->addr_ok)
+        return false;
+    if (!b->svc->health_path)
+        return b->state == BE_READY;
+    /* the router's own check may find a starting instance able to serve before its scaler does */
+    return (b->state == BE_READY || b->state == BE_STARTING) && b->healthy;
 }
 
 static void backend_close_idle(backend *b)
@@ -325,6 +347,10 @@ static void backend_close_idle(backend *b)
 
 static void backend_free(backend *b)
 {
+    if (b->probe) {
+        router *r = b->svc->rt;
+        r->host->http_cancel(r->inst, b->probe);
+    }
     free(b->id);
     free(b->address);
     free(b);
@@ -468,6 +494,7 @@ static void apply_instances(service *s, const cJSON *list)
                 free(b->address);
                 b->address = copy;
                 backend_close_idle(b);
+                b->healthy = false;
                 b->addr_ok = parse_address(address, &b->addr) == 0;
                 b->fails = 0;
                 b->ejected_until = 0;
@@ -502,6 +529,55 @@ static void service_drain_check(service *s)
             r->drained++;
             LOG(r, SB_LOG_INFO, "service %s: instance %s drained", s->name, b->id);
         }
+    }
+}
+
+/* ---- the router's own health check --------------------------------------------------------- */
+
+static void on_probe_done(void *arg, const sb_http_response *res)
+{
+    backend *b = arg;
+    service *s = b->svc;
+    router *r = s->rt;
+    b->probe = NULL;
+    bool pass = res->error == 0 && res->status >= 200 && res->status < 400;
+    uint64_t now = now_ms(r);
+    uint64_t wait = s->health_interval_ms;
+    if (!pass && wait > 250)
+        wait = 250; /* one not yet healthy is looked at again soon: a cold start waits on it */
+    b->next_probe = now + wait;
+    if (pass != b->healthy) {
+        char why[160];
+        if (res->error)
+            rt_clean(res->error_text, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "status %ld", res->status);
+        LOG(r, pass ? SB_LOG_INFO : SB_LOG_WARN, "service %s: instance %s %s its health check%s%s",
+            s->name, b->id, pass ? "passes" : "fails", pass ? "" : ": ", pass ? "" : why);
+        b->healthy = pass;
+        if (!pass)
+            backend_close_idle(b);
+        service_changed(s);
+    }
+}
+
+static void service_probe(service *s)
+{
+    router *r = s->rt;
+    if (!s->health_path || r->stopping)
+        return;
+    uint64_t now = now_ms(r);
+    for (backend *b = s->backends; b; b = b->next) {
+        if (!b->listed || !b->addr_ok || b->probe || now < b->next_probe ||
+            (b->state != BE_READY && b->state != BE_STARTING))
+            continue;
+        char url[512];
+        snprintf(url, sizeof url, "http://%s%s", b->address, s->health_path);
+        sb_http_request req = {SB_HTTP_REQUEST_INIT, .method = "GET", .url = url,
+                               .timeout_ms = s->health_timeout_ms, .max_body = 65536};
+        b->next_probe = now + 250; /* if it cannot even start */
+        if (r->host->http_request(r->inst, &req, on_probe_done, b, &b->probe) < 0)
+            b->probe = NULL;
     }
 }
 
@@ -1184,6 +1260,8 @@ static cJSON *apps_json(router *r)
             cJSON_AddNumberToObject(bo, "in_flight", b->in_flight);
             cJSON_AddNumberToObject(bo, "pooled", (double)b->nidle);
             cJSON_AddBoolToObject(bo, "ejected", b->ejected_until > now);
+            if (s->health_path)
+                cJSON_AddBoolToObject(bo, "healthy", b->healthy);
             cJSON_AddItemToArray(insts, bo);
         }
         cJSON_AddItemToArray(arr, o);
@@ -1469,6 +1547,7 @@ static void check_timeouts(router *r)
             }
             px = next;
         }
+        service_probe(s);
         service_dispatch(s); /* ejections that ended */
         publish_demand(s, true);
     }
@@ -1543,6 +1622,21 @@ static int router_create(sb_instance *inst, const sb_host *host, const sb_value 
         s->queue_timeout_ms = o[SVC_QUEUE_TIMEOUT].duration_ms;
         s->max_queue = o[SVC_MAX_QUEUE].integer;
         s->idle_timeout_ms = o[SVC_IDLE_TIMEOUT].duration_ms;
+        s->health_path = o[SVC_HEALTH_PATH].is_set ? o[SVC_HEALTH_PATH].str : NULL;
+        s->health_interval_ms = o[SVC_HEALTH_INTERVAL].duration_ms;
+        s->health_timeout_ms = o[SVC_HEALTH_TIMEOUT].duration_ms;
+        if (s->health_path && (s->health_path[0] != '/' || strpbrk(s->health_path, " \r\n#"))) {
+            snprintf(err, errlen, "services.%s.health_path: must be a path starting with '/'",
+                     s->name);
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (s->health_path && !SB_HOST_HAS(host, http_request)) {
+            snprintf(err, errlen, "services.%s.health_path: needs the daemon's HTTP client",
+                     s->name);
+            rc = -ENOTSUP;
+            goto fail;
+        }
         r->names[i] = (rt_service_names){s->name, s->hosts, s->nhosts};
         if (o[SVC_CONCURRENCY].integer < 1 || o[SVC_CONCURRENCY].integer > 100000) {
             snprintf(err, errlen, "services.%s.concurrency_level: must be 1 to 100000", s->name);
@@ -1695,6 +1789,12 @@ static int router_stop(void *state)
 {
     router *r = state;
     r->stopping = true;
+    for (size_t i = 0; i < r->nsvcs; i++) /* their handles die with the stop */
+        for (backend *b = r->svcs[i].backends; b; b = b->next)
+            if (b->probe) {
+                r->host->http_cancel(r->inst, b->probe);
+                b->probe = NULL;
+            }
     if (r->tick) {
         r->host->timer_free(r->tick);
         r->tick = NULL;
