@@ -77,6 +77,24 @@ outside=$(grep -v "^$PREFIX/" "$BUILD/install_manifest.txt")
 [ -z "$outside" ] && ok "every installed file is under the prefix" ||
   not_ok "installed outside the prefix: $(echo "$outside" | head -3)"
 
+# DESTDIR staging, as a package build does: the files land under DESTDIR with the configured
+# prefix; the unit names the daemon at that prefix; the .pc and CMake files, relocatable, work
+# from the staging folder.
+conf_prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+STAGE=$W/stage
+if DESTDIR=$STAGE cmake --install "$BUILD" >"$W/install-destdir.log" 2>&1 &&
+   [ -x "$STAGE$conf_prefix/bin/scalebus" ] &&
+   grep -q "^ExecStart=$conf_prefix/bin/scalebus run " "$STAGE$conf_prefix/lib/systemd/system/scalebus.service" &&
+   [ "$(realpath -m "$(PKG_CONFIG_LIBDIR=$STAGE$conf_prefix/lib/pkgconfig pkg-config \
+        --variable=includedir scalebus-plugin)")" = "$STAGE$conf_prefix/include" ] &&
+   cmake -S "$SRC/examples/plugin-hello" -B "$W/stage-cmake" -DCMAKE_PREFIX_PATH="$STAGE$conf_prefix" \
+     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF 2>&1 | grep -qF "plugins go to $STAGE$conf_prefix/lib/scalebus/plugins"; then
+  ok "DESTDIR install: under DESTDIR$conf_prefix, unit for $conf_prefix, .pc and CMake package relocate"
+else
+  not_ok "DESTDIR install into $STAGE (prefix $conf_prefix): see install-destdir.log"
+fi
+rm -rf "$STAGE" "$W/stage-cmake"
+
 # Only the prefix's .pc files: nothing found in a system folder can stand in for them.
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
 PC_ONLY="env PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig"
