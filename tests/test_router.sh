@@ -41,7 +41,9 @@ ADDR=127.0.0.1:$PORT
 log=$W/run.log
 PY=/usr/bin/python3
 
-write_config() { # write_config READ_TIMEOUT: the router's read_timeout (a change replaces it)
+# write_config READ_TIMEOUT VERSION: the router's read_timeout (a change replaces the router) and
+# the argument web's command passes to the app (a change replaces the scaler: a new version)
+write_config() {
   cat >"$W/router.yaml" <<YAML
 admin: { listen: off }
 triggers:
@@ -69,7 +71,7 @@ connectors:
 scalers:
   - id: web
     type: process
-    command: ["$PY", "$SRC/tests/router/app.py"]
+    command: ["$PY", "$SRC/tests/router/app.py", "$2"]
     env: { APP_DIR: "$W" }
     port: true
     ready: tcp
@@ -98,7 +100,7 @@ scalers:
     stop_grace: 1s
 YAML
 }
-write_config 60s
+write_config 60s v1
 
 $WRAP "$SB" run "$W/router.yaml" --log-level debug >"$log" 2>&1 &
 daemon=$!
@@ -212,7 +214,7 @@ twohundred=$(summary "$W/load2.json" 'd["statuses"].get("200",0)')
 # 6. A reload that replaces the router during load: not one request fails.
 $PY "$SRC/tests/router/load.py" "$ADDR" web.test 6 4 0.1 >"$W/load3.json" & lp=$!; bg_pids+=($lp)
 sleep 1
-write_config 61s
+write_config 61s v1
 kill -HUP "$daemon"
 wait "$lp"; bg_pids=()
 wait_for 10 grep -q "router.yaml: .*running (.*1 started, 1 stopped" "$log" \
@@ -221,7 +223,21 @@ wait_for 10 grep -q "router.yaml: .*running (.*1 started, 1 stopped" "$log" \
   && ok "reload under load: zero failed requests ($(summary "$W/load3.json" 'd["requests"]') requests)" \
   || not_ok "reload under load: $(cat "$W/load3.json")"
 
-# 7. Hostile clients.
+# 7. A new version of web (its command changed) under steady load: not one request fails, and
+# the new version answers once it is ready.
+$PY "$SRC/tests/router/load.py" "$ADDR" web.test 6 6 0.1 >"$W/load4.json" & lp=$!; bg_pids+=($lp)
+sleep 1
+write_config 61s v2
+kill -HUP "$daemon"
+wait "$lp"; bg_pids=()
+[ "$(summary "$W/load4.json" 'list(d["statuses"].keys())')" = "['200']" ] \
+  && ok "version switch under load: zero failed requests ($(summary "$W/load4.json" 'd["requests"]') requests)" \
+  || not_ok "version switch: $(cat "$W/load4.json")"
+[ "$(summary "$W/load4.json" 'd["last_version"]')" = v2 ] \
+  && ok "version switch: the new version answers ($(summary "$W/load4.json" 'd["versions"]'))" \
+  || not_ok "version switch: versions $(summary "$W/load4.json" 'd["versions"]')"
+
+# 8. Hostile clients.
 raw() { # raw PYTHON-BYTES-EXPR: send them, print what comes back until the router closes (bounded)
   $PY - "$PORT" "$1" <<'PYEOF'
 import socket, sys, time
@@ -253,7 +269,7 @@ n2=$(grep -bo 'n=2' <<<"$out" | head -1 | cut -d: -f1)
 out=$(get web.test "/?delay=0")
 [[ "$out" == *" 200" ]] && ok "the router still serves after the hostile clients" || not_ok "after hostile: $out"
 
-# 8. Idle: after idle_timeout the demand goes to 0, each instance is drained and stopped.
+# 9. Idle: after idle_timeout the demand goes to 0, each instance is drained and stopped.
 web_at_zero() { [ "$(listed_instances web)" = 0 ]; }
 wait_for 30 web_at_zero && ok "back to zero instances after idle_timeout" \
   || not_ok "not back to zero: $(apps)"

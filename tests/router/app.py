@@ -9,6 +9,7 @@ connections alive, writes its pid to $APP_DIR/pid.$PORT when it listens.
   POST /              the same, with body_len the size of the (Content-Length or chunked) body
   GET  /status/NNN    answers status NNN
   GET  /crash         exits at once without answering
+The first argument, if any, is reported as "version".
 """
 import json
 import os
@@ -67,7 +68,8 @@ class Handler(BaseHTTPRequestHandler):
         doc = {"instance": os.environ.get("SCALEBUS_INSTANCE"), "port": os.environ.get("PORT"),
                "pid": os.getpid(), "concurrent": concurrent, "max_concurrent": state["max"],
                "headers": dict(self.headers.items()), "body_len": body_len,
-               "method": self.command, "path": self.path}
+               "method": self.command, "path": self.path,
+               "version": sys.argv[1] if len(sys.argv) > 1 else ""}
         data = (json.dumps(doc) + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

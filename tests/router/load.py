@@ -16,7 +16,8 @@ addr, host, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float
 delay = sys.argv[5] if len(sys.argv) > 5 else "0.05"
 h, p = addr.rsplit(":", 1)
 lock = threading.Lock()
-out = {"statuses": {}, "max_concurrent": 0, "instances": [], "failures": [], "requests": 0}
+out = {"statuses": {}, "max_concurrent": 0, "instances": [], "failures": [], "requests": 0,
+       "versions": [], "last_version": None}
 end = time.time() + seconds
 
 
@@ -41,6 +42,9 @@ def client():
                     out["max_concurrent"] = max(out["max_concurrent"], doc["concurrent"])
                     if doc["instance"] not in out["instances"]:
                         out["instances"].append(doc["instance"])
+                    if doc.get("version") not in out["versions"]:
+                        out["versions"].append(doc.get("version"))
+                    out["last_version"] = doc.get("version")
                 except ValueError:
                     out["failures"].append("bad body: " + body[:80])
             elif len(out["failures"]) < 5:
