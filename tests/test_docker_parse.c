@@ -416,6 +416,10 @@ START_TEST(times)
     ck_assert_int_eq(sb_docker_parse_time("2026-11-27T17:26:31Zjunk", NULL), -1);
     ck_assert_int_eq(sb_docker_parse_time("2026-11-27T17:26:31+1:00", NULL), -1);
     ck_assert_int_eq(sb_docker_parse_time("", NULL), -1);
+    /* Years whose nanoseconds would overflow (fuzz_replies found the one before 1970). */
+    ck_assert_int_eq(sb_docker_parse_time("0002-01-01T00:00:00Z", &ns), -1);
+    ck_assert_int_eq(ns, -1);
+    ck_assert_int_eq(sb_docker_parse_time("9999-12-31T23:59:59Z", &ns), -1);
     ck_assert_int_eq(sb_docker_parse_time(NULL, NULL), -1);
 }
 END_TEST

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,9 @@ int64_t sb_docker_parse_time(const char *s, int64_t *ns)
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     int64_t t = (int64_t)timegm(&tm) - offset;
+    /* Before 1970 or past 2262 (nanoseconds no longer fit): not a time a container has. */
+    if (t < 0 || t > (INT64_MAX - 999999999) / 1000000000)
+        return -1;
     if (ns)
         *ns = t * 1000000000 + frac;
     return t;

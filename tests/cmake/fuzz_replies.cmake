@@ -7,11 +7,12 @@ if(SB_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
     ${R}/prometheus/prometheus_parse.c ${R}/haproxy/haproxy_parse.c ${R}/nginx/nginx_parse.c
     ${R}/rabbitmq/rabbitmq_parse.c ${R}/http_json/http_json_parse.c ${R}/sqs/sqs_parse.c
     ${PROJECT_SOURCE_DIR}/plugins/aws/aws_parse.c ${R}/redis/redis_url.c ${R}/redis/redis_reply.c
-    ${PROJECT_SOURCE_DIR}/scalers/marathon/marathon_api.c ${PROJECT_SOURCE_DIR}/scalers/ec2/ec2_parse.c)
+    ${PROJECT_SOURCE_DIR}/scalers/marathon/marathon_api.c ${PROJECT_SOURCE_DIR}/scalers/ec2/ec2_parse.c
+    ${PROJECT_SOURCE_DIR}/scalers/docker/docker_api.c)
   target_include_directories(fuzz_replies PRIVATE ${PROJECT_SOURCE_DIR}/plugins/include
     ${R}/prometheus ${R}/haproxy ${R}/nginx ${R}/rabbitmq ${R}/http_json ${R}/sqs ${R}/redis
     ${PROJECT_SOURCE_DIR}/plugins/aws ${PROJECT_SOURCE_DIR}/scalers/marathon
-    ${PROJECT_SOURCE_DIR}/scalers/ec2)
+    ${PROJECT_SOURCE_DIR}/scalers/ec2 ${PROJECT_SOURCE_DIR}/scalers/docker)
   target_compile_options(fuzz_replies PRIVATE
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   target_link_options(fuzz_replies PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -7,7 +7,8 @@
  * labels, count), SQS's XML replies, the AWS shared credentials file and the instance metadata
  * service's replies, Redis URLs and RESP replies, and of what engines send the scalers: Marathon's
  * app with its tasks, its error replies and its deployment lock; EC2's and Auto Scaling's XML
- * replies (libxml2). Besides the sanitizers' checks it traps when a
+ * replies (libxml2); the Docker Engine API's version, list, inspect, create, pull and error replies.
+ * Besides the sanitizers' checks it traps when a
  * documented promise breaks: a success with no value where one is promised, or a value that is
  * not finite where the parser promises one, or an error without its one-line message.
  *
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "aws_parse.h"
+#include "docker_api.h"
 #include "ec2_parse.h"
 #include "haproxy_parse.h"
 #include "http_json_parse.h"
@@ -344,6 +346,75 @@ static void fuzz_ec2(const char *t, size_t n, int variant)
     }
 }
 
+/* Docker's parsers take NUL-terminated bodies (the host's replies are). */
+static void fuzz_docker(const char *t, size_t n, int variant)
+{
+    char *body = malloc(n + 1);
+    if (!body)
+        return;
+    memcpy(body, t, n);
+    body[n] = '\0';
+    char err[256] = "";
+    switch (variant % 6) {
+    case 0: {
+        char v[16];
+        int rc = sb_docker_parse_version(body, v, sizeof v, err, sizeof err);
+        check_err(rc, err);
+        if (rc == 0)
+            check_line(v, sizeof v, "API version");
+        break;
+    }
+    case 1: {
+        sb_docker_listed *arr = NULL;
+        size_t k = 0;
+        int rc = sb_docker_parse_list(body, "web", &arr, &k, err, sizeof err);
+        check_err(rc, err);
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            check_line(arr[i].id, sizeof arr[i].id, "container id");
+            check_line(arr[i].name, sizeof arr[i].name, "container name");
+        }
+        free(arr);
+        break;
+    }
+    case 2:
+    case 3: {
+        sb_docker_where where = {.port = 8080, .network = variant % 6 == 2 ? NULL : "web"};
+        sb_docker_inspected in;
+        int rc = sb_docker_parse_inspect(body, &where, 1795790000, &in, err, sizeof err);
+        check_err(rc, err);
+        if (rc == 0) {
+            check_line(in.address, sizeof in.address, "address");
+            check_line(in.status, sizeof in.status, "status");
+            check_line(in.health_last, sizeof in.health_last, "health check output");
+            if (in.state < SB_MEMBER_STARTING || in.state > SB_MEMBER_FAILED)
+                BROKEN("a documented bound or value", "member state");
+        }
+        break;
+    }
+    case 4: {
+        char id[SB_DOCKER_ID_MAX], msg[200];
+        int rc = sb_docker_parse_created(body, id, sizeof id, err, sizeof err);
+        check_err(rc, err);
+        if (rc == 0)
+            check_line(id, sizeof id, "created id");
+        if (sb_docker_pull_error(body, msg, sizeof msg))
+            check_line(msg, sizeof msg, "pull error");
+        break;
+    }
+    default: {
+        char msg[200];
+        sb_docker_error_message(409, body, msg, sizeof msg);
+        check_line(msg, sizeof msg, "error message");
+        (void)sb_docker_classify(500, body);
+        int64_t ns;
+        volatile int64_t when = sb_docker_parse_time(body, &ns);
+        (void)when;
+        break;
+    }
+    }
+    free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -363,8 +434,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: fuzz_http_json(t, n, variant); break;
     case 5: fuzz_sqs(t, n); break;
     case 6: fuzz_aws(t, n, variant); break;
-    /* 9: Marathon for variants 0-3, EC2 and Auto Scaling for the rest. */
-    case 9: variant < 4 ? fuzz_marathon(t, n, variant) : fuzz_ec2(t, n, variant - 4); break;
+    /* 9: Marathon for variants 0-3, EC2 and Auto Scaling for 4-10, Docker for the rest. */
+    case 9:
+        if (variant < 4)
+            fuzz_marathon(t, n, variant);
+        else if (variant < 11)
+            fuzz_ec2(t, n, variant - 4);
+        else
+            fuzz_docker(t, n, variant - 11);
+        break;
     default: fuzz_redis(t, n, variant); break;
     }
     free(t);
