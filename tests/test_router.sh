@@ -51,6 +51,7 @@ triggers:
     type: router
     listen: "$ADDR"
     connect_timeout: 1s
+    response_timeout: 4s
     read_timeout: $1
     services:
       web: { hosts: [web.test], backend: web, concurrency_level: 2, queue_timeout: 15s,
@@ -173,6 +174,23 @@ else
 fi
 wait "$slowreq"; kill "$loris" 2>/dev/null; wait "$loris" 2>/dev/null; bg_pids=()
 [[ "$(cat "$W/slowreq")" == *" 200" ]] && ok "the slow request is answered too" || not_ok "slow request: $(cat "$W/slowreq")"
+
+# A backend that misbehaves: 502 for an answer that is not HTTP or has a head too large, 504 for
+# one that does not come within response_timeout (4s), a cut for one that breaks after its head.
+out=$(get web.test /garbage)
+[[ "$out" == *"502 bad gateway: the instance of web sent an invalid response"*" 502" ]] \
+  && ok "an answer that is not HTTP: 502 saying so" || not_ok "garbage answer: $out"
+out=$(get web.test /bigheader)
+[[ "$out" == *"502 bad gateway"*" 502" ]] && ok "an answer head too large: 502" || not_ok "big head: $out"
+out=$(get web.test "/?delay=6")
+[[ "$out" == *"504 gateway timeout: the instance of web did not answer within 4s"*" 504" ]] \
+  && ok "an answer that does not come: 504 saying so" || not_ok "no answer: $out"
+curl -s -o "$W/cut.out" -H 'Host: web.test' "http://$ADDR/cut"; rc=$?
+[ "$rc" = 18 ] && [ "$(stat -c %s "$W/cut.out")" = 10 ] \
+  && ok "an answer cut after its head: the client sees a cut (curl exit 18), not a complete answer" \
+  || not_ok "cut answer: curl exit $rc, $(stat -c %s "$W/cut.out") bytes"
+out=$(get web.test "/?delay=0")
+[[ "$out" == *" 200" ]] && ok "web still answers after its misbehaving" || not_ok "after misbehaving: $out"
 
 # 3. Queue timeout and queue full: slow takes 30 s to listen; its queue_timeout is 1s, max_queue 2.
 out=$(get slow.test /)

@@ -9,6 +9,9 @@ connections alive, writes its pid to $APP_DIR/pid.$PORT when it listens.
   POST /              the same, with body_len the size of the (Content-Length or chunked) body
   GET  /status/NNN    answers status NNN
   GET  /crash         exits at once without answering
+  GET  /garbage       answers bytes that are not HTTP
+  GET  /bigheader     answers a head of 70 KB
+  GET  /cut           promises 1000 bytes, sends 10 and exits
 The first argument, if any, is reported as "version".
 """
 import json
@@ -48,6 +51,20 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         if url.path == "/crash":
             os._exit(3)
+        if url.path == "/garbage":  # not HTTP at all
+            self.wfile.write(b"HELLO THERE\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if url.path == "/bigheader":  # a head larger than the router takes
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 70000 + b"\r\nContent-Length: 0\r\n\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if url.path == "/cut":  # promises 1000 bytes, sends 10, exits
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+            self.wfile.flush()
+            os._exit(4)
         with lock:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
