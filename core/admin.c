@@ -179,6 +179,38 @@ static void put_number(textbuf *t, double v)
         textbuf_printf(t, "%.9g\n", v);
 }
 
+/* NAME_bucket{...,le="B"} (cumulative), NAME_sum, NAME_count, for each component of the kind that
+ * reported one. */
+static void put_histograms(textbuf *t, const daemon_view *views, size_t n, sb_kind kind,
+                           const char *name, const char *help)
+{
+    char bucket[96], sum[96], count[96], le[32];
+    snprintf(bucket, sizeof bucket, "%s_bucket", name);
+    snprintf(sum, sizeof sum, "%s_sum", name);
+    snprintf(count, sizeof count, "%s_count", name);
+    const char *label = kind == SB_KIND_TRIGGER ? "trigger" : "scaler";
+    put_family(t, name, "histogram", help);
+    for (size_t i = 0; i < n; i++) {
+        const daemon_histogram *h =
+            kind == SB_KIND_TRIGGER ? views[i].read_latency : views[i].action_latency;
+        if (views[i].kind != kind || !h)
+            continue;
+        uint64_t cum = 0;
+        for (size_t b = 0; b < DAEMON_HIST_BUCKETS; b++) {
+            cum += h->bucket[b];
+            snprintf(le, sizeof le, "%g", daemon_hist_bounds[b]);
+            put_sample_start(t, bucket, label, &views[i], "le", le);
+            textbuf_printf(t, "%llu\n", (unsigned long long)cum);
+        }
+        put_sample_start(t, bucket, label, &views[i], "le", "+Inf");
+        textbuf_printf(t, "%llu\n", (unsigned long long)h->count);
+        put_sample_start(t, sum, label, &views[i], NULL, NULL);
+        put_number(t, h->sum);
+        put_sample_start(t, count, label, &views[i], NULL, NULL);
+        textbuf_printf(t, "%llu\n", (unsigned long long)h->count);
+    }
+}
+
 void admin_render_metrics(textbuf *t, const daemon_view *views, size_t n, const daemon_stats *counters,
                           const daemon_admin_stats *as, const char *version)
 {
@@ -283,15 +315,10 @@ void admin_render_metrics(textbuf *t, const daemon_view *views, size_t n, const 
             textbuf_printf(t, "%llu\n", (unsigned long long)counts[k]);
         }
     }
-    put_family(t, "scalebus_scaler_action_seconds_total", "counter",
-               "The summed duration of a scaler's counted actions.");
-    for (size_t i = 0; i < n; i++) {
-        if (views[i].kind != SB_KIND_SCALER)
-            continue;
-        put_sample_start(t, "scalebus_scaler_action_seconds_total", "scaler", &views[i], NULL,
-                         NULL);
-        put_number(t, views[i].action_seconds_sum);
-    }
+    put_histograms(t, views, n, SB_KIND_TRIGGER, "scalebus_trigger_read_duration_seconds",
+                   "How long a trigger's reads took.");
+    put_histograms(t, views, n, SB_KIND_SCALER, "scalebus_scaler_action_duration_seconds",
+                   "How long a scaler's actions took.");
 }
 
 /* ---- /pipelines ---------------------------------------------------------------------------- */

@@ -172,7 +172,7 @@ typedef struct inst_obs {
     double last_value; /* a trigger's reading, a connector's decision */
     int64_t last_value_ns, started_ns;
     double running;        /* scalers: from their instances event */
-    double action_seconds; /* scalers: the summed latency of counted actions */
+    daemon_histogram *latency; /* triggers: reads; scalers: actions (made on the first) */
     int64_t last_desired_ns;
     char *last_error, *last_note; /* note: a decision's reason, a scaler's last action */
     int64_t last_error_ns, last_note_ns;
@@ -1342,6 +1342,7 @@ static void obs_free(sb_instance *inst)
      * bus source. */
     free(o->last_error);
     free(o->last_note);
+    free(o->latency);
     free(o);
     inst->obs = NULL;
 }
@@ -1373,6 +1374,27 @@ static const char *event_label(const sb_event *ev, const char *key)
 /* A scaler's action result, published by the fleet (a well-known topic to be: value = the
  * action's latency in seconds, label "result" = done | busy | failed, label "reason"). */
 #define OBS_TOPIC_ACTION "action"
+/* A trigger's read, published by the poll SDK (to be): value = the read's duration in seconds. */
+#define OBS_TOPIC_READ "read"
+
+const double daemon_hist_bounds[DAEMON_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                        0.1,   0.25,   0.5,   1,    2.5,   10};
+
+static void obs_latency(inst_obs *o, double seconds)
+{
+    if (!isfinite(seconds) || seconds < 0)
+        return;
+    if (!o->latency && !(o->latency = calloc(1, sizeof *o->latency)))
+        return;
+    for (size_t i = 0; i < DAEMON_HIST_BUCKETS; i++) {
+        if (seconds <= daemon_hist_bounds[i]) {
+            o->latency->bucket[i]++;
+            break;
+        }
+    }
+    o->latency->count++;
+    o->latency->sum += seconds;
+}
 
 /* Every event a component publishes, once delivered: counters and last values. */
 static void obs_event(void *arg, const sb_event *ev)
@@ -1400,6 +1422,8 @@ static void obs_event(void *arg, const sb_event *ev)
         o->last_value_ns = now;
         obs_text(&o->last_note, reason ? reason : "");
         o->last_note_ns = now;
+    } else if (inst->kind == SB_KIND_TRIGGER && strcmp(ev->topic, OBS_TOPIC_READ) == 0) {
+        obs_latency(o, ev->value);
     } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {
         o->running = ev->value;
     } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, OBS_TOPIC_ACTION) == 0) {
@@ -1410,8 +1434,7 @@ static void obs_event(void *arg, const sb_event *ev)
         if (k < 0)
             return;
         o->count[k]++;
-        if (isfinite(ev->value) && ev->value >= 0)
-            o->action_seconds += ev->value;
+        obs_latency(o, ev->value);
         char note[OBS_TEXT_MAX];
         snprintf(note, sizeof note, "%s%s%s", result, reason ? ": " : "", reason ? reason : "");
         obs_text(&o->last_note, note);
@@ -2289,7 +2312,10 @@ void daemon_foreach_view(sb_daemon *d, void (*cb)(void *arg, const daemon_view *
                 v.last_action_ns = o->last_note_ns;
             }
             v.running_count = o->running;
-            v.action_seconds_sum = o->action_seconds;
+            if (inst->kind == SB_KIND_TRIGGER)
+                v.read_latency = o->latency;
+            else if (inst->kind == SB_KIND_SCALER)
+                v.action_latency = o->latency;
             v.paused = o->paused;
             if (o->override_until && bus_now_mono_ns() < o->override_until) {
                 v.override_desired = o->override_value;

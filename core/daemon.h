@@ -81,6 +81,15 @@ void daemon_describe_plugins(sb_daemon *d);
 
 /* ---- what the admin endpoint reads and does (core/admin.c) ---------------------------------- */
 
+/* A latency histogram (seconds): counts per bucket (value <= bound, not cumulative), and all. */
+#define DAEMON_HIST_BUCKETS 12
+extern const double daemon_hist_bounds[DAEMON_HIST_BUCKETS];
+typedef struct daemon_histogram {
+    uint64_t bucket[DAEMON_HIST_BUCKETS];
+    uint64_t count; /* every observation, those above the last bound too */
+    double sum;
+} daemon_histogram;
+
 /* One component as the admin shows it. Strings live until the next daemon call on the loop.
  * Times are wall-clock nanoseconds, 0 for "never"; counts are NAN when unknown. */
 typedef struct daemon_view {
@@ -94,7 +103,9 @@ typedef struct daemon_view {
     double desired;       /* scalers: the count they were last told (NAN: none) */
     double running_count; /* scalers: from their instances event (NAN: not yet listed) */
     uint64_t actions_done, actions_busy, actions_failed;
-    double action_seconds_sum; /* latency of the actions counted (the "action" event's value) */
+    /* NULL until the component reports one: a trigger's "read" events, a scaler's "action"
+     * events (value: seconds; see docs/admin.md). */
+    const daemon_histogram *read_latency, *action_latency;
     int paused;
     double override_desired;   /* NAN: no override in force */
     int64_t override_until_ns;

@@ -140,6 +140,9 @@ for i, line in enumerate(open(sys.argv[1]), 1):
     if not m:
         print('line %d: not a sample: %r' % (i, line)); bad += 1; continue
     base = m.group(1)
+    for suffix in ('_bucket', '_sum', '_count'):
+        if base.endswith(suffix) and typed.get(base[:-len(suffix)]) == 'histogram':
+            base = base[:-len(suffix)]
     if base not in typed:
         print('line %d: no TYPE before %s' % (i, base)); bad += 1
     if typed.get(base) == 'counter' and not base.endswith('_total'):

@@ -118,7 +118,10 @@ START_TEST(metrics_text)
     v[2].running_count = 3;
     v[2].actions_done = 5;
     v[2].actions_failed = 1;
-    v[2].action_seconds_sum = 0.25;
+    daemon_histogram h = {.count = 3, .sum = 0.25};
+    h.bucket[1] = 1; /* <= 0.0025 */
+    h.bucket[6] = 1; /* <= 0.1 */
+    v[2].action_latency = &h; /* one more above every bound */
     v[2].paused = 1;
     v[3] = view("odd\"id\\x", "process", SB_KIND_SCALER); /* desired unknown: no sample */
     daemon_stats bus = {.published = 10, .delivered = 9, .coalesced = 1, .dropped = 0};
@@ -142,8 +145,23 @@ START_TEST(metrics_text)
     ck_assert(has_line(m, "scalebus_scaler_paused{scaler=\"pool\",type=\"process\"} 1"));
     ck_assert(has_line(m, "scalebus_scaler_actions_total{scaler=\"pool\",type=\"process\","
                           "result=\"failed\"} 1"));
-    ck_assert(has_line(m, "scalebus_scaler_action_seconds_total{scaler=\"pool\",type=\"process\"} "
-                          "0.25"));
+    ck_assert(has_line(m, "# TYPE scalebus_scaler_action_duration_seconds histogram"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_bucket{scaler=\"pool\","
+                          "type=\"process\",le=\"0.001\"} 0"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_bucket{scaler=\"pool\","
+                          "type=\"process\",le=\"0.0025\"} 1"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_bucket{scaler=\"pool\","
+                          "type=\"process\",le=\"0.1\"} 2"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_bucket{scaler=\"pool\","
+                          "type=\"process\",le=\"10\"} 2"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_bucket{scaler=\"pool\","
+                          "type=\"process\",le=\"+Inf\"} 3"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_sum{scaler=\"pool\","
+                          "type=\"process\"} 0.25"));
+    ck_assert(has_line(m, "scalebus_scaler_action_duration_seconds_count{scaler=\"pool\","
+                          "type=\"process\"} 3"));
+    ck_assert(has_line(m, "# TYPE scalebus_trigger_read_duration_seconds histogram"));
+    ck_assert_ptr_null(strstr(m, "scalebus_trigger_read_duration_seconds_bucket"));
     ck_assert(has_line(m, "scalebus_bus_events_coalesced_total 1"));
     ck_assert(has_line(m, "scalebus_reloads_total{result=\"refused\"} 1"));
     ck_assert(has_line(m, "scalebus_ready 1"));
