@@ -15,8 +15,11 @@
 #     four SDK libraries (policy, poll, scaler, aws) links with --no-undefined and loads;
 #   - the daemon tells a NOTIFY_SOCKET (a python3 datagram listener here) READY=1 once started,
 #     RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM;
-#   - `systemd-analyze verify` accepts the installed unit (skipped with a line without it); the
-#     man page renders without warnings and documents every option and command `--help` names.
+#   - `systemd-analyze verify` accepts the installed unit (skipped with a line without it), and
+#     under a real systemd (systemd-nspawn; skipped with a line when it cannot boot here) start
+#     waits for READY=1, workers get delegated cgroups, reload is a SIGHUP, stop exits 0;
+#   - the man page renders without warnings and documents every option and command `--help`
+#     names.
 #
 #   tests/test_sdk.sh BUILD/scalebus SOURCE_DIR BUILD_DIR
 #
@@ -32,7 +35,7 @@ SLOW=${SLOW:-1}
 [ -n "$WRAP" ] && SLOW=10
 PY=/usr/bin/python3
 fails=0
-daemon="" listener=""
+daemon="" listener="" nspawn_pid=""
 . "$(dirname "$0")/lib.sh"
 
 skip() { echo "# skipped: $*"; exit 77; }
@@ -48,6 +51,7 @@ PREFIX=$W/prefix
 cleanup() {
   [ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
   [ -n "$listener" ] && kill -KILL "$listener" 2>/dev/null
+  stop_pid "$nspawn_pid" 20
   wait 2>/dev/null
   keep_or_remove "$W"
 }
@@ -526,6 +530,74 @@ if command -v systemd-analyze >/dev/null; then
   fi
 else
   echo "# skipped: systemd-analyze verify (no systemd-analyze)"
+fi
+
+# The unit under a real systemd: the host's /usr booted in systemd-nspawn on a tmpfs root
+# (--volatile=yes), the prefix bound at its own path, the unit in /run/systemd/system and a
+# pipeline as /etc/scalebus/scalebus.yaml (cron every second -> direct -> process, 2 workers).
+# `systemctl start` returns once the daemon sent READY=1 (Type=notify), the workers run in
+# cgroups of their own below the service's (Delegate=yes) despite the hardening; reload is a
+# SIGHUP (the same main process, its status "reloaded"); stop is graceful (exit 0).
+nspawn_skip() { echo "# skipped: the unit under systemd-nspawn: $*"; }
+if [ "$(id -u)" != 0 ]; then
+  nspawn_skip "needs root"
+elif [ ! -x /usr/bin/systemd-nspawn ] || ! command -v nsenter >/dev/null; then
+  nspawn_skip "no systemd-nspawn (systemd-container) or nsenter"
+else
+  mkdir -p "$W/nspawn"
+  cat >"$W/nspawn/scalebus.yaml" <<'EOF'
+admin: { listen: off }
+log: { level: debug }
+triggers:
+  - { id: tick, type: cron, schedule: "* * * * * *", value: 2 }
+connectors:
+  - { id: to-workers, type: direct, from: tick, to: workers }
+scalers:
+  - { id: workers, type: process, command: [/bin/sleep, infinity], max: 3, stop_grace: 2s }
+EOF
+  # Nothing to wait for on a private network: wait-online masked (an empty unit file).
+  : >"$W/nspawn/masked.service"
+  setsid /usr/bin/systemd-nspawn -q --volatile=yes -D / -M "sbsdk$$" --private-network \
+    --register=no --keep-unit --bind-ro="$PREFIX:$PREFIX" \
+    --bind-ro="$UNIT:/run/systemd/system/scalebus.service" \
+    --bind-ro="$W/nspawn/masked.service:/run/systemd/system/systemd-networkd-wait-online.service" \
+    --bind-ro="$W/nspawn/scalebus.yaml:/etc/scalebus/scalebus.yaml" \
+    -b -- systemd.firstboot=off >"$W/nspawn.log" 2>&1 </dev/null &
+  nspawn_pid=$!
+  ns() { nsenter -t "$(ps --ppid "$nspawn_pid" -o pid= | head -1 | tr -d ' ')" -m -p -- "$@"; }
+  booted() { ns /bin/systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; }
+  prop() { ns /bin/systemctl show scalebus -p "$1" --value 2>/dev/null; }
+  if ! wait_for 30 booted; then
+    nspawn_skip "systemd did not boot here: $(grep -v '^\s*$' "$W/nspawn.log" | tail -1)"
+  else
+    if timeout $((30 * SLOW)) nsenter -t "$(ps --ppid "$nspawn_pid" -o pid= | head -1 | tr -d ' ')" \
+         -m -p -- /bin/systemctl start scalebus && [ "$(prop ActiveState)" = active ] &&
+       [ "$(prop StatusText)" = running ]; then
+      ok "systemd: start returns once the daemon is ready (Type=notify, status 'running')"
+    else
+      not_ok "systemd: start: $(prop ActiveState) '$(prop StatusText)'"
+    fi
+    workers_in_cgroups() { ns /bin/systemctl status scalebus --no-pager 2>/dev/null |
+      grep -A4 'scalebus-[0-9]' | grep -c '/bin/sleep infinity' | grep -qx 2; }
+    wait_for 20 workers_in_cgroups && ok "systemd: 2 workers, each in its cgroup below the service's (Delegate=yes)" ||
+      not_ok "systemd: workers: $(ns /bin/systemctl status scalebus --no-pager 2>&1 | sed -n '/CGroup/,/^$/p')"
+    pid=$(prop MainPID)
+    if ns /bin/systemctl reload scalebus && [ "$(prop MainPID)" = "$pid" ] &&
+       [ "$(prop StatusText)" = reloaded ] && [ "$(prop ActiveState)" = active ]; then
+      ok "systemd: reload is a SIGHUP to the same process (status 'reloaded')"
+    else
+      not_ok "systemd: reload: pid $pid -> $(prop MainPID), '$(prop StatusText)', $(prop ActiveState)"
+    fi
+    if ns /bin/systemctl stop scalebus && [ "$(prop Result)" = success ] &&
+       [ "$(prop ExecMainStatus)" = 0 ]; then
+      ok "systemd: stop is graceful (exit 0)"
+    else
+      not_ok "systemd: stop: $(prop Result), status $(prop ExecMainStatus)"
+    fi
+    ns /bin/journalctl -u scalebus --no-pager >"$W/nspawn-journal.log" 2>&1
+  fi
+  stop_pid "$nspawn_pid" 20
+  nspawn_pid=""
 fi
 
 MAN=$PREFIX/share/man/man1/scalebus.1
