@@ -1902,6 +1902,37 @@ static void load_release(config *cfg)
     heap_release();
 }
 
+static void hold_ended(void *arg);
+
+/* A scaler replaced by a reload hands its pause and override (with what is left of its hold) to
+ * the new instance: an operator's decision outlives a change of options. */
+static void carry_controls(sb_instance *old, sb_instance *inst)
+{
+    inst_obs *from = old->obs;
+    if (!from || inst->kind != SB_KIND_SCALER || old->kind != SB_KIND_SCALER)
+        return;
+    uint64_t now = bus_now_mono_ns();
+    int holding = from->override_until && now < from->override_until;
+    if (!from->paused && !holding)
+        return;
+    inst_obs *o = obs_get(inst);
+    if (!o)
+        return;
+    o->paused = from->paused;
+    o->policy_value = from->policy_value;
+    if (holding) {
+        uint64_t left_ms = (from->override_until - now + 999999) / 1000000;
+        o->hold_timer = host_timer_new(inst, left_ms, 0, hold_ended, inst);
+        if (o->hold_timer) {
+            o->override_until = from->override_until;
+            o->override_until_wall = from->override_until_wall;
+            o->override_value = from->override_value;
+        }
+    }
+    inst_log(inst, SB_LOG_INFO, "keeps the replaced instance's %s", from->paused ? "pause"
+                                                                                  : "override");
+}
+
 /* Reloads by result, for the admin's metrics (the first load is not a reload). */
 static void load_counted(sb_daemon *d, int ok)
 {
@@ -2060,9 +2091,12 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     }
     /* Retire what is not kept (removed components, and the ones replaced by new instances
      * that are already running), then register the new ones under their ids. */
-    for (size_t i = 0; i < n; i++)
-        if (plan[i].action == PLAN_NEW && plan[i].old)
+    for (size_t i = 0; i < n; i++) {
+        if (plan[i].action == PLAN_NEW && plan[i].old) {
             plan[i].old->stop_reason = SB_STOP_REPLACED;
+            carry_controls(plan[i].old, plan[i].inst);
+        }
+    }
     sb_instance **old_insts = d->insts;
     size_t old_n = d->ninsts;
     d->insts = NULL;

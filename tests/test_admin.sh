@@ -69,7 +69,7 @@ stop_daemon() {
   fi
   daemon=""
 }
-pipeline() { # pipeline ADMIN_SECTION
+pipeline() { # pipeline ADMIN_SECTION [SCALER_TYPE_VERSION]
   cat >"$W/p.yaml" <<YAML
 $1
 triggers:
@@ -84,6 +84,7 @@ scalers:
     min: 0
     max: 4
     stop_grace: 1s
+    ${2:-}
 YAML
 }
 
@@ -247,10 +248,21 @@ auth=(-H "Authorization: Bearer $TOKEN")
 [ "$(push 3)" = 200 ] && wait_for 15 workers_are 3 && ok "token: a push with it reaches the scaler" \
   || not_ok "push with token: $(live_workers) $(cat "$W/body")"
 
+# 10. A reload that replaces the scaler (its options changed) keeps its pause.
+[ "$(req POST /scalers/pool/pause "${auth[@]}")" = 200 ] || not_ok "pause before the reload: $(cat "$W/body")"
+pipeline "admin: { listen: \"127.0.0.1:$PORT\", token_file: token }" "port: true"
+kill -HUP "$daemon"
+wait_for 15 log_has "[pool] keeps the replaced instance's pause" \
+  && ok "reload replacing the scaler: the pause is kept" || not_ok "pause not carried: $(tail -5 "$log")"
+req GET /pipelines "${auth[@]}" >/dev/null
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=[c for c in d["components"] if c["id"]=="pool"][0]; sys.exit(0 if p["paused"] else 1)' "$W/body" \
+  && ok "/pipelines: the new scaler is paused" || not_ok "new scaler not paused: $(cat "$W/body")"
+[ "$(req POST /scalers/pool/resume "${auth[@]}")" = 200 ] && ok "resume after the reload" || not_ok "resume: $(cat "$W/body")"
+
 stop_daemon TERM
 [ $rc = 0 ] && ok "SIGTERM: exit 0" || not_ok "exit status $rc"
 
-# 10. The token appears in no output: the logs, the responses, the check output.
+# 11. The token appears in no output: the logs, the responses, the check output.
 if grep -rqF -- "$TOKEN" "$log" "$W/refused.log" "$W/check.out" "$W/responses.log" "$W/curl.log" 2>/dev/null; then
   not_ok "the token appears in an output: $(grep -rlF -- "$TOKEN" "$W" | grep -v '/token$')"
 else
