@@ -28,8 +28,8 @@
 # the temporary folder, with every log, is kept.
 set -u
 SB_BUILT=$1
-SRC=$2
-BUILD=$3
+SRC=$(realpath "$2")
+BUILD=$(realpath "$3")
 WRAP=${SB_E2E_WRAP:-}
 SLOW=${SLOW:-1}
 [ -n "$WRAP" ] && SLOW=10
@@ -65,6 +65,8 @@ else
   exit 1
 fi
 SB=$PREFIX/bin/scalebus
+[ "$("$SB" --version)" = "$("$SB_BUILT" --version)" ] && ok "the installed daemon is this build's" ||
+  not_ok "installed: $("$SB" --version); built: $("$SB_BUILT" --version)"
 missing=""
 for f in bin/scalebus include/scalebus/plugin.h include/scalebus/policy.h lib/libscalebus_policy.a \
          lib/libscalebus_poll.a lib/libscalebus_scaler.a lib/libscalebus_aws.a \
@@ -122,15 +124,29 @@ fi
 
 # header_from DEPFILE: the scalebus/plugin.h the compiler read (from its dependency file).
 header_from() { tr ' \\' '\n\n' <"$1" | grep 'scalebus/plugin\.h$' | head -1; }
-# from_prefix WHAT DEPFILE LOG: the header came from the prefix, and nothing named the source tree.
+# include_dirs_in_source LOG: the -I/-isystem folders of the compile commands in LOG that are in
+# the source or build tree, outside this test's folder (where the prefix is).
+include_dirs_in_source() {
+  grep -oE -- '-(I|isystem) ?[^ ]+' "$1" | sed -E 's/^-(I|isystem) ?//' | sort -u |
+    while read -r d; do
+      d=$(realpath -m "$d")
+      case "$d/" in "$W"/*) ;; "$BUILD"/* | "$SRC"/*) echo "$d" ;; esac
+    done
+}
+# (The check itself, on a command that does read the source tree's header.)
+echo "cc -I$SRC/plugins/include -I $PREFIX/include -c x.c" >"$W/control.log"
+[ "$(include_dirs_in_source "$W/control.log")" = "$SRC/plugins/include" ] ||
+  not_ok "include_dirs_in_source misses -I$SRC/plugins/include"
+# from_prefix WHAT DEPFILE LOG: the header came from the prefix, and no compile command had an
+# include folder in the source tree.
 from_prefix() {
-  local h
+  local h bad
   h=$(header_from "$2")
-  if [ -n "$h" ] && [ "$(realpath "$h")" = "$PREFIX/include/scalebus/plugin.h" ] &&
-     ! grep -qF "$SRC" "$3"; then
-    ok "$1: scalebus/plugin.h read from the prefix, no path into the source tree"
+  bad=$(include_dirs_in_source "$3")
+  if [ -n "$h" ] && [ "$(realpath "$h")" = "$PREFIX/include/scalebus/plugin.h" ] && [ -z "$bad" ]; then
+    ok "$1: scalebus/plugin.h read from the prefix, no include folder in the source tree"
   else
-    not_ok "$1: plugin.h from '$h'; source tree in the commands: $(grep -cF "$SRC" "$3")"
+    not_ok "$1: plugin.h from '$h'; include folders in the source tree: $bad"
   fi
 }
 
