@@ -631,7 +631,10 @@ if command -v groff >/dev/null; then
     grep -q "^  $cmd" < <("$SB" --help) || undocumented="$undocumented --help:$cmd"
     grep -q "^       $cmd" <<<"$page" || undocumented="$undocumented man:$cmd"
   done
-  [ -z "$undocumented" ] && ok "man page and --help: every command and option of --help is documented" ||
+  version=$("$SB" --version | awk '{print $2}')
+  grep -q "^\.TH SCALEBUS 1 \"[^\"]*\" \"scalebus $version\"" "$MAN" ||
+    undocumented="$undocumented version:$version"
+  [ -z "$undocumented" ] && ok "man page and --help: every command and option of --help is documented, same version" ||
     not_ok "missing from the man page (or --help):$undocumented"
 else
   echo "# skipped: man page checks (no groff)"
