@@ -18,6 +18,9 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "bus.h"
 #include "httpd.h"
@@ -323,38 +326,78 @@ void admin_render_metrics(textbuf *t, const daemon_view *views, size_t n, const 
 
 /* ---- /pipelines ---------------------------------------------------------------------------- */
 
-/* RFC 3339 UTC with microseconds (a push's reaction is well under a millisecond), or JSON null
- * for 0 ("never"). */
-static void add_time(cJSON *o, const char *key, int64_t ns)
+/* /pipelines is written straight into one buffer: 10,000 pipelines are 8 MB of JSON, which as a
+ * cJSON tree first cost ten times that. */
+
+static void put_json_string(textbuf *t, const char *s)
 {
+    textbuf_putn(t, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            textbuf_putn(t, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            textbuf_printf(t, "\\u%04x", c);
+        } else {
+            textbuf_putn(t, s, 1);
+        }
+    }
+    textbuf_putn(t, "\"", 1);
+}
+
+/* ,"key": */
+static void put_key(textbuf *t, const char *key)
+{
+    textbuf_printf(t, ",\"%s\":", key);
+}
+
+/* RFC 3339 UTC with microseconds (a push's reaction is well under a millisecond), or null for 0
+ * ("never"). */
+static void put_time(textbuf *t, const char *key, int64_t ns)
+{
+    put_key(t, key);
     if (ns <= 0) {
-        cJSON_AddNullToObject(o, key);
+        textbuf_puts(t, "null");
         return;
     }
     time_t secs = (time_t)(ns / 1000000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    char buf[64];
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)((ns / 1000) % 1000000));
-    cJSON_AddStringToObject(o, key, buf);
+    textbuf_printf(t, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)((ns / 1000) % 1000000));
 }
 
-static void add_number_or_null(cJSON *o, const char *key, double v)
+static void put_json_number(textbuf *t, const char *key, double v)
 {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
+    put_key(t, key);
+    if (!isfinite(v))
+        textbuf_puts(t, "null");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        textbuf_printf(t, "%.0f", v + 0.0);
     else
-        cJSON_AddNullToObject(o, key);
+        textbuf_printf(t, "%.17g", v);
 }
 
-static void add_text_or_null(cJSON *o, const char *key, const char *s)
+static void put_json_count(textbuf *t, const char *key, uint64_t v)
 {
+    put_key(t, key);
+    textbuf_printf(t, "%llu", (unsigned long long)v);
+}
+
+static void put_json_text(textbuf *t, const char *key, const char *s)
+{
+    put_key(t, key);
     if (s && *s)
-        cJSON_AddStringToObject(o, key, s);
+        put_json_string(t, s);
     else
-        cJSON_AddNullToObject(o, key);
+        textbuf_puts(t, "null");
+}
+
+static void put_json_bool(textbuf *t, const char *key, int v)
+{
+    put_key(t, key);
+    textbuf_puts(t, v ? "true" : "false");
 }
 
 static const char *kind_name(sb_kind k)
@@ -362,70 +405,79 @@ static const char *kind_name(sb_kind k)
     return k == SB_KIND_TRIGGER ? "trigger" : k == SB_KIND_CONNECTOR ? "connector" : "scaler";
 }
 
+typedef struct json_list {
+    textbuf *t;
+    size_t n;
+} json_list;
+
 static void view_to_json(void *arg, const daemon_view *v)
 {
-    cJSON *list = arg;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return;
-    cJSON_AddItemToArray(list, o);
-    cJSON_AddStringToObject(o, "id", v->id);
-    cJSON_AddStringToObject(o, "kind", kind_name(v->kind));
-    cJSON_AddStringToObject(o, "type", v->type);
-    cJSON_AddBoolToObject(o, "running", v->running);
-    add_time(o, "started_at", v->started_ns);
+    json_list *l = arg;
+    textbuf *t = l->t;
+    textbuf_puts(t, l->n++ ? ",{\"id\":" : "{\"id\":");
+    put_json_string(t, v->id);
+    put_json_text(t, "kind", kind_name(v->kind));
+    put_json_text(t, "type", v->type);
+    put_json_bool(t, "running", v->running);
     if (v->kind == SB_KIND_TRIGGER) {
-        cJSON_AddNumberToObject(o, "readings", (double)v->readings);
-        cJSON_AddNumberToObject(o, "errors", (double)v->errors);
-        add_number_or_null(o, "last_value", v->last_value);
-        add_time(o, "last_value_at", v->last_value_ns);
+        put_json_count(t, "readings", v->readings);
+        put_json_count(t, "errors", v->errors);
+        put_json_number(t, "last_value", v->last_value);
+        put_time(t, "last_value_at", v->last_value_ns);
     } else if (v->kind == SB_KIND_CONNECTOR) {
-        cJSON *dec = cJSON_AddObjectToObject(o, "decisions");
-        if (dec) {
-            cJSON_AddNumberToObject(dec, "up", (double)v->decisions_up);
-            cJSON_AddNumberToObject(dec, "down", (double)v->decisions_down);
-            cJSON_AddNumberToObject(dec, "hold", (double)v->decisions_hold);
-        }
-        add_number_or_null(o, "last_decision", v->last_value);
-        add_text_or_null(o, "last_reason", v->last_reason);
-        add_time(o, "last_decision_at", v->last_value_ns);
+        textbuf_printf(t, ",\"decisions\":{\"up\":%llu,\"down\":%llu,\"hold\":%llu}",
+                       (unsigned long long)v->decisions_up, (unsigned long long)v->decisions_down,
+                       (unsigned long long)v->decisions_hold);
+        put_json_number(t, "last_decision", v->last_value);
+        put_json_text(t, "last_reason", v->last_reason);
+        put_time(t, "last_decision_at", v->last_value_ns);
     } else {
-        cJSON_AddNumberToObject(o, "min", (double)v->min);
-        cJSON_AddNumberToObject(o, "max", (double)v->max);
-        add_number_or_null(o, "desired", v->desired);
-        add_time(o, "desired_at", v->last_desired_ns);
-        add_number_or_null(o, "running_count", v->running_count);
-        cJSON_AddBoolToObject(o, "paused", v->paused);
+        put_json_number(t, "min", (double)v->min);
+        put_json_number(t, "max", (double)v->max);
+        put_json_number(t, "desired", v->desired);
+        put_time(t, "desired_at", v->last_desired_ns);
+        put_json_number(t, "running_count", v->running_count);
+        put_json_bool(t, "paused", v->paused);
+        put_key(t, "override");
         if (!isnan(v->override_desired)) {
-            cJSON *ov = cJSON_AddObjectToObject(o, "override");
-            if (ov) {
-                cJSON_AddNumberToObject(ov, "desired", v->override_desired);
-                add_time(ov, "until", v->override_until_ns);
-            }
+            textbuf_puts(t, "{\"desired\":");
+            textbuf_printf(t, "%.0f", v->override_desired + 0.0);
+            put_time(t, "until", v->override_until_ns);
+            textbuf_puts(t, "}");
         } else {
-            cJSON_AddNullToObject(o, "override");
+            textbuf_puts(t, "null");
         }
-        cJSON *act = cJSON_AddObjectToObject(o, "actions");
-        if (act) {
-            cJSON_AddNumberToObject(act, "done", (double)v->actions_done);
-            cJSON_AddNumberToObject(act, "busy", (double)v->actions_busy);
-            cJSON_AddNumberToObject(act, "failed", (double)v->actions_failed);
-        }
-        add_text_or_null(o, "last_action", v->last_action);
-        add_time(o, "last_action_at", v->last_action_ns);
+        textbuf_printf(t, ",\"actions\":{\"done\":%llu,\"busy\":%llu,\"failed\":%llu}",
+                       (unsigned long long)v->actions_done, (unsigned long long)v->actions_busy,
+                       (unsigned long long)v->actions_failed);
+        put_json_text(t, "last_action", v->last_action);
+        put_time(t, "last_action_at", v->last_action_ns);
     }
-    add_text_or_null(o, "last_error", v->last_error);
-    add_time(o, "last_error_at", v->last_error_ns);
+    put_json_text(t, "last_error", v->last_error);
+    put_time(t, "last_error_at", v->last_error_ns);
+    textbuf_puts(t, "}");
 }
 
 static void edge_to_json(void *arg, const char *from, const char *to)
 {
-    cJSON *e = cJSON_CreateObject();
-    if (!e)
-        return;
-    cJSON_AddStringToObject(e, "from", from);
-    cJSON_AddStringToObject(e, "to", to);
-    cJSON_AddItemToArray(arg, e);
+    json_list *l = arg;
+    textbuf_puts(l->t, l->n++ ? ",{\"from\":" : "{\"from\":");
+    put_json_string(l->t, from);
+    put_json_text(l->t, "to", to);
+    textbuf_puts(l->t, "}");
+}
+
+void admin_render_pipelines(textbuf *t, sb_daemon *d)
+{
+    daemon_admin_stats as;
+    daemon_get_admin_stats(d, &as);
+    textbuf_printf(t, "{\"ready\":%s,\"components\":[", as.ready ? "true" : "false");
+    json_list l = {t, 0};
+    daemon_foreach_view(d, view_to_json, &l);
+    textbuf_puts(t, "],\"edges\":[");
+    l.n = 0;
+    daemon_foreach_edge(d, edge_to_json, &l);
+    textbuf_puts(t, "]}");
 }
 
 /* ---- answering ------------------------------------------------------------------------------ */
@@ -467,6 +519,17 @@ static void collect_view(void *arg, const daemon_view *v)
     b->v[b->n++] = *v; /* strings stay valid: nothing runs until the rendering is done */
 }
 
+/* A large response's buffer lay in the heap among what stays: hand its pages back. */
+static void release_heap(size_t len)
+{
+#ifdef __GLIBC__
+    if (len >= 1024 * 1024)
+        malloc_trim(0);
+#else
+    (void)len;
+#endif
+}
+
 static void serve_metrics(admin *a, sb_httpd_exchange *ex)
 {
     views_buf b = {0};
@@ -486,25 +549,25 @@ static void serve_metrics(admin *a, sb_httpd_exchange *ex)
     }
     sb_httpd_header h = {"Content-Type", "text/plain; version=0.0.4; charset=utf-8"};
     sb_httpd_respond(ex, 200, &h, 1, t.p, t.len);
+    size_t len = t.len;
     textbuf_free(&t);
+    release_heap(len);
 }
 
 static void serve_pipelines(admin *a, sb_httpd_exchange *ex)
 {
-    daemon_admin_stats as;
-    daemon_get_admin_stats(a->d, &as);
-    cJSON *doc = cJSON_CreateObject();
-    cJSON *comps = doc ? cJSON_AddArrayToObject(doc, "components") : NULL;
-    cJSON *edges = doc ? cJSON_AddArrayToObject(doc, "edges") : NULL;
-    if (!comps || !edges) {
-        cJSON_Delete(doc);
+    textbuf t = {0};
+    admin_render_pipelines(&t, a->d);
+    if (t.oom) {
+        textbuf_free(&t);
         sb_httpd_respond_text(ex, 500, "out of memory");
         return;
     }
-    cJSON_AddBoolToObject(doc, "ready", as.ready);
-    daemon_foreach_view(a->d, view_to_json, comps);
-    daemon_foreach_edge(a->d, edge_to_json, edges);
-    respond_json(ex, 200, doc);
+    sb_httpd_header h = {"Content-Type", "application/json"};
+    sb_httpd_respond(ex, 200, &h, 1, t.p, t.len);
+    size_t len = t.len;
+    textbuf_free(&t);
+    release_heap(len);
 }
 
 /* Content-Type application/json (parameters allowed). */

@@ -73,6 +73,9 @@ void admin_render_metrics(textbuf *t, const daemon_view *views, size_t n,
                           const daemon_stats *counters,
                           const daemon_admin_stats *as, const char *version);
 
+/* The JSON of GET /pipelines. */
+void admin_render_pipelines(textbuf *t, sb_daemon *d);
+
 /* 1 when the request's Authorization header carries the token (constant time in its length). */
 int admin_token_matches(const char *authorization, const char *token);
 

@@ -162,21 +162,20 @@ typedef struct index_set {
 typedef enum inst_state { INST_CREATED, INST_RUNNING, INST_STOPPING, INST_STOPPED } inst_state;
 
 /* What the admin endpoint shows of one component, and a scaler's pause and override. Made only
- * when needed (the admin is on, or a scaler is paused or overridden), so 10,000 idle pipelines
- * without an admin pay one pointer each. Loop thread only: filled by a bus subscription of the
+ * when needed (its first event while the admin is on, or a pause or an override), so an idle
+ * component pays one pointer, and with the admin on one bus subscription. Loop thread only: filled by a bus subscription of the
  * component's own events (obs_event), not on the publishing thread. */
 #define OBS_TEXT_MAX 512
 typedef struct inst_obs {
     uint64_t count[3]; /* trigger: readings, errors; connector: up, down, hold; scaler: done,
                           busy, failed */
     double last_value; /* a trigger's reading, a connector's decision */
-    int64_t last_value_ns, started_ns;
+    int64_t last_value_ns;
     double running;        /* scalers: from their instances event */
     daemon_histogram *latency; /* triggers: reads; scalers: actions (made on the first) */
     int64_t last_desired_ns;
     char *last_error, *last_note; /* note: a decision's reason, a scaler's last action */
     int64_t last_error_ns, last_note_ns;
-    int64_t bus_sub; /* the subscription to the component's events, 0 if none */
     /* Scalers: what the admin controls (deliver_desired). */
     int paused;
     double policy_value;       /* the newest desired count from a connector (NAN: none) */
@@ -206,6 +205,7 @@ struct sb_instance {
     sb_timer *timers;
     sb_instance *next_retiring;
     inst_obs *obs; /* NULL until the admin needs it */
+    int observed;  /* its events reach obs_event */
     int64_t min, max;
     uint64_t fingerprint; /* hash of the plugin-options fingerprint (fingerprint_hash) */
     double last_desired;  /* scalers: last clamped desired count delivered, NAN if none */
@@ -1327,7 +1327,6 @@ static inst_obs *obs_get(sb_instance *inst)
         if (!o)
             return NULL;
         o->last_value = o->running = o->policy_value = o->override_value = NAN;
-        o->started_ns = bus_now_wall_ns();
         inst->obs = o;
     }
     return inst->obs;
@@ -1400,8 +1399,8 @@ static void obs_latency(inst_obs *o, double seconds)
 static void obs_event(void *arg, const sb_event *ev)
 {
     sb_instance *inst = arg;
-    inst_obs *o = inst->obs;
-    if (!o || !ev->topic)
+    inst_obs *o = ev->topic ? obs_get(inst) : NULL;
+    if (!o)
         return;
     int64_t now = bus_now_wall_ns();
     const char *reason = event_label(ev, "reason");
@@ -1445,15 +1444,12 @@ static void obs_event(void *arg, const sb_event *ev)
 /* Observe a running component's events for the admin (idempotent). */
 static int inst_observe(sb_instance *inst)
 {
-    inst_obs *o = obs_get(inst);
-    if (!o)
-        return -ENOMEM;
-    if (o->bus_sub > 0 || !inst->source || inst->detached)
+    if (inst->observed || !inst->source || inst->detached)
         return 0;
     int64_t sub = bus_subscribe(inst->d->bus, inst->source, NULL, obs_event, inst);
     if (sub < 0)
         return (int)sub;
-    o->bus_sub = sub;
+    inst->observed = 1; /* the subscription goes with the bus source */
     return 0;
 }
 
@@ -2329,7 +2325,6 @@ void daemon_foreach_view(sb_daemon *d, void (*cb)(void *arg, const daemon_view *
             .last_action = "",
         };
         if (o) {
-            v.started_ns = o->started_ns;
             if (inst->kind == SB_KIND_TRIGGER) {
                 v.readings = o->count[0];
                 v.errors = o->count[1];

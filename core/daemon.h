@@ -96,7 +96,6 @@ typedef struct daemon_view {
     const char *id, *type;
     sb_kind kind;
     int running;          /* started, not stopping */
-    int64_t started_ns;
     uint64_t readings, errors;                      /* triggers (delivered events) */
     uint64_t decisions_up, decisions_down, decisions_hold; /* connectors, vs. their previous */
     int64_t min, max;                               /* scalers */
