@@ -259,10 +259,24 @@ req GET /pipelines "${auth[@]}" >/dev/null
   && ok "/pipelines: the new scaler is paused" || not_ok "new scaler not paused: $(cat "$W/body")"
 [ "$(req POST /scalers/pool/resume "${auth[@]}")" = 200 ] && ok "resume after the reload" || not_ok "resume: $(cat "$W/body")"
 
+# 11. A reload to an address in use is refused at admin.listen; the running endpoint carries on.
+BUSY=$(free_port)
+/usr/bin/python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); open(sys.argv[2], "w").close(); time.sleep(600)' "$BUSY" "$W/busy.ready" &
+holder=$!
+wait_for 10 test -f "$W/busy.ready" || not_ok "the port holder did not start"
+pipeline "admin: { listen: \"127.0.0.1:$BUSY\", token_file: token }" "port: true"
+kill -HUP "$daemon"
+wait_for 15 log_has "p.yaml:1:18: admin.listen: cannot listen on 127.0.0.1:$BUSY" \
+  && ok "reload to a port in use: refused at admin.listen" || not_ok "busy port: $(tail -3 "$log")"
+[ "$(req GET /metrics "${auth[@]}")" = 200 ] && grep -q '^scalebus_reloads_total{result="refused"} 1' "$W/body" \
+  && ok "the running endpoint still answers; reloads_total{result=\"refused\"} 1" \
+  || not_ok "after the refused reload: $(grep reloads "$W/body")"
+stop_pid "$holder" 2
+
 stop_daemon TERM
 [ $rc = 0 ] && ok "SIGTERM: exit 0" || not_ok "exit status $rc"
 
-# 11. The token appears in no output: the logs, the responses, the check output.
+# 12. The token appears in no output: the logs, the responses, the check output.
 if grep -rqF -- "$TOKEN" "$log" "$W/refused.log" "$W/check.out" "$W/responses.log" "$W/curl.log" 2>/dev/null; then
   not_ok "the token appears in an output: $(grep -rlF -- "$TOKEN" "$W" | grep -v '/token$')"
 else
