@@ -273,10 +273,22 @@ wait_for 15 log_has "p.yaml:1:18: admin.listen: cannot listen on 127.0.0.1:$BUSY
   || not_ok "after the refused reload: $(grep reloads "$W/body")"
 stop_pid "$holder" 2
 
+# 12. A reload to a free address moves the endpoint: the new one answers, the old one is closed.
+NEWPORT=$(free_port)
+pipeline "admin: { listen: \"127.0.0.1:$NEWPORT\", token_file: token }" "port: true"
+kill -HUP "$daemon"
+wait_for 15 log_has "[admin] listening on http://127.0.0.1:$NEWPORT" || not_ok "no move: $(tail -3 "$log")"
+OLDBASE=$BASE; BASE=http://127.0.0.1:$NEWPORT
+[ "$(req GET /readyz "${auth[@]}")" = 200 ] && ok "reload to a new address: it answers there" \
+  || not_ok "new address: $(cat "$W/body")"
+curl -s -m 2 -o /dev/null "$OLDBASE/healthz" && not_ok "the old address still answers" \
+  || ok "the old address is closed"
+workers_are 3 && ok "the move kept the workers" || not_ok "workers after the move: $(live_workers)"
+
 stop_daemon TERM
 [ $rc = 0 ] && ok "SIGTERM: exit 0" || not_ok "exit status $rc"
 
-# 12. The token appears in no output: the logs, the responses, the check output.
+# 13. The token appears in no output: the logs, the responses, the check output.
 if grep -rqF -- "$TOKEN" "$log" "$W/refused.log" "$W/check.out" "$W/responses.log" "$W/curl.log" 2>/dev/null; then
   not_ok "the token appears in an output: $(grep -rlF -- "$TOKEN" "$W" | grep -v '/token$')"
 else
