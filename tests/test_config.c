@@ -379,10 +379,10 @@ static const error_case error_cases[] = {
     {"unknown top-level key", "trigers: []\n",
      "test.yaml:1:1: unknown top-level key 'trigers' (did you mean 'triggers'?)\n"},
     {"unknown top-level key, no suggestion", "pipelines: []\n",
-     "test.yaml:1:1: unknown top-level key 'pipelines' (expected plugins, log, triggers, "
+     "test.yaml:1:1: unknown top-level key 'pipelines' (expected plugins, log, admin, triggers, "
      "connectors or scalers)\n"},
     {"top level not a mapping", "- a\n",
-     "test.yaml:1:1: the top level must be a mapping (plugins, log, triggers, connectors, "
+     "test.yaml:1:1: the top level must be a mapping (plugins, log, admin, triggers, connectors, "
      "scalers), got a sequence\n"},
     {"section not a sequence", "triggers: {id: a}\n",
      "test.yaml:1:11: 'triggers' must be a sequence of mappings, got a mapping\n"},
