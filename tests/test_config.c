@@ -1030,7 +1030,7 @@ START_TEST(test_deep_nesting)
     char *tail = repeat(ok, "]", 63, "\n");
     char *out = check_text(tail);
     ck_assert_str_eq(out, "test.yaml:1:1: unknown top-level key 'a' (expected plugins, log, "
-                          "triggers, connectors or scalers)\n");
+                          "admin, triggers, connectors or scalers)\n");
     free(out);
     free(ok);
     free(tail);
