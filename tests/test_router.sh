@@ -284,8 +284,11 @@ n1=$(grep -bo 'n=1' <<<"$out" | head -1 | cut -d: -f1)
 n2=$(grep -bo 'n=2' <<<"$out" | head -1 | cut -d: -f1)
 [ "$(grep -c '^HTTP/1.1 200' <<<"$out")" = 3 ] && [ -n "$n1" ] && [ -n "$n2" ] && [ "$n1" -lt "$n2" ] \
   && ok "pipelined requests: three answers in order" || not_ok "pipelined: ${out:0:300}"
+out=$($PY "$SRC/tests/router/hostile.py" "$PORT" 300 11)
+echo "# hostile clients (seed 11): $out"
 out=$(get web.test "/?delay=0")
-[[ "$out" == *" 200" ]] && ok "the router still serves after the hostile clients" || not_ok "after hostile: $out"
+[[ "$out" == *" 200" ]] && kill -0 "$daemon" && ok "the router still serves after 300 hostile clients" \
+  || not_ok "after hostile: $out"
 
 # 9. Idle: after idle_timeout the demand goes to 0, each instance is drained and stopped.
 web_at_zero() { [ "$(listed_instances web)" = 0 ]; }

@@ -1339,22 +1339,6 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
     service *s = &r->svcs[k];
     uint64_t now = now_ms(r);
     s->last_request_ms = now ? now : 1;
-    if (r->stopping && !r->httpd) {
-        count_status(r, 503);
-        sb_httpd_respond_text(ex, 503, "503 service unavailable: the router is stopping");
-        return SB_HTTPD_BUFFER;
-    }
-    /* a request waits only when no slot is free: the queue is full exactly at max_queue */
-    if (s->qhead && (int64_t)s->queued >= s->max_queue) {
-        s->queue_full++;
-        count_status(r, 503);
-        char text[200];
-        snprintf(text, sizeof text, "503 service unavailable: queue full (%lld requests wait for %s)",
-                 (long long)s->queued, s->name);
-        sb_httpd_respond_text(ex, 503, text);
-        publish_demand(s, false);
-        return SB_HTTPD_BUFFER;
-    }
     proxy *px = calloc(1, sizeof *px);
     char ip[64];
     rt_peer_ip(req->peer, ip, sizeof ip);
@@ -1398,6 +1382,17 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
     if (!px->body_done)
         sb_httpd_body_pause(ex); /* until an instance takes it */
     queue_push(s, px, false);
+    service_dispatch(s);
+    /* it waits only when no slot is free: the queue holds max_queue at most */
+    if (px->queued && (int64_t)s->queued > s->max_queue) {
+        s->queue_full++;
+        char text[200];
+        snprintf(text, sizeof text,
+                 "503 service unavailable: queue full (%lld requests wait for %s)",
+                 (long long)s->queued - 1, s->name);
+        proxy_fail(px, 503, text);
+        return SB_HTTPD_BUFFER;
+    }
     service_changed(s);
     return SB_HTTPD_STREAM;
 }
