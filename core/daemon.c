@@ -1370,11 +1370,9 @@ static const char *event_label(const sb_event *ev, const char *key)
     return NULL;
 }
 
-/* A scaler's action result, published by the fleet (a well-known topic to be: value = the
- * action's latency in seconds, label "result" = done | busy | failed, label "reason"). */
-#define OBS_TOPIC_ACTION "action"
-/* A trigger's read, published by the poll SDK (to be): value = the read's duration in seconds. */
-#define OBS_TOPIC_READ "read"
+/* A scaler's action result (the fleet library) and a trigger's read (the polling library). */
+#define OBS_TOPIC_ACTION SB_TOPIC_ACTION
+#define OBS_TOPIC_READ SB_TOPIC_READ
 
 const double daemon_hist_bounds[DAEMON_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                         0.1,   0.25,   0.5,   1,    2.5,   10};

@@ -281,6 +281,12 @@ START_TEST(test_busy_is_retried_not_counted)
     eng.pending = NONE;
     sb_fleet_action_done(fleet, SB_ACTION_BUSY, "app is locked by deployment");
     ck_assert_uint_eq(sb_fleet_failures(fleet), 0);
+    /* The call's end is published for the admin's metrics: its result, reason and duration. */
+    const fake_published *act = &fh->pubs[fh->npub - 1];
+    ck_assert_str_eq(act->topic, SB_TOPIC_ACTION);
+    ck_assert_str_eq(act->labels[0].value, "busy");
+    ck_assert_str_eq(act->labels[1].value, "app is locked by deployment");
+    ck_assert(act->value >= 0 && act->value < 60);
     ck_assert_uint_eq(logs_with(SB_LOG_INFO, "start busy: app is locked by deployment"), 1);
     /* Retried after the back-off timer: list, then the start again. */
     ck_assert_uint_le(fh->last_timer->timeout_ms, 500);

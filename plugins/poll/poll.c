@@ -40,12 +40,20 @@ struct sb_poller {
     int in_flight;
     int run_pending; /* "run" arrived during a read: read again right after */
     uint64_t read_started_ms;
+    uint64_t read_started_ns; /* the same, finer, for the read's duration */
     uint64_t consecutive, total;
     int failing;
     char reason[512];
     sb_backoff backoff;
     poll_req *reqs[POLL_MAX_REQS];
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t mono_ms(void)
 {
@@ -193,6 +201,7 @@ static void read_now(sb_poller *p)
     p->in_flight = 1;
     p->run_pending = 0;
     p->read_started_ms = mono_ms();
+    p->read_started_ns = mono_ns();
     p->deadline =
         p->host->timer_new(p->inst, p->timeout_ms + POLL_TIMEOUT_GRACE_MS, 0, deadline_fire, p);
     p->ops->read(p->self, p);
@@ -202,6 +211,12 @@ static void read_now(sb_poller *p)
  * "run", or after the back-off when it failed. */
 static void read_ended(sb_poller *p, int failed, uint64_t retry_after_ms)
 {
+    /* How long the read took, for the admin's read-latency histogram (SB_TOPIC_READ). */
+    sb_label result = {"result", failed ? "failed" : "done"};
+    sb_publish took = {SB_PUBLISH_INIT, .topic = SB_TOPIC_READ,
+                       .value = (double)(mono_ns() - p->read_started_ns) / 1e9,
+                       .labels = &result, .nlabels = 1};
+    p->host->publish(p->inst, &took);
     p->in_flight = 0;
     timer_drop(p, &p->deadline);
     cancel_requests(p);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -66,6 +67,7 @@ struct sb_fleet {
     fleet_phase phase;
     list_why why;
     sb_fleet_call acting; /* the call in flight when PHASE_ACTING */
+    uint64_t acting_since_ns; /* CLOCK_MONOTONIC when it began, for SB_TOPIC_ACTION */
     char acting_id[256];
 
     sb_timer *reconcile, *retry, *drain;
@@ -142,6 +144,13 @@ static const char *state_name(sb_member_state s)
         return "failed";
     }
     return "unknown";
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void one_line(char *s)
@@ -327,6 +336,7 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
     f->host->log(f->inst, f->in_a_row ? SB_LOG_DEBUG : SB_LOG_INFO, "%s", what);
     f->phase = PHASE_ACTING;
     f->acting = call;
+    f->acting_since_ns = mono_ns();
     snprintf(f->acting_id, sizeof f->acting_id, "%s", id ? id : "");
     f->calling++;
     if (call == SB_CALL_START)
@@ -563,6 +573,19 @@ void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ..
     fail_common(f, why == SB_ACTION_DONE ? SB_ACTION_FAILED : why, "list", msg);
 }
 
+/* How a call ended and how long it took (the admin's actions_total and action latency). */
+static void publish_action(sb_fleet *f, sb_action_result result, const char *msg)
+{
+    sb_label labels[2] = {{"result", result == SB_ACTION_DONE   ? "done"
+                                     : result == SB_ACTION_BUSY ? "busy"
+                                                                : "failed"},
+                          {"reason", msg}};
+    sb_publish ev = {SB_PUBLISH_INIT, .topic = SB_TOPIC_ACTION,
+                     .value = (double)(mono_ns() - f->acting_since_ns) / 1e9, .labels = labels,
+                     .nlabels = result == SB_ACTION_DONE ? 1 : 2};
+    f->host->publish(f->inst, &ev);
+}
+
 void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt, ...)
 {
     if (f->phase != PHASE_ACTING)
@@ -571,6 +594,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     if (f->acting == SB_CALL_STOP && strcmp(f->acting_id, f->draining) == 0)
         f->draining[0] = '\0';
     if (result == SB_ACTION_DONE) {
+        publish_action(f, result, NULL);
         sb_backoff_reset(&f->backoff);
         if (f->in_a_row)
             f->host->log(f->inst, SB_LOG_INFO, "the engine acts again after %llu failure(s)",
@@ -590,6 +614,8 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
                                                                                          : "set count";
     char where[300];
     snprintf(where, sizeof where, "%s%s%s", what, f->acting_id[0] ? " " : "", f->acting_id);
+    one_line(msg);
+    publish_action(f, result, msg);
     f->problem_is_list = 0;
     fail_common(f, result, where, msg);
 }

@@ -175,6 +175,13 @@ typedef struct sb_label {
 /* router -> scaler (through the scaler's `drain_from`): the member in label "instance", listed
  * as stopping, has no request left and may be stopped now. Added with host version 4. */
 #define SB_TOPIC_DRAINED "drained"
+/* scaler -> anyone (the admin's metrics): a call on the engine ended; value = its duration in
+ * seconds, label "result" = done | busy | failed, label "reason" when not done. Host version 4;
+ * the fleet library publishes it. */
+#define SB_TOPIC_ACTION "action"
+/* trigger -> anyone: a read ended; value = its duration in seconds, label "result" = done |
+ * failed. Host version 4; the polling library publishes it. */
+#define SB_TOPIC_READ "read"
 
 /* Event flags. */
 #define SB_EVENT_COALESCE                                                                          \
