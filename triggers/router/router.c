@@ -33,8 +33,6 @@
 #include "scalebus/plugin.h"
 
 #define RT_TICK_MS 50
-#define RT_MAX_RESP_HEADERS 128
-#define RT_MAX_RESP_HEADER_BYTES (64 * 1024)
 #define RT_UP_WRITE_MAX (256 * 1024) /* upstream bytes queued before the client body pauses */
 #define RT_MAX_IDLE_PER_INSTANCE 32
 
@@ -183,16 +181,12 @@ struct upconn {
     /* the response being parsed */
     bool got_byte;
     bool reused; /* taken from the pool: an EOF before any answer may be a stale connection */
-    enum { HDR_NONE, HDR_FIELD, HDR_VALUE } last;
     size_t pending; /* bytes queued on writes */
     bool skip_1xx;
     bool msg_done;
     bool pause_reading;
     bool reading;
-    size_t nhdr;
-    size_t name_off[RT_MAX_RESP_HEADERS];
-    size_t value_off[RT_MAX_RESP_HEADERS];
-    rt_buf hbuf;
+    rt_resp_head head;
     upconn *pool_next;
     upconn *all_prev, *all_next;
 };
@@ -730,7 +724,7 @@ static void on_up_closed(uv_handle_t *h)
     upconn *up = h->data;
     router *r = up->rt;
     backend *b = up->be;
-    rt_buf_free(&up->hbuf);
+    rt_buf_free(&up->head.buf);
     free(up);
     r->handles--;
     if (b) {
@@ -893,9 +887,7 @@ static void upconn_send(upconn *up, proxy *px)
     px->up = up;
     up->phase = UP_BUSY;
     up->got_byte = up->msg_done = up->skip_1xx = false;
-    up->last = HDR_NONE;
-    up->nhdr = 0;
-    up->hbuf.len = 0;
+    rt_resp_reset(&up->head);
     llhttp_reset(&up->parser);
     upconn_read_start(up);
     upconn_set_deadline(up, DL_FIRST_BYTE, r->response_timeout_ms);
@@ -999,32 +991,13 @@ static void proxy_assign(proxy *px, backend *be)
 static int on_resp_header_field(llhttp_t *p, const char *at, size_t len)
 {
     upconn *up = p->data;
-    if (up->last != HDR_FIELD) { /* a new field: end the previous value */
-        if (up->nhdr >= RT_MAX_RESP_HEADERS)
-            return -1;
-        if (up->nhdr > 0)
-            rt_buf_put(&up->hbuf, "", 1);
-        up->name_off[up->nhdr] = up->hbuf.len;
-        up->value_off[up->nhdr] = (size_t)-1;
-        up->nhdr++;
-        up->last = HDR_FIELD;
-    }
-    rt_buf_put(&up->hbuf, at, len);
-    return up->hbuf.oom || up->hbuf.len > RT_MAX_RESP_HEADER_BYTES ? -1 : 0;
+    return rt_resp_field(&up->head, at, len);
 }
 
 static int on_resp_header_value(llhttp_t *p, const char *at, size_t len)
 {
     upconn *up = p->data;
-    if (up->nhdr == 0)
-        return -1;
-    if (up->last != HDR_VALUE) { /* end the name */
-        rt_buf_put(&up->hbuf, "", 1);
-        up->value_off[up->nhdr - 1] = up->hbuf.len;
-        up->last = HDR_VALUE;
-    }
-    rt_buf_put(&up->hbuf, at, len);
-    return up->hbuf.oom || up->hbuf.len > RT_MAX_RESP_HEADER_BYTES ? -1 : 0;
+    return rt_resp_value(&up->head, at, len);
 }
 
 static int on_resp_headers_complete(llhttp_t *p)
@@ -1040,19 +1013,12 @@ static int on_resp_headers_complete(llhttp_t *p)
     up->skip_1xx = false;
     if (!px || !px->ex)
         return px && px->head ? 1 : 0;
-    /* terminate the last field, then point each at its text */
-    rt_buf_put(&up->hbuf, "", 1);
-    if (up->hbuf.oom)
-        return -1;
     rt_header in[RT_MAX_RESP_HEADERS], out[RT_MAX_RESP_HEADERS + 1];
-    size_t n = 0;
-    for (size_t i = 0; i < up->nhdr; i++) {
-        in[n].name = up->hbuf.p + up->name_off[i];
-        in[n].value = up->value_off[i] == (size_t)-1 ? "" : up->hbuf.p + up->value_off[i];
-        n++;
-    }
+    int n = rt_resp_finish(&up->head, in);
+    if (n < 0)
+        return -1;
     char via[512];
-    size_t k = rt_response_headers(in, n, out, via, sizeof via);
+    size_t k = rt_response_headers(in, (size_t)n, out, via, sizeof via);
     sb_httpd_header hs[RT_MAX_RESP_HEADERS + 1];
     for (size_t i = 0; i < k; i++)
         hs[i] = (sb_httpd_header){out[i].name, out[i].value};
@@ -1097,9 +1063,7 @@ static int on_resp_message_complete(llhttp_t *p)
     upconn *up = p->data;
     if (up->skip_1xx) {
         up->skip_1xx = false;
-        up->nhdr = 0;
-        up->hbuf.len = 0;
-        up->last = HDR_NONE;
+        rt_resp_reset(&up->head);
         return 0;
     }
     up->msg_done = true;

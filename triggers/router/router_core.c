@@ -183,9 +183,10 @@ void rt_request_head(rt_buf *b, const char *method, const char *target, int vers
     if (via.len)
         rt_buf_put(&via, ", ", 2);
     rt_buf_puts(&via, version_minor == 0 ? "1.0 scalebus" : "1.1 scalebus");
-    put_header(b, "X-Forwarded-For", xff.oom ? client_ip : xff.p);
+    /* an empty buffer has no storage yet: an empty client address leaves xff without one */
+    put_header(b, "X-Forwarded-For", xff.oom || !xff.p ? client_ip : xff.p);
     put_header(b, "X-Forwarded-Proto", proto);
-    put_header(b, "Via", via.oom ? "1.1 scalebus" : via.p);
+    put_header(b, "Via", via.oom || !via.p ? "1.1 scalebus" : via.p);
     rt_buf_free(&xff);
     rt_buf_free(&via);
     if (body == RT_BODY_LENGTH) {
@@ -224,6 +225,56 @@ size_t rt_response_headers(const rt_header *h, size_t n, rt_header *out, char *v
         via_at = k++;
     out[via_at] = (rt_header){"Via", via_buf};
     return k;
+}
+
+void rt_resp_reset(rt_resp_head *h)
+{
+    h->buf.len = 0;
+    h->buf.oom = false;
+    h->n = 0;
+    h->last = 0;
+}
+
+int rt_resp_field(rt_resp_head *h, const char *at, size_t len)
+{
+    if (h->last != 1) { /* a new field: end the previous value */
+        if (h->n >= RT_MAX_RESP_HEADERS)
+            return -1;
+        if (h->n > 0)
+            rt_buf_put(&h->buf, "", 1);
+        h->name_off[h->n] = h->buf.len;
+        h->value_off[h->n] = (size_t)-1;
+        h->n++;
+        h->last = 1;
+    }
+    rt_buf_put(&h->buf, at, len);
+    return h->buf.oom || h->buf.len > RT_MAX_RESP_HEAD_BYTES ? -1 : 0;
+}
+
+int rt_resp_value(rt_resp_head *h, const char *at, size_t len)
+{
+    if (h->n == 0)
+        return -1;
+    if (h->last != 2) { /* end the name */
+        rt_buf_put(&h->buf, "", 1);
+        h->value_off[h->n - 1] = h->buf.len;
+        h->last = 2;
+    }
+    rt_buf_put(&h->buf, at, len);
+    return h->buf.oom || h->buf.len > RT_MAX_RESP_HEAD_BYTES ? -1 : 0;
+}
+
+int rt_resp_finish(rt_resp_head *h, rt_header *out)
+{
+    /* rt_buf_put of "" with n 1 writes the NUL that ends the last name or value */
+    rt_buf_put(&h->buf, "", 1);
+    if (h->buf.oom)
+        return -1;
+    for (size_t i = 0; i < h->n; i++) {
+        out[i].name = h->buf.p + h->name_off[i];
+        out[i].value = h->value_off[i] == (size_t)-1 ? "" : h->buf.p + h->value_off[i];
+    }
+    return (int)h->n;
 }
 
 int rt_pick(const rt_candidate *c, size_t n, int slots, uint64_t now, size_t start)

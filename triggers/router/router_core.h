@@ -70,6 +70,28 @@ void rt_request_head(rt_buf *b, const char *method, const char *target, int vers
 size_t rt_response_headers(const rt_header *h, size_t n, rt_header *out, char *via_buf,
                            size_t via_len);
 
+/* The head of a response from an instance, collected from llhttp's header callbacks (a name or a
+ * value may come in several pieces). Bounded: RT_MAX_RESP_HEADERS fields, RT_MAX_RESP_HEAD_BYTES
+ * of names and values. */
+#define RT_MAX_RESP_HEADERS 128
+#define RT_MAX_RESP_HEAD_BYTES (64 * 1024)
+typedef struct rt_resp_head {
+    rt_buf buf; /* "name\0value\0..." */
+    size_t n;
+    size_t name_off[RT_MAX_RESP_HEADERS];
+    size_t value_off[RT_MAX_RESP_HEADERS]; /* (size_t)-1: no value */
+    int last; /* 0 none, 1 a name, 2 a value */
+} rt_resp_head;
+
+/* Start over (the buffer is kept for the next response). */
+void rt_resp_reset(rt_resp_head *h);
+/* A piece of a field name or value: 0, or -1 past a bound (or out of memory). */
+int rt_resp_field(rt_resp_head *h, const char *at, size_t len);
+int rt_resp_value(rt_resp_head *h, const char *at, size_t len);
+/* The head is complete: out (room for RT_MAX_RESP_HEADERS) gets each field, pointing into h.
+ * Returns how many, or -1 out of memory. */
+int rt_resp_finish(rt_resp_head *h, rt_header *out);
+
 /* One instance as the balancer sees it. */
 typedef struct rt_candidate {
     bool usable;           /* listed ready, not stopping, its address known */
