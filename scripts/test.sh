@@ -86,5 +86,6 @@ build-ci/tests/bench_bus 1000000 || echo "benchmark did not run (not a test fail
 sh tests/bench/bench_pipelines.sh build-ci || echo "bench_pipelines did not run (not a test failure)"
 sh tests/bench/bench_triggers.sh build-ci || echo "bench_triggers did not run (not a test failure)"
 sh tests/bench/bench_router.sh build-ci || echo "bench_router did not run (not a test failure)"
+bash tests/bench/bench_push.sh build-ci || echo "bench_push did not run (not a test failure)"
 echo
 echo "all tests passed"
