@@ -520,15 +520,30 @@ gone() { ! names "$1" all | grep -qw -- "$2"; } # gone SCALER NAME
 # Podman's health checks run from systemd timers; there is none here: run them as the timer would.
 check_health_each_second() {
   while :; do
-    for c in $(names api); do podman_cli healthcheck run "$c" >/dev/null 2>&1; done
+    for c in $(names api); do
+      said=$(podman_cli healthcheck run "$c" 2>&1)
+      echo "$(date +%T) $c: exit $?: $said" | tr '\n' ' ' && echo
+    done
     sleep 1
   done
+}
+
+# Why a check did not pass, for a failure message: each api container's State.Health as the
+# engine reports it, and what the engine (or the test's podman healthcheck runs) last said of checks.
+health_report() {
+  local c
+  for c in $(names api all); do printf '%s: %s; ' "$c" "$(inspect "$c" health)"; done
+  if [ "$engine" = podman ]; then
+    printf 'podman healthcheck run: %s' "$(tail -2 "$W/podman-healthcheck.log" 2>/dev/null | tr '\n' ' ')"
+  else
+    printf 'dockerd: %s' "$(grep -i 'health' "$W/docker-engine.log" 2>/dev/null | tail -2 | tr '\n' ' ')"
+  fi
 }
 
 # health_cmd, readiness, the published address, and an unhealthy container replaced.
 health_checks() {
   if [ "$engine" = podman ]; then
-    check_health_each_second </dev/null >/dev/null 2>&1 &
+    check_health_each_second </dev/null >>"$W/podman-healthcheck.log" 2>&1 &
     checker_pid=$!
   fi
   local first addr want_check t0
@@ -539,7 +554,7 @@ health_checks() {
       *) not_ok "$engine: $first went $(states api "$first")" ;;
     esac
   else
-    not_ok "$engine: api never published ready: $(seen api) / $(names api all): $(since_last '[api]')"
+    not_ok "$engine: api never published ready: $(seen api) / $(names api all): $(since_last '[api]') / $(health_report)"
     return
   fi
   want_check='{"Interval": 1000000000, "Retries": 2, "StartPeriod": 5000000000, "Test": ["CMD-SHELL", "test -f /tmp/ok"], "Timeout": 3000000000}'

@@ -5,7 +5,8 @@
 #       running (or in any state with "all"); SCALER "-" means containers with no such label
 #   ps.py inspect FIELD < GET /containers/ID/json reply
 #       Id, state, labels (k=v,...), env (one a line), init, healthcheck (Config.Healthcheck as
-#       JSON, keys sorted), ip NETWORK (the container's address on it)
+#       JSON, keys sorted), ip NETWORK (the container's address on it), health (State.Health:
+#       status, failing streak, and the last checks: start, exit code, output, on one line)
 #   ps.py seen FILE
 #       the last instance list in FILE (instances_recorder's "<active> <JSON>" lines): one line
 #       per member, "id state address health" ("-" for what it has not)
@@ -67,6 +68,18 @@ elif mode == "inspect":
         print(str(doc["HostConfig"].get("Init")).lower())
     elif field == "healthcheck":
         print(json.dumps(doc["Config"].get("Healthcheck"), sort_keys=True))
+    elif field == "health":
+        health = doc["State"].get("Health") or doc["State"].get("Healthcheck")  # Podman 4 says both
+        if not isinstance(health, dict):
+            print("no State.Health")
+        else:
+            checks = []
+            for entry in (health.get("Log") or [])[-3:]:
+                said = "".join(ch if ch.isprintable() else " " for ch in str(entry.get("Output", "")))
+                checks.append("%s exit %s '%s'" % (entry.get("Start", "?"), entry.get("ExitCode", "?"),
+                                                    said.strip()[:200]))
+            print("%s, failing streak %s, last checks: %s" % (health.get("Status"), health.get("FailingStreak"),
+                                                               "; ".join(checks) or "none"))
     elif field == "ip":
         nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
         print((nets.get(sys.argv[3]) or {}).get("IPAddress") or "-")
