@@ -522,7 +522,8 @@ check_health_each_second() {
   while :; do
     for c in $(names api); do
       said=$(podman_cli healthcheck run "$c" 2>&1)
-      echo "$(date +%T) $c: exit $?: $said" | tr '\n' ' ' && echo
+      rc=$?
+      echo "$(date +%T) $c: exit $rc: $said" | tr '\n' ' ' && echo
     done
     sleep 1
   done
