@@ -74,7 +74,8 @@ extern "C" {
  * http_cancel (the daemon's asynchronous HTTP client) and stop_reason. Version 4 appends listen
  * (listening sockets the host keeps across reloads); with it, options gained SB_OPT_OBJECTS
  * (nested tables) and flags (SB_OPTION_SECRET) through the descriptor's appended options_more,
- * sb_value an appended objects field (rule 1), and the topic SB_TOPIC_DRAINED. */
+ * sb_value an appended objects field (rule 1), the topics SB_TOPIC_DRAINED, SB_TOPIC_ACTION and
+ * SB_TOPIC_READ, and the descriptor's snapshot/restore (state across restarts). */
 #define SB_HOST_VERSION 4
 
 #define SB_MAX_LABELS 14
@@ -469,6 +470,17 @@ typedef struct sb_plugin_descriptor {
      * option_more_size is sizeof(sb_option_more) as the plugin was built (rule 1). */
     const sb_option_more *options_more;
     uint32_t option_more_size;
+
+    /* Optional: what must survive a restart of the daemon (a policy's windows, cooldowns and
+     * last decision), with `state_dir` set. snapshot() returns the instance's state as a JSON
+     * object the host takes over (NULL: nothing to keep); the host calls it on the loop thread
+     * after the instance has handled events, at most once per the file's state interval, and
+     * writes it atomically. restore() hands a new instance, after create() and before start(),
+     * the snapshot the last daemon wrote for a component with the same id and type (written by
+     * this or another version of the plugin: check every field, ignore what you do not know);
+     * a negative return (with one line in err) only drops the snapshot, with a warning. */
+    struct cJSON *(*snapshot)(void *state);
+    int (*restore)(void *state, const struct cJSON *snap, char *err, size_t errlen);
 } sb_plugin_descriptor;
 
 /* sb_plugin_descriptor.accepts: SB_TOPIC_ERROR events from the triggers in `from` (value =
