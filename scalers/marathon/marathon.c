@@ -529,7 +529,15 @@ static void marathon_destroy(void *state)
     free(m);
 }
 
+/* Values never shown (scalebus/plugin.h, SB_OPTION_SECRET). */
+static const sb_option_more secret_options[] = {
+    {"password", NULL, SB_OPTION_SECRET},
+    {"token", NULL, SB_OPTION_SECRET},
+    {NULL, NULL, 0},
+};
+
 static const sb_plugin_descriptor marathon_descriptor = {
+    SB_OPTIONS_MORE(secret_options),
     SB_DESCRIPTOR_SIZES,
     .type = "marathon",
     .kind = SB_KIND_SCALER,
