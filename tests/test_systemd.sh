@@ -30,9 +30,9 @@
 #     DBUS_SESSION_BUS_ADDRESS (adoption across a restart), then neither (/run/user/UID/bus);
 #   - the bus lost mid-call: dbus.socket and dbus.service stopped (StopUnit) while the StartUnit
 #     job of a slow unit runs: the start fails ("the connection was lost"), lists fail with
-#     back-off while it is down; dbus started again (systemctl inside, through nsenter): the
-#     scaler reconnects, re-lists, counts the unit whose job ran on, and finishes (it started
-#     that unit once).
+#     back-off while it is down; dbus started again (systemctl inside, through nsenter with
+#     the container's root): the scaler reconnects, re-lists, counts the unit whose job ran
+#     on, and finishes (it started that unit once).
 #
 #   tests/test_systemd.sh BUILD/scalebus SOURCE_DIR
 #
@@ -354,9 +354,16 @@ wait_for 10 has "[lost] start failed: cannot reach the system bus at unix:path=$
 grep -m1 -F "[lost] start failed" "$log" | sed 's/^/# /'
 wait_for 10 has "[lost] list failed: cannot reach the system bus" \
   && ok "while it is down, lists fail (retried with back-off)" || not_ok "lost: $(grep lost "$log" | tail -2)"
-leader=$(ps --ppid "$nspawn_pid" -o pid= | head -1)
-nsenter -t "$leader" -m -p -- /bin/systemctl start dbus.socket \
-  || not_ok "cannot start dbus.socket again inside the container"
+# The container's PID 1 is systemd-nspawn's child. -r -w (its root and working directory) matter:
+# setns() to a mount namespace leaves a process at that namespace's root mount, which is the
+# container's root only when nspawn ran from the real "/"; from a chroot (CI's fresh Debian) it
+# is the machine's own "/", where systemctl finds no systemd ("not booted with systemd").
+leader=$(ps --ppid "$nspawn_pid" -o pid=,comm= | awk '$2 == "systemd" { print $1; exit }')
+if [ -z "$leader" ]; then
+  not_ok "no systemd child of systemd-nspawn (pid $nspawn_pid): $(ps --ppid "$nspawn_pid" -o pid=,comm= | tr '\n' ' ')"
+elif ! out=$(nsenter -t "$leader" -m -p -r -w -- /usr/bin/systemctl start dbus.socket 2>&1); then
+  not_ok "cannot start dbus.socket again inside the container (nsenter -t $leader, root $(readlink "/proc/$leader/root")): $out"
+fi
 wait_for 20 units_are 'ci-late@*' 'ci-late@1.service ci-late@2.service ' \
   && ok "the bus back: re-listed, ci-late@1 (its job ran on while the bus was away) counted, ci-late@2 started" \
   || not_ok "after dbus came back: $(units 'ci-late@*' 'active activating' | tr '\n' ' ')"
