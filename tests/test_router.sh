@@ -144,6 +144,9 @@ out=$(curl -s -H 'Host: web.test' -H 'Connection: close, X-Secret' -H 'X-Secret:
   -H 'X-Scalebus-Service: web' "http://$ADDR/")
 [[ "$out" != *'X-Secret'* && "$out" != *'Keep-Alive'* && "$out" != *'X-Scalebus-Service'* ]] \
   && ok "hop-by-hop headers (and those Connection names) are not forwarded" || not_ok "hop-by-hop: $out"
+out=$(curl -s --http1.0 -H 'Host:' -H 'X-Scalebus-Service: web' -w ' %{http_code}' "http://$ADDR/")
+[[ "$out" == *'"Host": "web"'*" 200" ]] && ok "HTTP/1.0 without Host, by X-Scalebus-Service: answered (Host: the service's name)" \
+  || not_ok "HTTP/1.0 without Host: $out"
 out=$(curl -s -H 'Host: web.test' --data-binary @"$SRC/tests/router/app.py" "http://$ADDR/")
 size=$(stat -c %s "$SRC/tests/router/app.py")
 [[ "$out" == *"\"body_len\": $size"* ]] && ok "a POST body reaches the backend ($size bytes)" || not_ok "POST body: $out"

@@ -102,8 +102,8 @@ START_TEST(request_head_rewritten)
         {"Accept", "*/*"},
     };
     rt_buf b = {0};
-    rt_request_head(&b, "POST", "/a?b=1", 1, in, sizeof in / sizeof in[0], "127.0.0.1", "http",
-                    RT_BODY_CHUNKED, -1);
+    rt_request_head(&b, "POST", "/a?b=1", 1, in, sizeof in / sizeof in[0], "web", "127.0.0.1",
+                    "http", RT_BODY_CHUNKED, -1);
     ck_assert(!b.oom);
     ck_assert_str_eq(b.p, "POST /a?b=1 HTTP/1.1\r\n"
                           "Host: web.test\r\n"
@@ -115,8 +115,10 @@ START_TEST(request_head_rewritten)
                           "\r\n");
     rt_buf_free(&b);
 
-    rt_request_head(&b, "PUT", "/", 0, NULL, 0, "::1", "http", RT_BODY_LENGTH, 12);
+    /* an HTTP/1.0 client without Host: the service's name stands in */
+    rt_request_head(&b, "PUT", "/", 0, NULL, 0, "web", "::1", "http", RT_BODY_LENGTH, 12);
     ck_assert_str_eq(b.p, "PUT / HTTP/1.1\r\n"
+                          "Host: web\r\n"
                           "X-Forwarded-For: ::1\r\n"
                           "X-Forwarded-Proto: http\r\n"
                           "Via: 1.0 scalebus\r\n"

@@ -70,7 +70,8 @@ static void request_side(const char *data, size_t size)
     for (int kind = RT_BODY_NONE; kind <= RT_BODY_CHUNKED; kind++) {
         rt_buf b = {0};
         rt_request_head(&b, field[2][0] ? field[2] : "GET", field[3][0] ? field[3] : "/",
-                        (int)(size & 1), hs, nh, ip, "http", (rt_body_kind)kind, (int64_t)size);
+                        (int)(size & 1), hs, nh, "web", ip, "http", (rt_body_kind)kind,
+                        (int64_t)size);
         check_head(&b);
         rt_buf_free(&b);
     }

@@ -1317,7 +1317,7 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
         for (size_t i = 0; i < req->header_count; i++)
             hs[i] = (rt_header){req->headers[i].name, req->headers[i].value};
         rt_request_head(&px->head_buf, req->method, req->target, req->version_minor, hs,
-                        req->header_count, ip, "http", body, req->content_length);
+                        req->header_count, s->name, ip, "http", body, req->content_length);
     }
     bool oom = !hs || !px || px->head_buf.oom;
     free(hs);

@@ -152,14 +152,17 @@ static void put_header(rt_buf *b, const char *name, const char *value)
 }
 
 void rt_request_head(rt_buf *b, const char *method, const char *target, int version_minor,
-                     const rt_header *h, size_t n, const char *client_ip, const char *proto,
-                     rt_body_kind body, int64_t content_length)
+                     const rt_header *h, size_t n, const char *default_host,
+                     const char *client_ip, const char *proto, rt_body_kind body,
+                     int64_t content_length)
 {
     rt_buf_puts(b, method);
     rt_buf_put(b, " ", 1);
     rt_buf_puts(b, target);
     rt_buf_puts(b, " HTTP/1.1\r\n");
     const char *connection = find_header(h, n, "connection");
+    if (!find_header(h, n, "host"))
+        put_header(b, "Host", default_host);
     rt_buf xff = {0}, via = {0};
     for (size_t i = 0; i < n; i++) {
         const char *name = h[i].name;

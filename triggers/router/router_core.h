@@ -57,12 +57,14 @@ void rt_peer_ip(const char *peer, char *out, size_t outlen);
 typedef enum rt_body_kind { RT_BODY_NONE = 0, RT_BODY_LENGTH, RT_BODY_CHUNKED } rt_body_kind;
 
 /* The request head sent upstream, into b: "METHOD TARGET HTTP/1.1", the client's headers but the
- * hop-by-hop ones, Content-Length, Expect, X-Scalebus-Service and the forwarded ones;
+ * hop-by-hop ones, Content-Length, Expect, X-Scalebus-Service and the forwarded ones (and
+ * "Host: default_host" when the client sent no Host, as an HTTP/1.0 client may);
  * X-Forwarded-For with the client's address appended, X-Forwarded-Proto: proto, Via with
  * "1.x scalebus" appended; then the body's framing. */
 void rt_request_head(rt_buf *b, const char *method, const char *target, int version_minor,
-                     const rt_header *h, size_t n, const char *client_ip, const char *proto,
-                     rt_body_kind body, int64_t content_length);
+                     const rt_header *h, size_t n, const char *default_host,
+                     const char *client_ip, const char *proto, rt_body_kind body,
+                     int64_t content_length);
 
 /* The response headers passed to the client, in out (room for n + 1): the backend's but the
  * hop-by-hop ones and Content-Length (the server frames the body), with Via extended (via_buf
