@@ -134,6 +134,8 @@ static void combine_destroy(void *state)
     free(s);
 }
 
+SB_POLICY_STATE(combine, combine_state, policy)
+
 static const sb_plugin_descriptor combine_descriptor = {
     SB_DESCRIPTOR_SIZES,
     .type = "combine",
@@ -144,6 +146,8 @@ static const sb_plugin_descriptor combine_descriptor = {
     .create = combine_create,
     .destroy = combine_destroy,
     .on_event = combine_on_event,
+    .snapshot = combine_snapshot, /* windows, cooldowns, last decision across a restart */
+    .restore = combine_restore,
     .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 

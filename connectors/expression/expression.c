@@ -218,6 +218,8 @@ static void expression_on_event(void *state, const sb_event *ev)
                      rc);
 }
 
+SB_POLICY_STATE(expression, expr_state, policy)
+
 static const sb_plugin_descriptor expression_descriptor = {
     SB_DESCRIPTOR_SIZES,
     .type = "expression",
@@ -229,6 +231,8 @@ static const sb_plugin_descriptor expression_descriptor = {
     .create = expression_create,
     .destroy = expression_destroy,
     .on_event = expression_on_event,
+    .snapshot = expression_snapshot, /* windows, cooldowns, last decision across a restart */
+    .restore = expression_restore,
     .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 

@@ -41,6 +41,7 @@ static const sb_plugin_descriptor target_descriptor = {
     .create = target_create,
     .destroy = sb_policy_connector_destroy,
     .on_event = sb_policy_connector_on_event,
+    SB_POLICY_CONNECTOR_STATE, /* windows, cooldowns, last decision across a restart */
     .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 

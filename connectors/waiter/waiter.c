@@ -168,6 +168,8 @@ static void waiter_destroy(void *state)
     free(s);
 }
 
+SB_POLICY_STATE(waiter, waiter_state, policy)
+
 static const sb_plugin_descriptor waiter_descriptor = {
     SB_DESCRIPTOR_SIZES,
     .type = "waiter",
@@ -178,6 +180,8 @@ static const sb_plugin_descriptor waiter_descriptor = {
     .create = waiter_create,
     .destroy = waiter_destroy,
     .on_event = waiter_on_event,
+    .snapshot = waiter_snapshot, /* windows, cooldowns, last decision across a restart */
+    .restore = waiter_restore,
     .accepts = SB_ACCEPTS_ERRORS, /* the policy library holds or falls back on failures */
 };
 

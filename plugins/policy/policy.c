@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy_internal.h"
 #include "scalebus/policy.h"
 
 #define NS_PER_MS 1000000u
@@ -55,17 +56,6 @@ _Static_assert(OPT_END == SB_POLICY_OPTION_COUNT, "policy.h rows and this enum m
 
 /* ---- monotonic window queues --------------------------------------------------------------- */
 
-typedef struct window_entry {
-    uint64_t t; /* when the entry stops counting: plus the window length */
-    int64_t v;
-} window_entry;
-
-typedef struct window {
-    window_entry *e; /* ring buffer */
-    size_t head, len, cap;
-    int keep_max; /* 1: the front is the highest value; 0: the lowest */
-} window;
-
 static window_entry *window_at(const window *w, size_t i)
 {
     return &w->e[(w->head + i) % w->cap];
@@ -94,7 +84,7 @@ static int window_grow(window *w)
     return 0;
 }
 
-static void window_push(window *w, uint64_t t, int64_t v)
+void policy_window_push(window *w, uint64_t t, int64_t v)
 {
     while (w->len > 0 && window_dominated(w, window_at(w, w->len - 1)->v, v))
         w->len--;
@@ -315,46 +305,6 @@ static const char *fmt_secs(char *buf, size_t len, uint64_t ns)
 
 /* ---- the policy ---------------------------------------------------------------------------- */
 
-/* An input with failures since its last value. */
-typedef struct failing_input {
-    char *id;
-    uint64_t failures;  /* consecutive */
-    uint64_t failed_at; /* the count at which it reached fail_after; 0: not failed yet */
-    uint64_t order;     /* which failed first: the fallback's reason names that one */
-} failing_input;
-
-struct sb_policy {
-    sb_policy_options o;
-    uint64_t stabilize_up_ns, stabilize_down_ns, cooldown_up_ns, cooldown_down_ns;
-    uint64_t period_ns, idle_after_ns;
-
-    int has_observed;
-    int64_t observed;               /* the running count the scaler last reported */
-    int64_t scaler_min, scaler_max; /* its bounds, from the same report (-1: not known) */
-    int has_decided;
-    int64_t decided; /* the count this policy last decided */
-    int has_change;
-    uint64_t change_ns; /* when the decided count last changed (cooldowns) */
-
-    int has_now;
-    uint64_t now_ns; /* the newest event time seen: time never runs backwards here */
-    int zero_streak;
-    uint64_t zero_since_ns; /* start of the current run of zero demand (idle_after) */
-
-    window rec_high, rec_low; /* recommendations: stabilize_down, stabilize_up */
-    window dec_high, dec_low; /* earlier decided counts, by the time they ended: rate limits */
-
-    int has_published;
-    int64_t published;
-    char published_reason[sizeof(((sb_reason *)0)->text)];
-
-    failing_input *inputs; /* inputs with failures since their last value */
-    size_t ninputs, inputs_cap;
-    size_t nfailed;      /* of them, those at fail_after or more */
-    uint64_t next_order; /* for failing_input.order */
-    int warned_full;     /* the "too many failing inputs" line has been written */
-};
-
 int sb_policy_new_from_values(const sb_value *policy_rows, sb_policy **out, char *err,
                               size_t errlen)
 {
@@ -524,14 +474,14 @@ static int64_t apply_stabilisation(sb_policy *p, int64_t rec, int64_t ref, uint6
     int64_t high = rec, low = rec;
     if (p->stabilize_down_ns > 0) {
         window_expire(&p->rec_high, now, p->stabilize_down_ns);
-        window_push(&p->rec_high, now, rec);
+        policy_window_push(&p->rec_high, now, rec);
         window_front(&p->rec_high, &high);
         if (high < rec)
             high = rec;
     }
     if (p->stabilize_up_ns > 0) {
         window_expire(&p->rec_low, now, p->stabilize_up_ns);
-        window_push(&p->rec_low, now, rec);
+        policy_window_push(&p->rec_low, now, rec);
         window_front(&p->rec_low, &low);
         if (low > rec)
             low = rec;
@@ -660,11 +610,11 @@ static void record_decision(sb_policy *p, int64_t v, int64_t ref, uint64_t now)
         p->change_ns = now;
         if (p->o.max_step_up >= 0) {
             window_expire(&p->dec_low, now, p->period_ns);
-            window_push(&p->dec_low, now, ref);
+            policy_window_push(&p->dec_low, now, ref);
         }
         if (p->o.max_step_down >= 0) {
             window_expire(&p->dec_high, now, p->period_ns);
-            window_push(&p->dec_high, now, ref);
+            policy_window_push(&p->dec_high, now, ref);
         }
     }
     p->has_decided = 1;
@@ -896,12 +846,6 @@ size_t sb_policy_failed_inputs(const sb_policy *p)
 
 /* ---- connector glue ----------------------------------------------------------------------- */
 
-typedef struct policy_connector {
-    const sb_policy_connector_ops *ops;
-    sb_instance *inst;
-    const sb_host *host;
-    void *conn;
-} policy_connector;
 
 int sb_policy_connector_create(const sb_policy_connector_ops *ops, sb_instance *inst,
                                const sb_host *host, const sb_value *values, void **state,

@@ -1544,9 +1544,11 @@ static void process_on_event(void *state, const sb_event *ev)
     for (size_t i = 0; i < ev->nlabels; i++) {
         if (strcmp(ev->labels[i].key, SB_LABEL_INITIAL) != 0)
             continue;
-        /* A replacement cannot adopt the children of the instance it replaces: the count that
-         * instance had is the count to start. The first count of a new scaler is the floor. */
-        if (strcmp(ev->labels[i].value, "replaced") == 0) {
+        /* A replacement cannot adopt the children of the instance it replaces, nor a restarted
+         * daemon those of the last one: the count that instance had (or the state file kept) is
+         * the count to start. The first count of a new scaler is the floor. */
+        if (strcmp(ev->labels[i].value, "replaced") == 0 ||
+            strcmp(ev->labels[i].value, "restored") == 0) {
             copy.labels = NULL;
             copy.nlabels = 0;
         }

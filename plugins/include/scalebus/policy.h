@@ -236,6 +236,41 @@ void sb_policy_connector_destroy(void *state);
         return sb_policy_connector_create(&(ops), inst, host, values, state, err, errlen);         \
     }
 
+/* ---- State across a restart of the daemon (state.dir) -------------------------------------- */
+
+/* What the policy keeps, as a JSON object for the descriptor's snapshot(): the stabilisation and
+ * rate-limit windows with their times, the last decision and its time, the time of the last change
+ * (cooldowns) and the start of a run of zero demand (idle_after). Times are written as wall-clock
+ * milliseconds and put back by their age on the wall clock, so a restart after N seconds ages
+ * each window by N seconds. NULL when out of memory. These two need libcjson at link time. */
+struct cJSON *sb_policy_snapshot(const sb_policy *p);
+/* Put a snapshot back into a policy just made (before its first event): every field is checked
+ * before anything changes, unknown fields are ignored, entries older than their window are
+ * dropped, and the policy's own options (window lengths, cooldowns) decide what still counts.
+ * Returns 0, or -EINVAL with one line in err (a newer format, a field of the wrong type). */
+int sb_policy_restore(sb_policy *p, const struct cJSON *snap, char *err, size_t errlen);
+
+/* The descriptor's snapshot and restore for a policy made by the connector glue:
+ * .snapshot = sb_policy_connector_snapshot, .restore = sb_policy_connector_restore
+ * (SB_POLICY_CONNECTOR_STATE does both). */
+struct cJSON *sb_policy_connector_snapshot(void *state);
+int sb_policy_connector_restore(void *state, const struct cJSON *snap, char *err, size_t errlen);
+#define SB_POLICY_CONNECTOR_STATE                                                                  \
+    .snapshot = sb_policy_connector_snapshot, .restore = sb_policy_connector_restore
+
+/* Defines NAME_snapshot and NAME_restore for a connector whose state (TYPE) holds its sb_policy
+ * in FIELD, not made by the glue: SB_POLICY_STATE(waiter, waiter_state, policy) then
+ * .snapshot = waiter_snapshot, .restore = waiter_restore. */
+#define SB_POLICY_STATE(name, type, field)                                                         \
+    static struct cJSON *name##_snapshot(void *state)                                              \
+    {                                                                                              \
+        return sb_policy_snapshot(((type *)state)->field);                                         \
+    }                                                                                              \
+    static int name##_restore(void *state, const struct cJSON *snap, char *err, size_t errlen)     \
+    {                                                                                              \
+        return sb_policy_restore(((type *)state)->field, snap, err, errlen);                       \
+    }
+
 #ifdef __cplusplus
 }
 #endif
