@@ -23,6 +23,7 @@
 #endif
 
 #include "bus.h"
+#include "dashboard/dashboard.h"
 #include "httpd.h"
 
 #ifndef SB_VERSION
@@ -778,6 +779,70 @@ static void serve_readings(admin *a, sb_httpd_exchange *ex, const sb_httpd_reque
     respond_json(ex, 200, out);
 }
 
+/* ---- the dashboard (core/dashboard) -------------------------------------------------------- */
+
+static void serve_dashboard_asset(sb_httpd_exchange *ex, const dashboard_asset *asset)
+{
+    sb_httpd_header h[] = {{"Content-Type", asset->content_type},
+                           {"Content-Security-Policy", DASHBOARD_CSP},
+                           {"X-Content-Type-Options", "nosniff"},
+                           {"Referrer-Policy", "no-referrer"},
+                           {"Cache-Control", "no-cache"}};
+    sb_httpd_respond(ex, 200, h, sizeof h / sizeof h[0], (const char *)asset->data, asset->len);
+}
+
+static void serve_history(admin *a, sb_httpd_exchange *ex, const char *id)
+{
+    int found = 0;
+    const history *hist = daemon_scaler_history(a->d, id, &found);
+    if (!found) {
+        char msg[DASHBOARD_ID_MAX + 40];
+        snprintf(msg, sizeof msg, "no running scaler '%s'", id);
+        sb_httpd_respond_text(ex, 404, msg);
+        return;
+    }
+    textbuf t = {0};
+    history_render_json(&t, id, hist, bus_now_wall_ns());
+    if (t.oom) {
+        textbuf_free(&t);
+        sb_httpd_respond_text(ex, 500, "out of memory");
+        return;
+    }
+    sb_httpd_header h[] = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+    sb_httpd_respond(ex, 200, h, 2, t.p, t.len);
+    textbuf_free(&t);
+}
+
+/* The dashboard's paths (answered here, in on_head: none takes a body). Returns 1 when answered.
+ * The page and its files hold no data: they need no token, so a browser can load them and then
+ * ask its user for the token the data wants. */
+static int answer_dashboard(admin *a, sb_httpd_exchange *ex, const sb_httpd_request *req)
+{
+    dashboard_route dr;
+    dashboard_route_of(req->method, req->path, &dr);
+    if (dr.kind == DASHBOARD_NONE)
+        return 0;
+    if (dr.kind == DASHBOARD_ASSET) {
+        serve_dashboard_asset(ex, dr.asset);
+        return 1;
+    }
+    if (a->token &&
+        !admin_token_matches(sb_httpd_header_get(req, "Authorization"), a->token)) {
+        sb_httpd_header h = {"WWW-Authenticate", "Bearer realm=\"scalebus\""};
+        const char *text = "a valid bearer token is required (Authorization: Bearer TOKEN)\n";
+        sb_httpd_respond(ex, 401, &h, 1, text, strlen(text));
+        return 1;
+    }
+    if (dr.kind == DASHBOARD_BAD_METHOD) {
+        sb_httpd_header h = {"Allow", "GET, HEAD"};
+        const char *text = "method not allowed\n";
+        sb_httpd_respond(ex, 405, &h, 1, text, strlen(text));
+        return 1;
+    }
+    serve_history(a, ex, dr.id);
+    return 1;
+}
+
 static void serve_readyz(admin *a, sb_httpd_exchange *ex)
 {
     daemon_admin_stats as;
@@ -802,6 +867,8 @@ static int answer_early(admin *a, sb_httpd_exchange *ex, const sb_httpd_request 
         sb_httpd_respond_text(ex, 200, "ok");
         return 1;
     }
+    if (route->kind == ADMIN_NOT_FOUND && answer_dashboard(a, ex, req))
+        return 1;
     if (a->token &&
         !admin_token_matches(sb_httpd_header_get(req, "Authorization"), a->token)) {
         sb_httpd_header h = {"WWW-Authenticate", "Bearer realm=\"scalebus\""};

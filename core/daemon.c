@@ -183,6 +183,7 @@ typedef struct inst_obs {
     uint64_t override_until;   /* monotonic ns; 0: no hold */
     int64_t override_until_wall;
     sb_timer *hold_timer;
+    history history; /* scalers: desired and running counts for the dashboard's chart */
 } inst_obs;
 
 /* The source of an admin's own desired count (compared by address, never by text). */
@@ -1342,6 +1343,7 @@ static void obs_free(sb_instance *inst)
     free(o->last_error);
     free(o->last_note);
     free(o->latency);
+    history_free(&o->history);
     free(o);
     inst->obs = NULL;
 }
@@ -1423,6 +1425,7 @@ static void obs_event(void *arg, const sb_event *ev)
         obs_latency(o, ev->value);
     } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, SB_TOPIC_INSTANCES) == 0) {
         o->running = ev->value;
+        history_record(&o->history, now, inst->last_desired, o->running);
     } else if (inst->kind == SB_KIND_SCALER && strcmp(ev->topic, OBS_TOPIC_ACTION) == 0) {
         const char *result = event_label(ev, "result");
         int k = !result ? -1 : strcmp(result, "done") == 0 ? 0 : strcmp(result, "busy") == 0 ? 1
@@ -1531,6 +1534,10 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     else if (clamped != scaler->last_desired)
         inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s", clamped, ev->source_id);
     scaler->last_desired = clamped;
+    /* The chart's point (the admin observes this scaler, or a control made its obs). */
+    inst_obs *seen = scaler->observed ? obs_get(scaler) : scaler->obs;
+    if (seen)
+        history_record(&seen->history, bus_now_wall_ns(), clamped, seen->running);
     sb_event out = *ev;
     out.topic = SB_TOPIC_DESIRED;
     out.value = clamped;
@@ -2356,6 +2363,13 @@ void daemon_foreach_view(sb_daemon *d, void (*cb)(void *arg, const daemon_view *
         }
         cb(arg, &v);
     }
+}
+
+const history *daemon_scaler_history(sb_daemon *d, const char *id, int *found)
+{
+    sb_instance *inst = idmap_get(&d->by_id, id);
+    *found = inst && inst->kind == SB_KIND_SCALER && inst->st == INST_RUNNING;
+    return *found && inst->obs ? &inst->obs->history : NULL;
 }
 
 void daemon_foreach_edge(sb_daemon *d, void (*cb)(void *arg, const char *from, const char *to),

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "dashboard/history.h"
 #include "scalebus/plugin.h"
 
 typedef struct sb_daemon sb_daemon;
@@ -137,6 +138,10 @@ void daemon_get_admin_stats(const sb_daemon *d, daemon_admin_stats *out);
  * not applied until hold_ms has passed; then the newest decision is applied. *applied gets the
  * count after the bounds. */
 int daemon_scaler_pause(sb_daemon *d, const char *id, int paused);
+/* A running scaler's recent desired and running counts (the dashboard's chart): *found is 1 when
+ * a running scaler has that id; NULL when it has no points yet. Valid until the next daemon call
+ * on the loop. */
+const history *daemon_scaler_history(sb_daemon *d, const char *id, int *found);
 int daemon_scaler_override(sb_daemon *d, const char *id, double desired, uint64_t hold_ms,
                            double *applied);
 
