@@ -100,6 +100,14 @@ typedef struct config_admin {
     int line, col;      /* of admin.listen (or of admin, or 1:1), for errors at start */
 } config_admin;
 
+/* What survives a restart (core/state.h, docs/state.md): `state: {dir, every}`. */
+#define CONFIG_STATE_DEFAULT_EVERY_MS 5000
+typedef struct config_state {
+    const char *dir;   /* resolved against the file's folder; NULL: no state kept */
+    uint64_t every_ms; /* how often changed state is written */
+    int line, col;     /* of state.dir (or of state), for errors at start */
+} config_state;
+
 typedef struct config {
     char *path;
     config_node *root;
@@ -113,6 +121,7 @@ typedef struct config {
     size_t ncomponents;
     void *arena; /* everything else the tree owns */
     config_admin admin;
+    config_state state;
 } config;
 
 typedef const sb_plugin_descriptor *(*config_plugin_lookup)(void *ctx, const char *type);

@@ -582,14 +582,67 @@ static void check_admin(config_checker *c, const config_node *v)
                          config_clip(&cb, a->listen));
 }
 
+/* ---- state ---------------------------------------------------------------------------------- */
+
+/* state: {dir: PATH, every: DURATION}. No dir: nothing is kept. */
+static void check_state(config_checker *c, const config_node *v)
+{
+    config_state *st = &c->cfg->state;
+    st->every_ms = CONFIG_STATE_DEFAULT_EVERY_MS;
+    st->line = st->col = 1;
+    if (config_is_null(v))
+        return;
+    config_clipbuf cb;
+    st->line = v->line;
+    st->col = v->col;
+    if (v->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, v,
+                         "'state' must be a mapping like { dir: /var/lib/scalebus }, got %s",
+                         config_node_kind_phrase(v->kind));
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const char *k = v->keys[i]->scalar;
+        const config_node *val = v->items[i];
+        int is_dir = strcmp(k, "dir") == 0;
+        if (!is_dir && strcmp(k, "every") != 0) {
+            config_report_at(c->rep, v->keys[i], "unknown key '%s' in state (expected dir or every)",
+                             config_clip(&cb, k));
+            continue;
+        }
+        if (config_is_null(val))
+            continue;
+        if (val->kind != CONFIG_SCALAR || !*val->scalar) {
+            config_report_at(c->rep, val, "state.%s must be %s, got %s", k,
+                             is_dir ? "a folder" : "a duration like 5s",
+                             config_describe(&cb, val));
+            continue;
+        }
+        if (is_dir) {
+            st->line = val->line;
+            st->col = val->col;
+            if ((st->dir = resolve_plugin_path(c, val->scalar)) == NULL)
+                c->rep->oom = 1;
+            continue;
+        }
+        uint64_t ms;
+        if (config_parse_duration(val->scalar, &ms) != 0 || ms < 100 || ms > 86400000)
+            config_report_at(c->rep, val, "state.every must be a duration from 100ms to 24h, got %s",
+                             config_describe(&cb, val));
+        else
+            st->every_ms = ms;
+    }
+}
+
 void config_check_root(config_checker *c, const config_node *root)
 {
     static const char *const top[] = {"plugins", "log",     "triggers",
-                                      "connectors", "scalers", "admin"};
-    enum { NTOP = 6 };
+                                      "connectors", "scalers", "admin", "state"};
+    enum { NTOP = 7 };
     const config_node *val[NTOP] = {0};
     c->cfg->admin.listen = CONFIG_ADMIN_DEFAULT_LISTEN;
     c->cfg->admin.line = c->cfg->admin.col = 1;
+    c->cfg->state.every_ms = CONFIG_STATE_DEFAULT_EVERY_MS;
     if (config_is_null(root))
         return; /* an empty file is an empty pipeline */
     if (root->kind != CONFIG_MAPPING) {
@@ -631,6 +684,7 @@ void config_check_root(config_checker *c, const config_node *root)
     check_plugins(c, val[0]);
     check_log(c, val[1]);
     check_admin(c, val[5]);
+    check_state(c, val[6]);
 
     size_t total = count_entries(val[2]) + count_entries(val[3]) + count_entries(val[4]);
     if (total > 0) {

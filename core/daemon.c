@@ -19,10 +19,13 @@
 #include <stdatomic.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #ifdef __GLIBC__
@@ -33,6 +36,7 @@
 #include "http.h"
 #include "loader.h"
 #include "log.h"
+#include "state.h"
 #include "supervise.h"
 
 /* ---- an id -> object map (open addressing) -------------------------------------------------- */
@@ -271,9 +275,28 @@ struct sb_daemon {
     int observing;  /* the admin is on: components' events are observed (inst_obs) */
     int loaded_once;
     uint64_t reloads_ok, reloads_refused;
+
+    /* state.dir (core/state.h, docs/state.md): what survives a restart of the daemon. */
+    char *state_dir;         /* NULL: nothing is kept */
+    uint64_t state_every_ms;
+    uv_timer_t state_timer;  /* writes changed state every state_every_ms */
+    int state_timer_init;
+    _Atomic int state_dirty; /* something a snapshot holds may have changed */
+    int state_busy;          /* a write runs on a worker thread */
+    char *state_pending;     /* the text to write when it is done */
+    int state_failing;       /* the last write failed (said once, and when it works again) */
+    state_saved *restoring;  /* the file as the first load found it, during that load */
 };
 
 static const sb_host host_table;
+
+/* Something a snapshot or a scaler's saved controls hold may have changed: the next tick of the
+ * state timer writes the file. */
+static inline void state_touch(sb_daemon *d)
+{
+    if (d->state_dir)
+        atomic_store_explicit(&d->state_dirty, 1, memory_order_relaxed);
+}
 
 static void obs_free(sb_instance *inst);
 static int inst_observe(sb_instance *inst);
@@ -1303,7 +1326,8 @@ static void finish_cb(uv_idle_t *h)
     sb_daemon *d = h->data;
     uv_idle_stop(h);
     daemon_reap_retired(d);
-    if (d->stopping && d->pending_stops == 0 && d->ninsts == 0 && !d->retiring) {
+    if (d->stopping && d->pending_stops == 0 && d->ninsts == 0 && !d->retiring &&
+        !d->state_busy) {
         void (*done)(void *) = d->stop_done;
         d->stop_done = NULL;
         if (done)
@@ -1480,14 +1504,17 @@ static void edge_to_connector(void *arg, const sb_event *ev)
     if (conn->st != INST_RUNNING || !labels_match(conn, ev))
         return;
     conn->desc->on_event(conn->state, ev);
+    state_touch(conn->d);
 }
 
 /* A failed read concerns the whole trigger, not one series: no `match` filter. */
 static void edge_error_to_connector(void *arg, const sb_event *ev)
 {
     sb_instance *conn = arg;
-    if (conn->st == INST_RUNNING)
+    if (conn->st == INST_RUNNING) {
         conn->desc->on_event(conn->state, ev);
+        state_touch(conn->d);
+    }
 }
 
 /* A connector's decision for a paused or overridden scaler is remembered (and logged when it
@@ -1534,6 +1561,7 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     else if (clamped != scaler->last_desired)
         inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s", clamped, ev->source_id);
     scaler->last_desired = clamped;
+    state_touch(scaler->d);
     /* The chart's point (the admin observes this scaler, or a control made its obs). */
     inst_obs *seen = scaler->observed ? obs_get(scaler) : scaler->obs;
     if (seen)
@@ -1758,16 +1786,19 @@ static int kind_order(sb_kind k)
 
 /* A scaler's first desired count: what the instance it replaces was last told (so a replaced
  * scaler keeps the fleet's size), else its min. deliver_desired clamps it to the bounds. */
-static void send_initial_desired(sb_instance *scaler, double replaced_desired)
+static void send_initial_desired(sb_instance *scaler, double replaced_desired, int restored)
 {
     int carried = !isnan(replaced_desired);
     /* Labelled, so a scaler that adopts what runs (scalebus/scaler.h) takes it as the floor
-     * only: a restart must not scale an existing fleet down to min. */
-    sb_label initial = {"initial", carried ? "replaced" : "min"};
+     * only: a restart must not scale an existing fleet down to min. "restored": the count the
+     * last daemon had told it (the state file). */
+    sb_label initial = {"initial", !carried ? "min" : restored ? "restored" : "replaced"};
     sb_event ev = {.size = sizeof(sb_event),
                    .labels = &initial,
                    .nlabels = 1,
-                   .source_id = carried ? "the instance it replaces" : "scalebus",
+                   .source_id = !carried  ? "scalebus"
+                                : restored ? "the state file"
+                                           : "the instance it replaces",
                    .topic = SB_TOPIC_DESIRED,
                    .mono_ns = bus_now_mono_ns(),
                    .wall_ns = bus_now_wall_ns(),
@@ -1796,6 +1827,7 @@ typedef struct plan_item {
     sb_instance *inst; /* KEEP/RECONF: the running instance; NEW: the new one */
     sb_instance *old;  /* NEW: the running instance with that id it replaces, or NULL */
     double carried;    /* NEW scaler: the desired count of the one it replaces, NAN if none */
+    int restored;      /* NEW scaler: carried comes from the state file */
     int started;
     /* RECONF: the new option values, installed on commit or released on rollback. */
     values_block *values;
@@ -1934,6 +1966,260 @@ static void carry_controls(sb_instance *old, sb_instance *inst)
                                                                                   : "override");
 }
 
+/* ---- state that survives a restart (state.dir, core/state.h) -------------------------------- */
+
+#ifndef SB_VERSION
+#define SB_VERSION "0.0.0"
+#endif
+
+/* The first load only: a new component whose id and type the state file knows gets its snapshot
+ * after create() and before start(). One its restore() refuses is dropped with a warning. */
+static void state_restore_component(sb_daemon *d, sb_instance *inst)
+{
+    if (!inst->desc || !inst->state || inst->desc->size < offsetof(sb_plugin_descriptor, restore) +
+                                                              sizeof inst->desc->restore ||
+        !inst->desc->restore)
+        return;
+    const char *version = "";
+    const cJSON *snap = state_saved_component(d->restoring, inst->id, inst->type, &version);
+    if (!snap)
+        return;
+    char err[512] = "";
+    int rc = inst->desc->restore(inst->state, snap, err, sizeof err);
+    if (rc != 0)
+        inst_log(inst, SB_LOG_WARN, "saved state dropped (written by %s %s): %s", inst->type,
+                 *version ? version : "?", err[0] ? err : strerror(rc < 0 ? -rc : rc));
+    else
+        inst_log(inst, SB_LOG_INFO, "state restored (saved by %s %s)", inst->type,
+                 *version ? version : "?");
+}
+
+/* The first load only: a new scaler's pause and override come back (an override whose hold has
+ * ended is dropped), and its first desired count is the one the last daemon told it. */
+static void state_restore_scaler(sb_daemon *d, sb_instance *inst, double *carried, int *restored)
+{
+    state_scaler ss;
+    if (!state_saved_scaler(d->restoring, inst->id, inst->type, &ss))
+        return;
+    int64_t now_ms = bus_now_wall_ns() / 1000000;
+    int holding = ss.has_override && ss.override_until_ms > now_ms;
+    inst_obs *o = (ss.paused || holding) ? obs_get(inst) : NULL;
+    if (o) {
+        o->paused = ss.paused;
+        if (holding) {
+            uint64_t left_ms = (uint64_t)(ss.override_until_ms - now_ms);
+            o->hold_timer = host_timer_new(inst, left_ms, 0, hold_ended, inst);
+            if (o->hold_timer) {
+                o->override_until = bus_now_mono_ns() + left_ms * 1000000ull;
+                o->override_until_wall = ss.override_until_ms * 1000000;
+                o->override_value = ss.override_desired;
+            } else {
+                holding = 0;
+            }
+        }
+    }
+    if (o && ss.paused)
+        inst_log(inst, SB_LOG_INFO, "paused (kept in the state file): decisions are logged, not "
+                                    "applied");
+    if (o && holding)
+        inst_log(inst, SB_LOG_INFO, "override %.0f (kept in the state file), held %llds more",
+                 ss.override_desired, (long long)((ss.override_until_ms - now_ms + 999) / 1000));
+    else if (ss.has_override)
+        inst_log(inst, SB_LOG_INFO, "the override in the state file has ended: dropped");
+    double v = holding ? ss.override_desired : ss.last_desired;
+    if (!isnan(v)) {
+        *carried = v;
+        *restored = 1;
+    }
+}
+
+/* The whole state as the file's text (NULL: out of memory). Calls each snapshot() on the loop. */
+static char *state_render(sb_daemon *d)
+{
+    cJSON *doc = state_doc_new(SB_VERSION, bus_now_wall_ns() / 1000000);
+    if (!doc)
+        return NULL;
+    uint64_t now = bus_now_mono_ns();
+    int ok = 1;
+    for (size_t i = 0; ok && i < d->ninsts; i++) {
+        sb_instance *inst = d->insts[i];
+        const sb_plugin_descriptor *desc = inst->desc;
+        if (desc && inst->state &&
+            desc->size >= offsetof(sb_plugin_descriptor, snapshot) + sizeof desc->snapshot &&
+            desc->snapshot) {
+            cJSON *snap = desc->snapshot(inst->state);
+            if (snap)
+                ok = state_doc_add_component(doc, inst->id, inst->type, desc->version, snap) == 0;
+        }
+        if (!ok || inst->kind != SB_KIND_SCALER)
+            continue;
+        state_scaler ss = {.last_desired = inst->last_desired, .override_desired = NAN};
+        const inst_obs *o = inst->obs;
+        if (o) {
+            ss.paused = o->paused;
+            if (o->override_until && now < o->override_until) {
+                ss.has_override = 1;
+                ss.override_desired = o->override_value;
+                ss.override_until_ms = o->override_until_wall / 1000000;
+            }
+        }
+        ok = state_doc_add_scaler(doc, inst->id, inst->type, &ss) == 0;
+    }
+    char *text = ok ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    return text;
+}
+
+typedef struct state_write_req {
+    uv_work_t work;
+    sb_daemon *d;
+    char *dir;
+    char *text;
+    int rc;
+    char err[512];
+} state_write_req;
+
+static void state_write_work(uv_work_t *w)
+{
+    state_write_req *r = w->data;
+    r->rc = state_write(r->dir, r->text, strlen(r->text), r->err, sizeof r->err);
+}
+
+static void state_submit(sb_daemon *d, char *text);
+
+static void state_write_done(uv_work_t *w, int status)
+{
+    state_write_req *r = w->data;
+    sb_daemon *d = r->d;
+    d->state_busy = 0;
+    if (status == 0 && r->rc != 0 && !d->state_failing)
+        dlog(d, SB_LOG_WARN, "state: not written: %s (tried again on the next change)", r->err);
+    else if (status == 0 && r->rc == 0 && d->state_failing)
+        dlog(d, SB_LOG_INFO, "state: written again to %s/%s", r->dir, STATE_FILE_NAME);
+    if (status == 0)
+        d->state_failing = r->rc != 0;
+    if (r->rc != 0)
+        atomic_store(&d->state_dirty, 1);
+    free(r->dir);
+    free(r->text);
+    free(r);
+    char *next = d->state_pending;
+    d->state_pending = NULL;
+    if (next)
+        state_submit(d, next);
+    else
+        daemon_maybe_finish(d); /* a stop waits for the last write */
+}
+
+/* Write text (taken over) on a worker thread; one write at a time, the newest text next. */
+static void state_submit(sb_daemon *d, char *text)
+{
+    if (d->state_busy) {
+        free(d->state_pending);
+        d->state_pending = text;
+        return;
+    }
+    state_write_req *r = calloc(1, sizeof *r);
+    if (r && (r->dir = strdup(d->state_dir)) != NULL) {
+        r->d = d;
+        r->text = text;
+        r->work.data = r;
+        if (uv_queue_work(d->loop, &r->work, state_write_work, state_write_done) == 0) {
+            d->state_busy = 1;
+            return;
+        }
+        free(r->dir);
+    }
+    free(r);
+    free(text);
+    atomic_store(&d->state_dirty, 1);
+    dlog(d, SB_LOG_WARN, "state: not written: out of memory");
+}
+
+static void state_tick(uv_timer_t *t)
+{
+    sb_daemon *d = t->data;
+    if (!d->state_dir || d->stopping || !atomic_exchange(&d->state_dirty, 0))
+        return;
+    char *text = state_render(d);
+    if (!text) {
+        atomic_store(&d->state_dirty, 1);
+        dlog(d, SB_LOG_WARN, "state: not written: out of memory");
+        return;
+    }
+    state_submit(d, text);
+}
+
+/* state.dir must be a folder this daemon can write to (errors at state.dir). */
+static int state_settings_check(const config *cfg, config_errors *errs)
+{
+    const config_state *st = &cfg->state;
+    if (!st->dir)
+        return 0;
+    struct stat sb;
+    const char *why = NULL;
+    if (stat(st->dir, &sb) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(sb.st_mode))
+        why = "not a folder";
+    else if (access(st->dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (!why)
+        return 0;
+    config_error_add(errs, cfg->path, st->line, st->col, "state.dir %s: %s", st->dir, why);
+    return -EINVAL;
+}
+
+/* The first load reads the file (a refused one is one line, never fatal). */
+static void state_open(sb_daemon *d, const config *cfg)
+{
+    if (d->loaded_once || !cfg->state.dir || d->opts.simulate)
+        return;
+    char why[1024];
+    d->restoring = state_read(cfg->state.dir, why, sizeof why);
+    if (!d->restoring && why[0])
+        dlog(d, SB_LOG_WARN, "state: %s", why);
+    else if (d->restoring)
+        dlog(d, SB_LOG_INFO, "state: %zu saved entr%s in %s/%s (written by scalebus %s)",
+             state_saved_count(d->restoring), state_saved_count(d->restoring) == 1 ? "y" : "ies",
+             cfg->state.dir, STATE_FILE_NAME, state_saved_daemon(d->restoring));
+}
+
+/* A loaded file's state settings take effect: the folder, and the timer's period. */
+static void state_settings_commit(sb_daemon *d, const config *cfg)
+{
+    const config_state *st = &cfg->state;
+    if (!st->dir || d->opts.simulate) {
+        if (d->state_dir)
+            dlog(d, SB_LOG_INFO, "state: no longer kept (state.dir removed)");
+        free(d->state_dir);
+        d->state_dir = NULL;
+        if (d->state_timer_init)
+            uv_timer_stop(&d->state_timer);
+        return;
+    }
+    if (!d->state_dir || strcmp(d->state_dir, st->dir) != 0) {
+        char *dir = strdup(st->dir);
+        if (!dir) {
+            dlog(d, SB_LOG_WARN, "state: out of memory: not kept");
+            return;
+        }
+        free(d->state_dir);
+        d->state_dir = dir;
+    }
+    if (!d->state_timer_init) {
+        if (uv_timer_init(d->loop, &d->state_timer) != 0)
+            return;
+        d->state_timer.data = d;
+        d->state_timer_init = 1;
+    }
+    if (d->state_every_ms != st->every_ms || !uv_is_active((uv_handle_t *)&d->state_timer)) {
+        d->state_every_ms = st->every_ms;
+        uv_timer_start(&d->state_timer, state_tick, st->every_ms, st->every_ms);
+    }
+    atomic_store(&d->state_dirty, 1); /* the file says what runs now */
+}
+
 /* Reloads by result, for the admin's metrics (the first load is not a reload). */
 static void load_counted(sb_daemon *d, int ok)
 {
@@ -1968,7 +2254,18 @@ static int admin_settings_prepare(sb_daemon *d, const config *cfg, config_errors
  * then retire what they replace. Any error, a failed create or a failed start included, refuses
  * the whole file: new instances are stopped, reconfigured ones go back to their old options,
  * and the running pipelines carry on as they were. */
+static int daemon_load_file(sb_daemon *d, const char *path, config_errors *errs);
+
 int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
+{
+    int rc = daemon_load_file(d, path, errs);
+    /* What the state file held is used by the first load only. */
+    state_saved_free(d->restoring);
+    d->restoring = NULL;
+    return rc;
+}
+
+static int daemon_load_file(sb_daemon *d, const char *path, config_errors *errs)
 {
     if (d->stopping)
         return -ECANCELED;
@@ -1980,6 +2277,13 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
     }
     if (!d->opts.log_level_set && cfg->log_level_set)
         d->logger.level = cfg->log_level;
+    if (state_settings_check(cfg, errs) != 0) {
+        log_errors(d, path, errs);
+        load_release(cfg);
+        load_counted(d, 0);
+        return -EINVAL;
+    }
+    state_open(d, cfg);
     /* The admin's new address is bound before anything starts: one that cannot be refuses the
      * file, and the running admin (and pipelines) carry on. */
     if (d->opts.admin && admin_settings_prepare(d, cfg, errs) != 0) {
@@ -2023,6 +2327,8 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
         it->old = old;
         it->carried = old && old->kind == SB_KIND_SCALER ? old->last_desired : NAN;
         it->inst = inst_create(d, c, cfg->path, errs);
+        if (it->inst && !old && d->restoring)
+            state_restore_component(d, it->inst);
     }
     if (errs->count > 0) {
         plan_roll_back(d, plan, n);
@@ -2135,11 +2441,14 @@ int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
             inst_observe(d->insts[i]);
     }
     load_counted(d, 1);
+    state_settings_commit(d, cfg);
     for (size_t i = 0; i < n; i++) {
         if (plan[i].inst->kind != SB_KIND_SCALER)
             continue;
+        if (plan[i].action == PLAN_NEW && !plan[i].old && d->restoring)
+            state_restore_scaler(d, plan[i].inst, &plan[i].carried, &plan[i].restored);
         if (plan[i].action == PLAN_NEW)
-            send_initial_desired(plan[i].inst, plan[i].carried);
+            send_initial_desired(plan[i].inst, plan[i].carried, plan[i].restored);
         else if (rebound && rebound[i])
             hold_to_bounds(plan[i].inst);
     }
@@ -2299,6 +2608,17 @@ void daemon_stop(sb_daemon *d, void (*done)(void *arg), void *arg)
      * still reach the connectors and their decisions reach the scalers. */
     stop_kind(d, SB_KIND_TRIGGER);
     bus_flush(d->bus);
+    /* The last write: every decision the last readings led to has been made and delivered.
+     * The stop completes once it is on disk. */
+    if (d->state_dir) {
+        if (d->state_timer_init)
+            uv_timer_stop(&d->state_timer);
+        char *text = state_render(d);
+        if (text)
+            state_submit(d, text);
+        else
+            dlog(d, SB_LOG_WARN, "state: not written at the stop: out of memory");
+    }
     stop_kind(d, SB_KIND_CONNECTOR);
     bus_flush(d->bus);
     edges_clear(d);
@@ -2424,6 +2744,7 @@ int daemon_scaler_pause(sb_daemon *d, const char *id, int paused)
     if (o->paused == !!paused)
         return 0;
     o->paused = !!paused;
+    state_touch(d);
     inst_log(s, SB_LOG_INFO, "%s through the admin API%s", paused ? "paused" : "resumed",
              paused ? ": decisions are logged, not applied" : "");
     if (!paused)
@@ -2439,6 +2760,7 @@ static void hold_ended(void *arg)
     o->hold_timer = NULL;
     o->override_until = 0;
     o->override_value = NAN;
+    state_touch(s->d);
     inst_log(s, SB_LOG_INFO, "override hold ended: policies decide again");
     apply_newest_decision(s, "the newest decision (hold ended)");
 }
@@ -2556,7 +2878,16 @@ void daemon_free(sb_daemon *d)
     http_client_close(d->http);
     d->http = NULL;
     bus_close(d->bus);
+    /* A write still running (a caller that skipped daemon_stop) finishes first: its request
+     * points into d. */
+    d->finish_init = 0;
+    for (int i = 0; d->state_busy && i < 100000; i++)
+        uv_run(d->loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&d->finish, finish_closed);
+    free(d->state_pending);
+    free(d->state_dir);
+    if (d->state_timer_init)
+        uv_close((uv_handle_t *)&d->state_timer, finish_closed);
     /* The idle handle is embedded: free only after libuv is done with it. */
     d->finish.data = NULL;
     /* Plugins' close callbacks (a scaler's signal or poll handle) run before their code is
