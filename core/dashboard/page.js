@@ -81,6 +81,14 @@
     $('token-input').focus();
   }
 
+  /* A component's problem to highlight: its last error, or a scaler's failed last action. */
+  function problem(c) {
+    if (c.last_error) return { text: c.last_error, at: c.last_error_at };
+    if (c.kind === 'scaler' && c.last_action && c.last_action.indexOf('failed') === 0)
+      return { text: c.last_action, at: c.last_action_at };
+    return null;
+  }
+
   function fmtNumber(v) {
     if (v === null || v === undefined) return '–';
     return Number.isInteger(v) ? String(v) : String(Math.round(v * 1000) / 1000);
@@ -212,9 +220,10 @@
       var n = shown.nodes[c.id];
       if (!n) return;
       n.value.textContent = nodeValue(c);
-      n.title.textContent = c.last_error ? 'error: ' + c.last_error : (c.last_reason || c.last_action || '');
+      var bad = problem(c);
+      n.title.textContent = bad ? 'error: ' + bad.text : (c.last_reason || c.last_action || '');
       var cls = 'node ' + c.kind;
-      if (c.last_error) cls += ' error';
+      if (bad) cls += ' error';
       if (c.paused) cls += ' paused';
       if (!c.running) cls += ' stopped';
       n.g.setAttribute('class', cls);
@@ -267,7 +276,7 @@
       k.action.textContent = c.last_action ? 'last action (' + fmtTime(c.last_action_at) + '): ' + c.last_action : 'no action yet';
       k.error.textContent = c.last_error ? 'error (' + fmtTime(c.last_error_at) + '): ' + c.last_error : '';
       var cls = 'scaler-card';
-      if (c.last_error) cls += ' error';
+      if (problem(c)) cls += ' error';
       if (c.paused) cls += ' paused';
       k.card.className = cls;
       drawChart(k.chart, shown.histories[c.id], c);
@@ -356,11 +365,12 @@
   function drawErrors(doc) {
     var list = $('errors');
     clear(list);
-    var errs = doc.components.filter(function (c) { return c.last_error; });
-    errs.sort(function (a, b) { return a.last_error_at < b.last_error_at ? 1 : -1; });
+    var errs = doc.components.filter(problem).map(function (c) { return { c: c, p: problem(c) }; });
+    errs.sort(function (a, b) { return a.p.at < b.p.at ? 1 : -1; });
     if (!errs.length) { list.appendChild(el('li', 'empty', 'None.')); return; }
-    errs.forEach(function (c) {
-      var li = el('li', 'error', fmtTime(c.last_error_at) + ' ', el('strong', null, c.id), ' (' + c.kind + '): ', el('span', 'text', c.last_error));
+    errs.forEach(function (e) {
+      var c = e.c;
+      var li = el('li', 'error', fmtTime(e.p.at) + ' ', el('strong', null, c.id), ' (' + c.kind + '): ', el('span', 'text', e.p.text));
       li.dataset.id = c.id;
       list.appendChild(li);
     });
