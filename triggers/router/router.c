@@ -157,6 +157,7 @@ struct service {
     double published;
     bool published_once;
     uint64_t published_at;
+    uint64_t zero_since; /* when the demand last went to 0 */
     uint64_t requests, queue_full, queue_timeouts;
     cJSON *last_list; /* the newest instance list, handed to a replacing router */
     rt_candidate *cand; /* the balancer's scratch arrays */
@@ -297,9 +298,13 @@ static void publish_demand(service *s, bool heartbeat)
     double outstanding = (double)s->queued + (double)s->in_flight;
     bool warm = s->last_request_ms && now - s->last_request_ms < s->idle_timeout_ms;
     double value = outstanding > 0 ? outstanding : (warm ? 1 : 0);
-    /* again every second even when unchanged: policies smooth by elapsed time */
-    if (s->published_once && value == s->published &&
-        !(heartbeat && now - s->published_at >= 1000))
+    /* Again every second while unchanged, as policies smooth by elapsed time (a waiter ignores
+     * a change that comes within a second of the reading before). A 0 is repeated for 3 s
+     * only: then silence, so the reading of the next cold start is more than a second after
+     * the last one and acted on at once. */
+    bool repeat = heartbeat && now - s->published_at >= 1000 &&
+                  (value > 0 || now - s->zero_since < 3000);
+    if (s->published_once && value == s->published && !repeat)
         return;
     if (!s->published_once && value == 0)
         return; /* nothing asked yet: the scaler stays as it is */
@@ -310,6 +315,8 @@ static void publish_demand(service *s, bool heartbeat)
         if (value == 0 && s->published > 0 && outstanding == 0)
             LOG(r, SB_LOG_INFO, "service %s: idle for %llums, demand 0", s->name,
                 (unsigned long long)s->idle_timeout_ms);
+        if (value == 0 && (s->published > 0 || !s->published_once))
+            s->zero_since = now;
         s->published = value;
         s->published_once = true;
         s->published_at = now;
