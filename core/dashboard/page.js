@@ -196,7 +196,7 @@
         g.appendChild(kind);
         g.appendChild(value);
         s.appendChild(g);
-        shown.nodes[c.id] = { g: g, value: value, title: title, kind: c.kind };
+        shown.nodes[c.id] = { g: g, value: value, title: title, kind: c.kind, kindText: kind, kindLabel: c.kind + ' · ' + c.type };
       });
       var wrap = el('div', 'pipeline');
       var names = comps.filter(function (c) { return c.kind === 'trigger'; }).map(function (c) { return c.id; });
@@ -210,9 +210,7 @@
   function nodeValue(c) {
     if (c.kind === 'trigger') return 'value ' + fmtNumber(c.last_value) + ' · ' + c.readings + ' readings';
     if (c.kind === 'connector') return 'decision ' + fmtNumber(c.last_decision);
-    var text = 'desired ' + fmtNumber(c.desired) + ' · running ' + fmtNumber(c.running_count);
-    if (c.paused) text += ' · paused';
-    return text;
+    return 'desired ' + fmtNumber(c.desired) + ' · running ' + fmtNumber(c.running_count);
   }
 
   function updateNodes(doc) {
@@ -220,6 +218,7 @@
       var n = shown.nodes[c.id];
       if (!n) return;
       n.value.textContent = nodeValue(c);
+      n.kindText.textContent = n.kindLabel + (c.paused ? ' · paused' : '');
       var bad = problem(c);
       n.title.textContent = bad ? 'error: ' + bad.text : (c.last_reason || c.last_action || '');
       var cls = 'node ' + c.kind;
@@ -288,21 +287,25 @@
     clear(chart);
     var W = 760, H = 170, L = 36, R = 8, T = 8, B = 20;
     var now = hist ? hist.now : Date.now();
-    var from = now - HOUR_MS;
     var points = hist ? hist.points : [];
+    /* The last hour, or less while the daemon has run less (so the first minutes show). */
+    var from = now - HOUR_MS;
+    if (points.length) from = Math.max(from, Math.min(points[0][0], now) - 60 * 1000);
+    var span = Math.max(now - from, 1);
     var top = 1;
     points.forEach(function (p) {
       if (p[1] !== null) top = Math.max(top, p[1]);
       if (p[2] !== null) top = Math.max(top, p[2]);
     });
     if (typeof c.max === 'number' && c.max <= 1000) top = Math.max(top, c.max);
-    function x(t) { return L + (W - L - R) * (Math.max(t, from) - from) / HOUR_MS; }
+    function x(t) { return L + (W - L - R) * (Math.max(t, from) - from) / span; }
     function y(v) { return T + (H - T - B) * (1 - v / top); }
     chart.appendChild(svg('line', { x1: L, y1: y(0), x2: W - R, y2: y(0), 'class': 'axis' }));
     chart.appendChild(svg('line', { x1: L, y1: T, x2: L, y2: y(0), 'class': 'axis' }));
     chart.appendChild(svg('text', { x: L - 6, y: y(top) + 10, 'text-anchor': 'end', 'class': 'label' }, fmtNumber(top)));
     chart.appendChild(svg('text', { x: L - 6, y: y(0), 'text-anchor': 'end', 'class': 'label' }, '0'));
-    [['-60 min', 0], ['-30 min', 0.5], ['now', 1]].forEach(function (m) {
+    function ago(ms) { return ms >= 120000 ? '-' + Math.round(ms / 60000) + ' min' : '-' + Math.round(ms / 1000) + ' s'; }
+    [[ago(span), 0], [ago(span / 2), 0.5], ['now', 1]].forEach(function (m) {
       chart.appendChild(svg('text', { x: L + (W - L - R) * m[1], y: H - 4, 'text-anchor': m[1] === 0 ? 'start' : m[1] === 1 ? 'end' : 'middle', 'class': 'label' }, m[0]));
     });
     [['desired', 1], ['running', 2]].forEach(function (s) {
