@@ -647,7 +647,7 @@ void config_check_root(config_checker *c, const config_node *root)
         return; /* an empty file is an empty pipeline */
     if (root->kind != CONFIG_MAPPING) {
         config_report_at(c->rep, root,
-                         "the top level must be a mapping (plugins, log, admin, triggers, connectors, "
+                         "the top level must be a mapping (plugins, log, admin, state, triggers, connectors, "
                          "scalers), got %s",
                          config_node_kind_phrase(root->kind));
         return;
@@ -678,7 +678,7 @@ void config_check_root(config_checker *c, const config_node *root)
         else
             config_report_at(c->rep, root->keys[i],
                              "unknown top-level key '%s' (expected plugins, log, admin, "
-                             "triggers, connectors or scalers)",
+                             "state, triggers, connectors or scalers)",
                              config_clip(&cb, key));
     }
     check_plugins(c, val[0]);

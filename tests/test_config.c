@@ -379,11 +379,11 @@ static const error_case error_cases[] = {
     {"unknown top-level key", "trigers: []\n",
      "test.yaml:1:1: unknown top-level key 'trigers' (did you mean 'triggers'?)\n"},
     {"unknown top-level key, no suggestion", "pipelines: []\n",
-     "test.yaml:1:1: unknown top-level key 'pipelines' (expected plugins, log, admin, triggers, "
-     "connectors or scalers)\n"},
+     "test.yaml:1:1: unknown top-level key 'pipelines' (expected plugins, log, admin, state, "
+     "triggers, connectors or scalers)\n"},
     {"top level not a mapping", "- a\n",
-     "test.yaml:1:1: the top level must be a mapping (plugins, log, admin, triggers, connectors, "
-     "scalers), got a sequence\n"},
+     "test.yaml:1:1: the top level must be a mapping (plugins, log, admin, state, triggers, "
+     "connectors, scalers), got a sequence\n"},
     {"section not a sequence", "triggers: {id: a}\n",
      "test.yaml:1:11: 'triggers' must be a sequence of mappings, got a mapping\n"},
     {"entry not a mapping", "triggers:\n  - just-a-string\n",
@@ -1030,7 +1030,7 @@ START_TEST(test_deep_nesting)
     char *tail = repeat(ok, "]", 63, "\n");
     char *out = check_text(tail);
     ck_assert_str_eq(out, "test.yaml:1:1: unknown top-level key 'a' (expected plugins, log, "
-                          "admin, triggers, connectors or scalers)\n");
+                          "admin, state, triggers, connectors or scalers)\n");
     free(out);
     free(ok);
     free(tail);
