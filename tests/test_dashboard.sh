@@ -220,6 +220,14 @@ if [ "$rc" != 0 ] && ! grep -q '^not ok' "$W/drive.out"; then
 fi
 [ -s "$W/dashboard.png" ] && ok "screenshot kept: $W/dashboard.png" || not_ok "no screenshot"
 grep -qF "$TOKEN" "$W/run.log" && not_ok "the token is in the daemon's log" || ok "the token is not in the log"
-stop_pid "$daemon" 20
+# A clean stop (under SB_E2E_WRAP, the wrapper's verdict too).
+kill -TERM "$daemon"
+for _ in $(seq $((300 * SLOW))); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$daemon" 2>/dev/null; then
+  kill -KILL "$daemon"; wait "$daemon" 2>/dev/null; rc=255
+else
+  wait "$daemon"; rc=$?
+fi
 daemon=""
+[ "$rc" = 0 ] && ok "scalebus run stops cleanly (exit 0)" || not_ok "scalebus run exit $rc"
 [ "$fails" = 0 ]
