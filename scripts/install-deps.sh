@@ -21,12 +21,13 @@ libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev l
 # docker-registry serves it on loopback for `pull: missing`), systemd-container, dbus and
 # dbus-user-session (a real systemd booted in systemd-nspawn, driven over D-Bus on its system bus
 # and a user's bus); wrk (the router benchmark's load); systemd (systemd-analyze verifies the
-# unit file) and groff-base (the man page is checked for warnings).
+# unit file) and groff-base (the man page is checked for warnings); chromium, chromium-driver and
+# python3-selenium (the admin dashboard is tested in a real headless browser).
 if [ "${1:-}" = "--test" ]; then
   PKGS="$PKGS valgrind clang libclang-rt-14-dev libxml2-utils \
 redis-server rabbitmq-server prometheus nginx-light haproxy python3 python3-botocore curl \
 docker.io podman catatonit busybox-static systemd-container dbus dbus-user-session \
-docker-registry wrk systemd groff-base"
+docker-registry wrk systemd groff-base chromium chromium-driver python3-selenium"
 fi
 missing=""
 for p in $PKGS; do
