@@ -30,7 +30,9 @@
 #     the file it tests) it is unhealthy, published failed, logged, removed and replaced by a new
 #     container that is ready and answers. Podman runs health checks from systemd timers and
 #     there is no systemd here: the test runs `podman healthcheck run` each second instead, as
-#     the timer would (the scaler only reads the status either way).
+#     the timer would (the scaler only reads the status either way). A check is an exec in the
+#     container: where an exec does not enter the container's filesystem (engines run in a
+#     chroot, as in fresh-debian), only the Healthcheck kept and "starting, never ready" are shown.
 #
 #   tests/test_docker.sh BUILD/scalebus SOURCE_DIR [RECORDER_DIR]
 #
@@ -156,6 +158,8 @@ for a in $("$W/rootfs/bin/busybox" --list); do
   [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"
 done
 echo "served from a container" >"$W/rootfs/www/index.html"
+# Only this image has it: an exec that finds it runs in the container's filesystem.
+echo "the test image of test_docker" >"$W/rootfs/.scalebus-test-image"
 tar -C "$W/rootfs" -cf "$W/busybox.tar" .
 # Podman: the rlimit it cannot raise here (no CAP_SYS_RESOURCE), file locks in its own folder.
 printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n[engine]\nlock_type = "file"\n' \
@@ -541,13 +545,51 @@ health_report() {
   fi
 }
 
+# exec_sees_image NAME: a command exec'd in the container runs in its filesystem. It does not
+# when the engine runs in a chroot (as in ../shared/tools/fresh-debian): runc's pivot_root then
+# mounts the container's root where the chroot's root is, not on "/" of the mount namespace,
+# and an exec, which joins that namespace with setns(2), lands on its "/": the host's files.
+exec_sees_image() {
+  if [ "$engine" = podman ]; then
+    podman_cli exec "$1" test -f /.scalebus-test-image >/dev/null 2>&1
+    return
+  fi
+  local id
+  id=$(api POST "/containers/$1/exec" '{"Cmd":["test","-f","/.scalebus-test-image"],"AttachStdout":true}' \
+    | $PY -c 'import json,sys; print(json.load(sys.stdin)["Id"])' 2>/dev/null)
+  [ -n "$id" ] || return 1
+  api POST "/exec/$id/start" '{"Detach":false,"Tty":false}' >/dev/null
+  [ "$(api GET "/exec/$id/json" | $PY -c 'import json,sys; print(json.load(sys.stdin).get("ExitCode"))' 2>/dev/null)" = 0 ]
+}
+
 # health_cmd, readiness, the published address, and an unhealthy container replaced.
 health_checks() {
   if [ "$engine" = podman ]; then
     check_health_each_second </dev/null >>"$W/podman-healthcheck.log" 2>&1 &
     checker_pid=$!
   fi
-  local first addr want_check t0
+  local first addr t0
+  local want_check='{"Interval": 1000000000, "Retries": 2, "StartPeriod": 5000000000, "Test": ["CMD-SHELL", "test -f /tmp/ok"], "Timeout": 3000000000}'
+  # A health check is an exec in the container: where an exec cannot see the container's files
+  # no check can pass, so only what holds without one is shown (the rest would fail, and the
+  # test's own exec that removes the checked file would act on the host's /tmp).
+  if ! wait_for 20 count_is api 1; then
+    not_ok "$engine: api does not run: $(names api all): $(since_last '[api]')"
+  elif ! exec_sees_image "$(names api)"; then
+    first=$(names api)
+    echo "# $engine: an exec in $first does not run in its filesystem (the engine runs in a chroot?): health checks cannot pass here, only what holds without one is checked"
+    [ "$(inspect "$first" healthcheck)" = "$want_check" ] \
+      && ok "$engine: the engine keeps the Healthcheck sent: $want_check" \
+      || not_ok "$engine: Healthcheck $(inspect "$first" healthcheck)"
+    wait_for 10 seen_has api "$first starting" || true
+    case "$(states api "$first")" in
+      starting | starting\ failed) ok "$engine: a container whose check has not passed is published starting, never ready: $first $(states api "$first" | sed 's/ / then /g')" ;;
+      *) not_ok "$engine: $first went '$(states api "$first")' with no check passed: $(health_report)" ;;
+    esac
+    stop_pid "$checker_pid"
+    checker_pid=""
+    return
+  fi
   if wait_for 20 seen_has api " ready "; then
     first=$(seen api | cut -d' ' -f1)
     case "$(states api "$first")" in
@@ -558,7 +600,6 @@ health_checks() {
     not_ok "$engine: api never published ready: $(seen api) / $(names api all): $(since_last '[api]') / $(health_report)"
     return
   fi
-  want_check='{"Interval": 1000000000, "Retries": 2, "StartPeriod": 5000000000, "Test": ["CMD-SHELL", "test -f /tmp/ok"], "Timeout": 3000000000}'
   [ "$(inspect "$first" healthcheck)" = "$want_check" ] \
     && ok "$engine: the engine keeps the Healthcheck sent: $want_check" \
     || not_ok "$engine: Healthcheck $(inspect "$first" healthcheck)"
