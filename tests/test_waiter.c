@@ -164,6 +164,15 @@ START_TEST(test_ticks_normalisation)
             ck_assert(st.target == before); /* no time, no movement */
         before = st.target;
     }
+
+    /* Except with a factor of 1 (straight to the ideal): a burst 0.2 s after an idle reading is
+     * acted on at once, not at the next second (the router's cold start). */
+    sb_waiter e = make(1, 1, 0.5, 0, -1);
+    sb_waiter_run(&e, S(0), 0, 0, &st);
+    sb_waiter_run(&e, MS(200), 5, 0, &st);
+    ck_assert_uint_eq(st.ticks, 0);
+    ck_assert(st.target == 5);
+    ck_assert_int_eq(st.desired, 5);
 }
 END_TEST
 

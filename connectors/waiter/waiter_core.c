@@ -103,9 +103,12 @@ void sb_waiter_run(sb_waiter *w, uint64_t now_ns, double outstanding, int64_t to
         w->target = clamp_target(p, (double)total);
     uint64_t ticks = take_ticks(w, now_ns);
 
-    /* (1 - f)^ticks: a run after 10 s moves the target as far as ten runs 1 s apart. */
-    double up = 1.0 - pow(1.0 - p->scale_up_factor, (double)ticks);
-    double down = 1.0 - pow(1.0 - p->scale_down_factor, (double)ticks);
+    /* (1 - f)^ticks: a run after 10 s moves the target as far as ten runs 1 s apart. A factor
+     * of 1 goes straight to the ideal, also on a run within the same second (0^0 would be 1:
+     * a router's first request after an idle reading would wait for the next second). */
+    double up = p->scale_up_factor >= 1 ? 1.0 : 1.0 - pow(1.0 - p->scale_up_factor, (double)ticks);
+    double down =
+        p->scale_down_factor >= 1 ? 1.0 : 1.0 - pow(1.0 - p->scale_down_factor, (double)ticks);
     double ideal_f = ceil(outstanding * p->scale_factor / p->concurrency_level);
     if (ideal_f > WAITER_CEILING)
         ideal_f = WAITER_CEILING;
