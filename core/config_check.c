@@ -527,7 +527,9 @@ static void check_admin(config_checker *c, const config_node *v)
                              config_node_kind_phrase(listen->kind));
             return;
         }
-        if (!listen->quoted && config_parse_bool(listen->scalar, &on) == 0 && !on) {
+        /* off, unquoted (YAML's false) or quoted: "off" is no address anyone means. */
+        if ((!listen->quoted && config_parse_bool(listen->scalar, &on) == 0 && !on) ||
+            strcmp(listen->scalar, "off") == 0) {
             a->off = 1;
         } else if (!listen_address_ok(listen->scalar, &loopback)) {
             config_report_at(c->rep, listen,

@@ -210,6 +210,12 @@ START_TEST(config_admin_section)
     config_free(cfg);
     config_errors_free(&errs);
 
+    cfg = parse("admin: { listen: \"off\" }\n", &errs); /* quoted, the same */
+    ck_assert_uint_eq(errs.count, 0);
+    ck_assert(cfg->admin.off);
+    config_free(cfg);
+    config_errors_free(&errs);
+
     cfg = parse("admin: { listen: \"[::1]:9999\", token: abc.DEF-123 }\n", &errs);
     ck_assert_msg(errs.count == 0, "%s", first_error(&errs));
     ck_assert_str_eq(cfg->admin.listen, "[::1]:9999");
