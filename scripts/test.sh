@@ -33,6 +33,7 @@ sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" config
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" trace
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" replies
 sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" httpd
+sh tests/fuzz/run.sh build-clang "${SB_FUZZ_SECONDS:-60}" router
 
 step "ASan + UBSan: build and test"
 cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \

@@ -2,7 +2,7 @@
 # run.sh BUILD_DIR SECONDS [TARGET] - fuzz TARGET (expression: the expression language, the
 # default; config: pipeline files; trace: the trace reader of `scalebus simulate`; replies: the
 # parsers of what remote servers send the triggers and scalers; httpd: the HTTP/1.1 server of the
-# admin API and the router) for SECONDS
+# admin API and the router; router: the router's request and answer handling) for SECONDS
 # with libFuzzer, starting from a copy of the kept seed corpus (tests/fuzz/corpus/TARGET), so new
 # inputs never land in the source tree. BUILD_DIR is a clang build configured with -DSB_FUZZ=ON.
 #
@@ -10,7 +10,7 @@
 # kept and its path printed); 2 bad arguments; 77 the fuzzer is not built in BUILD_DIR.
 set -u
 if [ $# -ne 2 ] && [ $# -ne 3 ]; then
-  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace|replies|httpd]" >&2
+  echo "usage: $0 BUILD_DIR SECONDS [expression|config|trace|replies|httpd|router]" >&2
   exit 2
 fi
 build=$1
@@ -22,7 +22,8 @@ case $target in
   trace) max_len=4096 ;;
   replies) max_len=8192 ;;
   httpd) max_len=8192 ;;
-  *) echo "$0: unknown target '$target' (expression, config, trace, replies or httpd)" >&2; exit 2 ;;
+  router) max_len=8192 ;;
+  *) echo "$0: unknown target '$target' (expression, config, trace, replies, httpd or router)" >&2; exit 2 ;;
 esac
 case $seconds in
   '' | *[!0-9]*) echo "$0: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;;
@@ -36,7 +37,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_$target.XXXXXX") || exit 1
 mkdir "$work/corpus" "$work/artifacts"
-cp "$here"/corpus/"$target"/* "$work/corpus/"
+seeds=$here/corpus/$target
+[ "$target" = router ] && seeds=$here/../router/fuzz-corpus # kept beside the router's tests
+cp "$seeds"/* "$work/corpus/"
 
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
