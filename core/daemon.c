@@ -322,6 +322,29 @@ static void inst_log(sb_instance *inst, sb_log_level level, const char *fmt, ...
     va_end(ap);
 }
 
+/* A decision reaching a scaler: with log.format json its line also carries the count, what was
+ * asked, where it came from and the connector's reason, as fields. */
+static void decision_log(sb_instance *scaler, const sb_event *ev, double asked, double desired,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static const char *event_label(const sb_event *ev, const char *key);
+
+static void decision_log(sb_instance *scaler, const sb_event *ev, double asked, double desired,
+                         const char *fmt, ...)
+{
+    log_field fields[] = {
+        {"desired", NULL, desired, 1},
+        {"asked", NULL, asked, 1},
+        {"from", ev->source_id, 0, 0},
+        {"reason", event_label(ev, "reason"), 0, 0},
+    };
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_fields(&scaler->d->logger, SB_LOG_INFO, scaler->id, fields,
+                      sizeof fields / sizeof fields[0], fmt, ap);
+    va_end(ap);
+}
+
 #define dlog(d, level, ...) log_write(&(d)->logger, level, NULL, __VA_ARGS__)
 
 /* ---- host table ---------------------------------------------------------------------------- */
@@ -1553,13 +1576,14 @@ static void deliver_desired(sb_instance *scaler, const sb_event *ev)
     if (scaler->d->logger.level < SB_LOG_INFO)
         ; /* nothing to log: skip the formatting on this hot path */
     else if (clamped != want)
-        inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s held to %.0f (min %lld, max %lld)",
-                 want, ev->source_id, clamped, (long long)scaler->min, (long long)scaler->max);
+        decision_log(scaler, ev, want, clamped,
+                     "desired %.0f from %s held to %.0f (min %lld, max %lld)", want,
+                     ev->source_id, clamped, (long long)scaler->min, (long long)scaler->max);
     else if (clamped != scaler->last_desired && isnan(scaler->last_desired))
-        inst_log(scaler, SB_LOG_INFO, "desired %.0f (%s)", clamped,
-                 strcmp(ev->source_id, "scalebus") == 0 ? "min, at start" : ev->source_id);
+        decision_log(scaler, ev, want, clamped, "desired %.0f (%s)", clamped,
+                     strcmp(ev->source_id, "scalebus") == 0 ? "min, at start" : ev->source_id);
     else if (clamped != scaler->last_desired)
-        inst_log(scaler, SB_LOG_INFO, "desired %.0f from %s", clamped, ev->source_id);
+        decision_log(scaler, ev, want, clamped, "desired %.0f from %s", clamped, ev->source_id);
     scaler->last_desired = clamped;
     state_touch(scaler->d);
     /* The chart's point (the admin observes this scaler, or a control made its obs). */

@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -60,9 +61,10 @@ static size_t json_escape(char *out, size_t room, const char *s)
     return n;
 }
 
-/* {"time":"...","level":"info","component":"web","message":"..."} and a newline. */
+/* {"time":"...","level":"info","component":"web","message":"...", fields...} and a newline. */
 static void write_json(const sb_logger *lg, const char *stamp, sb_log_level level,
-                       const char *who, const char *msg)
+                       const char *who, const char *msg, const log_field *fields,
+                       size_t nfields)
 {
     char line[4608];
     size_t room = sizeof line - 3; /* "}\n" and the NUL */
@@ -78,8 +80,35 @@ static void write_json(const sb_logger *lg, const char *stamp, sb_log_level leve
         used += sizeof mid - 1;
     }
     used += json_escape(line + used, room - used - 1, msg);
-    memcpy(line + used, "\"}\n", 3);
-    used += 3;
+    if (used < room)
+        line[used++] = '"';
+    for (size_t i = 0; i < nfields; i++) {
+        const log_field *f = &fields[i];
+        if (!f->key || (!f->is_number && !f->text))
+            continue;
+        /* Each field whole or not at all: room for ,"key": and the value's worst case. */
+        char value[64];
+        if (f->is_number)
+            snprintf(value, sizeof value, isfinite(f->number) ? "%.17g" : "null", f->number);
+        size_t need = strlen(f->key) * 6 + 4 + (f->is_number ? strlen(value) : 2);
+        if (used + need + 1 >= room)
+            break;
+        line[used++] = ',';
+        line[used++] = '"';
+        used += json_escape(line + used, room - used, f->key);
+        memcpy(line + used, "\":", 2);
+        used += 2;
+        if (f->is_number) {
+            memcpy(line + used, value, strlen(value));
+            used += strlen(value);
+        } else {
+            line[used++] = '"';
+            used += json_escape(line + used, room - used - 2, f->text);
+            line[used++] = '"';
+        }
+    }
+    memcpy(line + used, "}\n", 2);
+    used += 2;
     fwrite(line, 1, used, lg->out);
     fflush(lg->out);
 }
@@ -109,6 +138,12 @@ int log_level_parse(const char *name, sb_log_level *out)
 void log_vwrite(const sb_logger *lg, sb_log_level level, const char *who, const char *fmt,
                 va_list ap)
 {
+    log_vwrite_fields(lg, level, who, NULL, 0, fmt, ap);
+}
+
+void log_vwrite_fields(const sb_logger *lg, sb_log_level level, const char *who,
+                       const log_field *fields, size_t nfields, const char *fmt, va_list ap)
+{
     if (!lg || level > lg->level)
         return;
     char line[2048];
@@ -121,7 +156,7 @@ void log_vwrite(const sb_logger *lg, sb_log_level level, const char *who, const 
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (lg->json) {
         vsnprintf(line, sizeof line, fmt, ap);
-        write_json(lg, stamp, level, who, line);
+        write_json(lg, stamp, level, who, line, fields, nfields);
         return;
     }
     int n = snprintf(line, sizeof line, "%s %-5s [%s] ", stamp, level_names[level],

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,12 +77,59 @@ START_TEST(test_json_line)
 }
 END_TEST
 
+static void write_fields(sb_logger *lg, const log_field *f, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite_fields(lg, SB_LOG_INFO, "workers", f, n, fmt, ap);
+    va_end(ap);
+}
+
+/* A decision's line carries its fields: numbers as numbers, text escaped, absent text left out;
+ * the text format shows the message only. */
+START_TEST(test_json_fields)
+{
+    log_field f[] = {{"desired", NULL, 3, 1},
+                     {"from", "per-two", 0, 0},
+                     {"reason", "tick=7 \"quoted\" -> 4", 0, 0},
+                     {"none", NULL, 0, 0},
+                     {"inf", NULL, INFINITY, 1}};
+    for (int json = 0; json <= 1; json++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&buf, &len);
+        sb_logger lg;
+        log_init(&lg, SB_LOG_DEBUG, out);
+        lg.json = json;
+        write_fields(&lg, f, sizeof f / sizeof f[0], "desired %d from %s", 3, "per-two");
+        fclose(out);
+        if (!json) {
+            ck_assert_ptr_nonnull(strstr(buf, "[workers] desired 3 from per-two\n"));
+            ck_assert_ptr_null(strstr(buf, "reason"));
+        } else {
+            cJSON *o = cJSON_Parse(buf);
+            ck_assert_msg(o != NULL, "not JSON: %s", buf);
+            ck_assert_str_eq(cJSON_GetObjectItem(o, "message")->valuestring, "desired 3 from per-two");
+            ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(o, "desired")));
+            ck_assert(cJSON_GetObjectItem(o, "desired")->valuedouble == 3);
+            ck_assert_str_eq(cJSON_GetObjectItem(o, "from")->valuestring, "per-two");
+            ck_assert_str_eq(cJSON_GetObjectItem(o, "reason")->valuestring, "tick=7 \"quoted\" -> 4");
+            ck_assert_ptr_null(cJSON_GetObjectItem(o, "none"));
+            ck_assert(cJSON_IsNull(cJSON_GetObjectItem(o, "inf")));
+            cJSON_Delete(o);
+        }
+        free(buf);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("log");
     tcase_add_test(tc, test_text_line);
     tcase_add_test(tc, test_json_line);
+    tcase_add_test(tc, test_json_fields);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
