@@ -78,6 +78,9 @@ START_TEST(test_json_line)
 END_TEST
 
 static void write_fields(sb_logger *lg, const log_field *f, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void write_fields(sb_logger *lg, const log_field *f, size_t n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
