@@ -1158,6 +1158,15 @@ static void on_up_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             proxy_retry_stale(px);
             return;
         }
+        if (!up->got_byte && px && px->idempotent && !px->retried &&
+            px->body_kind == RT_BODY_NONE && !px->started) {
+            /* The instance closed before answering (it is being stopped, or died): an
+             * idempotent request without a body may be sent again (RFC 9110, 9.2.2), once, to
+             * another instance; this one is ejected. */
+            upconn_close(up); /* detaches px */
+            proxy_connect_failed(px, "closed the connection before answering");
+            return;
+        }
         upconn_broken(up, up->got_byte ? "closed the connection mid-response"
                                        : "closed the connection before answering");
         return;
