@@ -108,6 +108,9 @@ mkdir -p "$W/a" "$W/b"
 
 # ---- 1. the main pipelines: a list drives two pools; the server goes away and comes back ----
 cat >"$W/main.yaml" <<YAML
+# no admin endpoint: ctest runs other daemons at once, and a second one on the
+# default port warns, which the check for unexpected warnings below would catch
+admin: {listen: off}
 triggers:
   # the password in the url
   - { id: jobs, type: redis, url: "redis://:$PASS@127.0.0.1:$PORT/0", key: jobs,
@@ -260,6 +263,7 @@ wait_for 10 fake_up || not_ok "the double did not start: $(cat "$W/fake.err")"
 U="redis://:$PASS@127.0.0.1:$PORT"
 F="redis://127.0.0.1:$FAKE_PORT"
 cat >"$W/checks.yaml" <<YAML
+admin: {listen: off}
 triggers:
   - { id: z, type: redis, url: "$U", key: delayed, kind: zset, every: 200ms }
   - { id: s, type: redis, url: "$U", key: events, kind: stream, every: 200ms }
