@@ -20,6 +20,10 @@
 
 /* Limits that keep a hostile file from being followed. */
 #define CONFIG_MAX_FILE_BYTES (4u * 1024u * 1024u)
+/* include: nesting (the main file is depth 0), files read in all, and their bytes in all. */
+#define CONFIG_MAX_INCLUDE_DEPTH 8
+#define CONFIG_MAX_INCLUDE_FILES 1000
+#define CONFIG_MAX_TOTAL_BYTES (64u * 1024u * 1024u)
 #define CONFIG_MAX_DEPTH 64
 /* Nodes, counting every alias expansion: 10,000 pipelines shaped like the example file
  * (trigger, connector, scaler with a 3-item command) are ~320,000 nodes, so this leaves room for
@@ -38,6 +42,8 @@ typedef enum config_node_kind {
 
 typedef struct config_node {
     config_node_kind kind;
+    const char *file;           /* the included file it was read from (as messages name it);
+                                 * NULL: the main file */
     int line, col;              /* 1-based, where the node starts in the file */
     char *scalar;               /* SCALAR: the text after ${VAR} expansion */
     int quoted;                 /* SCALAR: written with quotes (never null/bool by accident) */
@@ -55,14 +61,18 @@ typedef struct config_error {
 typedef struct config_errors {
     config_error *items;
     size_t count, cap;
+    char *main_file; /* printed first (set by config_parse_file/_string); NULL: the first
+                      * error's file */
 } config_errors;
 
 typedef struct config_component {
     sb_kind kind;
     char *id;
     char *type;
-    int line, col;           /* of the component's mapping */
-    const config_node *node; /* the whole mapping, owned by the config's tree */
+    const char *file;        /* where it is declared: cfg->path, or an included file */
+    int line, col;           /* of the component's mapping, in file */
+    const config_node *node; /* the whole mapping, owned by the config's tree; with every
+                              * `extend:` merged in (their nodes keep their own file) */
 
     /* Connectors: the edges. */
     char **from;
@@ -110,7 +120,11 @@ typedef struct config_state {
 
 typedef struct config {
     char *path;
-    config_node *root;
+    config_node *root; /* the main file's */
+    /* Every file read: the main file, then each `include:`d one in the order read (depth
+     * first, a glob's matches sorted), absolute and normalised (realpath), each once. */
+    char **files;
+    size_t nfiles;
     char **plugin_paths; /* plugins.path, resolved against the file's folder */
     size_t nplugin_paths;
     sb_log_level log_level;
@@ -140,14 +154,20 @@ void config_errors_free(config_errors *errs);
 /* A line or column below 1 is stored as 1: a problem of the whole file is at its start. */
 void config_error_add(config_errors *errs, const char *file, int line, int col, const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
-/* Prints each error as "FILE:LINE:COL: message\n", sorted by line and column (errors at the
- * same position in the order they were found), whatever order the stages found them in. */
+/* Prints each error as "FILE:LINE:COL: message\n", sorted by file (errs->main_file first, then
+ * the others by name) and then line and column (errors at the same position in the order they
+ * were found), whatever order the stages found them in. */
 void config_errors_print(const config_errors *errs, void *stdio_file);
 
 /* Parse and check structure. Returns a config (possibly partial) or NULL when the file cannot be
  * read or parsed at all; errs gets every problem. A config with errs->count > 0 must not run.
  * config_parse_file() reads regular files only: a FIFO, a device or a folder is refused at once
- * (never waited on). An empty file is a valid pipeline with no components. */
+ * (never waited on). An empty file is a valid pipeline with no components.
+ *
+ * config_parse_file() follows `include:` (paths or globs, relative to the including file's
+ * folder; see docs/config.md); every error inside an included file is reported at that file's
+ * path. config_parse_string() reads no file: `include:` there is an error (so a fuzzer or a test
+ * never reads the disk); `extend:` works in both. */
 config *config_parse_file(const char *path, config_errors *errs);
 config *config_parse_string(const char *text, size_t len, const char *name, config_errors *errs);
 

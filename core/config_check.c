@@ -360,8 +360,9 @@ static void index_ids(config_checker *c)
         const config_node *fn = c->side[first - cfg->components].id_node;
         /* An alias repeats the anchored id node itself: point at the component then. */
         const config_node *at = c->side[i].id_node == fn ? comp->node : c->side[i].id_node;
-        config_report_at(c->rep, at, "duplicate id '%s' (first used at %d:%d)",
-                         config_clip(&cb, comp->id), fn->line, fn->col);
+        config_wherebuf wb;
+        config_report_at(c->rep, at, "duplicate id '%s' (first used at %s)",
+                         config_clip(&cb, comp->id), config_where(&wb, c->rep, fn, at));
     }
 }
 
@@ -636,21 +637,30 @@ static void check_state(config_checker *c, const config_node *v)
     }
 }
 
-void config_check_root(config_checker *c, const config_node *root)
+/* ---- the top level of each file ------------------------------------------------------------ */
+
+enum { TOP_PLUGINS, TOP_LOG, TOP_TRIGGERS, TOP_CONNECTORS, TOP_SCALERS, TOP_ADMIN, TOP_STATE,
+       TOP_INCLUDE, TOP_EXTEND, NTOP };
+static const char *const top_keys[NTOP] = {"plugins", "log",   "triggers", "connectors", "scalers",
+                                           "admin",   "state", "include",  "extend"};
+
+static int top_in_included(size_t k)
 {
-    static const char *const top[] = {"plugins", "log",     "triggers",
-                                      "connectors", "scalers", "admin", "state"};
-    enum { NTOP = 7 };
-    const config_node *val[NTOP] = {0};
-    c->cfg->admin.listen = CONFIG_ADMIN_DEFAULT_LISTEN;
-    c->cfg->admin.line = c->cfg->admin.col = 1;
-    c->cfg->state.every_ms = CONFIG_STATE_DEFAULT_EVERY_MS;
-    if (config_is_null(root))
-        return; /* an empty file is an empty pipeline */
+    return k == TOP_TRIGGERS || k == TOP_CONNECTORS || k == TOP_SCALERS || k == TOP_INCLUDE ||
+           k == TOP_EXTEND;
+}
+
+/* One file's top-level keys into val (NTOP slots). An included file may give only components,
+ * include and extend. */
+static void read_top(config_checker *c, const config_node *root, int main_file,
+                     const config_node **val)
+{
     if (root->kind != CONFIG_MAPPING) {
         config_report_at(c->rep, root,
-                         "the top level must be a mapping (plugins, log, admin, state, triggers, connectors, "
-                         "scalers), got %s",
+                         main_file ? "the top level must be a mapping (plugins, log, admin, state, "
+                                     "triggers, connectors, scalers), got %s"
+                                   : "the top level of an included file must be a mapping "
+                                     "(include, triggers, connectors, scalers, extend), got %s",
                          config_node_kind_phrase(root->kind));
         return;
     }
@@ -662,8 +672,12 @@ void config_check_root(config_checker *c, const config_node *root)
         if (strncmp(key, "x-", 2) == 0)
             continue;
         size_t k = 0;
-        while (k < NTOP && strcmp(key, top[k]) != 0)
+        while (k < NTOP && strcmp(key, top_keys[k]) != 0)
             k++;
+        if (k < NTOP && !main_file && !top_in_included(k)) {
+            config_report_at(c->rep, root->keys[i], "only the main file may set '%s'", key);
+            continue;
+        }
         if (k < NTOP) {
             if (val[k] == NULL) /* a repeated key was reported while reading */
                 val[k] = root->items[i];
@@ -672,40 +686,369 @@ void config_check_root(config_checker *c, const config_node *root)
         config_suggestion sg;
         config_suggest_start(&sg, key);
         for (size_t j = 0; j < NTOP; j++)
-            config_suggest(&sg, top[j]);
+            if (main_file || top_in_included(j))
+                config_suggest(&sg, top_keys[j]);
         if (config_suggested(&sg) != NULL)
             config_report_at(c->rep, root->keys[i],
                              "unknown top-level key '%s' (did you mean '%s'?)",
                              config_clip(&cb, key), config_suggested(&sg));
-        else
+        else if (main_file)
             config_report_at(c->rep, root->keys[i],
                              "unknown top-level key '%s' (expected plugins, log, admin, "
                              "state, triggers, connectors or scalers)",
                              config_clip(&cb, key));
+        else
+            config_report_at(c->rep, root->keys[i],
+                             "unknown top-level key '%s' (an included file may give include, "
+                             "triggers, connectors, scalers and extend)",
+                             config_clip(&cb, key));
     }
-    check_plugins(c, val[0]);
-    check_log(c, val[1]);
-    check_admin(c, val[5]);
-    check_state(c, val[6]);
+}
 
-    size_t total = count_entries(val[2]) + count_entries(val[3]) + count_entries(val[4]);
-    if (total > 0) {
-        c->cfg->components = arena_alloc(&c->store->mem, total * sizeof *c->cfg->components);
-        c->side = arena_alloc(&c->store->mem, total * sizeof *c->side);
-        if (c->cfg->components == NULL || c->side == NULL) {
-            c->rep->oom = 1;
-            return;
+/* ---- extend: -------------------------------------------------------------------------------- */
+
+/* What every extend of one option of one component adds, merged once at the end. */
+typedef struct ext_target {
+    size_t comp;
+    const char *option;
+    const config_node *base; /* the component's own mapping for it, or NULL */
+    const config_node *first_key;
+    const config_node *first_val;
+    int refused; /* the component's own value is not a mapping: reported, nothing merged */
+    config_node **keys, **items; /* what the extends add (malloc'd) */
+    size_t n, cap;
+    strmap names; /* name -> the key node that declared it */
+} ext_target;
+
+typedef struct ext_state {
+    ext_target **targets; /* malloc'd, each malloc'd */
+    size_t n, cap;
+    strmap by_key; /* "COMP\x1fOPTION" (in the arena) -> target */
+} ext_state;
+
+static void ext_state_free(ext_state *es)
+{
+    for (size_t i = 0; i < es->n; i++) {
+        free(es->targets[i]->keys);
+        free(es->targets[i]->items);
+        strmap_free(&es->targets[i]->names);
+        free(es->targets[i]);
+    }
+    free(es->targets);
+    strmap_free(&es->by_key);
+}
+
+static int is_host_key(sb_kind k, const char *key)
+{
+    static const char *const host[] = {"id", "type", "from", "to", "match", "min", "max"};
+    (void)k;
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+        if (strcmp(host[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* The target for (comp, option), made on first use; NULL when out of memory. */
+static ext_target *ext_target_for(config_checker *c, ext_state *es, size_t ci,
+                                  const config_node *key, const config_node *val)
+{
+    textbuf t = {0};
+    textbuf_printf(&t, "%zu\x1f%s", ci, key->scalar);
+    char *name = t.oom ? NULL : arena_strndup(&c->store->mem, t.p, t.len);
+    textbuf_free(&t);
+    if (name == NULL)
+        return NULL;
+    ext_target *tg = strmap_get(&es->by_key, name);
+    if (tg != NULL)
+        return tg;
+    if (es->n == es->cap) {
+        size_t ncap = es->cap ? es->cap * 2 : 8;
+        ext_target **nt = realloc(es->targets, ncap * sizeof *nt);
+        if (nt == NULL)
+            return NULL;
+        es->targets = nt;
+        es->cap = ncap;
+    }
+    if ((tg = calloc(1, sizeof *tg)) == NULL)
+        return NULL;
+    es->targets[es->n++] = tg;
+    tg->comp = ci;
+    tg->option = key->scalar;
+    tg->first_key = key;
+    tg->first_val = val;
+    const config_component *comp = &c->cfg->components[ci];
+    const config_node *base = config_map_get(comp->node, key->scalar);
+    if (strmap_put(&es->by_key, name, tg) != 0)
+        return NULL;
+    if (config_is_null(base))
+        return tg;
+    if (base->kind != CONFIG_MAPPING) {
+        config_wherebuf wb;
+        config_clipbuf cb;
+        config_report_at(c->rep, key,
+                         "extend: '%s' of '%s' is %s where it is declared (%s), not a mapping: "
+                         "extend adds only to a map of objects",
+                         config_clip(&cb, key->scalar), comp->id, config_node_kind_phrase(base->kind),
+                         config_where(&wb, c->rep, base, NULL));
+        tg->refused = 1;
+        return tg;
+    }
+    tg->base = base;
+    for (size_t i = 0; i < base->count; i++)
+        if (strmap_get(&tg->names, base->keys[i]->scalar) == NULL &&
+            strmap_put(&tg->names, base->keys[i]->scalar, base->keys[i]) != 0)
+            return NULL;
+    return tg;
+}
+
+/* Adds one extend's entries (val, a mapping) to its target; a name already there is reported at
+ * the later one. Returns -1 out of memory. */
+static int ext_add(config_checker *c, ext_target *tg, const config_node *val)
+{
+    const config_component *comp = &c->cfg->components[tg->comp];
+    for (size_t i = 0; i < val->count; i++) {
+        config_node *k = val->keys[i];
+        const config_node *first = strmap_get(&tg->names, k->scalar);
+        if (first != NULL) {
+            if (first == k)
+                continue; /* an alias repeating the same mapping: reported while reading */
+            config_clipbuf cb;
+            config_wherebuf wb;
+            config_report_at(c->rep, k, "%s '%s' of '%s' is already declared at %s", tg->option,
+                             config_clip(&cb, k->scalar), comp->id,
+                             config_where(&wb, c->rep, first, NULL));
+            continue;
+        }
+        if (strmap_put(&tg->names, k->scalar, k) != 0)
+            return -1;
+        if (tg->n == tg->cap) {
+            size_t ncap = tg->cap ? tg->cap * 2 : 8;
+            config_node **nk = realloc(tg->keys, ncap * sizeof *nk);
+            if (nk == NULL)
+                return -1;
+            tg->keys = nk;
+            config_node **ni = realloc(tg->items, ncap * sizeof *ni);
+            if (ni == NULL)
+                return -1;
+            tg->items = ni;
+            tg->cap = ncap;
+        }
+        tg->keys[tg->n] = k;
+        tg->items[tg->n++] = val->items[i];
+    }
+    return 0;
+}
+
+/* One entry of an extend list: {id: COMPONENT, OPTION: {NAME: OBJECT, ...}, ...}. */
+static int ext_entry(config_checker *c, ext_state *es, const config_node *e)
+{
+    config_clipbuf cb;
+    if (e->kind != CONFIG_MAPPING) {
+        config_report_at(c->rep, e,
+                         "each entry of 'extend' must be a mapping like {id: router, services: "
+                         "{...}}, got %s",
+                         config_node_kind_phrase(e->kind));
+        return 0;
+    }
+    const config_node *id = config_map_get(e, "id");
+    size_t ci = CONFIG_NO_COMP;
+    if (config_is_null(id) || id->kind != CONFIG_SCALAR) {
+        config_report_at(c->rep, config_is_null(id) ? e : id,
+                         "extend: give the id of the component it adds to (id: router)");
+    } else {
+        const config_component *comp = strmap_get(&c->store->ids, id->scalar);
+        if (comp != NULL) {
+            ci = (size_t)(comp - c->cfg->components);
+        } else {
+            config_suggestion sg;
+            config_suggest_start(&sg, id->scalar);
+            for (size_t i = 0; i < c->cfg->ncomponents; i++)
+                if (c->cfg->components[i].id != NULL)
+                    config_suggest(&sg, c->cfg->components[i].id);
+            if (config_suggested(&sg) != NULL)
+                config_report_at(c->rep, id, "extend: no component '%s' (did you mean '%s'?)",
+                                 config_clip(&cb, id->scalar), config_suggested(&sg));
+            else
+                config_report_at(c->rep, id, "extend: no component '%s' in any file",
+                                 config_clip(&cb, id->scalar));
         }
     }
-    size_t next = 0;
-    if (load_section(c, val[2], "triggers", SB_KIND_TRIGGER, &next) != 0 ||
-        load_section(c, val[3], "connectors", SB_KIND_CONNECTOR, &next) != 0 ||
-        load_section(c, val[4], "scalers", SB_KIND_SCALER, &next) != 0) {
+    for (size_t i = 0; i < e->count; i++) {
+        const config_node *key = e->keys[i], *val = e->items[i];
+        if (strcmp(key->scalar, "id") == 0)
+            continue;
+        if (is_host_key(SB_KIND_TRIGGER, key->scalar)) {
+            config_report_at(c->rep, key,
+                             "extend: '%s' is the host's, not a plugin option: extend adds only "
+                             "to a plugin's maps of objects",
+                             key->scalar);
+            continue;
+        }
+        if (val->kind != CONFIG_MAPPING) {
+            config_report_at(c->rep, val,
+                             "extend: '%s' must be a mapping of names to objects, got %s",
+                             config_clip(&cb, key->scalar), config_node_kind_phrase(val->kind));
+            continue;
+        }
+        if (ci == CONFIG_NO_COMP)
+            continue;
+        ext_target *tg = ext_target_for(c, es, ci, key, val);
+        if (tg == NULL)
+            return -1;
+        if (!tg->refused && ext_add(c, tg, val) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The component's mapping with one option's value replaced (or added): new nodes in the arena,
+ * as the old ones may be shared by aliases. */
+static int ext_merge(config_checker *c, const ext_target *tg)
+{
+    arena *mem = &c->store->mem;
+    config_component *comp = &c->cfg->components[tg->comp];
+    size_t nbase = tg->base ? tg->base->count : 0, n = nbase + tg->n;
+    config_node *merged = arena_alloc(mem, sizeof *merged);
+    if (merged == NULL)
+        return -1;
+    *merged = tg->base ? *tg->base : *tg->first_val;
+    merged->kind = CONFIG_MAPPING;
+    merged->count = n;
+    merged->keys = arena_alloc(mem, (n ? n : 1) * sizeof *merged->keys);
+    merged->items = arena_alloc(mem, (n ? n : 1) * sizeof *merged->items);
+    if (merged->keys == NULL || merged->items == NULL)
+        return -1;
+    for (size_t i = 0; i < nbase; i++) {
+        merged->keys[i] = tg->base->keys[i];
+        merged->items[i] = tg->base->items[i];
+    }
+    for (size_t i = 0; i < tg->n; i++) {
+        merged->keys[nbase + i] = tg->keys[i];
+        merged->items[nbase + i] = tg->items[i];
+    }
+    const config_node *old = comp->node;
+    size_t at = old->count;
+    for (size_t i = 0; i < old->count && at == old->count; i++)
+        if (strcmp(old->keys[i]->scalar, tg->option) == 0)
+            at = i;
+    size_t m = old->count + (at == old->count);
+    config_node *node = arena_alloc(mem, sizeof *node);
+    if (node == NULL)
+        return -1;
+    *node = *old;
+    node->count = m;
+    node->keys = arena_alloc(mem, m * sizeof *node->keys);
+    node->items = arena_alloc(mem, m * sizeof *node->items);
+    if (node->keys == NULL || node->items == NULL)
+        return -1;
+    for (size_t i = 0; i < old->count; i++) {
+        node->keys[i] = old->keys[i];
+        node->items[i] = old->items[i];
+    }
+    if (at == old->count)
+        node->keys[at] = (config_node *)tg->first_key;
+    node->items[at] = merged;
+    comp->node = node;
+    return 0;
+}
+
+/* Every file's extend list, in file order, merged into the components' mappings; what phase 2
+ * must check is kept in the store. */
+static void check_extends(config_checker *c, const config_node *const *ext, size_t nroots)
+{
+    ext_state es = {0};
+    int oom = 0;
+    for (size_t r = 0; r < nroots && !oom; r++) {
+        const config_node *v = ext[r];
+        if (config_is_null(v))
+            continue;
+        if (v->kind != CONFIG_SEQUENCE) {
+            config_report_at(c->rep, v,
+                             "'extend' must be a list of mappings like - {id: router, services: "
+                             "{...}}, got %s",
+                             config_node_kind_phrase(v->kind));
+            continue;
+        }
+        for (size_t i = 0; i < v->count && !oom; i++)
+            oom = ext_entry(c, &es, v->items[i]) != 0;
+    }
+    if (!oom && es.n > 0) {
+        c->store->extensions = arena_alloc(&c->store->mem, es.n * sizeof *c->store->extensions);
+        oom = c->store->extensions == NULL;
+    }
+    for (size_t i = 0; i < es.n && !oom; i++) {
+        const ext_target *tg = es.targets[i];
+        if (tg->refused)
+            continue;
+        c->store->extensions[c->store->nextensions++] =
+            (config_extension){tg->comp, tg->option, tg->first_key};
+        oom = ext_merge(c, tg) != 0;
+    }
+    ext_state_free(&es);
+    if (oom)
+        c->rep->oom = 1;
+}
+
+void config_check_roots(config_checker *c)
+{
+    config_store *st = c->store;
+    config *cfg = c->cfg;
+    cfg->admin.listen = CONFIG_ADMIN_DEFAULT_LISTEN;
+    cfg->admin.line = cfg->admin.col = 1;
+    cfg->state.every_ms = CONFIG_STATE_DEFAULT_EVERY_MS;
+    size_t nroots = st->nroots;
+    if (nroots == 0)
+        return;
+    const config_node **val = calloc(nroots * NTOP, sizeof *val);
+    const config_node **ext = calloc(nroots, sizeof *ext);
+    if (val == NULL || ext == NULL) {
+        free(val);
+        free(ext);
         c->rep->oom = 1;
         return;
     }
-    c->cfg->ncomponents = next;
+    for (size_t r = 0; r < nroots; r++)
+        if (!config_is_null(st->roots[r]))
+            read_top(c, st->roots[r], r == 0, &val[r * NTOP]);
+    check_plugins(c, val[TOP_PLUGINS]);
+    check_log(c, val[TOP_LOG]);
+    check_admin(c, val[TOP_ADMIN]);
+    check_state(c, val[TOP_STATE]);
+
+    size_t total = 0;
+    for (size_t r = 0; r < nroots; r++) {
+        total += count_entries(val[r * NTOP + TOP_TRIGGERS]) +
+                 count_entries(val[r * NTOP + TOP_CONNECTORS]) +
+                 count_entries(val[r * NTOP + TOP_SCALERS]);
+        ext[r] = val[r * NTOP + TOP_EXTEND];
+    }
+    if (total > 0) {
+        cfg->components = arena_alloc(&st->mem, total * sizeof *cfg->components);
+        c->side = arena_alloc(&st->mem, total * sizeof *c->side);
+        if (cfg->components == NULL || c->side == NULL) {
+            c->rep->oom = 1;
+            goto out;
+        }
+    }
+    /* Triggers, then connectors, then scalers; each kind in file order (main file first). */
+    static const char *const names[] = {"triggers", "connectors", "scalers"};
+    static const sb_kind kinds[] = {SB_KIND_TRIGGER, SB_KIND_CONNECTOR, SB_KIND_SCALER};
+    size_t next = 0;
+    for (size_t k = 0; k < 3; k++)
+        for (size_t r = 0; r < nroots; r++)
+            if (load_section(c, val[r * NTOP + TOP_TRIGGERS + k], names[k], kinds[k], &next) != 0) {
+                c->rep->oom = 1;
+                goto out;
+            }
+    cfg->ncomponents = next;
+    for (size_t i = 0; i < next; i++)
+        cfg->components[i].file = config_node_file(c->rep, cfg->components[i].node);
     index_ids(c);
     if (!c->rep->oom)
+        check_extends(c, ext, nroots);
+    if (!c->rep->oom)
         config_check_graph(c);
+out:
+    free(val);
+    free(ext);
 }

@@ -22,7 +22,8 @@
 
 /* ---- config.c: where errors go, and the words of every message ---------------------------- */
 
-/* Where the errors of one call go, and whether memory ran out on the way. */
+/* Where the errors of one call go, and whether memory ran out on the way. file: the main file
+ * (a node read from an included file carries its own, which config_report_at uses). */
 typedef struct config_reporter {
     config_errors *errs;
     const char *file;
@@ -34,8 +35,19 @@ void config_report(config_reporter *r, int line, int col, const char *fmt, ...)
 /* At a node's position (1:1 without a node). */
 void config_report_at(config_reporter *r, const config_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Sorts errs->items[start..] by line and column, keeping the order of equal positions. */
+/* Sorts errs->items[start..] by file, line and column, keeping the order of equal positions. */
 void config_sort_errors_from(config_errors *errs, size_t start);
+
+/* The file a node was read from, as messages name it. */
+const char *config_node_file(const config_reporter *r, const config_node *n);
+
+/* Where a node is, for a message about another node (`from`): "3:5" in the same file,
+ * "conf.d/a.yaml:3:5" in another. */
+typedef struct config_wherebuf {
+    char s[300];
+} config_wherebuf;
+const char *config_where(config_wherebuf *b, const config_reporter *r, const config_node *n,
+                         const config_node *from);
 
 /* A user's text quoted in a message, cut short so one long scalar cannot flood the output. */
 typedef struct config_clipbuf {
@@ -74,15 +86,31 @@ typedef struct config_store {
     strmap ids;                     /* id -> config_component * (the first with that id) */
     const config_node **path_nodes; /* plugins.path entries, parallel to cfg->plugin_paths */
     const char **path_refused;      /* NULL, or why the caller could not use that folder */
+    config_node **roots;            /* each file's tree, parallel to cfg->files (NULL: empty) */
+    const char **root_files;        /* each file's name in messages (NULL: the main file) */
+    size_t nroots, roots_cap;
+    struct config_extension *extensions; /* what extend: merged, for phase 2 */
+    size_t nextensions;
 } config_store;
+
+/* One option of one component that `extend:` added to: phase 2 checks that the plugin takes a
+ * map there, and reports at the first extend's key otherwise. */
+typedef struct config_extension {
+    size_t comp;
+    const char *option;
+    const config_node *at; /* the first extend's key for it */
+} config_extension;
 
 /* ---- config_tree.c ------------------------------------------------------------------------ */
 
 /* Reads one YAML text into *root (NULL for an empty text), in mem. With expand_env, ${VAR} is
- * expanded in every scalar. Returns 0, or -1 when the text could not be followed to its end
- * (syntax errors, limits, out of memory: rep->oom); every problem is reported. */
-int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const char *text,
-                      size_t len, config_node **root);
+ * expanded in every scalar. file: what every node's file is (NULL: the main file; rep->file
+ * should name the same). nodes: the node count so far across files (CONFIG_MAX_NODES holds for
+ * all of them), updated; NULL counts this text alone. Returns 0, or -1 when the text could not
+ * be followed to its end (syntax errors, limits, out of memory: rep->oom); every problem is
+ * reported. */
+int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const char *file,
+                      size_t *nodes, const char *text, size_t len, config_node **root);
 
 /* ---- config_scalar.c ---------------------------------------------------------------------- */
 
@@ -118,8 +146,9 @@ typedef struct config_checker {
     config_side *side;
 } config_checker;
 
-/* The whole structure check of a parsed tree: fills cfg's components, plugin paths and log. */
-void config_check_root(config_checker *c, const config_node *root);
+/* The whole structure check of the parsed trees (c->store->roots: the main file's, then the
+ * included ones): fills cfg's components, plugin paths and log, and merges `extend:`. */
+void config_check_roots(config_checker *c);
 /* After the components are read and their ids indexed: from/to resolved, connectors that lead
  * nowhere, cycles. */
 void config_check_graph(config_checker *c);

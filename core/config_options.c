@@ -250,7 +250,7 @@ static const default_tree *default_tree_for(validator *v, const sb_option_spec *
     config_errors_init(&errs);
     config_reporter rep = {&errs, "default", 0};
     config_node *root = NULL;
-    int rc = config_tree_build(&v->default_mem, &rep, 0, spec->default_value,
+    int rc = config_tree_build(&v->default_mem, &rep, 0, NULL, NULL, spec->default_value,
                                strlen(spec->default_value), &root);
     if (!rep.oom) {
         d->ok = rc == 0 && errs.count == 0;
@@ -723,6 +723,39 @@ static int convert_objects(validator *v, arena *a, const sb_plugin_descriptor *d
     return ok;
 }
 
+/* Stands in v->given for an option that extend: added to but the plugin does not take as a map
+ * (reported once, at the extend, not again as a type mismatch). */
+static const config_node extend_refused;
+
+/* extend: adds names to a map; an option the plugin does not take as a map of objects (or of
+ * strings) is reported at the first extend that added to it. Returns 1 when one was. */
+static int extended_not_maps(validator *v, const config_component *comp,
+                             const sb_plugin_descriptor *d, size_t nrows)
+{
+    const config_store *st = v->cfg->arena;
+    size_t ci = (size_t)(comp - v->cfg->components);
+    int found = 0;
+    for (size_t i = 0; i < st->nextensions; i++) {
+        const config_extension *e = &st->extensions[i];
+        if (e->comp != ci)
+            continue;
+        size_t r = 0;
+        while (r < nrows && strcmp(d->options[r].name, e->option) != 0)
+            r++;
+        if (r == nrows) /* reported as an unknown option, at the key the extend added */
+            continue;
+        if (d->options[r].type == SB_OPT_OBJECTS || d->options[r].type == SB_OPT_MAP)
+            continue;
+        config_clipbuf cb, ib;
+        config_report_at(v->rep, e->at,
+                         "'%s' of '%s' (%s) is not a map of objects: extend adds only to those",
+                         config_clip(&cb, e->option), config_clip(&ib, comp->id), d->type);
+        v->given[r] = &extend_refused;
+        found = 1;
+    }
+    return found;
+}
+
 /* Returns -1 when out of memory. */
 static int validate_component(validator *v, config_component *comp)
 {
@@ -781,12 +814,16 @@ static int validate_component(validator *v, config_component *comp)
             v->given[r] = m->items[i];
         }
     }
+    if (extended_not_maps(v, comp, d, nrows) != 0)
+        ok = 0;
     for (size_t r = 0; r < nrows; r++) {
         const sb_option_spec *spec = &d->options[r];
         const config_node *n = v->given[r];
         misfit mf = {.at = NULL};
         int rc = 1;
-        if (!config_is_null(n) && spec->type == SB_OPT_OBJECTS) {
+        if (n == &extend_refused) {
+            continue; /* reported at the extend */
+        } else if (!config_is_null(n) && spec->type == SB_OPT_OBJECTS) {
             rc = convert_objects(v, a, d, spec->name, spec->name, n, &vals[r]);
         } else if (!config_is_null(n)) {
             rc = convert_value(a, spec, n, &vals[r], &mf);

@@ -42,9 +42,10 @@ typedef struct builder {
     arena *mem;
     config_reporter *rep;
     int expand_env;
+    const char *file; /* every node's file: NULL for the main file */
     frame frames[CONFIG_MAX_DEPTH];
     size_t depth;
-    size_t nodes;
+    size_t nodes; /* counting the files read before this one */
     int stop; /* the rest of the input is not followed */
     int documents;
     config_node *root;
@@ -72,6 +73,7 @@ static config_node *node_new(builder *b, config_node_kind kind, const yaml_mark_
         return NULL;
     }
     n->kind = kind;
+    n->file = b->file;
     mark_pos(mark, &n->line, &n->col);
     return n;
 }
@@ -483,8 +485,8 @@ static void builder_release(builder *b)
     textbuf_free(&b->scratch);
 }
 
-int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const char *text,
-                      size_t len, config_node **root)
+int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const char *file,
+                      size_t *nodes, const char *text, size_t len, config_node **root)
 {
     *root = NULL;
     builder *b = calloc(1, sizeof *b);
@@ -495,6 +497,8 @@ int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const ch
     b->mem = mem;
     b->rep = rep;
     b->expand_env = expand_env;
+    b->file = file;
+    b->nodes = nodes != NULL ? *nodes : 0;
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
         rep->oom = 1;
@@ -550,6 +554,8 @@ int config_tree_build(arena *mem, config_reporter *rep, int expand_env, const ch
     int rc = done && !b->stop ? 0 : -1;
     if (rc == 0)
         *root = b->root;
+    if (nodes != NULL)
+        *nodes = b->nodes;
     builder_release(b);
     free(b);
     return rc;
