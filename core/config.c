@@ -524,8 +524,8 @@ static int includer_add(includer *in, char *real, const char *display, config_no
 static void follow_includes(includer *in, const config_node *root, const char *display,
                             int depth);
 
-/* One file named by an include entry (at): read once, its tree built, its own includes
- * followed. */
+/* One file named by an include entry (at), depth deep (1: named by the main file): read once,
+ * its tree built, its own includes followed. */
 static void include_one(includer *in, const config_node *at, const char *path, int depth)
 {
     config_clipbuf cb;
@@ -599,7 +599,7 @@ static void include_one(includer *in, const config_node *at, const char *path, i
         rep->oom = 1;
         return;
     }
-    follow_includes(in, root, display, depth + 1);
+    follow_includes(in, root, display, depth);
 }
 
 /* The include: of one file's top level (a path or glob, or a list of them), each entry
