@@ -286,6 +286,12 @@ struct sb_daemon {
     char *state_pending;     /* the text to write when it is done */
     int state_failing;       /* the last write failed (said once, and when it works again) */
     state_saved *restoring;  /* the file as the first load found it, during that load */
+
+    /* host->request_reload: the file daemon_load read last, and the reload it schedules. */
+    char *path;
+    int checking; /* instances are being made only to check a file: host->listen binds nothing */
+    uv_timer_t reload_timer;
+    int reload_timer_init;
 };
 
 static const sb_host host_table;
@@ -749,10 +755,94 @@ static int host_listen(sb_instance *inst, const char *addr, int backlog, char *e
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    int fd = listeners_claim(d->listeners, inst, inst->id, addr, backlog, err, errlen);
+    int fd = d->checking ? listeners_claim_for_check(d->listeners, inst, inst->id, addr, backlog,
+                                                     err, errlen)
+                         : listeners_claim(d->listeners, inst, inst->id, addr, backlog, err, errlen);
     if (fd >= 0)
         inst_log(inst, SB_LOG_DEBUG, "listening on %s", addr);
     return fd;
+}
+
+static int check_file(sb_daemon *d, const char *path, int next_n, FILE *out,
+                      config_errors *errs, const char *must_include, int *included);
+
+static void reload_fired(uv_timer_t *t)
+{
+    sb_daemon *d = t->data;
+    if (d->stopping || !d->path)
+        return;
+    if (d->opts.reload) {
+        d->opts.reload(d->opts.reload_arg);
+        return;
+    }
+    config_errors errs;
+    config_errors_init(&errs);
+    daemon_load(d, d->path, &errs); /* logs its outcome either way */
+    config_errors_free(&errs);
+}
+
+/* The errors as "FILE:LINE:COL: message" lines, as many as fit. */
+static void errors_text(const config_errors *errs, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < errs->count && used + 1 < len; i++) {
+        const config_error *e = &errs->items[i];
+        int n = snprintf(out + used, len - used, "%s%s:%d:%d: %s", used ? "\n" : "",
+                         e->file ? e->file : "?", e->line, e->col, e->message);
+        if (n < 0)
+            break;
+        used += (size_t)n < len - used ? (size_t)n : len - used - 1;
+    }
+}
+
+static int host_request_reload(sb_instance *inst, const char *must_include, char *err,
+                               size_t errlen)
+{
+    sb_daemon *d = inst->d;
+    char scratch[8];
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (d->stopping) {
+        snprintf(err, errlen, "the daemon is stopping");
+        return -ESHUTDOWN;
+    }
+    if (d->opts.simulate || !d->path) {
+        snprintf(err, errlen, "no pipeline file to reload here");
+        return -ENOTSUP;
+    }
+    config_errors errs;
+    config_errors_init(&errs);
+    int included = 0;
+    int rc = check_file(d, d->path, 0, NULL, &errs, must_include, &included);
+    if (rc != 0 || errs.count) {
+        errors_text(&errs, err, errlen);
+        if (!err[0])
+            snprintf(err, errlen, "%s: %s", d->path, strerror(rc < 0 ? -rc : EINVAL));
+        config_errors_free(&errs);
+        inst_log(inst, SB_LOG_WARN, "asked for a reload: refused, the configuration has errors");
+        return -EINVAL;
+    }
+    config_errors_free(&errs);
+    if (must_include && !included) {
+        snprintf(err, errlen, "%s is not read by %s: add its folder to the file's include: list",
+                 must_include, d->path);
+        return -ENOENT;
+    }
+    if (!d->reload_timer_init) {
+        if (uv_timer_init(d->loop, &d->reload_timer) != 0) {
+            snprintf(err, errlen, "cannot schedule a reload");
+            return -ENOMEM;
+        }
+        d->reload_timer.data = d;
+        d->reload_timer_init = 1;
+    }
+    inst_log(inst, SB_LOG_INFO, "asked for a reload: the configuration checks, reloading");
+    uv_timer_start(&d->reload_timer, reload_fired, 0, 0);
+    return 0;
 }
 
 static const sb_host host_table = {
@@ -779,6 +869,7 @@ static const sb_host host_table = {
     .http_cancel = host_http_cancel,
     .stop_reason = host_stop_reason,
     .listen = host_listen,
+    .request_reload = host_request_reload,
 };
 
 /* ---- instance lifecycle ---------------------------------------------------------------------- */
@@ -810,10 +901,13 @@ static char **dup_strv(char *const *v, size_t n)
 
 /* An error from create() that starts with "OPTION:" is placed at that option's value, and one
  * that starts with "OPTION@N:" at the N-th character (0-based) inside that value's text. */
-static void create_error_position(const config_component *c, const char *msg, int *line, int *col)
+static void create_error_position(const config_component *c, const char *msg, int *line, int *col,
+                                  const char **file)
 {
     *line = c->line;
     *col = c->col;
+    if (c->file)
+        *file = c->file;
     size_t klen = strcspn(msg, ":@");
     if (!msg[klen] || !c->node || c->node->kind != CONFIG_MAPPING)
         return;
@@ -830,6 +924,8 @@ static void create_error_position(const config_component *c, const char *msg, in
             const config_node *v = c->node->items[i];
             *line = v->line;
             *col = v->col;
+            if (v->file) /* merged in by an extend: in another file */
+                *file = v->file;
             /* Only a single-line plain or quoted scalar maps characters to columns. */
             if (offset >= 0 && v->kind == CONFIG_SCALAR && v->scalar && !strchr(v->scalar, '\n') &&
                 (size_t)offset <= strlen(v->scalar))
@@ -1200,14 +1296,15 @@ static sb_instance *inst_create(sb_daemon *d, config_component *c, const char *f
     int rc = c->plugin->create(inst, &host_table, pv, &inst->state, err, sizeof err);
     if (rc != 0) {
         int line, col;
-        create_error_position(c, err, &line, &col);
+        create_error_position(c, err, &line, &col, &file);
         config_error_add(errs, file, line, col, "%s '%s': %s", c->type, c->id,
                          err[0] ? err : strerror(rc < 0 ? -rc : rc));
         goto fail;
     }
     return inst;
 oom:
-    config_error_add(errs, file, c->line, c->col, "out of memory creating '%s'", c->id);
+    config_error_add(errs, c->file ? c->file : file, c->line, c->col,
+                     "out of memory creating '%s'", c->id);
 fail:
     if (inst) {
         /* Timers, subscriptions and indexes a failed create left behind. */
@@ -2282,6 +2379,13 @@ static int daemon_load_file(sb_daemon *d, const char *path, config_errors *errs)
 
 int daemon_load(sb_daemon *d, const char *path, config_errors *errs)
 {
+    if (path && (!d->path || strcmp(d->path, path) != 0)) {
+        char *copy = strdup(path);
+        if (copy) {
+            free(d->path);
+            d->path = copy;
+        }
+    }
     int rc = daemon_load_file(d, path, errs);
     /* What the state file held is used by the first load only. */
     state_saved_free(d->restoring);
@@ -2489,9 +2593,31 @@ static int daemon_load_file(sb_daemon *d, const char *path, config_errors *errs)
 
 int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_errors *errs)
 {
+    return check_file(d, path, next_n, out, errs, NULL, NULL);
+}
+
+/* Is file (a path that exists) one of those cfg read? */
+static int config_reads(const config *cfg, const char *file)
+{
+    char want[PATH_MAX];
+    if (!realpath(file, want))
+        return 0;
+    for (size_t i = 0; i < cfg->nfiles; i++) {
+        char have[PATH_MAX];
+        if (realpath(cfg->files[i], have) && strcmp(have, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int check_file(sb_daemon *d, const char *path, int next_n, FILE *out,
+                      config_errors *errs, const char *must_include, int *included)
+{
     config *cfg = daemon_prepare(d, path, errs);
     if (!cfg)
         return -EINVAL;
+    if (must_include && included)
+        *included = config_reads(cfg, must_include);
     /* Create every component (never started) so errors only a plugin can see, such as a cron
      * schedule's, are reported too, at their file positions. */
     sb_instance **made = calloc(cfg->ncomponents ? cfg->ncomponents : 1, sizeof *made);
@@ -2500,8 +2626,10 @@ int daemon_check(sb_daemon *d, const char *path, int next_n, FILE *out, config_e
         return -ENOMEM;
     }
     d->loading = cfg;
+    d->checking = 1;
     for (size_t i = 0; i < cfg->ncomponents; i++)
         made[i] = inst_create(d, &cfg->components[i], cfg->path, errs);
+    d->checking = 0;
     d->loading = NULL;
     if (errs->count == 0 && next_n > 0) {
         int64_t now = bus_now_wall_ns() / 1000000000ll;
@@ -2912,6 +3040,9 @@ void daemon_free(sb_daemon *d)
     free(d->state_dir);
     if (d->state_timer_init)
         uv_close((uv_handle_t *)&d->state_timer, finish_closed);
+    if (d->reload_timer_init)
+        uv_close((uv_handle_t *)&d->reload_timer, finish_closed);
+    free(d->path);
     /* The idle handle is embedded: free only after libuv is done with it. */
     d->finish.data = NULL;
     /* Plugins' close callbacks (a scaler's signal or poll handle) run before their code is

@@ -34,6 +34,10 @@ typedef struct daemon_options {
      * keep what it shows (counters, last values) per component. Off for checks, simulations and
      * in-process tests, which would all want the same default port. */
     int admin;
+    /* What a plugin's host->request_reload runs once its check passed: `scalebus run` reloads as
+     * on SIGHUP (telling systemd). NULL: the daemon reloads its last file itself. */
+    void (*reload)(void *arg);
+    void *reload_arg;
 } daemon_options;
 
 typedef struct daemon_stats {

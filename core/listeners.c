@@ -191,6 +191,31 @@ int listeners_claim(listeners *ls, const void *owner, const char *id, const char
     return fd;
 }
 
+int listeners_claim_for_check(listeners *ls, const void *owner, const char *id,
+                              const char *addr, int backlog, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    char canon[INET6_ADDRSTRLEN + 16];
+    if (!addr) {
+        snprintf(err, errlen, "listen: no address");
+        return -EINVAL;
+    }
+    int rc = parse_addr(addr, &ss, &len, canon, sizeof canon, err, errlen);
+    if (rc)
+        return rc;
+    for (listener *l = ls->head; l; l = l->next)
+        if (strcmp(l->id, id) == 0 && strcmp(l->addr, canon) == 0)
+            return listeners_claim(ls, owner, id, addr, backlog, err, errlen);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", canon, strerror(e));
+        return -e;
+    }
+    return fd;
+}
+
 void listeners_release_owner(listeners *ls, const void *owner)
 {
     if (!ls)

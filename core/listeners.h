@@ -27,6 +27,13 @@ void listeners_free(listeners *ls);
 int listeners_claim(listeners *ls, const void *owner, const char *id, const char *addr,
                     int backlog, char *err, size_t errlen);
 
+/* The same for a check (`scalebus check`, a plugin's host->request_reload): the socket of
+ * (id, addr) when an instance of the running daemon holds it, else a socket of addr's family that
+ * is neither bound nor kept. A check says whether the address is well formed; it never binds a
+ * port, which the daemon being checked for may hold (or will, once it runs). */
+int listeners_claim_for_check(listeners *ls, const void *owner, const char *id,
+                              const char *addr, int backlog, char *err, size_t errlen);
+
 /* owner lets go of every socket it holds; sockets nobody holds any more are closed. */
 void listeners_release_owner(listeners *ls, const void *owner);
 

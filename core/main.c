@@ -268,10 +268,10 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     daemon_stop(r->d, on_stopped, r);
 }
 
-static void on_reload_signal(uv_signal_t *h, int signum)
+/* A SIGHUP, or a plugin's host->request_reload (a router's token) once its check passed. */
+static void reload_now(void *arg)
 {
-    (void)signum;
-    run_ctx *r = h->data;
+    run_ctx *r = arg;
     config_errors errs;
     config_errors_init(&errs);
     /* MONOTONIC_USEC: what systemd's Type=notify-reload asks for; plain Type=notify ignores it. */
@@ -289,6 +289,12 @@ static void on_reload_signal(uv_signal_t *h, int signum)
     config_errors_free(&errs);
 }
 
+static void on_reload_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    reload_now(h->data);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     cli c = {.level = SB_LOG_INFO};
@@ -299,6 +305,8 @@ static int cmd_run(int argc, char **argv)
     r.loop = uv_default_loop();
     daemon_options o = make_options(&c);
     o.admin = 1; /* the file's admin: section (docs/admin.md) */
+    o.reload = reload_now;
+    o.reload_arg = &r;
     r.d = daemon_new(r.loop, &o);
     if (!r.d) {
         fprintf(stderr, "scalebus: out of memory\n");

@@ -30,11 +30,16 @@
 
 #include "httpd.h"
 #include "router_core.h"
+#include "router_tokens.h"
 #include "scalebus/plugin.h"
 
 #define RT_TICK_MS 50
 #define RT_UP_WRITE_MAX (256 * 1024) /* upstream bytes queued before the client body pauses */
-#define RT_MAX_IDLE_PER_INSTANCE 32
+/* Idle pooled connections per instance: at most its concurrency_level (never more in flight at
+ * once, so never more needed), and never more than this. A burst of answers read in one loop
+ * iteration pools them all before their clients send the next requests: a bound below the
+ * requests in flight closed and reopened a connection for a third of the requests. */
+#define RT_MAX_IDLE_PER_INSTANCE 1024
 
 enum {
     OPT_LISTEN,
@@ -44,6 +49,8 @@ enum {
     OPT_READ_TIMEOUT,
     OPT_KEEPALIVE_TIMEOUT,
     OPT_STOP_TIMEOUT,
+    OPT_TOKEN_AUTH,
+    OPT_STATE_DIR,
     NOPTS
 };
 enum {
@@ -86,7 +93,8 @@ static const sb_option_spec service_fields[] = {
 static const sb_option_spec router_options[] = {
     [OPT_LISTEN] = {"listen", SB_OPT_STRING, "127.0.0.1:8080", 0,
                     "address:port to serve (numeric; the host keeps it across reloads)"},
-    [OPT_SERVICES] = {"services", SB_OPT_OBJECTS, NULL, 1, "services by name"},
+    [OPT_SERVICES] = {"services", SB_OPT_OBJECTS, NULL, 0,
+                      "services by name (more can come from extend: and tokens)"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout", SB_OPT_DURATION, "2s", 0,
                              "a connection to an instance (then it is ejected)"},
     [OPT_RESPONSE_TIMEOUT] = {"response_timeout", SB_OPT_DURATION, "60s", 0,
@@ -97,11 +105,16 @@ static const sb_option_spec router_options[] = {
                                "an idle pooled connection to an instance is closed after it"},
     [OPT_STOP_TIMEOUT] = {"stop_timeout", SB_OPT_DURATION, "10s", 0,
                           "on a reload or stop, how long requests in progress may finish"},
+    [OPT_TOKEN_AUTH] = {"token_auth", SB_OPT_STRING, NULL, 0,
+                        "bearer token for /_scalebus/token (tokens are off without it)"},
+    [OPT_STATE_DIR] = {"state_dir", SB_OPT_STRING, NULL, 0,
+                       "absolute folder for token fragments; the file must include DIR/*.yaml"},
     [NOPTS] = {NULL, 0, NULL, 0, NULL},
 };
 
 static const sb_option_more router_more[] = {
     {"services", service_fields, 0},
+    {"token_auth", NULL, SB_OPTION_SECRET},
     {NULL, NULL, 0},
 };
 
@@ -244,6 +257,7 @@ struct router {
     uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
     uint64_t bad_gateway, gateway_timeout, retries, ejections, drained;
     router *live_next; /* the routers of this process (see live_routers) */
+    rt_tokens_conf tokens; /* /_scalebus/token (router_tokens.c) */
     char read_buf[65536];
 };
 
@@ -1098,7 +1112,9 @@ static void upconn_message_done(upconn *up, bool extra_bytes)
     if (up->closing)
         return;
     backend *b = up->be;
-    if (!keep || !backend_usable(b) || b->nidle >= RT_MAX_IDLE_PER_INSTANCE) {
+    size_t pool_max = (size_t)b->svc->slots < RT_MAX_IDLE_PER_INSTANCE ? (size_t)b->svc->slots
+                                                                        : RT_MAX_IDLE_PER_INSTANCE;
+    if (!keep || !backend_usable(b) || b->nidle >= pool_max) {
         upconn_close(up);
         return;
     }
@@ -1296,6 +1312,9 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
 {
     router *r = arg;
     r->requests++;
+    if (strncmp(req->path, "/_scalebus/token", 16) == 0 &&
+        (req->path[16] == '\0' || req->path[16] == '/'))
+        return SB_HTTPD_BUFFER; /* answered with its body, in on_request */
     if (strncmp(req->path, "/_scalebus/", 11) == 0) {
         answer_own(r, ex, req);
         return SB_HTTPD_BUFFER;
@@ -1377,6 +1396,14 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
     return SB_HTTPD_STREAM;
 }
 
+/* A whole request the router answers itself: /_scalebus/token with its body. */
+static void on_request(void *arg, sb_httpd_exchange *ex, const sb_httpd_request *req,
+                       const char *body, size_t len)
+{
+    router *r = arg;
+    count_status(r, rt_tokens_serve(&r->tokens, ex, req, body, len));
+}
+
 static void on_body(void *arg, sb_httpd_exchange *ex, const char *data, size_t len)
 {
     (void)arg;
@@ -1449,6 +1476,7 @@ static void on_httpd_log(void *arg, sb_log_level level, const char *line)
 
 static const sb_httpd_callbacks httpd_callbacks = {
     .on_head = on_head,
+    .on_request = on_request,
     .on_body = on_body,
     .on_body_end = on_body_end,
     .on_drain = on_drain,
@@ -1575,6 +1603,23 @@ static int router_create(sb_instance *inst, const sb_host *host, const sb_value 
     r->read_timeout_ms = values[OPT_READ_TIMEOUT].duration_ms;
     r->keepalive_ms = values[OPT_KEEPALIVE_TIMEOUT].duration_ms;
     r->stop_ms = values[OPT_STOP_TIMEOUT].duration_ms;
+    r->tokens = (rt_tokens_conf){
+        .host = host,
+        .inst = inst,
+        .router_id = host->instance_id(inst),
+        .state_dir = values[OPT_STATE_DIR].is_set ? values[OPT_STATE_DIR].str : NULL,
+        .token_auth = values[OPT_TOKEN_AUTH].is_set ? values[OPT_TOKEN_AUTH].str : NULL,
+    };
+    if (r->tokens.state_dir && r->tokens.state_dir[0] != '/') {
+        snprintf(err, errlen, "state_dir: must be an absolute path (it is written at run time)");
+        free(r);
+        return -EINVAL;
+    }
+    if (r->tokens.token_auth && strlen(r->tokens.token_auth) < 16) {
+        snprintf(err, errlen, "token_auth: at least 16 characters (it lets a client run commands)");
+        free(r);
+        return -EINVAL;
+    }
     const sb_value *sv = &values[OPT_SERVICES];
     r->nsvcs = sv->count;
     r->svcs = calloc(sv->count ? sv->count : 1, sizeof *r->svcs);

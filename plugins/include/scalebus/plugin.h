@@ -75,8 +75,10 @@ extern "C" {
  * (listening sockets the host keeps across reloads); with it, options gained SB_OPT_OBJECTS
  * (nested tables) and flags (SB_OPTION_SECRET) through the descriptor's appended options_more,
  * sb_value an appended objects field (rule 1), the topics SB_TOPIC_DRAINED, SB_TOPIC_ACTION and
- * SB_TOPIC_READ, and the descriptor's snapshot/restore (state across restarts). */
-#define SB_HOST_VERSION 4
+ * SB_TOPIC_READ, and the descriptor's snapshot/restore (state across restarts). Version 5
+ * appends request_reload (a plugin that wrote a file the pipeline file includes asks for it to
+ * be checked and applied). */
+#define SB_HOST_VERSION 5
 
 #define SB_MAX_LABELS 14
 
@@ -408,6 +410,20 @@ typedef struct sb_host {
      * errno with one line in err ("127.0.0.1:8080: Address already in use"). An instance keeps
      * its hold on the socket until it is destroyed. */
     int (*listen)(sb_instance *inst, const char *addr, int backlog, char *err, size_t errlen);
+
+    /* ---- host version 5 ---- */
+
+    /* Apply the pipeline file again, as a SIGHUP does, because this instance changed a file the
+     * pipeline file includes (the router's tokens write fragments into a folder it includes).
+     * The whole configuration is read and checked first, exactly as `scalebus check` would:
+     * with errors, nothing changes, -EINVAL is returned and err holds them, one
+     * "FILE:LINE:COL: message" per line (cut short to errlen). must_include, when not NULL, is
+     * a file that must be part of the configuration: when it is not read (its folder is not
+     * included), -ENOENT with err saying so. Otherwise the reload is scheduled on the loop,
+     * never run inside this call (it may replace the caller), and 0 is returned; requests made
+     * before it runs are applied by that one reload. -ESHUTDOWN once the daemon stops,
+     * -ENOTSUP where there is no file to reload (simulate). */
+    int (*request_reload)(sb_instance *inst, const char *must_include, char *err, size_t errlen);
 } sb_host;
 
 #define SB_STOP_SHUTDOWN 1 /* the daemon stops (SIGTERM, SIGINT) */
