@@ -952,6 +952,14 @@ static int ext_merge(config_checker *c, const ext_target *tg)
     return 0;
 }
 
+static int extension_cmp(const void *pa, const void *pb)
+{
+    const config_extension *a = pa, *b = pb;
+    if (a->comp != b->comp)
+        return a->comp < b->comp ? -1 : 1;
+    return strcmp(a->option, b->option);
+}
+
 /* Every file's extend list, in file order, merged into the components' mappings; what phase 2
  * must check is kept in the store. */
 static void check_extends(config_checker *c, const config_node *const *ext, size_t nroots)
@@ -985,8 +993,13 @@ static void check_extends(config_checker *c, const config_node *const *ext, size
         oom = ext_merge(c, tg) != 0;
     }
     ext_state_free(&es);
-    if (oom)
+    if (oom) {
         c->rep->oom = 1;
+        return;
+    }
+    /* By component, so phase 2 finds a component's own with a binary search. */
+    qsort(c->store->extensions, c->store->nextensions, sizeof *c->store->extensions,
+          extension_cmp);
 }
 
 void config_check_roots(config_checker *c)

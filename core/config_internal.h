@@ -89,7 +89,7 @@ typedef struct config_store {
     config_node **roots;            /* each file's tree, parallel to cfg->files (NULL: empty) */
     const char **root_files;        /* each file's name in messages (NULL: the main file) */
     size_t nroots, roots_cap;
-    struct config_extension *extensions; /* what extend: merged, for phase 2 */
+    struct config_extension *extensions; /* what extend: merged, for phase 2, by component */
     size_t nextensions;
 } config_store;
 

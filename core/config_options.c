@@ -735,10 +735,16 @@ static int extended_not_maps(validator *v, const config_component *comp,
     const config_store *st = v->cfg->arena;
     size_t ci = (size_t)(comp - v->cfg->components);
     int found = 0;
-    for (size_t i = 0; i < st->nextensions; i++) {
+    size_t lo = 0, hi = st->nextensions; /* the first of ci's (sorted by component) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (st->extensions[mid].comp < ci)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < st->nextensions && st->extensions[i].comp == ci; i++) {
         const config_extension *e = &st->extensions[i];
-        if (e->comp != ci)
-            continue;
         size_t r = 0;
         while (r < nrows && strcmp(d->options[r].name, e->option) != 0)
             r++;
