@@ -597,6 +597,106 @@ START_TEST(test_engine_count_is_compared_not_the_members)
 }
 END_TEST
 
+/* Fleets of one host and period share one reconcile timer: a file of 10,000 scalers has one, not
+ * 10,000. It is handed to another fleet when its owner goes, and every fleet is still listed on
+ * each tick; another period has a timer of its own. */
+START_TEST(test_reconcile_timer_is_shared)
+{
+    engine e2, e3;
+    memset(&e2, 0, sizeof e2);
+    memset(&e3, 0, sizeof e3);
+    make_fleet("keep", 0);
+    sb_fleet *f2 = NULL, *f3 = NULL;
+    char err[128];
+    ck_assert_int_eq(sb_fleet_new(fake_host_instance(fh), &fh->host, rows, &ops, &e2, &f2, err,
+                                  sizeof err),
+                     0);
+    ck_assert_int_eq(sb_fleet_start(fleet), 0);
+    settle(&eng);
+    sb_timer *shared = fh->last_timer;
+    ck_assert_int_eq(sb_fleet_start(f2), 0);
+    settle(&e2);
+    ck_assert_int_eq(fh->timers_live, 1);
+    ck_assert_ptr_eq(fh->last_timer, shared);
+
+    /* One tick lists both. */
+    int lists1 = eng.lists, lists2 = e2.lists;
+    fire_reconcile();
+    ck_assert_int_eq(eng.pending, LIST);
+    ck_assert_int_eq(e2.pending, LIST);
+    settle(&eng);
+    settle(&e2);
+    ck_assert_int_eq(eng.lists, lists1 + 1);
+    ck_assert_int_eq(e2.lists, lists2 + 1);
+
+    /* Another period: a timer of its own. */
+    sb_value rows3[SB_FLEET_OPTION_COUNT];
+    memcpy(rows3, rows, sizeof rows3);
+    rows3[0].duration_ms = 5000;
+    ck_assert_int_eq(sb_fleet_new(fake_host_instance(fh), &fh->host, rows3, &ops, &e3, &f3, err,
+                                  sizeof err),
+                     0);
+    ck_assert_int_eq(sb_fleet_start(f3), 0);
+    settle(&e3);
+    ck_assert_int_eq(fh->timers_live, 2);
+    ck_assert_uint_eq(fh->last_timer->repeat_ms, 5000);
+    sb_timer *own = fh->last_timer;
+
+    /* The owner of the shared timer goes: the other fleet is still reconciled, on a new timer
+     * due within the period. */
+    sb_fleet_free(fleet);
+    fleet = NULL;
+    ck_assert_int_eq(fh->timers_live, 2);
+    ck_assert_ptr_nonnull(fh->last_timer);
+    ck_assert_ptr_ne(fh->last_timer, own);
+    ck_assert_uint_le(fh->last_timer->timeout_ms, 30000);
+    lists2 = e2.lists;
+    int lists3 = e3.lists;
+    fire_reconcile();
+    ck_assert_int_eq(e2.pending, LIST);
+    ck_assert_int_eq(e3.pending, NONE);
+    settle(&e2);
+    ck_assert_int_eq(e2.lists, lists2 + 1);
+    ck_assert_int_eq(e3.lists, lists3);
+
+    sb_fleet_free(f2);
+    ck_assert_int_eq(fh->timers_live, 1);
+    sb_fleet_free(f3);
+    ck_assert_int_eq(fh->timers_live, 0);
+}
+END_TEST
+
+/* A member id longer than any fixed buffer is drained and stopped by its whole id. */
+START_TEST(test_long_member_id_drained_and_stopped)
+{
+    make_fleet("keep", 5000);
+    sb_fleet_start(fleet);
+    desired(2);
+    settle(&eng);
+    ck_assert_uint_eq(eng.n, 2);
+    /* The newest member gets an id of 600 characters (an engine's long name). */
+    static char long_id[601];
+    memset(long_id, 'x', 600);
+    long_id[600] = '\0';
+    eng.m[1].id = long_id;
+    sb_fleet_changed(fleet);
+    settle(&eng);
+    desired(1);
+    settle(&eng);
+    ck_assert_int_eq(eng.stops, 0); /* draining first */
+    ck_assert_uint_eq(fh->last_timer->timeout_ms, 5000);
+    fh->last_timer->cb(fh->last_timer->arg);
+    ck_assert_int_eq(eng.pending, STOP);
+    ck_assert_int_eq(eng.stops, 1);
+    eng.pending = NONE;
+    sb_fleet_action_done(fleet, SB_ACTION_FAILED, "engine said no");
+    char want[64];
+    snprintf(want, sizeof want, "stop %.20s", long_id);
+    ck_assert_uint_eq(logs_with(SB_LOG_WARN, want), 1);
+    eng.m[1].id = eng.ids[1];
+}
+END_TEST
+
 static Suite *fleet_suite(void)
 {
     Suite *s = suite_create("fleet");
@@ -617,6 +717,8 @@ static Suite *fleet_suite(void)
     tcase_add_test(c, test_drained_event_stops_before_the_timeout);
     tcase_add_test(c, test_reconcile_before_any_policy_holds_the_adopted_count);
     tcase_add_test(c, test_engine_count_is_compared_not_the_members);
+    tcase_add_test(c, test_reconcile_timer_is_shared);
+    tcase_add_test(c, test_long_member_id_drained_and_stopped);
     suite_add_tcase(s, c);
     return s;
 }

@@ -27,7 +27,8 @@ static int make_room(history *h)
         h->n--;
         return 0;
     }
-    uint32_t ncap = h->cap ? h->cap * 2 : 16;
+    /* One point first: most scalers of a large file idle on their first point for hours. */
+    uint32_t ncap = h->cap ? h->cap * 2 : 1;
     if (ncap > HISTORY_MAX_POINTS)
         ncap = HISTORY_MAX_POINTS;
     history_point *np = malloc(ncap * sizeof *np);

@@ -5,7 +5,7 @@
  * A bounded ring: at most HISTORY_MAX_POINTS points, at most one per HISTORY_STEP_NS (a change
  * within the step updates the step's point), and a point only when a count changed, so 360
  * points cover at least an hour and an idle scaler keeps one. The ring grows as points come
- * (16, 32, ... 360), so a scaler that rarely changes costs a few hundred bytes.
+ * (1, 2, 4, ... 256, 360), so a scaler that rarely changes costs a few dozen bytes.
  *
  * Threading: the daemon's loop thread only.
  */

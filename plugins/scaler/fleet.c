@@ -10,10 +10,17 @@
  * An engine may answer inside the call (a local one: process). The step that follows an answer
  * is then run after the call returns, from one loop, so a scale-up of many members never
  * recurses through list -> step -> start -> list.
+ *
+ * Reconcile ticks are shared: the running fleets of one host and loop with the same
+ * reconcile_every are one group on one repeating host timer (a file of 10,000 scalers has one
+ * timer, not 10,000), owned by one member's instance and handed to another when that member
+ * leaves. A fleet's first reconcile may so come sooner than reconcile_every after its start,
+ * never later.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +35,13 @@
 #define FLEET_BACKOFF_BASE_MS 500
 #define FLEET_BACKOFF_MAX_MS 30000
 #define FLEET_STOP_GIVE_UP 3 /* failures in a row before on_stop: stop gives up */
+#define FLEET_DRAIN_FROM_MAX 8
 
 typedef enum fleet_phase { PHASE_IDLE, PHASE_LISTING, PHASE_ACTING } fleet_phase;
 typedef enum list_why { LIST_ADOPT, LIST_AFTER_ACTION, LIST_RECONCILE } list_why;
 typedef enum fleet_next { NEXT_NONE, NEXT_LIST, NEXT_STEP } fleet_next;
+
+typedef struct reconcile_group reconcile_group;
 
 typedef struct member {
     char *id;
@@ -49,43 +59,70 @@ struct sb_fleet {
     const sb_fleet_ops *ops;
     void *self;
     uint64_t reconcile_ms, drain_ms;
-    int on_stop_stop;
 
     member *members;
     size_t nmembers;
-    int listed;           /* a list has come back at least once */
-    int relist;           /* the engine changed while a list was in flight: list again */
-    int calling;          /* inside an engine call: what follows an answer waits for its return */
-    int in_loop;          /* run_next is running the steps */
-    fleet_next next;      /* the step after the last answer, not yet taken */
     int64_t engine_count; /* the engine's own desired count (sb_fleet_listed_count), -1: none */
     int64_t adopted;      /* what ran at adoption: the count to hold until a policy decides */
-    int64_t subs[8];      /* drain_from subscriptions */
+    int64_t *subs;        /* drain_from subscriptions (NULL without drain_from) */
     size_t nsubs;
 
     int64_t desired; /* -1: no policy has decided yet */
-    fleet_phase phase;
-    list_why why;
-    sb_fleet_call acting; /* the call in flight when PHASE_ACTING */
     uint64_t acting_since_ns; /* CLOCK_MONOTONIC when it began, for SB_TOPIC_ACTION */
-    char acting_id[256];
+    /* The texts below are made when needed and NULL otherwise: an idle fleet (10,000 scalers
+     * in one daemon) pays a pointer for each, not a buffer. */
+    char *acting_id; /* the member of the call in flight (stop), NULL: none */
 
-    sb_timer *reconcile, *retry, *drain;
-    char draining[256]; /* the member waiting out drain_timeout, "" when none */
+    /* In its reconcile group from start until it stops (clock_join / clock_leave). */
+    reconcile_group *group;
+    sb_fleet *group_prev, *group_next;
+    sb_timer *retry, *drain;
+    char *draining; /* the member waiting out drain_timeout, NULL when none */
     sb_backoff backoff;
 
     uint64_t failures, in_a_row;
-    char last_problem[512]; /* the last failure or busy message logged (logged once per change) */
-    int problem_is_list;    /* it came from list(): a good list ends it */
+    char *last_problem; /* the last failure or busy message logged (logged once per change) */
+    char *dry_logged;   /* the last call --dry-run logged */
+    char *published;    /* the last instance list published, to publish only changes */
 
-    char dry_logged[512]; /* the last call --dry-run logged */
-    char *published;      /* the last instance list published, to publish only changes */
-
-    int stopping; /* on_stop: stop in progress */
-    int started, stopped_reported;
+    int calling;          /* inside an engine call: what follows an answer waits for its return */
+    fleet_next next;      /* the step after the last answer, not yet taken */
+    fleet_phase phase;
+    list_why why;
+    sb_fleet_call acting; /* the call in flight when PHASE_ACTING */
+    /* Flags, packed (one fleet per scaler, and a file may have 10,000). */
+    unsigned char on_stop_stop;
+    unsigned char listed;          /* a list has come back at least once */
+    unsigned char relist;          /* the engine changed while a list was in flight: list again */
+    unsigned char in_loop;         /* run_next is running the steps */
+    unsigned char problem_is_list; /* last_problem came from list(): a good list ends it */
+    unsigned char stopping;        /* on_stop: stop in progress */
+    unsigned char started, stopped_reported;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
+
+#define FLEET_TEXT_MAX 512 /* a problem or a dry-run line is cut here, as it always was */
+
+/* *dst becomes a copy of text. 0, or -1 when out of memory (*dst is then NULL: the caller's
+ * "nothing remembered"). */
+static int text_set(char **dst, const char *text)
+{
+    free(*dst);
+    *dst = strdup(text);
+    return *dst ? 0 : -1;
+}
+
+static void text_clear(char **dst)
+{
+    free(*dst);
+    *dst = NULL;
+}
+
+static int text_is(const char *held, const char *text)
+{
+    return held && strcmp(held, text) == 0;
+}
 
 static void members_clear(sb_fleet *f)
 {
@@ -109,7 +146,7 @@ size_t sb_fleet_active(const sb_fleet *f)
 {
     size_t n = 0;
     for (size_t i = 0; i < f->nmembers; i++)
-        n += is_active(&f->members[i]) && strcmp(f->members[i].id, f->draining) != 0;
+        n += is_active(&f->members[i]) && !text_is(f->draining, f->members[i].id);
     return n;
 }
 
@@ -199,7 +236,7 @@ static void publish_instances(sb_fleet *f)
         cJSON_AddStringToObject(o, "id", m->id);
         if (m->address)
             cJSON_AddStringToObject(o, "address", m->address);
-        sb_member_state st = strcmp(m->id, f->draining) == 0 ? SB_MEMBER_STOPPING : m->state;
+        sb_member_state st = text_is(f->draining, m->id) ? SB_MEMBER_STOPPING : m->state;
         cJSON_AddStringToObject(o, "state", state_name(st));
         if (m->started_at)
             cJSON_AddNumberToObject(o, "started_at", (double)m->started_at);
@@ -231,13 +268,146 @@ static void publish_instances(sb_fleet *f)
 
 static void fleet_list(sb_fleet *f, list_why why);
 static void fleet_step(sb_fleet *f);
+static void reconcile_fire(sb_fleet *f);
+static void clock_leave(sb_fleet *f);
+
+/* ---- the shared reconcile clock -------------------------------------------------------------- */
+
+/* The running fleets of one host, loop and period, on one timer. Each group is used on its
+ * loop's thread only; the list of groups is shared by every loop of the process (a lock). */
+struct reconcile_group {
+    const sb_host *host;
+    void *loop; /* host->loop(inst), NULL where the host has none */
+    uint64_t period_ms;
+    sb_fleet *members; /* newest first */
+    sb_fleet *owner;   /* whose instance holds the timer */
+    sb_timer *timer;
+    uint64_t last_tick_ns; /* when the timer was armed or last fired (monotonic) */
+    sb_fleet *cursor;      /* during a tick: the next member to visit */
+    int ticking, empty_after_tick;
+    reconcile_group *next;
+};
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static reconcile_group *groups;
+
+static void *fleet_loop(const sb_fleet *f)
+{
+    return SB_HOST_HAS(f->host, loop) && f->host->loop ? f->host->loop(f->inst) : NULL;
+}
+
+static void group_unlink(reconcile_group *g)
+{
+    pthread_mutex_lock(&groups_lock);
+    for (reconcile_group **p = &groups; *p; p = &(*p)->next)
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    pthread_mutex_unlock(&groups_lock);
+    free(g);
+}
+
+static void group_tick(void *arg)
+{
+    reconcile_group *g = arg;
+    g->last_tick_ns = mono_ns();
+    g->ticking = 1;
+    /* A member may leave (stop, or be freed) while another is visited: the cursor moves on. */
+    for (sb_fleet *f = g->members; f; f = g->cursor) {
+        g->cursor = f->group_next;
+        reconcile_fire(f);
+    }
+    g->cursor = NULL;
+    g->ticking = 0;
+    if (g->empty_after_tick)
+        group_unlink(g);
+}
+
+/* The timer on the owner's instance, due when the group's period since its last tick is over. */
+static int group_arm(reconcile_group *g)
+{
+    if (g->timer || !g->owner)
+        return g->timer ? 0 : -ENOMEM;
+    uint64_t since_ms = (mono_ns() - g->last_tick_ns) / 1000000u;
+    uint64_t due_ms = since_ms < g->period_ms ? g->period_ms - since_ms : 1;
+    g->timer = g->host->timer_new(g->owner->inst, due_ms, g->period_ms, group_tick, g);
+    return g->timer ? 0 : -ENOMEM;
+}
+
+static int clock_join(sb_fleet *f)
+{
+    void *loop = fleet_loop(f);
+    pthread_mutex_lock(&groups_lock);
+    reconcile_group *g = groups;
+    while (g && !(g->host == f->host && g->loop == loop && g->period_ms == f->reconcile_ms &&
+                  !g->empty_after_tick))
+        g = g->next;
+    if (!g && (g = calloc(1, sizeof *g))) {
+        g->host = f->host;
+        g->loop = loop;
+        g->period_ms = f->reconcile_ms;
+        g->last_tick_ns = mono_ns();
+        g->next = groups;
+        groups = g;
+    }
+    pthread_mutex_unlock(&groups_lock);
+    if (!g)
+        return -ENOMEM;
+    f->group = g;
+    f->group_prev = NULL;
+    f->group_next = g->members;
+    if (g->members)
+        g->members->group_prev = f;
+    g->members = f;
+    if (!g->owner)
+        g->owner = f;
+    if (group_arm(g) != 0) {
+        clock_leave(f);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void clock_leave(sb_fleet *f)
+{
+    reconcile_group *g = f->group;
+    if (!g)
+        return;
+    if (g->cursor == f)
+        g->cursor = f->group_next;
+    if (f->group_prev)
+        f->group_prev->group_next = f->group_next;
+    else
+        g->members = f->group_next;
+    if (f->group_next)
+        f->group_next->group_prev = f->group_prev;
+    f->group = NULL;
+    f->group_prev = f->group_next = NULL;
+    if (g->owner == f) {
+        /* The timer is this member's instance's: another member's instance takes it over. */
+        if (g->timer)
+            f->host->timer_free(g->timer);
+        g->timer = NULL;
+        g->owner = g->members;
+        if (g->owner && group_arm(g) != 0)
+            g->owner->host->log(g->owner->inst, SB_LOG_ERROR,
+                                "out of memory: no reconcile timer until another scaler starts");
+    }
+    if (g->members)
+        return;
+    if (g->ticking)
+        g->empty_after_tick = 1; /* group_tick is still walking it */
+    else
+        group_unlink(g);
+}
 
 static void finish_stop(sb_fleet *f)
 {
     if (f->stopped_reported)
         return;
     f->stopped_reported = 1;
-    timer_drop(f, &f->reconcile);
+    clock_leave(f);
     timer_drop(f, &f->retry);
     timer_drop(f, &f->drain);
     if (f->ops->stopped)
@@ -259,9 +429,8 @@ static void retry_later(sb_fleet *f, uint64_t delay_ms)
     f->retry = f->host->timer_new(f->inst, delay_ms, 0, retry_fire, f);
 }
 
-static void reconcile_fire(void *arg)
+static void reconcile_fire(sb_fleet *f)
 {
-    sb_fleet *f = arg;
     if (f->phase == PHASE_IDLE && !f->retry && !f->drain)
         fleet_list(f, LIST_RECONCILE);
 }
@@ -304,8 +473,11 @@ static void fleet_list(sb_fleet *f, list_why why)
 /* Log a problem when it is new (a change of state), at debug when it repeats. */
 static void log_problem(sb_fleet *f, sb_log_level level, const char *text)
 {
-    int changed = strcmp(text, f->last_problem) != 0;
-    snprintf(f->last_problem, sizeof f->last_problem, "%s", text);
+    char cut[FLEET_TEXT_MAX];
+    snprintf(cut, sizeof cut, "%s", text); /* compared as it is kept */
+    int changed = !text_is(f->last_problem, cut);
+    if (changed)
+        text_set(&f->last_problem, cut); /* out of memory: the next one logs at level again */
     f->host->log(f->inst, changed ? level : SB_LOG_DEBUG, "%s", text);
 }
 
@@ -322,14 +494,20 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
     one_line(what);
     if (f->host->dry_run(f->inst)) {
         /* Nothing changes, so the same step comes again: log each call once. */
-        char line[sizeof f->dry_logged];
+        char line[FLEET_TEXT_MAX];
         snprintf(line, sizeof line, "would %.480s (toward %lld)", what, (long long)n);
-        if (strcmp(line, f->dry_logged) != 0) {
+        if (!text_is(f->dry_logged, line)) {
             f->host->log(f->inst, SB_LOG_INFO, "%s", line);
-            snprintf(f->dry_logged, sizeof f->dry_logged, "%s", line);
+            text_set(&f->dry_logged, line); /* out of memory: logged again next time */
         }
         if (f->stopping)
             finish_stop(f);
+        return;
+    }
+    text_clear(&f->acting_id);
+    if (id && !(f->acting_id = strdup(id))) {
+        log_problem(f, SB_LOG_WARN, "out of memory");
+        retry_later(f, sb_backoff_next(&f->backoff, 0));
         return;
     }
     /* Each call at info; a retry of a failing one at debug (the failure is logged once). */
@@ -337,7 +515,6 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
     f->phase = PHASE_ACTING;
     f->acting = call;
     f->acting_since_ns = mono_ns();
-    snprintf(f->acting_id, sizeof f->acting_id, "%s", id ? id : "");
     f->calling++;
     if (call == SB_CALL_START)
         f->ops->start_one(f->self, f);
@@ -351,10 +528,9 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
 
 static void drain_fire_now(sb_fleet *f)
 {
-    char id[sizeof f->draining];
-    snprintf(id, sizeof id, "%s", f->draining);
-    if (f->phase == PHASE_IDLE && id[0])
-        act(f, SB_CALL_STOP, id, fleet_target(f));
+    /* act() copies the id before the call, whatever the answer does to f->draining. */
+    if (f->phase == PHASE_IDLE && f->draining)
+        act(f, SB_CALL_STOP, f->draining, fleet_target(f));
 }
 
 static void drain_fire(void *arg)
@@ -415,9 +591,10 @@ static void fleet_step(sb_fleet *f)
         const member *m = pick_victim(f);
         if (!m)
             return;
-        if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping) {
+        /* Out of memory for its id: stopped without the drain. */
+        if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping &&
+            text_set(&f->draining, m->id) == 0) {
             /* Listed as stopping first, so a router sends it nothing new. */
-            snprintf(f->draining, sizeof f->draining, "%s", m->id);
             publish_instances(f);
             f->drain = f->host->timer_new(f->inst, f->drain_ms, 0, drain_fire, f);
             return;
@@ -496,8 +673,8 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
     f->members = copy;
     f->nmembers = kept;
     /* The member being drained may have gone on its own. */
-    if (f->draining[0] && !has_id(ms, n, f->draining)) {
-        f->draining[0] = '\0';
+    if (f->draining && !has_id(ms, n, f->draining)) {
+        text_clear(&f->draining);
         timer_drop(f, &f->drain);
     }
     if (!f->listed) {
@@ -507,7 +684,7 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
                      f->desired < 0 ? "; nothing changes until a policy decides (or to reach min)"
                                     : "");
     }
-    if (f->last_problem[0] && f->problem_is_list) {
+    if (f->last_problem && f->problem_is_list) {
         if (f->in_a_row)
             f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
                          (unsigned long long)f->in_a_row);
@@ -515,7 +692,7 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
             f->host->log(f->inst, SB_LOG_INFO, "the engine is no longer busy");
         sb_backoff_reset(&f->backoff); /* the next failure starts from the short delay again */
         f->in_a_row = 0;
-        f->last_problem[0] = '\0';
+        text_clear(&f->last_problem);
         f->problem_is_list = 0;
     }
     publish_instances(f);
@@ -591,8 +768,8 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     if (f->phase != PHASE_ACTING)
         return;
     f->phase = PHASE_IDLE;
-    if (f->acting == SB_CALL_STOP && strcmp(f->acting_id, f->draining) == 0)
-        f->draining[0] = '\0';
+    if (f->acting == SB_CALL_STOP && f->acting_id && text_is(f->draining, f->acting_id))
+        text_clear(&f->draining);
     if (result == SB_ACTION_DONE) {
         publish_action(f, result, NULL);
         sb_backoff_reset(&f->backoff);
@@ -600,7 +777,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
             f->host->log(f->inst, SB_LOG_INFO, "the engine acts again after %llu failure(s)",
                          (unsigned long long)f->in_a_row);
         f->in_a_row = 0;
-        f->last_problem[0] = '\0';
+        text_clear(&f->last_problem);
         f->problem_is_list = 0;
         continue_with(f, NEXT_LIST);
         return;
@@ -613,7 +790,8 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     const char *what = f->acting == SB_CALL_START ? "start" : f->acting == SB_CALL_STOP ? "stop"
                                                                                          : "set count";
     char where[300];
-    snprintf(where, sizeof where, "%s%s%s", what, f->acting_id[0] ? " " : "", f->acting_id);
+    snprintf(where, sizeof where, "%s%s%s", what, f->acting_id ? " " : "",
+             f->acting_id ? f->acting_id : "");
     one_line(msg);
     publish_action(f, result, msg);
     f->problem_is_list = 0;
@@ -624,7 +802,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
 static void drained_event(void *arg, const sb_event *ev)
 {
     sb_fleet *f = arg;
-    if (!f->draining[0] || !f->drain || !ev->topic || strcmp(ev->topic, SB_TOPIC_DRAINED) != 0)
+    if (!f->draining || !f->drain || !ev->topic || strcmp(ev->topic, SB_TOPIC_DRAINED) != 0)
         return;
     const char *instance = NULL, *scaler = NULL;
     for (size_t i = 0; i < ev->nlabels; i++) {
@@ -633,7 +811,7 @@ static void drained_event(void *arg, const sb_event *ev)
         else if (strcmp(ev->labels[i].key, "scaler") == 0)
             scaler = ev->labels[i].value;
     }
-    if (!instance || strcmp(instance, f->draining) != 0)
+    if (!instance || !text_is(f->draining, instance))
         return;
     if (scaler && strcmp(scaler, f->host->instance_id(f->inst)) != 0)
         return;
@@ -679,12 +857,18 @@ int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
     f->engine_count = -1;
     f->adopted = -1;
     const sb_value *drain_from = &rows[3];
+    if (drain_from->is_set && drain_from->count > FLEET_DRAIN_FROM_MAX) {
+        snprintf(err, errlen, "drain_from: at most %d ids", FLEET_DRAIN_FROM_MAX);
+        sb_fleet_free(f);
+        return -EINVAL;
+    }
+    if (drain_from->is_set && drain_from->count > 0 &&
+        !(f->subs = calloc(drain_from->count, sizeof *f->subs))) {
+        snprintf(err, errlen, "out of memory");
+        sb_fleet_free(f);
+        return -ENOMEM;
+    }
     for (size_t i = 0; drain_from->is_set && i < drain_from->count; i++) {
-        if (f->nsubs == sizeof f->subs / sizeof f->subs[0]) {
-            snprintf(err, errlen, "drain_from: at most %zu ids", f->nsubs);
-            sb_fleet_free(f);
-            return -EINVAL;
-        }
         int64_t h = host->subscribe(inst, drain_from->items[i], SB_TOPIC_DRAINED, drained_event, f);
         if (h < 0) {
             snprintf(err, errlen, "drain_from: %s '%s'",
@@ -703,8 +887,7 @@ int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
 int sb_fleet_start(sb_fleet *f)
 {
     f->started = 1;
-    f->reconcile = f->host->timer_new(f->inst, f->reconcile_ms, f->reconcile_ms, reconcile_fire, f);
-    if (!f->reconcile)
+    if (clock_join(f) != 0)
         return -ENOMEM;
     fleet_list(f, LIST_ADOPT);
     return 0;
@@ -725,7 +908,7 @@ int sb_fleet_stop(sb_fleet *f)
                    f->host->stop_reason(f->inst) == SB_STOP_REPLACED;
     if (!f->on_stop_stop || replaced || !f->started || f->host->dry_run(f->inst)) {
         /* The fleet outlives the daemon: nothing is stopped. */
-        timer_drop(f, &f->reconcile);
+        clock_leave(f);
         timer_drop(f, &f->retry);
         timer_drop(f, &f->drain);
         abandon_call(f);
@@ -735,7 +918,7 @@ int sb_fleet_stop(sb_fleet *f)
     f->stopping = 1;
     f->in_a_row = 0;
     timer_drop(f, &f->drain);
-    f->draining[0] = '\0';
+    text_clear(&f->draining);
     timer_drop(f, &f->retry);
     if (f->phase == PHASE_IDLE) {
         if (f->listed)
@@ -750,14 +933,19 @@ void sb_fleet_free(sb_fleet *f)
 {
     if (!f)
         return;
-    timer_drop(f, &f->reconcile);
+    clock_leave(f);
     timer_drop(f, &f->retry);
     timer_drop(f, &f->drain);
     abandon_call(f);
     for (size_t i = 0; i < f->nsubs; i++)
         f->host->unsubscribe(f->inst, f->subs[i]);
+    free(f->subs);
     members_clear(f);
     free(f->published);
+    free(f->acting_id);
+    free(f->draining);
+    free(f->last_problem);
+    free(f->dry_logged);
     free(f);
 }
 
@@ -776,13 +964,13 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
     int64_t want = (int64_t)ceil(ev->value - 1e-9);
     int changed = want != f->desired;
     if (changed)
-        f->dry_logged[0] = '\0';
+        text_clear(&f->dry_logged);
     f->desired = want;
-    if (f->draining[0] && f->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
+    if (f->draining && f->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
         /* The member being drained is wanted again: keep it rather than stop it and start
          * another. */
         f->host->log(f->inst, SB_LOG_INFO, "%s is wanted again; no longer draining it", f->draining);
-        f->draining[0] = '\0';
+        text_clear(&f->draining);
         timer_drop(f, &f->drain);
         publish_instances(f);
     }
