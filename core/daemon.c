@@ -142,6 +142,15 @@ struct sb_timer {
 
 /* A subscription a plugin made through host->subscribe. It follows the source's id, not one
  * instance: bound to whichever instance has that id now, re-bound when a reload replaces it. */
+/* A scaler's newest SB_TOPIC_INSTANCES event, kept so that a subscriber that comes later (a
+ * router replaced by a reload) hears the current list at once instead of at the next change. */
+typedef struct last_list {
+    const struct cJSON *payload; /* a bus reference (bus_payload_retain), or NULL */
+    double value;
+    uint64_t mono_ns;
+    int64_t wall_ns;
+} last_list;
+
 typedef struct psub {
     int64_t handle;
     sb_instance *owner;
@@ -210,6 +219,7 @@ struct sb_instance {
     sb_timer *timers;
     sb_instance *next_retiring;
     inst_obs *obs; /* NULL until the admin needs it */
+    struct last_list *last_list; /* scalers: the newest instance list, for new subscribers */
     int observed;  /* its events reach obs_event */
     int64_t min, max;
     uint64_t fingerprint; /* hash of the plugin-options fingerprint (fingerprint_hash) */
@@ -289,6 +299,13 @@ struct sb_daemon {
 
     /* host->request_reload: the file daemon_load read last, and the reload it schedules. */
     char *path;
+    uv_thread_t loop_thread; /* the thread daemon_new ran on: the loop's */
+    /* Subscriptions to hear their source's last instance list (psub handles), and the timer
+     * that hands it to them on the next turn of the loop, never inside a plugin's call. */
+    int64_t *replays;
+    size_t nreplays, replays_cap;
+    uv_timer_t replay_timer;
+    int replay_timer_init;
     int checking; /* instances are being made only to check a file: host->listen binds nothing */
     uv_timer_t reload_timer;
     int reload_timer_init;
@@ -358,6 +375,31 @@ static void decision_log(sb_instance *scaler, const sb_event *ev, double asked, 
 /* The smallest sb_publish an ABI-2 plugin can hand us: every field up to time_ns. */
 #define PUBLISH_MIN_SIZE (offsetof(sb_publish, time_ns) + sizeof(uint64_t))
 
+static void last_list_free(sb_instance *inst)
+{
+    if (!inst->last_list)
+        return;
+    if (inst->last_list->payload)
+        bus_payload_release(inst->d->bus, inst->last_list->payload);
+    free(inst->last_list);
+    inst->last_list = NULL;
+}
+
+static void last_list_keep(sb_instance *inst, const sb_publish *pub)
+{
+    if (!inst->last_list && !(inst->last_list = calloc(1, sizeof *inst->last_list)))
+        return; /* a new subscriber waits for the next change, as before */
+    last_list *l = inst->last_list;
+    if (l->payload)
+        bus_payload_release(inst->d->bus, l->payload);
+    l->payload = pub->payload ? bus_payload_retain(inst->d->bus, pub->payload) : NULL;
+    l->value = pub->value;
+    l->mono_ns = bus_now_mono_ns();
+    l->wall_ns = bus_now_wall_ns();
+}
+
+static int inst_publish(sb_instance *inst, const sb_publish *pub);
+
 static int host_publish(sb_instance *inst, const sb_publish *ev)
 {
     if (!inst || !ev || ev->size < PUBLISH_MIN_SIZE)
@@ -380,7 +422,23 @@ static int host_publish(sb_instance *inst, const sb_publish *ev)
         cJSON_Delete(pub->payload);
         return -E2BIG;
     }
-    return bus_publish(inst->d->bus, inst->source, pub);
+    return inst_publish(inst, pub);
+}
+
+/* Onto the bus; a scaler's instance list is also kept for later subscribers (last_list). */
+static int inst_publish(sb_instance *inst, const sb_publish *pub)
+{
+    sb_daemon *d = inst->d;
+    int rc = bus_publish(d->bus, inst->source, pub);
+    /* Kept only from the loop thread: there nothing is delivered (and freed) between the publish
+     * and the reference taken here. A scaler on the fleet library publishes from the loop. */
+    if (rc == 0 && inst->kind == SB_KIND_SCALER && pub->topic &&
+        strcmp(pub->topic, SB_TOPIC_INSTANCES) == 0) {
+        uv_thread_t self = uv_thread_self();
+        if (uv_thread_equal(&self, &d->loop_thread))
+            last_list_keep(inst, pub);
+    }
+    return rc;
 }
 
 static void host_log(sb_instance *inst, sb_log_level level, const char *fmt, ...)
@@ -526,6 +584,63 @@ static void psub_unbind(sb_daemon *d, psub *p)
     p->bus_sub = 0;
 }
 
+static psub *psub_by_handle(sb_daemon *d, int64_t handle)
+{
+    for (size_t i = 0; i < d->npsubs; i++)
+        if (d->psubs[i]->handle == handle)
+            return d->psubs[i];
+    return NULL;
+}
+
+/* Hand each subscription that asked for it its source's newest instance list. A subscription
+ * gone meanwhile, or a source with none any more, is skipped. */
+static void replay_fired(uv_timer_t *t)
+{
+    sb_daemon *d = t->data;
+    size_t n = d->nreplays;
+    int64_t *handles = d->replays;
+    d->replays = NULL;
+    d->nreplays = d->replays_cap = 0;
+    for (size_t i = 0; i < n && !d->stopping; i++) {
+        psub *p = psub_by_handle(d, handles[i]);
+        sb_instance *src = p ? idmap_get(&d->by_id, p->source_id) : NULL;
+        if (!p || !src || !src->last_list || src->source != p->bound_source ||
+            p->owner->st != INST_RUNNING)
+            continue;
+        const last_list *l = src->last_list;
+        sb_event ev = {.size = sizeof ev,
+                       .source = src->source,
+                       .source_id = src->id,
+                       .topic = SB_TOPIC_INSTANCES,
+                       .mono_ns = l->mono_ns,
+                       .wall_ns = l->wall_ns,
+                       .value = l->value,
+                       .payload = l->payload};
+        p->cb(p->arg, &ev);
+    }
+    free(handles);
+}
+
+static void replay_schedule(sb_daemon *d, psub *p)
+{
+    if (!d->replay_timer_init) {
+        if (uv_timer_init(d->loop, &d->replay_timer) != 0)
+            return;
+        d->replay_timer.data = d;
+        d->replay_timer_init = 1;
+    }
+    if (d->nreplays == d->replays_cap) {
+        size_t cap = d->replays_cap ? d->replays_cap * 2 : 8;
+        int64_t *n = realloc(d->replays, cap * sizeof *n);
+        if (!n)
+            return; /* it hears the next change instead */
+        d->replays = n;
+        d->replays_cap = cap;
+    }
+    d->replays[d->nreplays++] = p->handle;
+    uv_timer_start(&d->replay_timer, replay_fired, 0, 0);
+}
+
 /* Bind to the instance that has the id now (if it runs and publishes). */
 static void psub_bind(sb_daemon *d, psub *p)
 {
@@ -540,6 +655,8 @@ static void psub_bind(sb_daemon *d, psub *p)
     if (sub > 0) {
         p->bound_source = want;
         p->bus_sub = sub;
+        if (src->last_list && (!p->topic || strcmp(p->topic, SB_TOPIC_INSTANCES) == 0))
+            replay_schedule(d, p);
     } else {
         inst_log(p->owner, SB_LOG_ERROR, "cannot subscribe to '%s': %s", p->source_id,
                  strerror((int)-sub));
@@ -1345,6 +1462,7 @@ static void inst_destroy(sb_instance *inst)
     listeners_release_owner(d->listeners, inst);
     inst_detach(inst);
     obs_free(inst);
+    last_list_free(inst);
     values_release(d, inst->values);
     free_strv(inst->match_keys, inst->nmatch);
     free_strv(inst->match_values, inst->nmatch);
@@ -1591,10 +1709,11 @@ static int inst_observe(sb_instance *inst)
 {
     if (inst->observed || !inst->source || inst->detached)
         return 0;
-    int64_t sub = bus_subscribe(inst->d->bus, inst->source, NULL, obs_event, inst);
-    if (sub < 0)
-        return (int)sub;
-    inst->observed = 1; /* the subscription goes with the bus source */
+    /* The bus's observer (obs_event), not a subscription: a pointer per component. */
+    int rc = bus_observe(inst->d->bus, inst->source, inst);
+    if (rc < 0)
+        return rc;
+    inst->observed = 1; /* the mark goes with the bus source */
     return 0;
 }
 
@@ -2679,7 +2798,7 @@ int daemon_inject(sb_daemon *d, const char *source_id, const sb_publish *pub)
         cJSON_Delete(pub->payload);
         return -ENOENT;
     }
-    return bus_publish(d->bus, src->source, pub);
+    return inst_publish(src, pub);
 }
 
 void daemon_flush(sb_daemon *d)
@@ -2695,6 +2814,7 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     if (!d)
         return NULL;
     d->loop = loop;
+    d->loop_thread = uv_thread_self();
     if (opts)
         d->opts = *opts;
     d->opts.plugin_dirs = NULL;
@@ -2703,6 +2823,8 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
     d->logger.json = d->opts.log_json_set && d->opts.log_json;
     d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
+    if (d->bus)
+        bus_set_observer(d->bus, obs_event);
     d->loader = loader_new();
     d->sup = supervisor_new(loop);
     if (opts && opts->nplugin_dirs) {
@@ -3042,6 +3164,9 @@ void daemon_free(sb_daemon *d)
         uv_close((uv_handle_t *)&d->state_timer, finish_closed);
     if (d->reload_timer_init)
         uv_close((uv_handle_t *)&d->reload_timer, finish_closed);
+    if (d->replay_timer_init)
+        uv_close((uv_handle_t *)&d->replay_timer, finish_closed);
+    free(d->replays);
     free(d->path);
     /* The idle handle is embedded: free only after libuv is done with it. */
     d->finish.data = NULL;

@@ -445,6 +445,47 @@ START_TEST(test_subscription_follows_id)
 }
 END_TEST
 
+/* A subscriber that comes after a scaler's instance list (a router replaced by a reload) hears
+ * the newest list at once, on the next turn of the loop, instead of only at the next change. */
+START_TEST(test_new_subscriber_hears_last_instances)
+{
+    static const char file_a[] = "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: pool, "
+                                 "subscribe_topic: instances }\n"
+                                 "scalers:\n"
+                                 "  - { id: pool, type: probe_scaler, min: 0, max: 10 }\n";
+    load_ok(write_file("p.yaml", file_a));
+    settle();
+    probe_record *w = rec(trig_stats, "watcher");
+    int before = w->sub_events;
+    cJSON *list = cJSON_CreateArray();
+    sb_publish p = {SB_PUBLISH_INIT, .topic = SB_TOPIC_INSTANCES, .value = 3, .payload = list};
+    ck_assert_int_eq(daemon_inject(d, "pool", &p), 0);
+    daemon_flush(d);
+    settle();
+    ck_assert_int_eq(w->sub_events, before + 1);
+    ck_assert(w->sub_last == 3);
+    /* a new watcher (changed options: replaced), and nothing new from pool */
+    load_ok(write_file("p.yaml", "triggers:\n"
+                                 "  - { id: watcher, type: probe_trigger, subscribe_to: pool, "
+                                 "subscribe_topic: instances, tag: new }\n"
+                                 "scalers:\n"
+                                 "  - { id: pool, type: probe_scaler, min: 0, max: 10 }\n"));
+    settle();
+    ck_assert_int_eq(w->creates, 2);
+    ck_assert_int_eq(w->sub_events, before + 2);
+    ck_assert(w->sub_last == 3);
+    /* the scaler's next list is heard as before, once */
+    list = cJSON_CreateArray();
+    sb_publish p2 = {SB_PUBLISH_INIT, .topic = SB_TOPIC_INSTANCES, .value = 4, .payload = list};
+    ck_assert_int_eq(daemon_inject(d, "pool", &p2), 0);
+    daemon_flush(d);
+    settle();
+    ck_assert_int_eq(w->sub_events, before + 3);
+    ck_assert(w->sub_last == 4);
+}
+END_TEST
+
 START_TEST(test_subscribe_unknown_id_refused)
 {
     load_ok(write_file("p.yaml",
@@ -632,6 +673,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_failed_start_keeps_old_running);
     tcase_add_test(tc, test_subscription_follows_id);
     tcase_add_test(tc, test_subscribe_unknown_id_refused);
+    tcase_add_test(tc, test_new_subscriber_hears_last_instances);
     tcase_add_test(tc, test_index_claims_unique_across_replacement);
     tcase_add_test(tc, test_publish_after_stop_refused);
     tcase_add_test(tc, test_payload_retained_beyond_callback);

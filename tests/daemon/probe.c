@@ -69,7 +69,8 @@ enum {
     OPT_PUBLISHER,
     OPT_RETAIN,
     OPT_FEED_FILE,
-    OPT_FEED_EVERY
+    OPT_FEED_EVERY,
+    OPT_SUBSCRIBE_TOPIC
 };
 
 static const sb_option_spec probe_options[] = {
@@ -87,6 +88,8 @@ static const sb_option_spec probe_options[] = {
                        "read every feed_every: a number is published as a reading, `error WHY` "
                        "as an error event (value: consecutive errors, label reason)"},
     [OPT_FEED_EVERY] = {"feed_every", SB_OPT_DURATION, "200ms", 0, "how often feed_file is read"},
+    [OPT_SUBSCRIBE_TOPIC] = {"subscribe_topic", SB_OPT_STRING, SB_TOPIC_READING, 0,
+                             "the topic subscribe_to hears"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -200,7 +203,8 @@ static int probe_create(sb_instance *inst, const sb_host *host, const sb_value *
     }
     if (v[OPT_SUBSCRIBE_TO].is_set)
         r->subscribe_rc =
-            host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, SB_TOPIC_READING, probe_heard, s);
+            host->subscribe(inst, v[OPT_SUBSCRIBE_TO].str, v[OPT_SUBSCRIBE_TOPIC].str,
+                            probe_heard, s);
     *state = s;
     (void)err;
     (void)errlen;

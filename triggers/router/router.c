@@ -172,7 +172,6 @@ struct service {
     uint64_t published_at;
     uint64_t zero_since; /* when the demand last went to 0 */
     uint64_t requests, queue_full, queue_timeouts;
-    cJSON *last_list; /* the newest instance list, handed to a replacing router */
     rt_candidate *cand; /* the balancer's scratch arrays */
     backend **cand_be;
     size_t cand_cap;
@@ -256,16 +255,9 @@ struct router {
     /* counters for /_scalebus/status */
     uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
     uint64_t bad_gateway, gateway_timeout, retries, ejections, drained;
-    router *live_next; /* the routers of this process (see live_routers) */
     rt_tokens_conf tokens; /* /_scalebus/token (router_tokens.c) */
     char read_buf[65536];
 };
-
-/* The routers running in this process, on the loop thread only. A scaler publishes its instance
- * list when it changes, and the host does not replay the newest one to a new subscription: a
- * router that replaces another on a reload takes the lists its predecessor knew from here, so it
- * can route at once instead of waiting for the next change. */
-static router *live_routers;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -454,11 +446,8 @@ static void on_instances(void *arg, const sb_event *ev)
     service *s = arg;
     if (!cJSON_IsArray(ev->payload))
         return;
-    cJSON *copy = cJSON_Duplicate(ev->payload, 1);
-    if (copy) {
-        cJSON_Delete(s->last_list);
-        s->last_list = copy;
-    }
+    /* also the newest list when this router has just replaced another: the host hands a new
+     * subscription the scaler's last list (host version 5), so it routes at once */
     apply_instances(s, ev->payload);
 }
 
@@ -1573,7 +1562,6 @@ static void free_services(router *r)
             b = next;
         }
         free(r->svcs[i].cand);
-        cJSON_Delete(r->svcs[i].last_list);
         free(r->svcs[i].cand_be);
     }
     free(r->svcs);
@@ -1689,24 +1677,11 @@ static int router_create(sb_instance *inst, const sb_host *host, const sb_value 
         }
         s->sub = h;
     }
-    /* what a router of the same id (the one this replaces) knows of each backend */
-    const char *my_id = host->instance_id(inst);
-    for (router *old = live_routers; old; old = old->live_next) {
-        if (strcmp(old->host->instance_id(old->inst), my_id) != 0)
-            continue;
-        for (size_t i = 0; i < r->nsvcs; i++)
-            for (size_t j = 0; j < old->nsvcs; j++)
-                if (!r->svcs[i].last_list && old->svcs[j].last_list &&
-                    strcmp(r->svcs[i].backend_id, old->svcs[j].backend_id) == 0)
-                    r->svcs[i].last_list = cJSON_Duplicate(old->svcs[j].last_list, 1);
-    }
     r->fd = host->listen(inst, r->listen, 0, err, errlen);
     if (r->fd < 0) {
         rc = r->fd;
         goto fail;
     }
-    r->live_next = live_routers;
-    live_routers = r;
     *state = r;
     return 0;
 fail:
@@ -1732,9 +1707,6 @@ static int router_start(void *state)
         LOG(r, SB_LOG_ERROR, "out of memory");
         return -ENOMEM;
     }
-    for (size_t i = 0; i < r->nsvcs; i++)
-        if (r->svcs[i].last_list)
-            apply_instances(&r->svcs[i], r->svcs[i].last_list);
     LOG(r, SB_LOG_INFO, "serving %s (%zu services)", r->listen, r->nsvcs);
     return 0;
 }
@@ -1853,11 +1825,6 @@ static void router_destroy(void *state)
     }
     if (r->fd >= 0)
         close(r->fd);
-    for (router **pp = &live_routers; *pp; pp = &(*pp)->live_next)
-        if (*pp == r) {
-            *pp = r->live_next;
-            break;
-        }
     free_services(r);
     free(r);
 }
