@@ -9,9 +9,12 @@ SUDO=""
 # libuv (event loop), libyaml (pipeline files), libcurl (the HTTP client), cJSON (payloads),
 # Check (the unit tests are built by default), tzdata (cron time zones), procps; the plugins'
 # libraries: hiredis (redis trigger), librabbitmq (rabbitmq trigger, AMQP), libsystemd (sd-bus,
-# systemd scaler), libxml2 (the EC2 and Auto Scaling replies, ec2 scaler). llhttp, below.
+# systemd scaler), libxml2 (the EC2 and Auto Scaling replies, ec2 scaler); python3 and curl (the
+# router quickstart's backend is python3 -m http.server, and the README drives it with curl).
+# llhttp, below.
 PKGS="build-essential cmake ninja-build pkg-config libuv1-dev libyaml-dev libcurl4-openssl-dev \
-libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev libxml2-dev"
+libcjson-dev check tzdata procps libhiredis-dev librabbitmq-dev libsystemd-dev libxml2-dev \
+python3 curl"
 # With --test, what scripts/test.sh needs besides: valgrind, clang and libclang-rt-14-dev (second
 # compiler, libFuzzer), libxml2-utils (xmllint checks the simulator's SVG); the real servers the
 # trigger tests read: redis-server, rabbitmq-server (management plugin included), prometheus,
