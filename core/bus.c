@@ -233,6 +233,7 @@ typedef struct bus_source {
         bus_subscriber *many; /* cap > 1 */
     } subs;
     uint32_t nsubs, cap;
+    void *observer_arg; /* bus_observe: its events reach the bus's observer; NULL: not observed */
     uint32_t gen;       /* the generation of this index's current (or last) owner */
     uint32_t next_free; /* removed: the next index in its batch or the free list, 0 ends it */
 } bus_source;
@@ -268,6 +269,7 @@ struct bus {
     source_batch removed_sealed;      /* removed before it: free once the rings pass its tails */
     _Atomic size_t source_slots;      /* nsources - 1, for bus_get_stats from any thread */
     int64_t next_sub_id;
+    sb_event_cb observer; /* bus_set_observer */
     _Atomic uint64_t delivered; /* written by the loop thread only */
     int draining;
     int subs_dirty;
@@ -559,6 +561,7 @@ uint32_t bus_source_add(bus *b, const char *id)
     }
     bus_source *s = &b->sources[idx];
     s->id = id ? id : "";
+    s->observer_arg = NULL;
     s->next_free = 0;
     return (s->gen << BUS_SOURCE_BITS) | idx;
 }
@@ -579,6 +582,7 @@ void bus_source_remove(bus *b, uint32_t source)
         return;
     /* Events already queued by this source reach no one from now on. */
     s->id = NULL;
+    s->observer_arg = NULL;
     s->gen = (s->gen + 1) % BUS_SOURCE_GENS;
     bus_subscriber *subs = bus_source_subs(s);
     for (size_t i = 0; i < s->nsubs; i++)
@@ -625,6 +629,22 @@ int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb
     sub->cb = cb;
     sub->arg = arg;
     return sub->id;
+}
+
+void bus_set_observer(bus *b, sb_event_cb cb)
+{
+    b->observer = cb;
+}
+
+int bus_observe(bus *b, uint32_t source, void *arg)
+{
+    bus_source *s = bus_source_get(b, source);
+    if (!s)
+        return -ENOENT;
+    if (!arg)
+        return -EINVAL;
+    s->observer_arg = arg;
+    return 0;
 }
 
 static void bus_compact_source(bus_source *s)
@@ -1110,6 +1130,13 @@ static void bus_dispatch_one(bus *b, const bus_slot *s)
         if (sub.topic && sub.topic != s->topic) /* both interned */
             continue;
         sub.cb(sub.arg, &ev);
+    }
+    /* After the subscribers, while the source is still the one that published (a callback
+     * may have removed it). */
+    if (b->observer) {
+        const bus_source *now = bus_source_get(b, s->source);
+        if (now && now->observer_arg)
+            b->observer(now->observer_arg, &ev);
     }
 }
 

@@ -78,6 +78,14 @@ void bus_source_remove(bus *b, uint32_t source);
 int64_t bus_subscribe(bus *b, uint32_t source, const char *topic, sb_event_cb cb, void *arg);
 void bus_unsubscribe(bus *b, uint32_t source, int64_t subscription);
 
+/* The bus's one observer: a callback that sees every event of each source marked with
+ * bus_observe, after that source's subscribers. An observer of every component (the admin's
+ * counters) so costs a pointer per source, not a subscription each. Loop thread only. */
+void bus_set_observer(bus *b, sb_event_cb cb);
+/* Mark a source observed: its events reach the observer with arg (not NULL) until the source
+ * is removed. Returns 0, -ENOENT (no such source) or -EINVAL. Loop thread only. */
+int bus_observe(bus *b, uint32_t source, void *arg);
+
 /* Publish from any thread. Returns 0, or -ENOBUFS (the thread's ring is full; counted as
  * dropped), -ENOMEM (no memory for the thread's ring, a new topic, the labels or the payload's
  * count), -EINVAL (no bus, event or topic). The payload, if any, is the bus's in every case. */

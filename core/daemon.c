@@ -1709,10 +1709,11 @@ static int inst_observe(sb_instance *inst)
 {
     if (inst->observed || !inst->source || inst->detached)
         return 0;
-    int64_t sub = bus_subscribe(inst->d->bus, inst->source, NULL, obs_event, inst);
-    if (sub < 0)
-        return (int)sub;
-    inst->observed = 1; /* the subscription goes with the bus source */
+    /* The bus's observer (obs_event), not a subscription: a pointer per component. */
+    int rc = bus_observe(inst->d->bus, inst->source, inst);
+    if (rc < 0)
+        return rc;
+    inst->observed = 1; /* the mark goes with the bus source */
     return 0;
 }
 
@@ -2822,6 +2823,8 @@ sb_daemon *daemon_new(uv_loop_t *loop, const daemon_options *opts)
     log_init(&d->logger, d->opts.log_level_set ? d->opts.log_level : SB_LOG_INFO, stderr);
     d->logger.json = d->opts.log_json_set && d->opts.log_json;
     d->bus = bus_new(loop, BUS_DEFAULT_CAPACITY);
+    if (d->bus)
+        bus_set_observer(d->bus, obs_event);
     d->loader = loader_new();
     d->sup = supervisor_new(loop);
     if (opts && opts->nplugin_dirs) {

@@ -162,13 +162,11 @@ struct slot {
 struct proc_state {
     sb_instance *inst;
     const sb_host *host;
-    char *id;
+    const char *id;   /* the host's (instance_id lives as long as the instance) */
     int host_indexes; /* the host claims indexes (index_claim/index_release) */
     /* Options; the strings belong to the host and live as long as the instance (or until a
-     * reconfigure hands over new ones). */
-    char **argv; /* NULL-terminated copy of the pointer list, as execve wants it */
-    size_t argc;
-    char *command_text; /* argv joined for log lines */
+     * reconfigure hands over new ones). The command is values[OPT_COMMAND]: its argv and its
+     * text for log lines are made when used, so 10,000 idle scalers keep no copies. */
     const char *const *env_keys;
     const char *const *env_values;
     size_t nenv;
@@ -260,6 +258,15 @@ static int needs_quotes(const char *s)
 }
 
 /* argv as a shell would read it back, so a log line can be pasted into a terminal. */
+static char *join_command(const char *const *items, size_t n);
+
+/* The command's text for a log line; free() it (NULL when out of memory). */
+static char *command_text(const proc_state *st)
+{
+    const sb_value *cmd = &st->values[OPT_COMMAND];
+    return join_command(cmd->items, cmd->count);
+}
+
 static char *join_command(const char *const *items, size_t n)
 {
     size_t len = 1;
@@ -904,6 +911,7 @@ static int spawn_slot_process(proc_state *st, slot *s, int port, char *err, size
 {
     strv env = {0};
     char *path = NULL;
+    char **argv = NULL; /* NULL-terminated, as execve wants it: only for the spawn */
     int out = -1, errfd = -1, result = -1;
     run *r = NULL;
     err[0] = '\0';
@@ -911,9 +919,10 @@ static int spawn_slot_process(proc_state *st, slot *s, int port, char *err, size
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    int rc = resolve_program(st->argv[0], env.v, st->workdir, &path);
+    const sb_value *cmd = &st->values[OPT_COMMAND];
+    int rc = resolve_program(cmd->items[0], env.v, st->workdir, &path);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot run '%s': %s", st->argv[0],
+        snprintf(err, errlen, "cannot run '%s': %s", cmd->items[0],
                  rc == -ENOENT ? "not found in PATH" : strerror(-rc));
         goto done;
     }
@@ -926,11 +935,15 @@ static int spawn_slot_process(proc_state *st, slot *s, int port, char *err, size
             goto done;
     }
     r = calloc(1, sizeof *r);
-    if (!r) {
+    argv = calloc(cmd->count + 1, sizeof *argv);
+    if (!r || !argv) {
         snprintf(err, errlen, "out of memory");
+        free(r);
         goto done;
     }
-    sb_spawn req = {SB_SPAWN_INIT, .path = path, .argv = st->argv, .envp = env.v,
+    for (size_t i = 0; i < cmd->count; i++)
+        argv[i] = (char *)cmd->items[i]; /* execve's type; the child never writes to them */
+    sb_spawn req = {SB_SPAWN_INIT, .path = path, .argv = argv, .envp = env.v,
                     .workdir = st->workdir};
     /* Assigned, not in the initialiser: SB_SPAWN_INIT already sets them (-Woverride-init). */
     req.stdout_fd = out;
@@ -958,6 +971,7 @@ done:
         close(out);
     if (errfd >= 0)
         close(errfd);
+    free(argv);
     free(path);
     strv_free(&env);
     return result;
@@ -983,12 +997,14 @@ static void slot_spawn(proc_state *st, slot *s)
     s->started_wall = (int64_t)time(NULL);
     s->ready = st->ready == NULL;
     s->error[0] = '\0';
+    char *text = command_text(st);
     if (port)
         st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld, port %d): %s",
-                      (long long)s->index, (long long)slot_pid(s), port, st->command_text);
+                      (long long)s->index, (long long)slot_pid(s), port, text ? text : "");
     else
         st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld): %s",
-                      (long long)s->index, (long long)slot_pid(s), st->command_text);
+                      (long long)s->index, (long long)slot_pid(s), text ? text : "");
+    free(text);
     return;
 failed:
     slot_crashed(st, s, 0, SB_LOG_ERROR, err, err);
@@ -1115,9 +1131,12 @@ static void process_describe(void *self, sb_fleet_call call, const char *id, int
     proc_state *st = self;
     char grace[32];
     format_ms(grace, sizeof grace, st->stop_grace_ms);
-    if (call == SB_CALL_START)
-        snprintf(buf, len, "start %s%s", st->command_text, st->want_port ? " (PORT=a free port)" : "");
-    else
+    if (call == SB_CALL_START) {
+        char *text = command_text(st);
+        snprintf(buf, len, "start %s%s", text ? text : "(out of memory)",
+                 st->want_port ? " (PORT=a free port)" : "");
+        free(text);
+    } else
         snprintf(buf, len, "stop %s: SIGTERM, SIGKILL after %s", id ? id : "", grace);
 }
 
@@ -1359,17 +1378,7 @@ static int process_create(sb_instance *inst, const sb_host *host, const sb_value
     st->host = host;
     st->host_indexes = SB_HOST_HAS(host, index_claim) && SB_HOST_HAS(host, index_release);
     const char *id = host->instance_id(inst);
-    st->id = strdup(id ? id : "process");
-    st->argv = calloc(cmd->count + 1, sizeof *st->argv);
-    st->command_text = join_command(cmd->items, cmd->count);
-    if (!st->id || !st->argv || !st->command_text) {
-        process_destroy(st);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    st->argc = cmd->count;
-    for (size_t i = 0; i < cmd->count; i++)
-        st->argv[i] = (char *)cmd->items[i]; /* execve's type; the child never writes to them */
+    st->id = id ? id : "process";
     st->workdir = opt_string(&values[OPT_WORKDIR]);
     st->want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
     take_soft_options(st, values);
@@ -1445,9 +1454,6 @@ static void process_destroy(void *state)
         free(st->slots[i]);
     }
     free(st->slots);
-    free(st->argv);
-    free(st->command_text);
-    free(st->id);
     free(st);
 }
 
@@ -1462,10 +1468,11 @@ static int process_reconfigure(void *state, const sb_value *values, char *err, s
     int rc = check_command(cmd, err, errlen);
     if (rc != 0)
         return rc;
-    if (cmd->count != st->argc)
+    const sb_value *old_cmd = &st->values[OPT_COMMAND];
+    if (cmd->count != old_cmd->count)
         return SB_RECONFIGURE_REPLACE;
     for (size_t i = 0; i < cmd->count; i++)
-        if (strcmp(cmd->items[i], st->argv[i]) != 0)
+        if (strcmp(cmd->items[i], old_cmd->items[i]) != 0)
             return SB_RECONFIGURE_REPLACE;
     const char *workdir = opt_string(&values[OPT_WORKDIR]);
     int want_port = values[OPT_PORT].is_set && values[OPT_PORT].integer != 0;
@@ -1494,8 +1501,6 @@ static int process_reconfigure(void *state, const sb_value *values, char *err, s
     /* Taken: every pointer moves to the new storage (the old one is freed after we return). */
     const char *old_log_dir = st->log_dir;
     int log_dir_changed = !same_string(opt_string(&values[OPT_LOG_DIR]), old_log_dir);
-    for (size_t i = 0; i < cmd->count; i++)
-        st->argv[i] = (char *)cmd->items[i];
     st->workdir = workdir;
     st->values = values;
     take_soft_options(st, values);
