@@ -165,7 +165,7 @@ void config_errors_print(const config_errors *errs, void *stdio_file);
  * (never waited on). An empty file is a valid pipeline with no components.
  *
  * config_parse_file() follows `include:` (paths or globs, relative to the including file's
- * folder; see docs/config.md); every error inside an included file is reported at that file's
+ * folder; see the README), every error inside an included file is reported at that file's
  * path. config_parse_string() reads no file: `include:` there is an error (so a fuzzer or a test
  * never reads the disk); `extend:` works in both. */
 config *config_parse_file(const char *path, config_errors *errs);

@@ -998,8 +998,9 @@ static void check_extends(config_checker *c, const config_node *const *ext, size
         return;
     }
     /* By component, so phase 2 finds a component's own with a binary search. */
-    qsort(c->store->extensions, c->store->nextensions, sizeof *c->store->extensions,
-          extension_cmp);
+    if (c->store->nextensions > 1)
+        qsort(c->store->extensions, c->store->nextensions, sizeof *c->store->extensions,
+              extension_cmp);
 }
 
 void config_check_roots(config_checker *c)
