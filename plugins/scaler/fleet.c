@@ -83,7 +83,8 @@ struct sb_fleet {
     uint64_t failures, in_a_row;
     char *last_problem; /* the last failure or busy message logged (logged once per change) */
     char *dry_logged;   /* the last call --dry-run logged */
-    char *published;    /* the last instance list published, to publish only changes */
+    char *published;    /* the last instance list published, to publish only changes (or
+                           empty_list: an idle fleet keeps no copy of "[]") */
 
     int calling;          /* inside an engine call: what follows an answer waits for its return */
     fleet_next next;      /* the step after the last answer, not yet taken */
@@ -223,6 +224,15 @@ static int64_t fleet_target(const sb_fleet *f)
 
 /* ---- the instance list --------------------------------------------------------------------- */
 
+static char empty_list[] = "[]"; /* never written: the shared text of an empty list */
+
+static void published_drop(sb_fleet *f)
+{
+    if (f->published != empty_list)
+        free(f->published);
+    f->published = NULL;
+}
+
 static void publish_instances(sb_fleet *f)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -255,7 +265,11 @@ static void publish_instances(sb_fleet *f)
         cJSON_Delete(arr);
         return; /* on every change, not on every list */
     }
-    free(f->published);
+    published_drop(f);
+    if (text && strcmp(text, empty_list) == 0) {
+        free(text);
+        text = empty_list; /* never freed (published_drop) */
+    }
     f->published = text;
     sb_publish ev = {SB_PUBLISH_INIT,
                      .topic = SB_TOPIC_INSTANCES,
@@ -941,7 +955,7 @@ void sb_fleet_free(sb_fleet *f)
         f->host->unsubscribe(f->inst, f->subs[i]);
     free(f->subs);
     members_clear(f);
-    free(f->published);
+    published_drop(f);
     free(f->acting_id);
     free(f->draining);
     free(f->last_problem);
