@@ -738,10 +738,10 @@ static void ext_state_free(ext_state *es)
     strmap_free(&es->by_key);
 }
 
-static int is_host_key(sb_kind k, const char *key)
+/* Keys phase 1 reads for the host (of any kind): extend never adds to them. */
+static int is_host_key(const char *key)
 {
     static const char *const host[] = {"id", "type", "from", "to", "match", "min", "max"};
-    (void)k;
     for (size_t i = 0; i < sizeof host / sizeof *host; i++)
         if (strcmp(host[i], key) == 0)
             return 1;
@@ -877,7 +877,7 @@ static int ext_entry(config_checker *c, ext_state *es, const config_node *e)
         const config_node *key = e->keys[i], *val = e->items[i];
         if (strcmp(key->scalar, "id") == 0)
             continue;
-        if (is_host_key(SB_KIND_TRIGGER, key->scalar)) {
+        if (is_host_key(key->scalar)) {
             config_report_at(c->rep, key,
                              "extend: '%s' is the host's, not a plugin option: extend adds only "
                              "to a plugin's maps of objects",
