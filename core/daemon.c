@@ -2600,8 +2600,10 @@ static int daemon_load_file(sb_daemon *d, const char *path, config_errors *errs)
             int rc = inst_start(it->inst);
             if (rc != 0) {
                 failed = it->inst->id;
-                config_error_add(errs, cfg->path, cfg->components[i].line,
-                                 cfg->components[i].col, "%s '%s': start failed: %s",
+                config_error_add(errs,
+                                 cfg->components[i].file ? cfg->components[i].file : cfg->path,
+                                 cfg->components[i].line, cfg->components[i].col,
+                                 "%s '%s': start failed: %s",
                                  it->inst->type, it->inst->id, strerror(rc < 0 ? -rc : rc));
                 it->started = 1; /* it has a source: retired (not stopped) like the others */
             } else {
