@@ -71,7 +71,8 @@ vg="$vg --show-leak-kinds=definite,indirect"
 for entry in test_e2e:daemon/plugins test_policy_pipelines:daemon/plugins \
   test_lifecycle:daemon/plugins test_policy_failures:daemon/plugins test_redis:daemon/plugins \
   test_http_json:daemon/plugins test_sqs:daemon/plugins test_docker:docker-plugins \
-  test_systemd:daemon/plugins test_marathon:marathon-plugins test_ec2:daemon/plugins; do
+  test_systemd:daemon/plugins test_marathon:marathon-plugins test_ec2:daemon/plugins \
+  test_include:. test_tokens:.; do
   t=${entry%%:*}
   echo "valgrind $t"
   SB_E2E_WRAP="$vg" bash "tests/$t.sh" build-ci/scalebus "$PWD" "build-ci/tests/${entry#*:}" \
