@@ -143,22 +143,35 @@ static int hold(listener *l, const void *owner)
     return 0;
 }
 
+/* The address a claim names (parse_addr, and NULL refused), and the socket held for it. */
+static int claim_lookup(listeners *ls, const char *id, const char *addr,
+                        struct sockaddr_storage *ss, socklen_t *len, char *canon, size_t canonlen,
+                        listener **found, char *err, size_t errlen)
+{
+    if (!addr) {
+        snprintf(err, errlen, "listen: no address");
+        return -EINVAL;
+    }
+    int rc = parse_addr(addr, ss, len, canon, canonlen, err, errlen);
+    if (rc)
+        return rc;
+    listener *l = ls->head;
+    while (l && !(strcmp(l->id, id) == 0 && strcmp(l->addr, canon) == 0))
+        l = l->next;
+    *found = l;
+    return 0;
+}
+
 int listeners_claim(listeners *ls, const void *owner, const char *id, const char *addr,
                     int backlog, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len = 0;
     char canon[INET6_ADDRSTRLEN + 16];
-    if (!addr) {
-        snprintf(err, errlen, "listen: no address");
-        return -EINVAL;
-    }
-    int rc = parse_addr(addr, &ss, &len, canon, sizeof canon, err, errlen);
+    listener *l = NULL;
+    int rc = claim_lookup(ls, id, addr, &ss, &len, canon, sizeof canon, &l, err, errlen);
     if (rc)
         return rc;
-    listener *l = ls->head;
-    while (l && !(strcmp(l->id, id) == 0 && strcmp(l->addr, canon) == 0))
-        l = l->next;
     if (!l) {
         l = calloc(1, sizeof *l);
         if (!l || !(l->id = strdup(id)) || !(l->addr = strdup(canon))) {
@@ -197,16 +210,12 @@ int listeners_claim_for_check(listeners *ls, const void *owner, const char *id,
     struct sockaddr_storage ss;
     socklen_t len = 0;
     char canon[INET6_ADDRSTRLEN + 16];
-    if (!addr) {
-        snprintf(err, errlen, "listen: no address");
-        return -EINVAL;
-    }
-    int rc = parse_addr(addr, &ss, &len, canon, sizeof canon, err, errlen);
+    listener *l = NULL;
+    int rc = claim_lookup(ls, id, addr, &ss, &len, canon, sizeof canon, &l, err, errlen);
     if (rc)
         return rc;
-    for (listener *l = ls->head; l; l = l->next)
-        if (strcmp(l->id, id) == 0 && strcmp(l->addr, canon) == 0)
-            return listeners_claim(ls, owner, id, addr, backlog, err, errlen);
+    if (l)
+        return listeners_claim(ls, owner, id, addr, backlog, err, errlen);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
