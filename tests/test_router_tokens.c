@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "router_tokens.h"
 
 /* The fragment for a request, or NULL with err. */
@@ -186,6 +187,58 @@ START_TEST(test_fragment_refusals)
 }
 END_TEST
 
+/* Whatever a client puts in its strings and keys, the fragment parses as exactly the components
+ * the router meant: quotes, newlines, '#', ': ', YAML indicators and '${...}' stay text. */
+START_TEST(test_fragment_hostile_text_stays_text)
+{
+    static const char *const texts[] = {
+        "a\"b", "line\nnext: 1", "# comment", "key: value", "- item", "{x: 1}", "[1, 2]",
+        "&anchor *alias", "!!binary", "${HOME}", "$$", "tab\there", "'single'", "\\back",
+        "\x01ctl", "\xc3\xa9t\xc3\xa9", "", "  spaces  ", "null", "~", "true",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "name", "h");
+        cJSON *backend = cJSON_AddObjectToObject(req, "backend");
+        cJSON_AddStringToObject(backend, "type", "process");
+        const char *argv[2] = {"./app", texts[i]};
+        cJSON_AddItemToObject(backend, "command", cJSON_CreateStringArray(argv, 2));
+        cJSON *env = cJSON_AddObjectToObject(backend, "env");
+        cJSON_AddStringToObject(env, texts[i][0] ? texts[i] : "EMPTY", texts[i]);
+        char *yaml = NULL;
+        const char *name = NULL;
+        char err[256];
+        ck_assert_int_eq(rt_token_fragment(req, "edge", &yaml, &name, err, sizeof err), 0);
+        config_errors errs;
+        config_errors_init(&errs);
+        config *cfg = config_parse_string(yaml, strlen(yaml), "fragment.yaml", &errs);
+        ck_assert_msg(cfg != NULL, "case %zu: not parsed", i);
+        /* the structure: three components of ours, nothing else; edges resolve but the router
+         * itself is not in this file (its extend is an error about that id only) */
+        ck_assert_int_eq(cfg->ncomponents, 2);
+        const config_component *sc = config_find(cfg, "token-h");
+        ck_assert_ptr_nonnull(sc);
+        for (size_t e = 0; e < errs.count; e++)
+            ck_assert_msg(strstr(errs.items[e].message, "edge") != NULL,
+                          "case %zu: unexpected error %s", i, errs.items[e].message);
+        /* the argument is the posted text, byte for byte */
+        const config_node *m = sc->node, *cmd = NULL;
+        for (size_t k = 0; k < m->count; k++)
+            if (strcmp(m->keys[k]->scalar, "command") == 0)
+                cmd = m->items[k];
+        ck_assert_ptr_nonnull(cmd);
+        ck_assert_int_eq(cmd->kind, CONFIG_SEQUENCE);
+        ck_assert_int_eq(cmd->count, 2);
+        ck_assert_msg(strcmp(cmd->items[1]->scalar, texts[i]) == 0, "case %zu: '%s' became '%s'",
+                      i, texts[i], cmd->items[1]->scalar);
+        config_free(cfg);
+        config_errors_free(&errs);
+        free(yaml);
+        cJSON_Delete(req);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("router_tokens");
@@ -195,6 +248,7 @@ int main(void)
     tcase_add_test(tc, test_fragment_defaults_and_no_drain);
     tcase_add_test(tc, test_fragment_dollars_literal);
     tcase_add_test(tc, test_fragment_refusals);
+    tcase_add_test(tc, test_fragment_hostile_text_stays_text);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,7 +4,7 @@
 if(TARGET sb_httpd AND TARGET sb_llhttp)
   sb_add_unit_test(test_router_tokens SOURCES test_router_tokens.c
     ${PROJECT_SOURCE_DIR}/triggers/router/router_tokens.c
-    LIBRARIES sb_httpd sb_llhttp PkgConfig::CJSON PkgConfig::LIBUV)
+    LIBRARIES sbcore sb_httpd sb_llhttp PkgConfig::CJSON PkgConfig::LIBUV)
   target_include_directories(test_router_tokens PRIVATE ${PROJECT_SOURCE_DIR}/triggers/router
     ${PROJECT_SOURCE_DIR}/core)
 endif()
