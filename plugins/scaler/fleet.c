@@ -53,6 +53,20 @@ typedef struct member {
     cJSON *detail;
 } member;
 
+/* What a fleet needs only once it acts, fails or drains: made then, so an idle fleet (10,000
+ * scalers in one daemon, most at their floor) pays one pointer for it. The texts are made when
+ * needed and NULL otherwise. */
+typedef struct fleet_work {
+    uint64_t acting_since_ns; /* CLOCK_MONOTONIC when the call in flight began (SB_TOPIC_ACTION) */
+    char *acting_id;          /* the member of the call in flight (stop), NULL: none */
+    sb_timer *retry, *drain;
+    char *draining; /* the member waiting out drain_timeout, NULL when none */
+    sb_backoff backoff;
+    uint64_t failures, in_a_row;
+    char *last_problem; /* the last failure or busy message logged (logged once per change) */
+    char *dry_logged;   /* the last call --dry-run logged */
+} fleet_work;
+
 struct sb_fleet {
     sb_instance *inst;
     const sb_host *host;
@@ -68,21 +82,11 @@ struct sb_fleet {
     size_t nsubs;
 
     int64_t desired; /* -1: no policy has decided yet */
-    uint64_t acting_since_ns; /* CLOCK_MONOTONIC when it began, for SB_TOPIC_ACTION */
-    /* The texts below are made when needed and NULL otherwise: an idle fleet (10,000 scalers
-     * in one daemon) pays a pointer for each, not a buffer. */
-    char *acting_id; /* the member of the call in flight (stop), NULL: none */
 
     /* In its reconcile group from start until it stops (clock_join / clock_leave). */
     reconcile_group *group;
     sb_fleet *group_prev, *group_next;
-    sb_timer *retry, *drain;
-    char *draining; /* the member waiting out drain_timeout, NULL when none */
-    sb_backoff backoff;
-
-    uint64_t failures, in_a_row;
-    char *last_problem; /* the last failure or busy message logged (logged once per change) */
-    char *dry_logged;   /* the last call --dry-run logged */
+    fleet_work *w; /* NULL until the fleet first acts, fails or drains (work()) */
     char *published;    /* the last instance list published, to publish only changes (or
                            empty_list: an idle fleet keeps no copy of "[]") */
 
@@ -125,6 +129,25 @@ static int text_is(const char *held, const char *text)
     return held && strcmp(held, text) == 0;
 }
 
+/* The fleet's working part, made on first need. NULL when out of memory. */
+static fleet_work *work(sb_fleet *f)
+{
+    if (!f->w && (f->w = calloc(1, sizeof *f->w)))
+        sb_backoff_init(&f->w->backoff, FLEET_BACKOFF_BASE_MS, FLEET_BACKOFF_MAX_MS);
+    return f->w;
+}
+
+static const char *draining_of(const sb_fleet *f)
+{
+    return f->w ? f->w->draining : NULL;
+}
+
+/* A retry or a drain is pending: the fleet takes no step of its own until it fires. */
+static int waiting(const sb_fleet *f)
+{
+    return f->w && (f->w->retry || f->w->drain);
+}
+
 static void members_clear(sb_fleet *f)
 {
     for (size_t i = 0; i < f->nmembers; i++) {
@@ -147,7 +170,7 @@ size_t sb_fleet_active(const sb_fleet *f)
 {
     size_t n = 0;
     for (size_t i = 0; i < f->nmembers; i++)
-        n += is_active(&f->members[i]) && !text_is(f->draining, f->members[i].id);
+        n += is_active(&f->members[i]) && !text_is(draining_of(f), f->members[i].id);
     return n;
 }
 
@@ -158,7 +181,7 @@ int64_t sb_fleet_desired(const sb_fleet *f)
 
 uint64_t sb_fleet_failures(const sb_fleet *f)
 {
-    return f->failures;
+    return f->w ? f->w->failures : 0;
 }
 
 static void timer_drop(sb_fleet *f, sb_timer **t)
@@ -166,6 +189,15 @@ static void timer_drop(sb_fleet *f, sb_timer **t)
     if (*t) {
         f->host->timer_free(*t);
         *t = NULL;
+    }
+}
+
+/* The retry and drain timers, when there are. */
+static void drop_timers(sb_fleet *f)
+{
+    if (f->w) {
+        timer_drop(f, &f->w->retry);
+        timer_drop(f, &f->w->drain);
     }
 }
 
@@ -246,7 +278,7 @@ static void publish_instances(sb_fleet *f)
         cJSON_AddStringToObject(o, "id", m->id);
         if (m->address)
             cJSON_AddStringToObject(o, "address", m->address);
-        sb_member_state st = text_is(f->draining, m->id) ? SB_MEMBER_STOPPING : m->state;
+        sb_member_state st = text_is(draining_of(f), m->id) ? SB_MEMBER_STOPPING : m->state;
         cJSON_AddStringToObject(o, "state", state_name(st));
         if (m->started_at)
             cJSON_AddNumberToObject(o, "started_at", (double)m->started_at);
@@ -422,8 +454,7 @@ static void finish_stop(sb_fleet *f)
         return;
     f->stopped_reported = 1;
     clock_leave(f);
-    timer_drop(f, &f->retry);
-    timer_drop(f, &f->drain);
+    drop_timers(f);
     if (f->ops->stopped)
         f->ops->stopped(f->self);
     else
@@ -433,19 +464,22 @@ static void finish_stop(sb_fleet *f)
 static void retry_fire(void *arg)
 {
     sb_fleet *f = arg;
-    timer_drop(f, &f->retry);
+    timer_drop(f, &f->w->retry); /* only armed with its working part */
     fleet_list(f, LIST_AFTER_ACTION);
 }
 
 static void retry_later(sb_fleet *f, uint64_t delay_ms)
 {
-    timer_drop(f, &f->retry);
-    f->retry = f->host->timer_new(f->inst, delay_ms, 0, retry_fire, f);
+    fleet_work *w = work(f);
+    if (!w)
+        return; /* out of memory: the next reconcile lists again */
+    timer_drop(f, &w->retry);
+    w->retry = f->host->timer_new(f->inst, delay_ms, 0, retry_fire, f);
 }
 
 static void reconcile_fire(sb_fleet *f)
 {
-    if (f->phase == PHASE_IDLE && !f->retry && !f->drain)
+    if (f->phase == PHASE_IDLE && !waiting(f))
         fleet_list(f, LIST_RECONCILE);
 }
 
@@ -489,9 +523,10 @@ static void log_problem(sb_fleet *f, sb_log_level level, const char *text)
 {
     char cut[FLEET_TEXT_MAX];
     snprintf(cut, sizeof cut, "%s", text); /* compared as it is kept */
-    int changed = !text_is(f->last_problem, cut);
-    if (changed)
-        text_set(&f->last_problem, cut); /* out of memory: the next one logs at level again */
+    fleet_work *w = work(f);
+    int changed = !w || !text_is(w->last_problem, cut);
+    if (changed && w)
+        text_set(&w->last_problem, cut); /* out of memory: the next one logs at level again */
     f->host->log(f->inst, changed ? level : SB_LOG_DEBUG, "%s", text);
 }
 
@@ -510,30 +545,38 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
         /* Nothing changes, so the same step comes again: log each call once. */
         char line[FLEET_TEXT_MAX];
         snprintf(line, sizeof line, "would %.480s (toward %lld)", what, (long long)n);
-        if (!text_is(f->dry_logged, line)) {
+        fleet_work *w = work(f);
+        if (!w || !text_is(w->dry_logged, line)) {
             f->host->log(f->inst, SB_LOG_INFO, "%s", line);
-            text_set(&f->dry_logged, line); /* out of memory: logged again next time */
+            if (w)
+                text_set(&w->dry_logged, line); /* out of memory: logged again next time */
         }
         if (f->stopping)
             finish_stop(f);
         return;
     }
-    text_clear(&f->acting_id);
-    if (id && !(f->acting_id = strdup(id))) {
+    fleet_work *w = work(f);
+    if (!w) {
+        f->host->log(f->inst, SB_LOG_ERROR, "out of memory: '%s' waits for the next reconcile",
+                     what);
+        return;
+    }
+    text_clear(&w->acting_id);
+    if (id && !(w->acting_id = strdup(id))) {
         log_problem(f, SB_LOG_WARN, "out of memory");
-        retry_later(f, sb_backoff_next(&f->backoff, 0));
+        retry_later(f, sb_backoff_next(&w->backoff, 0));
         return;
     }
     /* Each call at info; a retry of a failing one at debug (the failure is logged once). */
-    f->host->log(f->inst, f->in_a_row ? SB_LOG_DEBUG : SB_LOG_INFO, "%s", what);
+    f->host->log(f->inst, w->in_a_row ? SB_LOG_DEBUG : SB_LOG_INFO, "%s", what);
     f->phase = PHASE_ACTING;
     f->acting = call;
-    f->acting_since_ns = mono_ns();
+    w->acting_since_ns = mono_ns();
     f->calling++;
     if (call == SB_CALL_START)
         f->ops->start_one(f->self, f);
     else if (call == SB_CALL_STOP)
-        f->ops->stop_one(f->self, f, f->acting_id);
+        f->ops->stop_one(f->self, f, w->acting_id);
     else
         f->ops->set_count(f->self, f, n);
     f->calling--;
@@ -542,15 +585,16 @@ static void act(sb_fleet *f, sb_fleet_call call, const char *id, int64_t n)
 
 static void drain_fire_now(sb_fleet *f)
 {
-    /* act() copies the id before the call, whatever the answer does to f->draining. */
-    if (f->phase == PHASE_IDLE && f->draining)
-        act(f, SB_CALL_STOP, f->draining, fleet_target(f));
+    /* act() copies the id before the call, whatever the answer does to the draining one. */
+    const char *draining = draining_of(f);
+    if (f->phase == PHASE_IDLE && draining)
+        act(f, SB_CALL_STOP, draining, fleet_target(f));
 }
 
 static void drain_fire(void *arg)
 {
     sb_fleet *f = arg;
-    timer_drop(f, &f->drain);
+    timer_drop(f, &f->w->drain); /* only armed with its working part */
     drain_fire_now(f);
 }
 
@@ -580,7 +624,7 @@ static const member *pick_victim(const sb_fleet *f)
 
 static void fleet_step(sb_fleet *f)
 {
-    if (f->phase != PHASE_IDLE || f->retry || f->drain || !f->listed || f->stopped_reported)
+    if (f->phase != PHASE_IDLE || waiting(f) || !f->listed || f->stopped_reported)
         return;
     /* A failed member (a dead container, a failed unit) goes first: removed, then replaced. */
     if (f->ops->stop_one) {
@@ -606,11 +650,12 @@ static void fleet_step(sb_fleet *f)
         if (!m)
             return;
         /* Out of memory for its id: stopped without the drain. */
-        if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping &&
-            text_set(&f->draining, m->id) == 0) {
+        fleet_work *w = NULL;
+        if (f->drain_ms > 0 && !f->host->dry_run(f->inst) && !f->stopping && (w = work(f)) &&
+            text_set(&w->draining, m->id) == 0) {
             /* Listed as stopping first, so a router sends it nothing new. */
             publish_instances(f);
-            f->drain = f->host->timer_new(f->inst, f->drain_ms, 0, drain_fire, f);
+            w->drain = f->host->timer_new(f->inst, f->drain_ms, 0, drain_fire, f);
             return;
         }
         act(f, SB_CALL_STOP, m->id, target);
@@ -687,9 +732,9 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
     f->members = copy;
     f->nmembers = kept;
     /* The member being drained may have gone on its own. */
-    if (f->draining && !has_id(ms, n, f->draining)) {
-        text_clear(&f->draining);
-        timer_drop(f, &f->drain);
+    if (draining_of(f) && !has_id(ms, n, f->w->draining)) {
+        text_clear(&f->w->draining);
+        timer_drop(f, &f->w->drain);
     }
     if (!f->listed) {
         f->listed = 1;
@@ -698,15 +743,16 @@ void sb_fleet_listed_count(sb_fleet *f, const sb_member *ms, size_t n, int64_t c
                      f->desired < 0 ? "; nothing changes until a policy decides (or to reach min)"
                                     : "");
     }
-    if (f->last_problem && f->problem_is_list) {
-        if (f->in_a_row)
+    fleet_work *w = f->w;
+    if (w && w->last_problem && f->problem_is_list) {
+        if (w->in_a_row)
             f->host->log(f->inst, SB_LOG_INFO, "the engine answers again after %llu failure(s)",
-                         (unsigned long long)f->in_a_row);
+                         (unsigned long long)w->in_a_row);
         else
             f->host->log(f->inst, SB_LOG_INFO, "the engine is no longer busy");
-        sb_backoff_reset(&f->backoff); /* the next failure starts from the short delay again */
-        f->in_a_row = 0;
-        text_clear(&f->last_problem);
+        sb_backoff_reset(&w->backoff); /* the next failure starts from the short delay again */
+        w->in_a_row = 0;
+        text_clear(&w->last_problem);
         f->problem_is_list = 0;
     }
     publish_instances(f);
@@ -733,20 +779,28 @@ static void fail_common(sb_fleet *f, sb_action_result why, const char *what, con
     char text[700];
     snprintf(text, sizeof text, "%s %s: %s", what, why == SB_ACTION_BUSY ? "busy" : "failed", msg);
     one_line(text);
+    fleet_work *w = work(f);
+    if (!w) {
+        f->host->log(f->inst, SB_LOG_ERROR, "%s (out of memory: retried at the next reconcile)",
+                     text);
+        if (f->stopping)
+            finish_stop(f);
+        return;
+    }
     if (why == SB_ACTION_BUSY) {
         log_problem(f, SB_LOG_INFO, text);
     } else {
-        f->failures++;
-        f->in_a_row++;
+        w->failures++;
+        w->in_a_row++;
         log_problem(f, SB_LOG_WARN, text);
     }
-    if (f->stopping && f->in_a_row >= FLEET_STOP_GIVE_UP) {
+    if (f->stopping && w->in_a_row >= FLEET_STOP_GIVE_UP) {
         f->host->log(f->inst, SB_LOG_ERROR, "on_stop: stop: giving up after %llu failures: %s",
-                     (unsigned long long)f->in_a_row, msg);
+                     (unsigned long long)w->in_a_row, msg);
         finish_stop(f);
         return;
     }
-    retry_later(f, sb_backoff_next(&f->backoff, 0));
+    retry_later(f, sb_backoff_next(&w->backoff, 0));
 }
 
 void sb_fleet_list_failed(sb_fleet *f, sb_action_result why, const char *fmt, ...)
@@ -772,7 +826,8 @@ static void publish_action(sb_fleet *f, sb_action_result result, const char *msg
                                                                 : "failed"},
                           {"reason", msg}};
     sb_publish ev = {SB_PUBLISH_INIT, .topic = SB_TOPIC_ACTION,
-                     .value = (double)(mono_ns() - f->acting_since_ns) / 1e9, .labels = labels,
+                     .value = (double)(mono_ns() - (f->w ? f->w->acting_since_ns : mono_ns())) / 1e9,
+                     .labels = labels,
                      .nlabels = result == SB_ACTION_DONE ? 1 : 2};
     f->host->publish(f->inst, &ev);
 }
@@ -782,16 +837,20 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     if (f->phase != PHASE_ACTING)
         return;
     f->phase = PHASE_IDLE;
-    if (f->acting == SB_CALL_STOP && f->acting_id && text_is(f->draining, f->acting_id))
-        text_clear(&f->draining);
+    fleet_work *w = f->w; /* made by act() */
+    const char *acting_id = w ? w->acting_id : NULL;
+    if (f->acting == SB_CALL_STOP && acting_id && text_is(w->draining, acting_id))
+        text_clear(&w->draining);
     if (result == SB_ACTION_DONE) {
         publish_action(f, result, NULL);
-        sb_backoff_reset(&f->backoff);
-        if (f->in_a_row)
-            f->host->log(f->inst, SB_LOG_INFO, "the engine acts again after %llu failure(s)",
-                         (unsigned long long)f->in_a_row);
-        f->in_a_row = 0;
-        text_clear(&f->last_problem);
+        if (w) {
+            sb_backoff_reset(&w->backoff);
+            if (w->in_a_row)
+                f->host->log(f->inst, SB_LOG_INFO, "the engine acts again after %llu failure(s)",
+                             (unsigned long long)w->in_a_row);
+            w->in_a_row = 0;
+            text_clear(&w->last_problem);
+        }
         f->problem_is_list = 0;
         continue_with(f, NEXT_LIST);
         return;
@@ -804,8 +863,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
     const char *what = f->acting == SB_CALL_START ? "start" : f->acting == SB_CALL_STOP ? "stop"
                                                                                          : "set count";
     char where[300];
-    snprintf(where, sizeof where, "%s%s%s", what, f->acting_id ? " " : "",
-             f->acting_id ? f->acting_id : "");
+    snprintf(where, sizeof where, "%s%s%s", what, acting_id ? " " : "", acting_id ? acting_id : "");
     one_line(msg);
     publish_action(f, result, msg);
     f->problem_is_list = 0;
@@ -816,7 +874,7 @@ void sb_fleet_action_done(sb_fleet *f, sb_action_result result, const char *fmt,
 static void drained_event(void *arg, const sb_event *ev)
 {
     sb_fleet *f = arg;
-    if (!f->draining || !f->drain || !ev->topic || strcmp(ev->topic, SB_TOPIC_DRAINED) != 0)
+    if (!draining_of(f) || !f->w->drain || !ev->topic || strcmp(ev->topic, SB_TOPIC_DRAINED) != 0)
         return;
     const char *instance = NULL, *scaler = NULL;
     for (size_t i = 0; i < ev->nlabels; i++) {
@@ -825,13 +883,13 @@ static void drained_event(void *arg, const sb_event *ev)
         else if (strcmp(ev->labels[i].key, "scaler") == 0)
             scaler = ev->labels[i].value;
     }
-    if (!instance || !text_is(f->draining, instance))
+    if (!instance || !text_is(f->w->draining, instance))
         return;
     if (scaler && strcmp(scaler, f->host->instance_id(f->inst)) != 0)
         return;
     f->host->log(f->inst, SB_LOG_INFO, "%s drained (%s says so)", instance,
                  ev->source_id ? ev->source_id : "a subscriber");
-    timer_drop(f, &f->drain);
+    timer_drop(f, &f->w->drain);
     drain_fire_now(f);
 }
 
@@ -893,7 +951,6 @@ int sb_fleet_new(sb_instance *inst, const sb_host *host, const sb_value *rows,
         }
         f->subs[f->nsubs++] = h;
     }
-    sb_backoff_init(&f->backoff, FLEET_BACKOFF_BASE_MS, FLEET_BACKOFF_MAX_MS);
     *out = f;
     return 0;
 }
@@ -923,17 +980,17 @@ int sb_fleet_stop(sb_fleet *f)
     if (!f->on_stop_stop || replaced || !f->started || f->host->dry_run(f->inst)) {
         /* The fleet outlives the daemon: nothing is stopped. */
         clock_leave(f);
-        timer_drop(f, &f->retry);
-        timer_drop(f, &f->drain);
+        drop_timers(f);
         abandon_call(f);
         f->stopped_reported = 1;
         return 0;
     }
     f->stopping = 1;
-    f->in_a_row = 0;
-    timer_drop(f, &f->drain);
-    text_clear(&f->draining);
-    timer_drop(f, &f->retry);
+    if (f->w) {
+        f->w->in_a_row = 0;
+        text_clear(&f->w->draining);
+    }
+    drop_timers(f);
     if (f->phase == PHASE_IDLE) {
         if (f->listed)
             fleet_step(f);
@@ -948,18 +1005,20 @@ void sb_fleet_free(sb_fleet *f)
     if (!f)
         return;
     clock_leave(f);
-    timer_drop(f, &f->retry);
-    timer_drop(f, &f->drain);
+    drop_timers(f);
     abandon_call(f);
     for (size_t i = 0; i < f->nsubs; i++)
         f->host->unsubscribe(f->inst, f->subs[i]);
     free(f->subs);
     members_clear(f);
     published_drop(f);
-    free(f->acting_id);
-    free(f->draining);
-    free(f->last_problem);
-    free(f->dry_logged);
+    if (f->w) {
+        free(f->w->acting_id);
+        free(f->w->draining);
+        free(f->w->last_problem);
+        free(f->w->dry_logged);
+        free(f->w);
+    }
     free(f);
 }
 
@@ -977,20 +1036,21 @@ void sb_fleet_on_event(sb_fleet *f, const sb_event *ev)
         return;
     int64_t want = (int64_t)ceil(ev->value - 1e-9);
     int changed = want != f->desired;
-    if (changed)
-        text_clear(&f->dry_logged);
+    if (changed && f->w)
+        text_clear(&f->w->dry_logged);
     f->desired = want;
-    if (f->draining && f->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
+    if (draining_of(f) && f->w->drain && fleet_target(f) > (int64_t)sb_fleet_active(f)) {
         /* The member being drained is wanted again: keep it rather than stop it and start
          * another. */
-        f->host->log(f->inst, SB_LOG_INFO, "%s is wanted again; no longer draining it", f->draining);
-        text_clear(&f->draining);
-        timer_drop(f, &f->drain);
+        f->host->log(f->inst, SB_LOG_INFO, "%s is wanted again; no longer draining it",
+                     f->w->draining);
+        text_clear(&f->w->draining);
+        timer_drop(f, &f->w->drain);
         publish_instances(f);
     }
     /* A new count is acted on from a fresh list, not from one up to reconcile_every old (a
      * member may have gone, an app been deleted); the step follows the list. */
-    if (changed && f->listed && f->phase == PHASE_IDLE && !f->retry && !f->drain)
+    if (changed && f->listed && f->phase == PHASE_IDLE && !waiting(f))
         fleet_list(f, LIST_AFTER_ACTION);
     else
         fleet_step(f);
