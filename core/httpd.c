@@ -105,6 +105,11 @@ struct sb_httpd_conn {
     sb_httpd_exchange ex;
     uint64_t head_deadline, last_read, last_write;
     size_t write_queued;
+    /* A streamed response's head, held back until its first body bytes (or its end, or the end
+     * of the loop iteration) so both go out in one write. */
+    char *held;
+    size_t held_len, held_cap;
+    uint64_t timer_due; /* when the connection's timer fires; 0: not armed */
 };
 
 struct sb_httpd {
@@ -295,6 +300,7 @@ static void conn_arm_timer(sb_httpd_conn *c);
 static void conn_update_reading(sb_httpd_conn *c);
 static void conn_finish_close(sb_httpd_conn *c);
 static void conn_read_start(sb_httpd_conn *c);
+static void conn_flush_held(sb_httpd_conn *c);
 
 static void srv_idle_cb(uv_idle_t *h);
 
@@ -324,6 +330,7 @@ static void conn_continue(sb_httpd_conn *c)
 {
     if (c->closing)
         return;
+    conn_flush_held(c);
     if (c->failed)
         conn_close(c);
     else if (c->phase == PHASE_CLOSING && c->write_queued == 0)
@@ -398,6 +405,7 @@ static void conn_free_memory(sb_httpd_conn *c)
     free(c->hdr_off);
     free(c->hdr_list);
     free(c->ex.body);
+    free(c->held);
     free(c);
 }
 
@@ -419,6 +427,7 @@ static void conn_close(sb_httpd_conn *c)
         return;
     abort_exchange(c);
     c->closing = true;
+    c->held_len = 0; /* a held head is dropped with the connection */
     conn_unkick(c);
     if (c->is_feed) {
         if (c->out)
@@ -470,42 +479,73 @@ static void conn_write_cb(uv_write_t *req, int status)
     conn_arm_timer(c);
 }
 
-/* Queue a, b and d (any may be empty) as one write. 0, or a negative code (the connection is
- * then marked failed and closed from the idle handle, never from inside a handler's call). */
+/* Queue a, b and d (any may be empty) as one write, after a held response head (see
+ * write_head). Written at once with one writev when nothing is queued (no request, no copy, and
+ * no epoll_ctl: libuv re-arms the watcher after each queued write it completes); only what the
+ * socket did not take is copied and queued. 0, or a negative code (the connection is then marked
+ * failed and closed from the idle handle, never from inside a handler's call). */
 static int conn_write3(sb_httpd_conn *c, const char *a, size_t al, const char *b, size_t bl,
                        const char *d, size_t dl)
 {
     if (c->closing || c->failed)
         return -EPIPE;
-    size_t len = al + bl + dl;
+    uv_buf_t bufs[4];
+    unsigned n = 0;
+    if (c->held_len)
+        bufs[n++] = uv_buf_init(c->held, (unsigned)c->held_len);
+    if (al)
+        bufs[n++] = uv_buf_init((char *)a, (unsigned)al);
+    if (bl)
+        bufs[n++] = uv_buf_init((char *)b, (unsigned)bl);
+    if (dl)
+        bufs[n++] = uv_buf_init((char *)d, (unsigned)dl);
+    size_t len = c->held_len + al + bl + dl;
+    c->held_len = 0; /* its bytes are in bufs until this returns */
     if (len == 0)
         return 0;
     if (c->is_feed) {
-        if (c->out) {
-            if (al)
-                c->out(c->out_arg, a, al);
-            if (bl)
-                c->out(c->out_arg, b, bl);
-            if (dl)
-                c->out(c->out_arg, d, dl);
-        }
+        if (c->out)
+            for (unsigned i = 0; i < n; i++)
+                c->out(c->out_arg, bufs[i].base, bufs[i].len);
         return 0;
     }
-    wreq *w = malloc(sizeof *w + len);
+    size_t done = 0;
+    if (c->write_queued == 0) {
+        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (r >= 0)
+            done = (size_t)r;
+        else if (r != UV_EAGAIN) {
+            /* as a queued write that fails: the handler hears on_abort from the idle handle */
+            srv_log(c->srv, SB_LOG_DEBUG, "httpd: %s: write failed: %s", c->peer, uv_strerror(r));
+            c->failed = true;
+            conn_kick(c);
+            return 0;
+        }
+        if (done == len) {
+            c->last_write = uv_now(c->srv->loop);
+            return 0;
+        }
+    }
+    wreq *w = malloc(sizeof *w + (len - done));
     if (!w) {
         c->failed = true;
         conn_kick(c);
         return -ENOMEM;
     }
     w->conn = c;
-    w->len = len;
-    if (al)
-        memcpy(w->data, a, al);
-    if (bl)
-        memcpy(w->data + al, b, bl);
-    if (dl)
-        memcpy(w->data + al + bl, d, dl);
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    w->len = len - done;
+    size_t at = 0, skip = done;
+    for (unsigned i = 0; i < n; i++) {
+        size_t l = bufs[i].len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(w->data + at, bufs[i].base + skip, l - skip);
+        at += l - skip;
+        skip = 0;
+    }
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
     if (c->write_queued == 0)
         c->last_write = uv_now(c->srv->loop); /* the write timeout counts from here */
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
@@ -515,8 +555,15 @@ static int conn_write3(sb_httpd_conn *c, const char *a, size_t al, const char *b
         conn_kick(c);
         return r;
     }
-    c->write_queued += len;
+    c->write_queued += w->len;
     return 0;
+}
+
+/* Write a held response head now (nothing followed it within the loop iteration). */
+static void conn_flush_held(sb_httpd_conn *c)
+{
+    if (c->held_len)
+        conn_write3(c, NULL, 0, NULL, 0, NULL, 0);
 }
 
 static void conn_shutdown_cb(uv_shutdown_t *req, int status)
@@ -644,11 +691,13 @@ static void conn_arm_timer(sb_httpd_conn *c)
         deadline = c->head_deadline;
     else if (c->phase == PHASE_BODY && !(c->ex.stream && c->ex.body_paused))
         deadline = c->last_read + cfg->idle_timeout_ms;
-    if (deadline == 0) {
-        uv_timer_stop(&c->timer);
+    /* Lazily: a timer due no later than the deadline stays as it is (it fires, finds nothing
+     * passed, and is armed again for what is due then), so a request served within the
+     * timeouts costs no timer operation. Without a deadline it is left to fire once. */
+    if (deadline == 0 || (c->timer_due && c->timer_due <= deadline))
         return;
-    }
     uint64_t now = uv_now(c->srv->loop);
+    c->timer_due = deadline;
     uv_timer_start(&c->timer, conn_timer_cb, deadline > now ? deadline - now : 0, 0);
 }
 
@@ -657,11 +706,13 @@ static void conn_timer_cb(uv_timer_t *t)
     sb_httpd_conn *c = t->data;
     const sb_httpd_config *cfg = &c->srv->cfg;
     uint64_t now = uv_now(c->srv->loop);
+    c->timer_due = 0;
     if (c->phase == PHASE_LINGER) {
-        conn_close(c);
-        return;
-    }
-    if (c->write_queued > 0) {
+        if (now >= c->head_deadline) {
+            conn_close(c);
+            return;
+        }
+    } else if (c->write_queued > 0) {
         if (now >= c->last_write + cfg->write_timeout_ms) {
             srv_log(c->srv, SB_LOG_INFO, "httpd: %s: write timeout (%llu ms without progress)",
                     c->peer, (unsigned long long)cfg->write_timeout_ms);
@@ -678,7 +729,7 @@ static void conn_timer_cb(uv_timer_t *t)
             conn_fail(c, 408, "request head not received in time");
             return;
         }
-    } else if (c->phase == PHASE_BODY) {
+    } else if (c->phase == PHASE_BODY && !(c->ex.stream && c->ex.body_paused)) {
         if (now >= c->last_read + cfg->idle_timeout_ms) {
             conn_fail(c, 408, "request body stopped arriving");
             return;
@@ -1232,7 +1283,7 @@ static int write_head(sb_httpd_exchange *ex, int status, const sb_httpd_header *
         if (!field_ok(headers[i].name, true) || !field_ok(headers[i].value, false))
             return -EINVAL;
     ex->no_body_out = ex->req.head || status == 204 || status == 304;
-    obuf b = {0};
+    obuf b = {.p = c->held, .cap = c->held_cap};
     ob_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
     for (size_t i = 0; i < n; i++) {
         const char *name = headers[i].name;
@@ -1274,14 +1325,29 @@ static int write_head(sb_httpd_exchange *ex, int status, const sb_httpd_header *
     ob_put(&b, "\r\n", 2);
     if (b.oom) {
         free(b.p);
+        c->held = NULL;
+        c->held_cap = 0;
         c->failed = true; /* nothing was sent: the connection cannot go on */
         conn_kick(c);
         return -ENOMEM;
     }
     ex->started = true;
     ex->want_continue = false;
+    c->held = b.p; /* the buffer is kept for the next head */
+    c->held_cap = b.cap;
+    if (!whole) { /* held until the body's first bytes, its end, or the loop's next turn */
+        if (!c->closing && !c->failed) {
+            c->held_len = b.len;
+            conn_kick(c);
+        }
+        return 0;
+    }
     int r = conn_write3(c, b.p, b.len, body, ex->no_body_out ? 0 : body_len, NULL, 0);
-    free(b.p);
+    if (c->held_cap > 65536) { /* an unusually large head: do not keep its buffer */
+        free(c->held);
+        c->held = NULL;
+        c->held_cap = 0;
+    }
     return r == -EPIPE ? 0 : r;
 }
 
@@ -1346,8 +1412,10 @@ int sb_httpd_stream_write(sb_httpd_exchange *ex, const void *data, size_t len)
     } else {
         r = conn_write3(c, data, len, NULL, 0, NULL, 0);
     }
-    if (r < 0)
+    if (r < 0 && r != -EPIPE)
         return r;
+    if (c->failed || c->closing)
+        return 1; /* the connection broke: no on_drain, on_abort follows from the loop */
     if (c->write_queued > c->srv->cfg.write_queue_max) {
         ex->drain_wanted = true;
         conn_update_reading(c);
@@ -1365,6 +1433,7 @@ int sb_httpd_stream_end(sb_httpd_exchange *ex)
         r = conn_write3(ex->conn, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
     if (ex->out_remaining > 0) /* the client was promised more: it can only see a cut */
         ex->conn->close_after = true;
+    conn_flush_held(ex->conn);
     exchange_end(ex);
     return r == -EPIPE ? 0 : r;
 }

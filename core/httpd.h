@@ -20,7 +20,10 @@
  *   close-delimited for an HTTP/1.0 client); sb_httpd_stream_write; sb_httpd_stream_end).
  *   sb_httpd_stream_write returns 1 once the connection's write queue is over write_queue_max:
  *   the handler then waits for on_drain. While the queue is over that bound the connection
- *   reads nothing from its client.
+ *   reads nothing from its client. Bytes are written at once when nothing is queued (one
+ *   writev; only what the socket does not take is copied and queued), and a streamed head is
+ *   held until the first body bytes, the end, or the loop's next turn, so a small answer
+ *   leaves in one write.
  * - Keep-alive; pipelined requests are answered strictly in order (the next request is parsed
  *   only once the current response has ended); HTTP/1.0 (keep-alive only when asked for);
  *   "Connection: close"; "Expect: 100-continue" (the 100 goes out when the body is first
@@ -190,8 +193,9 @@ int sb_httpd_respond_text(sb_httpd_exchange *ex, int status, const char *text);
 int sb_httpd_stream_start(sb_httpd_exchange *ex, int status, const sb_httpd_header *headers,
                           size_t n, int64_t content_length);
 /* Queue len bytes of the body: 0, or 1 when the write queue is over write_queue_max (wait for
- * on_drain before writing more), -EINVAL (more than the announced length, or not started),
- * -ENOMEM. len == 0 writes nothing. */
+ * on_drain before writing more) or the connection broke (on_abort follows from the loop instead
+ * of on_drain), -EINVAL (more than the announced length, or not started), -ENOMEM. len == 0
+ * writes nothing. */
 int sb_httpd_stream_write(sb_httpd_exchange *ex, const void *data, size_t len);
 /* End a streamed response (the last chunk; a known length must have been written in full, else
  * the connection is closed after what was written). Ends the exchange: 0 or -ENOMEM. */

@@ -152,6 +152,8 @@ struct slot {
     int ready;            /* the probe has answered (always 1 without a probe) */
     sb_http *probe;       /* an HTTP probe in flight */
     struct tcp_probe *tcp_probe; /* a TCP probe in flight */
+    uint64_t probe_due_ms;       /* a starting instance's next quick probe (see quick_tick) */
+    uint64_t probe_gap_ms;       /* and the gap after it: 1 ms at first, then doubling */
     uint64_t backoff_ms; /* the last back-off delay; 0 before the first crash */
     unsigned quick_crashes;
     unsigned restarts;
@@ -178,6 +180,8 @@ struct proc_state {
     const char *ready;       /* NULL, "tcp" or an HTTP path */
     uint64_t ready_every_ms, ready_timeout_ms;
     sb_timer *probe_timer;
+    sb_timer *quick_timer; /* one-shot: the next quick probe of a starting instance */
+    uint64_t quick_due_ms;
 
     sb_fleet *fleet;
     const sb_value *values; /* the options now in use (the fleet rows are compared on a reload) */
@@ -977,6 +981,8 @@ done:
     return result;
 }
 
+static void quick_schedule(proc_state *st);
+
 static void slot_spawn(proc_state *st, slot *s)
 {
     char err[512];
@@ -997,6 +1003,11 @@ static void slot_spawn(proc_state *st, slot *s)
     s->started_wall = (int64_t)time(NULL);
     s->ready = st->ready == NULL;
     s->error[0] = '\0';
+    if (!s->ready && port > 0 && st->started && !st->stopping) {
+        s->probe_gap_ms = 1;
+        s->probe_due_ms = s->started_ms; /* at once: quick_tick runs on the loop's next turn */
+        quick_schedule(st);
+    }
     char *text = command_text(st);
     if (port)
         st->host->log(st->inst, SB_LOG_INFO, "started instance %lld (pid %lld, port %d): %s",
@@ -1207,43 +1218,96 @@ static void http_probe_done(void *arg, const sb_http_response *res)
     }
 }
 
+/* Probe one starting instance unless a probe is in flight; 1 when one was started. */
+static int probe_slot(proc_state *st, slot *s)
+{
+    if (s->state != SLOT_RUNNING || s->ready || s->port <= 0 || s->probe)
+        return 0;
+    if (s->tcp_probe) {
+        /* A connect that hangs (a full accept queue) is given up after a second. */
+        if (now_ms() - s->tcp_probe->started_ms > 1000)
+            slot_cancel_probe(st, s);
+        return 0;
+    }
+    if (st->ready_timeout_ms && now_ms() - s->started_ms > st->ready_timeout_ms && s->run) {
+        char limit[32];
+        format_ms(limit, sizeof limit, st->ready_timeout_ms);
+        st->host->log(st->inst, SB_LOG_WARN,
+                      "instance %lld (pid %lld) not ready %s after its start: SIGKILL, it "
+                      "will be restarted",
+                      (long long)s->index, (long long)s->run->pid, limit);
+        (void)st->host->kill_group(st->inst, s->run->pid, SIGKILL);
+        return 0;
+    }
+    if (strcmp(st->ready, "tcp") == 0) {
+        tcp_probe_start(st, s);
+        return 1;
+    }
+    char url[600];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, st->ready);
+    uint64_t timeout = st->ready_every_ms < 1000 ? 1000 : st->ready_every_ms;
+    sb_http_request req = {SB_HTTP_REQUEST_INIT, .method = "GET", .url = url,
+                           .timeout_ms = timeout, .max_body = 65536};
+    if (st->host->http_request(st->inst, &req, http_probe_done, s, &s->probe) != 0)
+        s->probe = NULL;
+    return 1;
+}
+
 static void probe_tick(void *arg)
 {
     proc_state *st = arg;
     if (st->stopping)
         return;
+    for (size_t i = 0; i < st->nslots; i++)
+        (void)probe_slot(st, st->slots[i]);
+}
+
+/* A starting instance is probed at once, then every millisecond for its first 10 ms, then at
+ * gaps doubling up to ready_every: a cold start waits for its readiness about as long as the
+ * program takes to listen, not up to a whole ready_every (the periodic tick goes on as well). */
+
+static void quick_tick(void *arg)
+{
+    proc_state *st = arg;
+    if (st->quick_timer) {
+        st->host->timer_free(st->quick_timer); /* safe inside its callback */
+        st->quick_timer = NULL;
+    }
+    if (st->stopping)
+        return;
+    uint64_t now = now_ms();
     for (size_t i = 0; i < st->nslots; i++) {
         slot *s = st->slots[i];
-        if (s->state != SLOT_RUNNING || s->ready || s->port <= 0 || s->probe)
+        if (s->state != SLOT_RUNNING || s->ready || !s->probe_gap_ms || now < s->probe_due_ms)
             continue;
-        if (s->tcp_probe) {
-            /* A connect that hangs (a full accept queue) is given up after a second. */
-            if (now_ms() - s->tcp_probe->started_ms > 1000)
-                slot_cancel_probe(st, s);
-            continue;
-        }
-        if (st->ready_timeout_ms && now_ms() - s->started_ms > st->ready_timeout_ms && s->run) {
-            char limit[32];
-            format_ms(limit, sizeof limit, st->ready_timeout_ms);
-            st->host->log(st->inst, SB_LOG_WARN,
-                          "instance %lld (pid %lld) not ready %s after its start: SIGKILL, it "
-                          "will be restarted",
-                          (long long)s->index, (long long)s->run->pid, limit);
-            (void)st->host->kill_group(st->inst, s->run->pid, SIGKILL);
-            continue;
-        }
-        if (strcmp(st->ready, "tcp") == 0) {
-            tcp_probe_start(st, s);
-            continue;
-        }
-        char url[600];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, st->ready);
-        uint64_t timeout = st->ready_every_ms < 1000 ? 1000 : st->ready_every_ms;
-        sb_http_request req = {SB_HTTP_REQUEST_INIT, .method = "GET", .url = url,
-                               .timeout_ms = timeout, .max_body = 65536};
-        if (st->host->http_request(st->inst, &req, http_probe_done, s, &s->probe) != 0)
-            s->probe = NULL;
+        (void)probe_slot(st, s); /* one still in flight: skipped, tried at the next gap */
+        s->probe_due_ms = now + s->probe_gap_ms;
+        if (now - s->started_ms >= 10)
+            s->probe_gap_ms *= 2;
+        if (s->probe_gap_ms >= st->ready_every_ms)
+            s->probe_gap_ms = 0; /* the periodic tick's cadence from here on */
     }
+    quick_schedule(st);
+}
+
+static void quick_schedule(proc_state *st)
+{
+    if (!st->ready || st->stopping)
+        return;
+    uint64_t due = 0;
+    for (size_t i = 0; i < st->nslots; i++) {
+        slot *s = st->slots[i];
+        if (s->state == SLOT_RUNNING && !s->ready && s->probe_gap_ms &&
+            (!due || s->probe_due_ms < due))
+            due = s->probe_due_ms;
+    }
+    if (!due || (st->quick_timer && st->quick_due_ms <= due))
+        return;
+    if (st->quick_timer)
+        st->host->timer_free(st->quick_timer);
+    uint64_t now = now_ms();
+    st->quick_due_ms = due;
+    st->quick_timer = st->host->timer_new(st->inst, due > now ? due - now : 0, 0, quick_tick, st);
 }
 
 /* ---- Options ----------------------------------------------------------------------------- */
@@ -1421,6 +1485,10 @@ static int process_stop(void *state)
             st->host->timer_free(st->probe_timer);
             st->probe_timer = NULL;
         }
+        if (st->quick_timer) {
+            st->host->timer_free(st->quick_timer);
+            st->quick_timer = NULL;
+        }
         /* Every instance at once, each with its grace. */
         for (size_t i = st->nslots; i-- > 0;)
             if (st->slots[i]->state != SLOT_STOPPING && slot_stop(st, st->slots[i]))
@@ -1448,6 +1516,8 @@ static void process_destroy(void *state)
     sb_fleet_free(st->fleet);
     if (st->probe_timer)
         st->host->timer_free(st->probe_timer);
+    if (st->quick_timer)
+        st->host->timer_free(st->quick_timer);
     for (size_t i = 0; i < st->nslots; i++) {
         slot_cancel_timer(st->slots[i]);
         slot_cancel_probe(st, st->slots[i]);

@@ -142,6 +142,12 @@ struct backend {
     bool healthy;
     sb_http *probe; /* in flight */
     uint64_t next_probe;
+    uint64_t probe_gap; /* not yet healthy: 1 ms, doubling up to 250 ms between checks */
+    /* Until an instance has accepted a connection, a refused one means "still starting" (a
+     * scaler without a readiness probe lists it ready at once): the request waits and the
+     * instance is tried again after 1 ms, 2 ms, 4 ms... (at most 250 ms), not ejected for 1 s. */
+    bool accepted_once;
+    unsigned start_refusals;
     int refs; /* upconns that point here */
     upconn *idle; /* the keep-alive pool */
     size_t nidle;
@@ -171,6 +177,7 @@ struct service {
     bool published_once;
     uint64_t published_at;
     uint64_t zero_since; /* when the demand last went to 0 */
+    bool demand_dirty;   /* changed since the last publish: published at the loop's check */
     uint64_t requests, queue_full, queue_timeouts;
     rt_candidate *cand; /* the balancer's scratch arrays */
     backend **cand_be;
@@ -199,6 +206,7 @@ struct upconn {
     bool msg_done;
     bool pause_reading;
     bool reading;
+    bool write_failed; /* a write failed: what follows is dropped, the read side reports it */
     rt_resp_head head;
     upconn *pool_next;
     upconn *all_prev, *all_next;
@@ -252,6 +260,16 @@ struct router {
     uv_timer_t stop_timer;
     uv_check_t stop_check;
     bool stop_handles_open;
+    /* Demand changes are published once per loop iteration (its check phase), however many
+     * requests began or ended in it: still at once for a cold start, one publish (and one bus
+     * wake-up) for a whole batch of answers under load. */
+    uv_check_t publish_check;
+    bool publish_check_open, publish_check_active;
+    /* One-shot: the next moment a queued request may go (an ejection that ends) or a health
+     * check is due, sooner than the tick would see it. */
+    uv_timer_t wake_timer;
+    bool wake_timer_open;
+    uint64_t wake_due; /* 0: not armed */
     /* counters for /_scalebus/status */
     uint64_t requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx;
     uint64_t bad_gateway, gateway_timeout, retries, ejections, drained;
@@ -292,6 +310,9 @@ static void service_changed(service *s);
 static void upconn_close(upconn *up);
 static void proxy_assign(proxy *px, backend *be);
 static void router_maybe_finish_stop(router *r);
+static void on_stop_handle_closed(uv_handle_t *h);
+static void router_wake_at(router *r, uint64_t due);
+static void service_probe(service *s);
 
 /* ---- demand ------------------------------------------------------------------------------- */
 
@@ -388,6 +409,7 @@ static void backend_eject(backend *b, const char *why)
     LOG(r, SB_LOG_WARN, "service %s: instance %s (%s) ejected for %llums: %s", b->svc->name, b->id,
         b->address ? b->address : "-", (unsigned long long)wait, why);
     backend_close_idle(b);
+    router_wake_at(r, b->ejected_until);
 }
 
 static int parse_address(const char *address, struct sockaddr_storage *out)
@@ -499,6 +521,10 @@ static void apply_instances(service *s, const cJSON *list)
                 b->address = copy;
                 backend_close_idle(b);
                 b->healthy = false;
+                b->next_probe = 0; /* checked at once (health_path) */
+                b->probe_gap = 0;
+                b->accepted_once = false;
+                b->start_refusals = 0;
                 b->addr_ok = parse_address(address, &b->addr) == 0;
                 b->fails = 0;
                 b->ejected_until = 0;
@@ -513,6 +539,7 @@ static void apply_instances(service *s, const cJSON *list)
         if (!b->listed)
             backend_close_idle(b);
     service_sweep(s);
+    service_probe(s); /* a new instance is checked now, not at the next tick */
     service_changed(s);
 }
 
@@ -547,9 +574,19 @@ static void on_probe_done(void *arg, const sb_http_response *res)
     bool pass = res->error == 0 && res->status >= 200 && res->status < 400;
     uint64_t now = now_ms(r);
     uint64_t wait = s->health_interval_ms;
-    if (!pass && wait > 250)
-        wait = 250; /* one not yet healthy is looked at again soon: a cold start waits on it */
+    if (pass) {
+        b->probe_gap = 0;
+    } else {
+        /* one not yet healthy is looked at again soon (a cold start waits on it): 1 ms, then
+         * doubling up to 250 ms */
+        b->probe_gap = b->probe_gap ? b->probe_gap * 2 : 1;
+        if (b->probe_gap > 250)
+            b->probe_gap = 250;
+        if (wait > b->probe_gap)
+            wait = b->probe_gap;
+    }
     b->next_probe = now + wait;
+    router_wake_at(r, b->next_probe);
     if (pass != b->healthy) {
         char why[160];
         if (res->error)
@@ -663,11 +700,52 @@ static void service_dispatch(service *s)
     }
 }
 
+static void on_wake_timer(uv_timer_t *h)
+{
+    router *r = h->data;
+    r->wake_due = 0;
+    for (size_t i = 0; i < r->nsvcs; i++) {
+        service_probe(&r->svcs[i]);
+        service_dispatch(&r->svcs[i]);
+    }
+}
+
+/* Look at the services again at `due` (ms on the loop's clock) at the latest. */
+static void router_wake_at(router *r, uint64_t due)
+{
+    if (!r->wake_timer_open || r->stopping || (r->wake_due && r->wake_due <= due))
+        return;
+    uint64_t now = now_ms(r);
+    r->wake_due = due;
+    uv_timer_start(&r->wake_timer, on_wake_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_publish_check(uv_check_t *h)
+{
+    router *r = h->data;
+    uv_check_stop(h);
+    r->publish_check_active = false;
+    for (size_t i = 0; i < r->nsvcs; i++)
+        if (r->svcs[i].demand_dirty) {
+            r->svcs[i].demand_dirty = false;
+            publish_demand(&r->svcs[i], false);
+        }
+}
+
 static void service_changed(service *s)
 {
+    router *r = s->rt;
     service_dispatch(s);
     service_drain_check(s);
-    publish_demand(s, false);
+    if (!r->publish_check_open) { /* not started (or stopped): nothing to defer to */
+        publish_demand(s, false);
+        return;
+    }
+    s->demand_dirty = true;
+    if (!r->publish_check_active) {
+        uv_check_start(&r->publish_check, on_publish_check);
+        r->publish_check_active = true;
+    }
 }
 
 /* ---- proxies (one per exchange) ----------------------------------------------------------- */
@@ -811,6 +889,29 @@ static void proxy_connect_failed(proxy *px, const char *why)
     proxy_fail(px, 502, text);
 }
 
+/* The instance refused the connection before it ever accepted one: it is still starting (its
+ * scaler has no readiness probe, or listed it a moment early). Nothing was sent, so the request
+ * waits at the head of the queue, whatever its method, without using its one retry; the instance
+ * is tried again soon. queue_timeout still bounds the wait. */
+static void proxy_instance_starting(proxy *px, backend *b)
+{
+    router *r = px->rt;
+    service *s = px->svc;
+    if (b->start_refusals < 8)
+        b->start_refusals++;
+    uint64_t wait = (uint64_t)1 << (b->start_refusals - 1); /* 1, 2, 4 ... 128 ms */
+    b->ejected_until = now_ms(r) + (wait > 250 ? 250 : wait);
+    if (px->be) {
+        px->be->in_flight--;
+        s->in_flight--;
+        px->be = NULL;
+    }
+    px->up = NULL;
+    queue_push(s, px, true);
+    router_wake_at(r, b->ejected_until);
+    service_changed(s);
+}
+
 /* The instance closed a pooled connection as the request went out: no need to eject it. */
 static void proxy_retry_stale(proxy *px)
 {
@@ -845,29 +946,60 @@ static void on_up_write(uv_write_t *req, int status)
     }
 }
 
-/* Queue bytes to the instance: 0 or a negative uv code. */
+/* Send bytes to the instance: written at once with one writev when nothing is queued (no
+ * request, no copy, no epoll_ctl), only the rest copied and queued. 0 or a negative uv code. */
 static int upconn_write(upconn *up, const char *a, size_t alen, const char *b, size_t blen,
                         const char *c, size_t clen)
 {
-    size_t total = alen + blen + clen;
-    uv_write_t *req = malloc(sizeof *req + sizeof(size_t) + total);
+    uv_buf_t bufs[3];
+    unsigned n = 0;
+    if (alen)
+        bufs[n++] = uv_buf_init((char *)a, (unsigned)alen);
+    if (blen)
+        bufs[n++] = uv_buf_init((char *)b, (unsigned)blen);
+    if (clen)
+        bufs[n++] = uv_buf_init((char *)c, (unsigned)clen);
+    size_t total = alen + blen + clen, done = 0;
+    if (total == 0 || up->write_failed)
+        return 0;
+    if (up->pending == 0) {
+        int rc = uv_try_write((uv_stream_t *)&up->tcp, bufs, n);
+        if (rc >= 0) {
+            done = (size_t)rc;
+        } else if (rc != UV_EAGAIN) {
+            /* as a queued write that fails: the read side reports the broken connection (a
+             * pooled one the instance had closed is then retried, not ejected) */
+            up->write_failed = true;
+            return 0;
+        }
+        if (done == total)
+            return 0;
+    }
+    size_t rest = total - done;
+    uv_write_t *req = malloc(sizeof *req + sizeof(size_t) + rest);
     if (!req)
         return UV_ENOMEM;
-    *(size_t *)(req + 1) = total;
+    *(size_t *)(req + 1) = rest;
     char *p = (char *)(req + 1) + sizeof(size_t);
-    memcpy(p, a, alen);
-    if (blen)
-        memcpy(p + alen, b, blen);
-    if (clen)
-        memcpy(p + alen + blen, c, clen);
+    size_t at = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t l = bufs[i].len;
+        if (done >= l) {
+            done -= l;
+            continue;
+        }
+        memcpy(p + at, bufs[i].base + done, l - done);
+        at += l - done;
+        done = 0;
+    }
     req->data = up;
-    uv_buf_t buf = uv_buf_init(p, (unsigned)total);
+    uv_buf_t buf = uv_buf_init(p, (unsigned)rest);
     int rc = uv_write(req, (uv_stream_t *)&up->tcp, &buf, 1, on_up_write);
     if (rc < 0) {
         free(req);
         return rc;
     }
-    up->pending += total;
+    up->pending += rest;
     return 0;
 }
 
@@ -918,12 +1050,17 @@ static void on_up_connect(uv_connect_t *req, int status)
         return;
     proxy *px = up->px;
     if (status < 0) {
+        backend *b = up->be;
         upconn_close(up); /* detaches px */
-        if (px)
+        if (px && status == UV_ECONNREFUSED && !b->accepted_once && b->listed &&
+            !up->rt->stopping)
+            proxy_instance_starting(px, b);
+        else if (px)
             proxy_connect_failed(px, uv_strerror(status));
         return;
     }
     up->be->fails = 0;
+    up->be->accepted_once = true;
     uv_tcp_nodelay(&up->tcp, 1);
     if (!px) { /* its request went away while connecting: keep the connection */
         up->phase = UP_IDLE;
@@ -1086,7 +1223,7 @@ static void upconn_message_done(upconn *up, bool extra_bytes)
     router *r = up->rt;
     proxy *px = up->px;
     bool keep = !extra_bytes && llhttp_should_keep_alive(&up->parser) && px && px->body_done &&
-                !r->stopping;
+                !r->stopping && !up->write_failed;
     if (px) {
         if (px->ex) {
             sb_httpd_stream_end(px->ex);
@@ -1707,6 +1844,14 @@ static int router_start(void *state)
         LOG(r, SB_LOG_ERROR, "out of memory");
         return -ENOMEM;
     }
+    uv_check_init(r->loop, &r->publish_check);
+    r->publish_check.data = r;
+    r->publish_check_open = true;
+    r->handles++;
+    uv_timer_init(r->loop, &r->wake_timer);
+    r->wake_timer.data = r;
+    r->wake_timer_open = true;
+    r->handles++;
     LOG(r, SB_LOG_INFO, "serving %s (%zu services)", r->listen, r->nsvcs);
     return 0;
 }
@@ -1790,6 +1935,16 @@ static int router_stop(void *state)
     if (r->tick) {
         r->host->timer_free(r->tick);
         r->tick = NULL;
+    }
+    if (r->publish_check_open) { /* a stopping router publishes nothing */
+        r->publish_check_open = false;
+        r->publish_check_active = false;
+        uv_close((uv_handle_t *)&r->publish_check, on_stop_handle_closed);
+    }
+    if (r->wake_timer_open) { /* the stop timer looks at the queues from here on */
+        r->wake_timer_open = false;
+        r->wake_due = 0;
+        uv_close((uv_handle_t *)&r->wake_timer, on_stop_handle_closed);
     }
     if (!r->httpd && !r->upconns && r->handles == 0)
         return 0;
