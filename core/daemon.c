@@ -253,6 +253,12 @@ struct sb_daemon {
     char **extra_dirs;
     size_t nextra_dirs;
     int loaded_builtin;
+    /* Plugin folders in search order (built-in, extra, plugins.path), each loaded whole only when
+     * a type is not found as TYPE.so in one of them (see plugin_lookup). */
+    struct plugin_dir *plugin_dirs;
+    size_t nplugin_dirs;
+    char **plugin_refusals; /* the refusals reported during this load, each said once */
+    size_t nplugin_refusals;
 
     idmap by_id;
     listeners *listeners; /* host->listen's sockets, kept across reloads (made on first use) */
@@ -387,6 +393,12 @@ static void last_list_free(sb_instance *inst)
 
 static void last_list_keep(sb_instance *inst, const sb_publish *pub)
 {
+    /* An empty list tells a new subscriber nothing it does not know (it has no instances yet):
+     * not kept, so 10,000 idle scalers keep nothing. */
+    if (cJSON_IsArray(pub->payload) && cJSON_GetArraySize(pub->payload) == 0 && pub->value == 0) {
+        last_list_free(inst);
+        return;
+    }
     if (!inst->last_list && !(inst->last_list = calloc(1, sizeof *inst->last_list)))
         return; /* a new subscriber waits for the next change, as before */
     last_list *l = inst->last_list;
@@ -1950,10 +1962,95 @@ static void supervisor_log(void *arg, sb_log_level level, const char *msg)
     log_write(&d->logger, level, "supervisor", "%s", msg);
 }
 
+/* Once per load: a file refused when looked up by name is refused again when its folder is
+ * loaded whole. */
 static void report_plugin_error(void *arg, const char *line)
 {
     sb_daemon *d = arg;
+    for (size_t i = 0; i < d->nplugin_refusals; i++)
+        if (strcmp(d->plugin_refusals[i], line) == 0)
+            return;
+    char *copy = strdup(line);
+    char **n = copy ? realloc(d->plugin_refusals, (d->nplugin_refusals + 1) * sizeof *n) : NULL;
+    if (n) {
+        d->plugin_refusals = n;
+        d->plugin_refusals[d->nplugin_refusals++] = copy;
+    } else {
+        free(copy);
+    }
     dlog(d, SB_LOG_ERROR, "%s", line);
+}
+
+static void plugin_refusals_clear(sb_daemon *d)
+{
+    free_strv(d->plugin_refusals, d->nplugin_refusals);
+    d->plugin_refusals = NULL;
+    d->nplugin_refusals = 0;
+}
+
+/* Plugins are loaded when a file names their type, not all at start: each loaded .so maps its
+ * libraries (OpenSSL, libxml2, sd-bus...), about 3 MB for the built-in set, which a daemon
+ * running cron, direct and process never touches. */
+typedef struct plugin_dir {
+    char *path;
+    int loaded; /* every *.so in it is loaded */
+} plugin_dir;
+
+static void plugin_dir_add(sb_daemon *d, const char *path)
+{
+    for (size_t i = 0; i < d->nplugin_dirs; i++)
+        if (strcmp(d->plugin_dirs[i].path, path) == 0)
+            return;
+    plugin_dir *n = realloc(d->plugin_dirs, (d->nplugin_dirs + 1) * sizeof *n);
+    char *copy = strdup(path);
+    if (!n || !copy) {
+        free(copy);
+        if (n)
+            d->plugin_dirs = n;
+        /* no memory to defer: load it now */
+        loader_load_dir(d->loader, path, report_plugin_error, d);
+        return;
+    }
+    d->plugin_dirs = n;
+    d->plugin_dirs[d->nplugin_dirs++] = (plugin_dir){copy, 0};
+}
+
+static void plugins_load_all(sb_daemon *d)
+{
+    for (size_t i = 0; i < d->nplugin_dirs; i++)
+        if (!d->plugin_dirs[i].loaded) {
+            d->plugin_dirs[i].loaded = 1;
+            loader_load_dir(d->loader, d->plugin_dirs[i].path, report_plugin_error, d);
+        }
+}
+
+/* A type loaded already, else DIR/TYPE.so in the first folder that has it, else every folder
+ * loaded whole (a plugin whose file is not named after its type; an unknown type then gets a
+ * "did you mean" over every type there is). */
+static const sb_plugin_descriptor *plugin_lookup(sb_daemon *d, const char *type)
+{
+    const sb_plugin_descriptor *p = loader_find(d->loader, type);
+    if (p || !type)
+        return p;
+    size_t tlen = strlen(type);
+    if (tlen > 0 && tlen < 64 && strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789_") == tlen) {
+        for (size_t i = 0; i < d->nplugin_dirs; i++) {
+            if (d->plugin_dirs[i].loaded)
+                continue;
+            char file[PATH_MAX];
+            if ((size_t)snprintf(file, sizeof file, "%s/%s.so", d->plugin_dirs[i].path, type) >=
+                    sizeof file ||
+                access(file, F_OK) != 0)
+                continue;
+            char err[PATH_MAX + 256];
+            if (loader_load_file(d->loader, file, err, sizeof err) != 0)
+                report_plugin_error(d, err);
+            else if ((p = loader_find(d->loader, type)))
+                return p;
+        }
+    }
+    plugins_load_all(d);
+    return loader_find(d->loader, type);
 }
 
 static void daemon_load_builtin(sb_daemon *d)
@@ -1963,14 +2060,14 @@ static void daemon_load_builtin(sb_daemon *d)
     d->loaded_builtin = 1;
     char dir[PATH_MAX];
     loader_builtin_dir(dir, sizeof dir);
-    loader_load_dir(d->loader, dir, report_plugin_error, d);
+    plugin_dir_add(d, dir);
     for (size_t i = 0; i < d->nextra_dirs; i++)
-        loader_load_dir(d->loader, d->extra_dirs[i], report_plugin_error, d);
+        plugin_dir_add(d, d->extra_dirs[i]);
 }
 
 static const sb_plugin_descriptor *lookup_plugin(void *ctx, const char *type)
 {
-    return loader_find(ctx, type);
+    return plugin_lookup(ctx, type);
 }
 
 /* Parse and validate a file: NULL (errors in errs) or a config ready to run. A plugins.path
@@ -1981,20 +2078,29 @@ static config *daemon_prepare(sb_daemon *d, const char *path, config_errors *err
     config *cfg = config_parse_file(path, errs);
     if (!cfg)
         return NULL;
+    plugin_refusals_clear(d);
+    /* Folders are looked at again at each load: a plugin file fixed or added since is found. */
+    for (size_t i = 0; i < d->nplugin_dirs; i++)
+        d->plugin_dirs[i].loaded = 0;
     daemon_load_builtin(d);
     for (size_t i = 0; i < cfg->nplugin_paths; i++) {
         char why[PATH_MAX + 512];
         if (loader_check_dir(cfg->plugin_paths[i], why, sizeof why) != 0)
             config_plugin_path_refused(cfg, i, why, errs);
         else
-            loader_load_dir(d->loader, cfg->plugin_paths[i], report_plugin_error, d);
+            plugin_dir_add(d, cfg->plugin_paths[i]);
     }
+    /* Each type the file names, loaded now: an unknown one loads every folder, so that the list
+     * below has every type for its "did you mean". */
+    for (size_t i = 0; i < cfg->ncomponents; i++)
+        if (cfg->components[i].type)
+            plugin_lookup(d, cfg->components[i].type);
     /* Every loaded type, so that an unknown one gets a "did you mean". */
     size_t ntypes = loader_count(d->loader);
     const char **types = calloc(ntypes ? ntypes : 1, sizeof *types);
     for (size_t i = 0; types && i < ntypes; i++)
         types[i] = loader_at(d->loader, i)->type;
-    config_catalog cat = {.lookup = lookup_plugin, .ctx = d->loader, .types = types,
+    config_catalog cat = {.lookup = lookup_plugin, .ctx = d, .types = types,
                           .ntypes = types ? ntypes : 0};
     config_validate_plugins_from(cfg, &cat, errs);
     free(types);
@@ -2786,6 +2892,7 @@ static int check_file(sb_daemon *d, const char *path, int next_n, FILE *out,
 void daemon_describe_plugins(sb_daemon *d)
 {
     daemon_load_builtin(d);
+    plugins_load_all(d);
 }
 
 const void *daemon_loader(sb_daemon *d)
@@ -3177,6 +3284,10 @@ void daemon_free(sb_daemon *d)
     run_until_closed(d->loop);
     loader_free(d->loader);
     free_strv(d->extra_dirs, d->nextra_dirs);
+    for (size_t i = 0; i < d->nplugin_dirs; i++)
+        free(d->plugin_dirs[i].path);
+    free(d->plugin_dirs);
+    plugin_refusals_clear(d);
     free(d);
 }
 

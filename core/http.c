@@ -382,8 +382,42 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 
 /* ---- public ---------------------------------------------------------------------------------- */
 
+static int curl_global_done;
+
+int http_global_init(void)
+{
+    if (curl_global_done)
+        return 0;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    curl_global_done = 1;
+    return 0;
+}
+
+int http_global_init_needs_main(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+#ifdef CURL_VERSION_THREADSAFE
+    return !(v && (v->features & CURL_VERSION_THREADSAFE));
+#else
+    (void)v;
+    return 1;
+#endif
+}
+
+void http_global_cleanup(void)
+{
+    if (curl_global_done)
+        curl_global_cleanup();
+    curl_global_done = 0;
+}
+
 http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen)
 {
+    if (http_global_init() != 0) {
+        snprintf(err, errlen, "libcurl's global set-up failed");
+        return NULL;
+    }
     http_client *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");

@@ -20,6 +20,14 @@ typedef struct http_client http_client;
 
 /* NULL on allocation failure or when curl cannot be set up (err says why). */
 http_client *http_client_new(uv_loop_t *loop, char *err, size_t errlen);
+
+/* libcurl's global set-up, once: http_client_new() makes it when it has not been made. Where
+ * libcurl's is not thread-safe (no CURL_VERSION_THREADSAFE), call it at the start of main before
+ * any thread (http_global_init_needs_main() says so). A daemon with no HTTP plugin never makes it:
+ * with OpenSSL's set-up, that is about 2 MB it never touches. */
+int http_global_init(void);
+int http_global_init_needs_main(void);
+void http_global_cleanup(void);
 /* Cancel every request (no callbacks), close curl's connections and the loop handles. The loop
  * must run afterwards until the handles' close callbacks have run; the client frees itself in
  * the last one. */

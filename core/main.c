@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
 #include <uv.h>
 #ifdef SB_HAVE_SD_NOTIFY
 #include <systemd/sd-daemon.h>
@@ -21,6 +20,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "http.h"
 #include "loader.h"
 #include "option_more.h"
 #include "log.h"
@@ -577,10 +577,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "run") == 0) {
-        /* Before any thread starts (curl's global set-up is not thread-safe). */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        /* Before any thread starts where libcurl's global set-up is not thread-safe; else at
+         * the first HTTP request (core/http.c), so a daemon without one never pays for it. */
+        if (http_global_init_needs_main())
+            http_global_init();
         int rc = cmd_run(argc - 2, argv + 2);
-        curl_global_cleanup();
+        http_global_cleanup();
         return rc;
     }
     if (strcmp(cmd, "check") == 0)
