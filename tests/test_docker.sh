@@ -225,6 +225,7 @@ triggers:
   # The instance lists, as any subscriber sees them.
   - { id: seen-api, type: instances_recorder, scaler: api, file: "$W/$engine-api.jsonl" }
   - { id: seen-www, type: instances_recorder, scaler: www, file: "$W/$engine-www.jsonl" }
+  - { id: seen-web, type: instances_recorder, scaler: web, file: "$W/$engine-web.jsonl" }
 connectors:
   - { id: to-web, type: direct, from: want-web, to: web }
   - { id: to-slow, type: direct, from: want-slow, to: slow }
@@ -402,6 +403,8 @@ run_engine() {
   wait_for 20 count_is web 2 && wait_for 10 not_present "$victim" \
     && ok "$engine: the dead container is removed and replaced: $(names web all)" || not_ok "$engine: after the kill: $(names web all)"
   victim=$(names web | cut -d' ' -f2)
+  # the replacement the fleet just made: only one it has listed can be seen to go
+  wait_for 15 seen_has web "$victim ready" || not_ok "$engine: $victim never listed ready: $(seen web)"
   mark
   api DELETE "/containers/$victim?force=1" >/dev/null
   expect "[web] changed outside scalebus: $victim is gone" "removed behind its back"
