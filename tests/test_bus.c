@@ -112,6 +112,55 @@ START_TEST(test_topic_filter)
 }
 END_TEST
 
+/* The one observer (the admin's view): it sees every event of the sources marked with
+ * bus_observe, with the arg given there, after the source's own subscribers; an unmarked source's
+ * events never reach it. */
+static char observed_order[64];
+static void *observed_arg;
+static void order_subscriber(void *arg, const sb_event *ev)
+{
+    (void)arg;
+    size_t n = strlen(observed_order);
+    if (n + 2 < sizeof observed_order)
+        snprintf(observed_order + n, sizeof observed_order - n, "s%d", (int)ev->value);
+}
+static void order_observer(void *arg, const sb_event *ev)
+{
+    observed_arg = arg;
+    size_t n = strlen(observed_order);
+    if (n + 2 < sizeof observed_order)
+        snprintf(observed_order + n, sizeof observed_order - n, "o%d", (int)ev->value);
+}
+
+START_TEST(test_observer_sees_marked_sources_after_subscribers)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    bus *b = bus_new(&loop, 64);
+    bus_set_observer(b, order_observer);
+    uint32_t a = bus_source_add(b, "a"), c = bus_source_add(b, "c");
+    static int mark_a;
+    observed_order[0] = '\0';
+    ck_assert_int_gt(bus_subscribe(b, a, NULL, order_subscriber, NULL), 0);
+    sb_publish p1 = {.topic = SB_TOPIC_READING, .value = 1};
+    bus_publish(b, a, &p1); /* not marked yet: the subscriber only */
+    run_until_idle(&loop, b);
+    ck_assert_str_eq(observed_order, "s1");
+    ck_assert_int_eq(bus_observe(b, a, &mark_a), 0);
+    ck_assert_int_eq(bus_observe(b, 9999, &mark_a), -ENOENT);
+    sb_publish p2 = {.topic = SB_TOPIC_READING, .value = 2};
+    sb_publish p3 = {.topic = SB_TOPIC_DESIRED, .value = 3};
+    sb_publish p4 = {.topic = SB_TOPIC_READING, .value = 4};
+    bus_publish(b, a, &p2);
+    bus_publish(b, a, &p3);
+    bus_publish(b, c, &p4); /* c is not marked */
+    run_until_idle(&loop, b);
+    ck_assert_str_eq(observed_order, "s1s2o2s3o3");
+    ck_assert_ptr_eq(observed_arg, &mark_a);
+    close_bus(&loop, b);
+}
+END_TEST
+
 START_TEST(test_coalescing_keeps_latest_per_label_set)
 {
     uv_loop_t loop;
@@ -1260,6 +1309,7 @@ static Suite *bus_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_delivery_in_order_per_publisher);
     tcase_add_test(tc, test_topic_filter);
+    tcase_add_test(tc, test_observer_sees_marked_sources_after_subscribers);
     tcase_add_test(tc, test_coalescing_keeps_latest_per_label_set);
     tcase_add_test(tc, test_full_queue_drops_and_counts);
     tcase_add_test(tc, test_publish_from_other_threads);
