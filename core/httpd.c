@@ -83,6 +83,7 @@ struct sb_httpd_conn {
     bool in_parse;
     bool eof_seen;
     bool close_after; /* close once the current response is written */
+    bool reset_after; /* an aborted close-delimited response: close with a reset, not a FIN */
     bool upgrade;
     enum conn_phase phase;
     char peer[64];
@@ -575,6 +576,23 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
         conn_close(c);
 }
 
+/* Close with a reset: the client sees an error, not an end (an aborted close-delimited
+ * response, whose FIN would read as complete). */
+static void conn_reset(sb_httpd_conn *c)
+{
+    if (c->closing)
+        return;
+    abort_exchange(c);
+    c->closing = true;
+    c->held_len = 0;
+    conn_unkick(c);
+    c->reading = false;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_tcp_close_reset(&c->tcp, conn_handle_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
 /* The last response has been written: FIN, then linger reading until EOF or LINGER_MS. */
 static void conn_finish_close(sb_httpd_conn *c)
 {
@@ -582,6 +600,10 @@ static void conn_finish_close(sb_httpd_conn *c)
         return;
     if (c->is_feed) {
         conn_close(c);
+        return;
+    }
+    if (c->reset_after) {
+        conn_reset(c);
         return;
     }
     c->shutdown_req.data = c;
@@ -1438,6 +1460,21 @@ int sb_httpd_stream_end(sb_httpd_exchange *ex)
     return r == -EPIPE ? 0 : r;
 }
 
+int sb_httpd_stream_abort(sb_httpd_exchange *ex)
+{
+    if (!ex->active)
+        return -EINVAL;
+    sb_httpd_conn *c = ex->conn;
+    /* No last chunk and no more bytes: a chunked or known-length answer is visibly cut by the
+     * close; a close-delimited one (HTTP/1.0) would read as complete after a FIN: reset. */
+    c->close_after = true;
+    if (ex->eof_out || !ex->started)
+        c->reset_after = true;
+    conn_flush_held(c);
+    exchange_end(ex);
+    return 0;
+}
+
 void sb_httpd_body_pause(sb_httpd_exchange *ex)
 {
     if (!ex->active || ex->body_done) /* in on_head too, before the mode is known */
@@ -1772,6 +1809,16 @@ void sb_httpd_get_stats(const sb_httpd *srv, sb_httpd_stats *out)
 {
     *out = srv->stats;
     out->connections = srv->active;
+}
+
+void sb_httpd_stop_accepting(sb_httpd *srv)
+{
+    if (srv->closing || !srv->listening)
+        return;
+    /* Only this server's handle (a dup() for sb_httpd_new_fd) closes: connections waiting in a
+     * shared socket's backlog are left to the other servers on it. */
+    srv->listening = false;
+    uv_close((uv_handle_t *)&srv->listener, srv_handle_closed);
 }
 
 void sb_httpd_close(sb_httpd *srv, void (*on_closed)(void *arg), void *arg)

@@ -161,6 +161,12 @@ int sb_httpd_local_address(const sb_httpd *srv, char *buf, size_t len);
 int sb_httpd_port(const sb_httpd *srv); /* the local port, or -1 */
 /* See "Lifetimes" above. on_closed may be NULL. */
 void sb_httpd_close(sb_httpd *srv, void (*on_closed)(void *arg), void *arg);
+/* Stop accepting: close the listening handle and keep serving the connections already accepted
+ * (a router replaced by a reload, so only its successor accepts on the shared socket). With
+ * sb_httpd_new_fd only the dup() closes: connections still in the socket's backlog go to the
+ * other servers on it; with sb_httpd_new the socket closes and new connections are refused.
+ * Afterwards sb_httpd_port() is -1. Idempotent; sb_httpd_close() is still needed. */
+void sb_httpd_stop_accepting(sb_httpd *srv);
 
 typedef struct sb_httpd_stats {
     size_t connections; /* open now, rejected ones not counted */
@@ -200,6 +206,12 @@ int sb_httpd_stream_write(sb_httpd_exchange *ex, const void *data, size_t len);
 /* End a streamed response (the last chunk; a known length must have been written in full, else
  * the connection is closed after what was written). Ends the exchange: 0 or -ENOMEM. */
 int sb_httpd_stream_end(sb_httpd_exchange *ex);
+/* Abort a response (a proxy whose upstream broke mid-answer): no last chunk, nothing more; the
+ * connection is closed once what was written has gone, so the client sees a cut, never a
+ * complete answer: a chunked one lacks its last chunk, a known length is short, and a
+ * close-delimited one (HTTP/1.0 client), or one not started, ends with a reset instead of a FIN.
+ * Ends the exchange (no on_abort follows): 0, or -EINVAL when it is not active. */
+int sb_httpd_stream_abort(sb_httpd_exchange *ex);
 /* Stop and restart reading a streamed request body (back-pressure toward the client). */
 void sb_httpd_body_pause(sb_httpd_exchange *ex);
 void sb_httpd_body_resume(sb_httpd_exchange *ex);

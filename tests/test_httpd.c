@@ -116,6 +116,14 @@ static sb_httpd_body_mode on_head(void *arg, sb_httpd_exchange *ex, const sb_htt
         big_continue(ex);
         return SB_HTTPD_STREAM;
     }
+    if (strncmp(req->path, "/cut", 4) == 0) { /* an answer that breaks after its head */
+        bool known = strcmp(req->path, "/cut-length") == 0;
+        ck_assert_int_eq(sb_httpd_stream_start(ex, 200, NULL, 0, known ? 10 : -1), 0);
+        ck_assert_int_eq(sb_httpd_stream_write(ex, "part", 4), 0);
+        ck_assert_int_eq(sb_httpd_stream_abort(ex), 0);
+        ck_assert_int_eq(sb_httpd_stream_abort(ex), -EINVAL); /* ended */
+        return SB_HTTPD_BUFFER;
+    }
     if (strcmp(req->path, "/early") == 0) { /* answered before its body is read */
         sb_httpd_respond_text(ex, 401, "no");
         return SB_HTTPD_BUFFER;
@@ -982,6 +990,150 @@ START_TEST(test_close_with_connections_open)
 }
 END_TEST
 
+/* ---- aborted answers, and a server that stops accepting ------------------------------------ */
+
+/* Read everything until the server closes; *reset says whether it ended with a reset. */
+static size_t cl_read_all(int fd, char *buf, size_t cap, bool *reset)
+{
+    size_t len = 0;
+    *reset = false;
+    buf[0] = '\0';
+    while (len + 1 < cap) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0) {
+            *reset = n < 0 && errno == ECONNRESET;
+            ck_assert_msg(n == 0 || *reset, "no close within 5 s: %s", strerror(errno));
+            break;
+        }
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return len;
+}
+
+static void stream_abort(client *c)
+{
+    char buf[8192];
+    bool reset;
+    /* chunked: what was written, then the close, without the last chunk */
+    int fd = cl_connect(c->port);
+    cl_send(fd, "GET /cut HTTP/1.1\r\nHost: t\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read_all(fd, buf, sizeof buf, &reset);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "Transfer-Encoding: chunked\r\n"));
+    ck_assert_msg(strstr(buf, "\r\n\r\n4\r\npart\r\n") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "0\r\n\r\n") == NULL, "a complete chunked answer: %s", buf);
+    ck_assert_msg(strstr(buf, "/after") == NULL, "the next request was served: %s", buf);
+    close(fd);
+    /* a known length: short, then the close */
+    fd = cl_connect(c->port);
+    cl_send(fd, "GET /cut-length HTTP/1.1\r\nHost: t\r\n\r\n");
+    cl_read_all(fd, buf, sizeof buf, &reset);
+    ck_assert_ptr_nonnull(strstr(buf, "Content-Length: 10\r\n"));
+    char *body = strstr(buf, "\r\n\r\n");
+    ck_assert_ptr_nonnull(body);
+    ck_assert_str_eq(body + 4, "part");
+    close(fd);
+    /* HTTP/1.0, close-delimited: a FIN would read as the end, so the close is a reset */
+    fd = cl_connect(c->port);
+    cl_send(fd, "GET /cut HTTP/1.0\r\n\r\n");
+    cl_read_all(fd, buf, sizeof buf, &reset);
+    ck_assert_msg(reset, "an HTTP/1.0 client saw a clean end: %s", buf);
+    ck_assert_ptr_null(strstr(buf, "Transfer-Encoding"));
+    close(fd);
+}
+
+START_TEST(test_stream_abort)
+{
+    server_start(NULL);
+    run_client(stream_abort);
+    ck_assert_int_eq(S.aborts, 0); /* the handler ended them itself */
+    server_stop();
+}
+END_TEST
+
+static int kept_fd;
+
+static void keep_one(client *c)
+{
+    kept_fd = cl_connect(c->port);
+    char buf[8192];
+    cl_send(kept_fd, "GET /first HTTP/1.1\r\n\r\n");
+    cl_read(kept_fd, buf, sizeof buf, "body=", 1, NULL);
+    ck_assert_ptr_nonnull(strstr(buf, "path=/first "));
+}
+
+static int refused_port;
+
+static void refused_then_kept(client *c)
+{
+    (void)c;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)refused_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int r = connect(fd, (struct sockaddr *)&a, sizeof a);
+    ck_assert_msg(r != 0 && errno == ECONNREFUSED, "a new connection was not refused");
+    close(fd);
+    /* the connection accepted before still serves */
+    char buf[8192];
+    cl_send(kept_fd, "GET /second HTTP/1.1\r\n\r\n");
+    cl_read(kept_fd, buf, sizeof buf, "body=", 1, NULL);
+    ck_assert_msg(strstr(buf, "path=/second ") != NULL, "%s", buf);
+    close(kept_fd);
+}
+
+static void five_gets(client *c)
+{
+    for (int i = 0; i < 5; i++)
+        one_get(c);
+}
+
+START_TEST(test_stop_accepting)
+{
+    /* its own socket: closed, so a new connection is refused; the open one carries on */
+    server_start(NULL);
+    run_client(keep_one);
+    refused_port = S.port;
+    sb_httpd_stop_accepting(S.srv);
+    sb_httpd_stop_accepting(S.srv); /* idempotent */
+    ck_assert_int_eq(sb_httpd_port(S.srv), -1);
+    run_client(refused_then_kept);
+    sb_httpd_stats st;
+    sb_httpd_get_stats(S.srv, &st);
+    ck_assert_uint_eq(st.accepted, 1);
+    ck_assert_uint_eq(st.requests, 2);
+    server_stop();
+
+    /* a shared socket (a reload's old and new router): every new connection goes to the one
+     * still accepting, none is refused */
+    memset(&S, 0, sizeof S);
+    ck_assert_int_eq(uv_loop_init(&S.loop), 0);
+    uv_timer_init(&S.loop, &S.delay_timer);
+    uv_timer_init(&S.loop, &S.resume_timer);
+    char err[256];
+    int fd = sb_httpd_listen_socket("127.0.0.1:0", 64, err, sizeof err);
+    ck_assert_msg(fd >= 0, "%s", err);
+    sb_httpd *old_srv = sb_httpd_new_fd(&S.loop, fd, NULL, &callbacks, NULL, err, sizeof err);
+    ck_assert_msg(old_srv != NULL, "%s", err);
+    S.srv = sb_httpd_new_fd(&S.loop, fd, NULL, &callbacks, NULL, err, sizeof err);
+    ck_assert_msg(S.srv != NULL, "%s", err);
+    S.port = sb_httpd_port(S.srv);
+    sb_httpd_stop_accepting(old_srv);
+    run_client(five_gets);
+    sb_httpd_get_stats(old_srv, &st);
+    ck_assert_uint_eq(st.accepted, 0);
+    sb_httpd_get_stats(S.srv, &st);
+    ck_assert_uint_eq(st.accepted, 5);
+    sb_httpd_close(old_srv, on_closed, NULL);
+    while (!S.closed)
+        uv_run(&S.loop, UV_RUN_ONCE);
+    S.closed = 0;
+    server_stop();
+    close(fd);
+}
+END_TEST
+
 /* ---- feed connections ----------------------------------------------------------------------- */
 
 typedef struct sink {
@@ -1100,6 +1252,8 @@ static Suite *httpd_suite(void)
     tcase_add_test(tc, test_close_with_connections_open);
     tcase_add_test(tc, test_feed);
     tcase_add_test(tc, test_respond_refuses_header_injection);
+    tcase_add_test(tc, test_stream_abort);
+    tcase_add_test(tc, test_stop_accepting);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -192,6 +192,10 @@ curl -s -o "$W/cut.out" -H 'Host: web.test' "http://$ADDR/cut"; rc=$?
 [ "$rc" = 18 ] && [ "$(stat -c %s "$W/cut.out")" = 10 ] \
   && ok "an answer cut after its head: the client sees a cut (curl exit 18), not a complete answer" \
   || not_ok "cut answer: curl exit $rc, $(stat -c %s "$W/cut.out") bytes"
+curl -s -o "$W/cut-chunked.out" -H 'Host: web.test' "http://$ADDR/cut-chunked"; rc=$?
+[ "$rc" = 18 ] && [ "$(cat "$W/cut-chunked.out")" = 0123456789 ] \
+  && ok "a chunked answer cut mid-way: the client sees a cut (curl exit 18, no last chunk)" \
+  || not_ok "cut chunked answer: curl exit $rc, $(stat -c %s "$W/cut-chunked.out") bytes"
 out=$(get web.test "/?delay=0")
 [[ "$out" == *" 200" ]] && ok "web still answers after its misbehaving" || not_ok "after misbehaving: $out"
 

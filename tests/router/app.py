@@ -12,6 +12,7 @@ connections alive, writes its pid to $APP_DIR/pid.$PORT when it listens.
   GET  /garbage       answers bytes that are not HTTP
   GET  /bigheader     answers a head of 70 KB
   GET  /cut           promises 1000 bytes, sends 10 and exits
+  GET  /cut-chunked   a chunked answer cut after its first chunk (10 bytes): exits
 The first argument, if any, is reported as "version".
 """
 import json
@@ -61,6 +62,10 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if url.path == "/cut-chunked":  # a chunked answer: one chunk of 10 bytes, then exits
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
+            self.wfile.flush()
+            os._exit(4)
         if url.path == "/cut":  # promises 1000 bytes, sends 10, exits
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
             self.wfile.flush()

@@ -798,7 +798,9 @@ static void proxy_fail(proxy *px, int status, const char *text)
             else if (status == 504)
                 r->gateway_timeout++;
         } else {
-            sb_httpd_stream_end(px->ex); /* a known length left short closes the connection */
+            /* the answer broke after its head: the client must see a cut (no last chunk, the
+             * connection closed), never a complete answer */
+            sb_httpd_stream_abort(px->ex);
         }
         px->ex = NULL;
     }
@@ -1926,6 +1928,10 @@ static int router_stop(void *state)
 {
     router *r = state;
     r->stopping = true;
+    /* A successor on the same socket (a reload) takes every new connection from here on,
+     * instead of racing this router for each accept until it is idle. */
+    if (r->httpd)
+        sb_httpd_stop_accepting(r->httpd);
     for (size_t i = 0; i < r->nsvcs; i++) /* their handles die with the stop */
         for (backend *b = r->svcs[i].backends; b; b = b->next)
             if (b->probe) {
