@@ -5,12 +5,17 @@
 #   thread), (d) the scalebus router (triggers/router; "router: not built yet" and skipped while
 #   BUILD/plugins/router.so does not exist),
 # printing requests/s and p50/p99 latency for each and the router's ratios to nginx and HAProxy
-# (the goal of issue 11: throughput at least nginx's, p99 no worse than nginx's). Then the
+# (the goal of issue 11: throughput at least nginx's, p99 no worse than nginx's). The three
+# proxies run side by side and are measured in ROUNDS rounds (default 3), each round every proxy
+# once in a rotated order; the ratios are those of the medians (a tail on a shared machine moves
+# by more between two minutes than between two proxies). The router's daemon runs as users run
+# it: with its admin endpoint (on a free port). Then the
 # router's cold start, over 20 starts from zero instances: the first response's time minus the
 # kitchen's own time from its start to listening (the kitchen prints it), against the goal of
 # under 5 ms.
 #
-#   sh tests/bench/bench_router.sh [BUILD_DIR [SECONDS [CONNECTIONS]]]      (build, 8, 64)
+#   [ROUNDS=3] [COLD_RUNS=20] sh tests/bench/bench_router.sh [BUILD_DIR [SECONDS [CONNECTIONS]]]
+#                                                                         (build, 8, 64)
 #
 # Every server is started here on a free loopback port with its config (tests/bench/router/*.in)
 # in a temporary folder, and stopped by pid. Each row gets a 1 s warm-up, then SECONDS of
@@ -19,13 +24,14 @@
 # is started by the process scaler and moved to the kitchen's CPU once it answers. Every request
 # carries "X-Scalebus-Service: kitchen" (the router picks the service by it; the others pass it
 # on). It prints figures only; it exits 1 only when it cannot measure at all (no kitchen, no wrk).
-# The whole run takes about a minute (under 3 with SECONDS=20).
+# The whole run takes about two minutes with the defaults.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${1:-build}
 SECS=${2:-8}
 CONNS=${3:-64}
 COLD_RUNS=${COLD_RUNS:-20}
+ROUNDS=${ROUNDS:-3}
 KITCHEN=$BUILD/tests/kitchen
 SCALEBUS=$BUILD/scalebus
 TPL=tests/bench/router
@@ -96,7 +102,8 @@ answers() {
 }
 fill() { # TEMPLATE OUT PORT [MIN]
   sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$3|g" -e "s|@BACKEND@|$KITCHEN_PORT|g" \
-      -e "s|@KITCHEN@|$KITCHEN|g" -e "s|@MIN@|${4:-1}|g" "$TPL/$1" >"$2"
+      -e "s|@KITCHEN@|$KITCHEN|g" -e "s|@MIN@|${4:-1}|g" -e "s|@ADMIN@|$(free_port)|g" \
+      "$TPL/$1" >"$2"
 }
 # "850us" / "1.20ms" / "1.01s" -> milliseconds
 to_ms() {
@@ -131,79 +138,112 @@ KITCHEN_PID=$!
 wait_line "$WORK/kitchen.log" "kitchen: listening" "$KITCHEN_PID" 10 \
   || { echo "bench_router: the kitchen did not start: $(cat "$WORK/kitchen.log")"; exit 1; }
 
-echo "bench_router: wrk -c $CONNS, ${SECS}s per row after a 1s warm-up; $LAYOUT"
+echo "bench_router: wrk -c $CONNS, ${SECS}s per row after a 1s warm-up, $ROUNDS round(s); $LAYOUT"
 printf "%-9s %12s %10s %10s %8s\n" "" "requests/s" "p50 ms" "p99 ms" "errors"
 measure direct "$KITCHEN_PORT"
 D_RPS=$R_RPS
 
-N_RPS="-" N_P99="-" N_P50="-"
+# ---- the proxies: all started first, then measured in turn, round after round ----------------
+# The machine's noise (other work, frequency, the scheduler) moves a tail by more than the
+# proxies differ: each round measures every proxy once, in a rotated order, and the medians
+# over the rounds are compared, never one row measured minutes apart from another.
+NGINX_PID="" HAPROXY_PID="" ROUTER_PID="" N_PORT="" H_PORT="" R_PORT=""
+cleanup_proxies() { stop "$NGINX_PID"; stop "$HAPROXY_PID"; stop "$ROUTER_PID"; }
+trap 'cleanup_proxies; cleanup' EXIT
 if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
   P=$(free_port)
   fill nginx.conf.in "$WORK/nginx.conf" "$P"
   $PIN_PROXY "$NGINX" -e "$WORK/nginx.error.log" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' \
     >"$WORK/nginx.log" 2>&1 &
-  PROXY_PID=$!
-  if answers "$P" "$PROXY_PID" 10; then
-    measure nginx "$P"
-    N_RPS=$R_RPS N_P50=$R_P50 N_P99=$R_P99
-  else
-    echo "nginx: did not start: $(tail -2 "$WORK/nginx.error.log" "$WORK/nginx.log" 2>/dev/null)"
-  fi
-  stop "$PROXY_PID"; PROXY_PID=""
+  NGINX_PID=$!
+  if answers "$P" "$NGINX_PID" 10; then N_PORT=$P
+  else echo "nginx: did not start: $(tail -2 "$WORK/nginx.error.log" "$WORK/nginx.log" 2>/dev/null)"; fi
 else
   echo "nginx: not installed (Debian package nginx-light)"
 fi
-
-H_RPS="-" H_P99="-" H_P50="-"
 if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then
   HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
   P=$(free_port)
   fill haproxy.cfg.in "$WORK/haproxy.cfg" "$P"
   $PIN_PROXY "$HAPROXY" -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-  PROXY_PID=$!
-  if answers "$P" "$PROXY_PID" 10; then
-    measure haproxy "$P"
-    H_RPS=$R_RPS H_P50=$R_P50 H_P99=$R_P99
-  else
-    echo "haproxy: did not start: $(tail -3 "$WORK/haproxy.log")"
-  fi
-  stop "$PROXY_PID"; PROXY_PID=""
+  HAPROXY_PID=$!
+  if answers "$P" "$HAPROXY_PID" 10; then H_PORT=$P
+  else echo "haproxy: did not start: $(tail -3 "$WORK/haproxy.log")"; fi
 else
   echo "haproxy: not installed (Debian package haproxy)"
 fi
-
 ROUTER_BUILT=no
 [ -x "$SCALEBUS" ] && [ -f "$BUILD/plugins/router.so" ] && ROUTER_BUILT=yes
 if [ "$ROUTER_BUILT" = no ]; then
   echo "router: not built yet ($BUILD/plugins/router.so missing): no router row, no cold start"
-  echo "ratios: direct/nginx $(ratio "$D_RPS" "$N_RPS") (requests/s)"
-  exit 0
-fi
-
-# ---- (d) the router ----------------------------------------------------------------------------
-P=$(free_port)
-fill router.yaml.in "$WORK/router.yaml" "$P" 1
-$PIN_PROXY "$SCALEBUS" run "$WORK/router.yaml" >"$WORK/router.log" 2>&1 &
-PROXY_PID=$!
-if answers "$P" "$PROXY_PID" 30; then
-  # The process scaler's kitchen inherited the proxy's CPU: move it to the kitchen's.
-  kpid=$(curl -s -D - -o /dev/null -H 'X-Scalebus-Service: kitchen' "http://127.0.0.1:$P/" \
-         | tr -d '\r' | awk -F': ' 'tolower($1) == "x-kitchen-pid" { print $2 }')
-  [ -n "$CPU_KITCHEN" ] && [ -n "$kpid" ] && taskset -p -c "$CPU_KITCHEN" "$kpid" >/dev/null 2>&1
-  measure router "$P"
-  R_RPS_ROUTER=$R_RPS R_P50_ROUTER=$R_P50 R_P99_ROUTER=$R_P99
 else
-  echo "router: did not answer within 30 s; its log ends with:"
-  tail -5 "$WORK/router.log"
-  R_RPS_ROUTER="-" R_P50_ROUTER="-" R_P99_ROUTER="-"
+  P=$(free_port)
+  fill router.yaml.in "$WORK/router.yaml" "$P" 1
+  $PIN_PROXY "$SCALEBUS" run "$WORK/router.yaml" >"$WORK/router.log" 2>&1 &
+  ROUTER_PID=$!
+  if answers "$P" "$ROUTER_PID" 30; then
+    R_PORT=$P
+    # The process scaler's kitchen inherited the proxy's CPU: move it to the kitchen's.
+    kpid=$(curl -s -D - -o /dev/null -H 'X-Scalebus-Service: kitchen' "http://127.0.0.1:$P/" \
+           | tr -d '\r' | awk -F': ' 'tolower($1) == "x-kitchen-pid" { print $2 }')
+    [ -n "$CPU_KITCHEN" ] && [ -n "$kpid" ] && taskset -p -c "$CPU_KITCHEN" "$kpid" >/dev/null 2>&1
+    grep -q "\[admin\] listening" "$WORK/router.log" \
+      || echo "router: the daemon runs without its admin endpoint: $(grep -m1 'admin' "$WORK/router.log")"
+  else
+    echo "router: did not answer within 30 s; its log ends with:"
+    tail -5 "$WORK/router.log"
+  fi
 fi
-stop "$PROXY_PID"; PROXY_PID=""
 
-echo "ratios (goal: requests/s >= 1.00, p99 <= 1.00 against nginx):"
+: >"$WORK/rows.txt" # round name rps p50 p99
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+  case $((round % 3)) in
+    1) order="nginx haproxy router" ;;
+    2) order="haproxy router nginx" ;;
+    0) order="router nginx haproxy" ;;
+  esac
+  for name in $order; do
+    case $name in nginx) port=$N_PORT ;; haproxy) port=$H_PORT ;; router) port=$R_PORT ;; esac
+    [ -n "$port" ] || continue
+    measure "$name" "$port"
+    echo "$round $name $R_RPS $R_P50 $R_P99" >>"$WORK/rows.txt"
+  done
+  round=$((round + 1))
+done
+cleanup_proxies; NGINX_PID="" HAPROXY_PID="" ROUTER_PID=""
+
+# median NAME COLUMN (3 rps, 4 p50, 5 p99) over the rounds; "-" without a figure
+median() {
+  awk -v n="$1" -v c="$2" '$2 == n && $c != "-" { print $c }' "$WORK/rows.txt" | sort -n \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                                  else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# the median over the rounds of router/OTHER for column c (each ratio within one round)
+round_ratio() {
+  awk -v o="$1" -v c="$2" '$2 == "router" { r[$1] = $c } $2 == o { x[$1] = $c }
+    END { for (k in r) if ((k in x) && r[k] != "-" && x[k] != "-" && x[k] + 0 > 0) printf "%.2f\n", r[k] / x[k] }' \
+    "$WORK/rows.txt" | sort -n \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                                  else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+N_RPS=$(median nginx 3) N_P50=$(median nginx 4) N_P99=$(median nginx 5)
+H_RPS=$(median haproxy 3) H_P50=$(median haproxy 4) H_P99=$(median haproxy 5)
+R_RPS_ROUTER=$(median router 3) R_P50_ROUTER=$(median router 4) R_P99_ROUTER=$(median router 5)
+if [ "$ROUNDS" -gt 1 ]; then
+  echo "medians over $ROUNDS rounds:"
+  for name in nginx haproxy router; do
+    grep -q " $name " "$WORK/rows.txt" || continue
+    printf "%-9s %12s %10s %10s\n" "$name" "$(median "$name" 3)" "$(median "$name" 4)" "$(median "$name" 5)"
+  done
+fi
+echo "ratios of the medians (goal: requests/s >= 1.00, p99 <= 1.00 against nginx):"
 echo "  router/nginx   requests/s $(ratio "$R_RPS_ROUTER" "$N_RPS")  p50 $(ratio "$R_P50_ROUTER" "$N_P50")  p99 $(ratio "$R_P99_ROUTER" "$N_P99")"
 echo "  router/haproxy requests/s $(ratio "$R_RPS_ROUTER" "$H_RPS")  p50 $(ratio "$R_P50_ROUTER" "$H_P50")  p99 $(ratio "$R_P99_ROUTER" "$H_P99")"
 echo "  router/direct  requests/s $(ratio "$R_RPS_ROUTER" "$D_RPS")"
+[ "$ROUNDS" -gt 1 ] && echo "  router/nginx p99 within each round: median $(round_ratio nginx 5) (requests/s $(round_ratio nginx 3))"
+[ "$ROUTER_BUILT" = yes ] || exit 0
 
 # ---- cold starts ----------------------------------------------------------------------------------
 # Each: a fresh daemon with no kitchen running; one request; its time to first byte (curl's
