@@ -281,18 +281,6 @@ static void ob_puts(obuf *b, const char *s)
     ob_put(b, s, strlen(s));
 }
 
-static void ob_printf(obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ob_printf(obuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        ob_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* ---- connection plumbing ---------------------------------------------------------------- */
 
 static void conn_process(sb_httpd_conn *c);
@@ -1306,24 +1294,42 @@ static int write_head(sb_httpd_exchange *ex, int status, const sb_httpd_header *
             return -EINVAL;
     ex->no_body_out = ex->req.head || status == 204 || status == 304;
     obuf b = {.p = c->held, .cap = c->held_cap};
-    ob_printf(&b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    /* by hand, not printf: this runs for every answer */
+    char status_line[16] = "HTTP/1.1 000 ";
+    status_line[9] = (char)('0' + status / 100);
+    status_line[10] = (char)('0' + status / 10 % 10);
+    status_line[11] = (char)('0' + status % 10);
+    ob_put(&b, status_line, 13);
+    ob_puts(&b, reason_phrase(status));
+    ob_put(&b, "\r\n", 2);
     for (size_t i = 0; i < n; i++) {
         const char *name = headers[i].name;
-        if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0)
+        size_t name_len = strlen(name); /* one comparison at most, by length */
+        if ((name_len == 14 && strcasecmp(name, "content-length") == 0) ||
+            (name_len == 17 && strcasecmp(name, "transfer-encoding") == 0))
             continue;
-        if (strcasecmp(name, "connection") == 0) {
+        if (name_len == 10 && strcasecmp(name, "connection") == 0) {
             if (token_in_list(headers[i].value, "close"))
                 c->close_after = true;
             continue;
         }
-        ob_puts(&b, name);
+        ob_put(&b, name, name_len);
         ob_put(&b, ": ", 2);
         ob_puts(&b, headers[i].value);
         ob_put(&b, "\r\n", 2);
     }
     if (status != 204 && status != 304) {
-        if (length >= 0)
-            ob_printf(&b, "Content-Length: %lld\r\n", (long long)length);
+        if (length >= 0) {
+            char digits[24];
+            size_t d = sizeof digits;
+            uint64_t v = (uint64_t)length;
+            do
+                digits[--d] = (char)('0' + v % 10);
+            while ((v /= 10) && d > 0);
+            ob_put(&b, "Content-Length: ", 16);
+            ob_put(&b, digits + d, sizeof digits - d);
+            ob_put(&b, "\r\n", 2);
+        }
         else if (length < 0 && !ex->no_body_out) {
             if (ex->req.version_minor >= 1)
                 ex->chunked_out = true;

@@ -108,15 +108,79 @@ static bool list_has(const char *list, const char *token)
     return false;
 }
 
+/* Header kinds kept on the stack for the first fields (more are classified again). */
+#define RT_KINDS_MAX 128
+
+/* The header names the router acts on, recognised by one comparison each: by their length,
+ * then their first letter (a proxy looks at every field of every request and answer; a loop of
+ * fifteen strcasecmp per field cost more than parsing it). */
+typedef enum hdr_kind {
+    HK_OTHER,
+    HK_HOP, /* hop-by-hop by definition (RFC 9110 7.6.1), Connection aside */
+    HK_CONNECTION,
+    HK_CONTENT_LENGTH,
+    HK_EXPECT,
+    HK_SERVICE, /* X-Scalebus-Service */
+    HK_XFP,
+    HK_XFF,
+    HK_VIA,
+    HK_HOST
+} hdr_kind;
+
+static hdr_kind hdr_classify(const char *name)
+{
+    size_t len = strlen(name);
+    const char *want = NULL;
+    hdr_kind kind = HK_OTHER;
+    int first = tolower((unsigned char)name[0]);
+    switch (len) {
+    case 2: want = "te", kind = HK_HOP; break;
+    case 3: want = "via", kind = HK_VIA; break;
+    case 4: want = "host", kind = HK_HOST; break;
+    case 6: want = "expect", kind = HK_EXPECT; break;
+    case 7:
+        if (first == 't')
+            want = "trailer", kind = HK_HOP;
+        else
+            want = "upgrade", kind = HK_HOP;
+        break;
+    case 10:
+        if (first == 'c')
+            want = "connection", kind = HK_CONNECTION;
+        else
+            want = "keep-alive", kind = HK_HOP;
+        break;
+    case 14: want = "content-length", kind = HK_CONTENT_LENGTH; break;
+    case 15: want = "x-forwarded-for", kind = HK_XFF; break;
+    case 16: want = "proxy-connection", kind = HK_HOP; break;
+    case 17:
+        if (first == 't')
+            want = "transfer-encoding", kind = HK_HOP;
+        else
+            want = "x-forwarded-proto", kind = HK_XFP;
+        break;
+    case 18:
+        if (first == 'p')
+            want = "proxy-authenticate", kind = HK_HOP;
+        else
+            want = "x-scalebus-service", kind = HK_SERVICE;
+        break;
+    case 19: want = "proxy-authorization", kind = HK_HOP; break;
+    default: return HK_OTHER;
+    }
+    return strcasecmp(name, want) == 0 ? kind : HK_OTHER;
+}
+
+static bool hop_by_hop(const char *name, hdr_kind kind, const char *connection)
+{
+    if (kind == HK_HOP || kind == HK_CONNECTION)
+        return true;
+    return connection && list_has(connection, name);
+}
+
 bool rt_hop_by_hop(const char *name, const char *connection)
 {
-    static const char *const fixed[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                        "trailer", "transfer-encoding", "upgrade",
-                                        "proxy-authenticate", "proxy-authorization"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (strcasecmp(name, fixed[i]) == 0)
-            return true;
-    return connection && list_has(connection, name);
+    return hop_by_hop(name, hdr_classify(name), connection);
 }
 
 bool rt_idempotent(const char *method)
@@ -135,13 +199,6 @@ void rt_peer_ip(const char *peer, char *out, size_t outlen)
     snprintf(out, outlen, "%s", tmp);
 }
 
-static const char *find_header(const rt_header *h, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(h[i].name, name) == 0)
-            return h[i].value;
-    return NULL;
-}
 
 static void put_header(rt_buf *b, const char *name, const char *value)
 {
@@ -160,19 +217,29 @@ void rt_request_head(rt_buf *b, const char *method, const char *target, int vers
     rt_buf_put(b, " ", 1);
     rt_buf_puts(b, target);
     rt_buf_puts(b, " HTTP/1.1\r\n");
-    const char *connection = find_header(h, n, "connection");
-    if (!find_header(h, n, "host"))
+    hdr_kind kinds[RT_KINDS_MAX];
+    const char *connection = NULL;
+    bool has_host = false;
+    for (size_t i = 0; i < n; i++) {
+        hdr_kind k = hdr_classify(h[i].name);
+        if (i < RT_KINDS_MAX)
+            kinds[i] = k;
+        if (k == HK_CONNECTION && !connection)
+            connection = h[i].value;
+        has_host = has_host || k == HK_HOST;
+    }
+    if (!has_host)
         put_header(b, "Host", default_host);
     rt_buf xff = {0}, via = {0};
     for (size_t i = 0; i < n; i++) {
         const char *name = h[i].name;
-        if (rt_hop_by_hop(name, connection) || strcasecmp(name, "content-length") == 0 ||
-            strcasecmp(name, "expect") == 0 || strcasecmp(name, "x-scalebus-service") == 0 ||
-            strcasecmp(name, "x-forwarded-proto") == 0)
+        hdr_kind k = i < RT_KINDS_MAX ? kinds[i] : hdr_classify(name);
+        if (hop_by_hop(name, k, connection) || k == HK_CONTENT_LENGTH || k == HK_EXPECT ||
+            k == HK_SERVICE || k == HK_XFP)
             continue;
         /* several fields of one name are one comma-separated list */
-        if (strcasecmp(name, "x-forwarded-for") == 0 || strcasecmp(name, "via") == 0) {
-            rt_buf *into = tolower((unsigned char)name[0]) == 'x' ? &xff : &via;
+        if (k == HK_XFF || k == HK_VIA) {
+            rt_buf *into = k == HK_XFF ? &xff : &via;
             if (into->len)
                 rt_buf_put(into, ", ", 2);
             rt_buf_puts(into, h[i].value);
@@ -205,15 +272,24 @@ void rt_request_head(rt_buf *b, const char *method, const char *target, int vers
 size_t rt_response_headers(const rt_header *h, size_t n, rt_header *out, char *via_buf,
                            size_t via_len)
 {
-    const char *connection = find_header(h, n, "connection");
+    hdr_kind kinds[RT_KINDS_MAX];
+    const char *connection = NULL;
+    for (size_t i = 0; i < n; i++) {
+        hdr_kind kind = hdr_classify(h[i].name);
+        if (i < RT_KINDS_MAX)
+            kinds[i] = kind;
+        if (kind == HK_CONNECTION && !connection)
+            connection = h[i].value;
+    }
     size_t k = 0, via_at = (size_t)-1;
     size_t used = 0;
     via_buf[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         const char *name = h[i].name;
-        if (rt_hop_by_hop(name, connection) || strcasecmp(name, "content-length") == 0)
+        hdr_kind kind = i < RT_KINDS_MAX ? kinds[i] : hdr_classify(name);
+        if (hop_by_hop(name, kind, connection) || kind == HK_CONTENT_LENGTH)
             continue;
-        if (strcasecmp(name, "via") == 0) {
+        if (kind == HK_VIA) {
             int w = snprintf(via_buf + used, via_len - used, "%s, ", h[i].value);
             if (w > 0 && (size_t)w < via_len - used)
                 used += (size_t)w;
