@@ -1617,10 +1617,20 @@ static const sb_httpd_callbacks httpd_callbacks = {
 static void check_timeouts(router *r)
 {
     uint64_t now = now_ms(r);
-    upconn *up = r->upconns;
-    while (up) {
-        upconn *next = up->all_next;
-        if (up->dl_kind != DL_NONE && now >= up->deadline && !up->closing) {
+    /* The connections due are gathered first, then handled: handling one changes the list (it
+     * closes, a retry opens another), and starting the walk over after each would cost the
+     * number of connections times the number due (a pool expiring beside busy connections).
+     * An upconn is freed only from its close callback, never during this function. */
+    for (;;) {
+        upconn *due[64];
+        size_t ndue = 0;
+        for (upconn *up = r->upconns; up && ndue < sizeof due / sizeof due[0]; up = up->all_next)
+            if (up->dl_kind != DL_NONE && now >= up->deadline && !up->closing)
+                due[ndue++] = up;
+        for (size_t i = 0; i < ndue; i++) {
+            upconn *up = due[i];
+            if (up->closing || up->dl_kind == DL_NONE || now < up->deadline)
+                continue; /* closed or re-armed by the handling of another */
             proxy *px = up->px;
             char text[200], d[32];
             switch (up->dl_kind) {
@@ -1649,9 +1659,9 @@ static void check_timeouts(router *r)
                 upconn_close(up);
                 break;
             }
-            next = r->upconns; /* the list may have changed: start over (closed ones are gone) */
         }
-        up = next;
+        if (ndue < sizeof due / sizeof due[0])
+            break; /* every due one was handled (each is closed now): no more to find */
     }
     for (size_t i = 0; i < r->nsvcs; i++) {
         service *s = &r->svcs[i];
