@@ -7,7 +7,8 @@
  * - Listens on "ADDR:PORT" (an IPv4 literal or a bracketed IPv6 literal; port 0 picks a free
  *   one) or serves a socket that is already listening and belongs to someone else (a reload of
  *   the router must never close the host's socket): sb_httpd_new_fd() works on a dup() of the
- *   fd, so closing the server never closes the caller's fd.
+ *   fd, so closing the server never closes the caller's fd. sb_httpd_stop_accepting() lets a
+ *   server finish its connections while another one takes the new ones.
  * - One llhttp parser per connection. The handler sees each request once its head is complete
  *   (sb_httpd_request: method, target, path, query, version, headers, peer, keep-alive) and
  *   chooses how to take the body: SB_HTTPD_BUFFER (the whole body, at most max_body bytes, in
@@ -17,7 +18,8 @@
  *   "100 Continue", until the resume, as a proxy waiting for an upstream does).
  * - Responses either whole (sb_httpd_respond: Content-Length set for the caller) or streamed
  *   (sb_httpd_stream_start with a known length, or chunked when the length is unknown (or
- *   close-delimited for an HTTP/1.0 client); sb_httpd_stream_write; sb_httpd_stream_end).
+ *   close-delimited for an HTTP/1.0 client); sb_httpd_stream_write; sb_httpd_stream_end, or
+ *   sb_httpd_stream_abort for an answer that broke: the client sees a cut, never an end).
  *   sb_httpd_stream_write returns 1 once the connection's write queue is over write_queue_max:
  *   the handler then waits for on_drain. While the queue is over that bound the connection
  *   reads nothing from its client. Bytes are written at once when nothing is queued (one
