@@ -361,7 +361,13 @@ else
 fi
 wait_for 15 log_has "[fresh] queue fresh: messages_ready 3" && ok "then its count: 3" \
   || not_ok "fresh: $(grep -F '[fresh]' "$log" | tail -2)"
-log_has "[fresh] queue fresh: messages_ready 0" && not_ok "fresh read as 0" || true
+# A 0 here can be true: the management API's statistics lag, and those of a queue declared and
+# published to a moment before may still say 0 (a CI run saw it). That a queue without statistics
+# is a failure, never 0, is test_rabbitmq_parse's ("no statistics yet"); here only the log says
+# which came first.
+if log_has "[fresh] queue fresh: messages_ready 0"; then
+  echo "# note: the management API reported fresh's statistics as 0 before its 3 messages"
+fi
 # Failures are logged once per change of state (warn), then at debug level.
 [ "$(grep -cF 'warn  [junk-html] read failed' "$log")" = 1 ] && [ "$(grep -cF '[junk-html] read failed' "$log")" -ge 2 ] \
   && ok "a repeated failure is warned about once" \
